@@ -1,0 +1,82 @@
+/*-------------------------------------------------------------------------
+ *
+ * entity.c
+ *	  Entity state transitions: the top-level JSON merge patch.
+ *
+ * Each top-level key of the patch replaces the key in the state; a JSON null
+ * removes it.  Nested objects are replaced whole, not merged: what an event
+ * says about a key is the key's new value.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "headlessly.h"
+
+static void
+push_key(JsonbParseState **ps, const JsonbValue *key)
+{
+	pushJsonbValue(ps, WJB_KEY, (JsonbValue *) key);
+}
+
+/*
+ * Apply patch to state; *before receives the prior values of the patched keys
+ * (JSON null where a key was absent).  Both inputs must be objects.
+ */
+Jsonb *
+hl_merge_patch(Jsonb *state, Jsonb *patch, Jsonb **before)
+{
+	JsonbParseState *merged = NULL;
+	JsonbParseState *prior = NULL;
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	key;
+	JsonbValue	val;
+	JsonbValue *result;
+	JsonbValue	null_value;
+
+	null_value.type = jbvNull;
+
+	pushJsonbValue(&merged, WJB_BEGIN_OBJECT, NULL);
+	pushJsonbValue(&prior, WJB_BEGIN_OBJECT, NULL);
+
+	/* keys of the state the patch leaves alone */
+	it = JsonbIteratorInit(&state->root);
+	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+	{
+		if (tok != WJB_KEY)
+			continue;
+		tok = JsonbIteratorNext(&it, &val, true);
+		Assert(tok == WJB_VALUE);
+		if (getKeyJsonValueFromContainer(&patch->root, key.val.string.val,
+										 key.val.string.len, NULL) != NULL)
+			continue;
+		push_key(&merged, &key);
+		pushJsonbValue(&merged, WJB_VALUE, &val);
+	}
+
+	/* the patch's own keys */
+	it = JsonbIteratorInit(&patch->root);
+	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+	{
+		JsonbValue *old;
+
+		if (tok != WJB_KEY)
+			continue;
+		tok = JsonbIteratorNext(&it, &val, true);
+		Assert(tok == WJB_VALUE);
+
+		old = getKeyJsonValueFromContainer(&state->root, key.val.string.val,
+										   key.val.string.len, NULL);
+		push_key(&prior, &key);
+		pushJsonbValue(&prior, WJB_VALUE, old ? old : &null_value);
+
+		if (val.type == jbvNull)
+			continue;
+		push_key(&merged, &key);
+		pushJsonbValue(&merged, WJB_VALUE, &val);
+	}
+
+	result = pushJsonbValue(&prior, WJB_END_OBJECT, NULL);
+	*before = JsonbValueToJsonb(result);
+	result = pushJsonbValue(&merged, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(result);
+}

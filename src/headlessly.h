@@ -1,0 +1,95 @@
+/*-------------------------------------------------------------------------
+ *
+ * headlessly.h
+ *	  Declarations shared by the parts of headlessly_events.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HEADLESSLY_H
+#define HEADLESSLY_H
+
+#include "postgres.h"
+
+#include "access/tupdesc.h"
+#include "executor/spi.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+/* Our SQLSTATEs: class ZE, "headlessly events" */
+#define ERRCODE_HL_IMMUTABLE			MAKE_SQLSTATE('Z','E','0','0','1')
+#define ERRCODE_HL_VERSION_CONFLICT		MAKE_SQLSTATE('Z','E','0','0','2')
+#define ERRCODE_HL_INVALID_EVENT		MAKE_SQLSTATE('Z','E','0','0','3')
+#define ERRCODE_HL_ENTITY_STATE			MAKE_SQLSTATE('Z','E','0','0','4')
+#define ERRCODE_HL_HOOK_DEPTH			MAKE_SQLSTATE('Z','E','0','0','6')
+
+#define HL_SCHEMA "headlessly"
+
+/* Longest tenant, target, type, actor, source or key we accept, in bytes. */
+#define HL_MAX_NAME_BYTES 512
+
+/* settings (headlessly.c) */
+extern char *hl_tenant_setting;
+extern int	hl_max_hook_depth;
+extern int	hl_max_event_bytes;
+
+extern const char *hl_current_tenant(void);
+
+/* event ids (event_id.c) */
+extern text *hl_generate_event_id(void);
+extern bool hl_event_id_is_valid(const char *id, int len);
+
+/* what an event type means (event_type.c) */
+typedef enum HlVerbKind
+{
+	HL_NOT_ENTITY,				/* no Noun.Verbed shape: a free-standing type */
+	HL_VERB_CREATED,
+	HL_VERB_DELETED,
+	HL_VERB_OTHER				/* any other verb: a merge patch */
+} HlVerbKind;
+
+typedef struct HlEventType
+{
+	HlVerbKind	kind;
+	int			noun_len;		/* bytes of the noun, for entity types */
+} HlEventType;
+
+extern void hl_check_event_type(const char *type, int len);
+extern HlEventType hl_parse_event_type(const char *type, int len);
+extern void hl_check_name(const char *what, const char *value, int len);
+extern void hl_check_source_type(const char *value, int len);
+extern void hl_check_json_object(const char *what, Jsonb *value);
+
+/* entity state transitions (entity.c) */
+extern Jsonb *hl_merge_patch(Jsonb *state, Jsonb *patch, Jsonb **before);
+
+/* stream heads (stream.c) */
+typedef struct HlStreamHead
+{
+	int64		version;		/* 0 for a stream without events */
+	bool		has_last_recorded_at;
+	TimestampTz last_recorded_at;
+	char	   *noun;			/* NULL until the first Created */
+	Jsonb	   *state;			/* NULL unless the entity is alive */
+	bool		has_created_at;
+	TimestampTz created_at;
+	bool		has_updated_at;
+	TimestampTz updated_at;
+} HlStreamHead;
+
+extern void hl_stream_lock(text *tenant, text *target, HlStreamHead *head);
+extern void hl_stream_store(text *tenant, text *target, const HlStreamHead *head);
+
+/* idempotency keys (idempotency.c) */
+extern bool hl_claim_idempotency_key(text *tenant, text *source, text *key,
+									 int64 seq);
+extern Datum hl_stored_event_by_key(text *tenant, text *source, text *key);
+
+/* guards (guard.c) */
+extern void hl_guard_install_hooks(void);
+
+/* SPI helpers (spi_util.c) */
+extern SPIPlanPtr hl_prepare_cached(SPIPlanPtr *slot, const char *query,
+									int nargs, Oid *argtypes);
+extern void hl_spi_check(int rc, int expected, const char *query);
+
+#endif							/* HEADLESSLY_H */
