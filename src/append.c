@@ -64,7 +64,11 @@ static const Oid column_types[A_NCOLUMNS] = {
 	" SELECT u.id, u.tenant, u.type, u.target, u.version, u.actor, u.source," \
 	"        u.source_type, u.external_event_id, u.occurred_at, u.data," \
 	"        u.metadata, u.raw_payload" \
-	"   FROM pg_catalog.unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)" \
+	"   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)," \
+	"        pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)," \
+	"        pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8)," \
+	"        pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11)," \
+	"        pg_catalog.unnest($12), pg_catalog.unnest($13))" \
 	"        WITH ORDINALITY AS u(" APPEND_COLUMNS ", n)" \
 	"  ORDER BY u.n" \
 	" RETURNING e, e.id"
@@ -323,6 +327,16 @@ column_array(BatchColumns *bc, AppendColumn col, int n)
 							  column_types[col], typlen, typbyval, typalign);
 }
 
+static bool
+same_text(Datum a, Datum b)
+{
+	text	   *ta = DatumGetTextPP(a);
+	text	   *tb = DatumGetTextPP(b);
+
+	return VARSIZE_ANY_EXHDR(ta) == VARSIZE_ANY_EXHDR(tb) &&
+		memcmp(VARDATA_ANY(ta), VARDATA_ANY(tb), VARSIZE_ANY_EXHDR(ta)) == 0;
+}
+
 static void
 put_event(Tuplestorestate *store, Datum event)
 {
@@ -428,10 +442,8 @@ headlessly_events_append_batch(PG_FUNCTION_ARGS)
 			bool		isnull;
 
 			if (next < ninserted &&
-				DatumGetBool(DirectFunctionCall2(texteq, bc.values[A_ID][i],
-												 SPI_getbinval(inserted->vals[next],
-															   inserted->tupdesc, 2,
-															   &isnull))))
+				same_text(bc.values[A_ID][i],
+						  SPI_getbinval(inserted->vals[next], inserted->tupdesc, 2, &isnull)))
 				event = SPI_getbinval(inserted->vals[next++], inserted->tupdesc, 1, &isnull);
 			else
 			{

@@ -244,7 +244,7 @@ append_to_stream(Datum *values, bool *nulls)
 				 errmsg("target \"%s\" is at version " INT64_FORMAT ", not the expected version " INT64_FORMAT,
 						text_to_cstring(target), head.version,
 						DatumGetInt64(values[cols.version]) - 1),
-				 errdetail("Another append reached the target first."),
+				 errdetail("expected_version makes an append conditional on the version the target is at."),
 				 errhint("Read the target's current state and retry with expected_version " INT64_FORMAT ".",
 						 head.version)));
 
@@ -359,8 +359,7 @@ headlessly_events_before_insert(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_HL_INVALID_EVENT),
 					 errmsg("recorded_at is assigned by the log"),
-					 errdetail("Only the owner of %s may insert stored events as they are, as a restore does.",
-							   RelationGetRelationName(rel)),
+					 errdetail("Only the owner of the log may insert stored events as they are, as a restore does."),
 					 errhint("Leave recorded_at NULL; pass occurred_at for when the event happened.")));
 		return PointerGetDatum(trigdata->tg_trigtuple);
 	}

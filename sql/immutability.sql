@@ -1,0 +1,100 @@
+-- The log is append-only for every role, under every replication role.
+\pset null '(null)'
+\set SHOW_CONTEXT never
+
+SELECT count(*) AS events FROM headlessly.events \gset before_
+
+SELECT (headlessly.events_append('guard_probe', 'guard_1')).version;
+
+-- as a superuser (the test runs as one)
+UPDATE headlessly.events SET actor = 'mallory';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE headlessly.events SET actor = 'mallory' WHERE false;
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM headlessly.events WHERE type = 'guard_probe';
+\echo :LAST_ERROR_SQLSTATE
+TRUNCATE headlessly.events;
+\echo :LAST_ERROR_SQLSTATE
+TRUNCATE headlessly.events CASCADE;
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO headlessly.events (type) VALUES ('upsert') ON CONFLICT (seq) DO UPDATE SET actor = 'mallory';
+\echo :LAST_ERROR_SQLSTATE
+
+-- under session_replication_role = replica, which skips ordinary triggers
+SET session_replication_role = replica;
+UPDATE headlessly.events SET actor = 'mallory';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM headlessly.events;
+\echo :LAST_ERROR_SQLSTATE
+TRUNCATE headlessly.events;
+\echo :LAST_ERROR_SQLSTATE
+-- appends still follow the log's rules there
+SELECT version FROM headlessly.events_append('guard_probe', 'guard_1');
+RESET session_replication_role;
+
+-- the triggers cannot be disabled, demoted or dropped
+ALTER TABLE headlessly.events DISABLE TRIGGER headlessly_append_only;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE headlessly.events DISABLE TRIGGER events_append;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE headlessly.events DISABLE TRIGGER ALL;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE headlessly.events DISABLE TRIGGER USER;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE headlessly.events ENABLE TRIGGER headlessly_append_only;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE headlessly.events ENABLE REPLICA TRIGGER headlessly_append_only;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE headlessly.events ENABLE TRIGGER ALL;
+\echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER headlessly_append_only ON headlessly.events;
+\echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER events_append ON headlessly.events;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE headlessly.events DROP COLUMN raw_payload;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE headlessly.events ALTER COLUMN actor TYPE varchar(3);
+\echo :LAST_ERROR_SQLSTATE
+-- ENABLE ALWAYS is what they are already; saying so again is harmless
+ALTER TABLE headlessly.events ENABLE ALWAYS TRIGGER headlessly_append_only;
+SET session_replication_role = replica;
+ALTER TABLE headlessly.events DISABLE TRIGGER headlessly_append_only;
+\echo :LAST_ERROR_SQLSTATE
+RESET session_replication_role;
+
+-- the event trigger that enforces this is itself protected
+ALTER EVENT TRIGGER headlessly_guard_ddl DISABLE;
+\echo :LAST_ERROR_SQLSTATE
+ALTER EVENT TRIGGER headlessly_guard_ddl ENABLE REPLICA;
+\echo :LAST_ERROR_SQLSTATE
+DROP EVENT TRIGGER headlessly_guard_ddl;
+\echo :LAST_ERROR_SQLSTATE
+
+SELECT tgname, tgenabled FROM pg_trigger
+ WHERE tgrelid = 'headlessly.events'::regclass ORDER BY tgname;
+SELECT evtname, evtenabled FROM pg_event_trigger WHERE evtname = 'headlessly_guard_ddl';
+
+-- a role that was granted UPDATE and DELETE is refused all the same
+CREATE ROLE regress_hl_writer;
+GRANT USAGE ON SCHEMA headlessly TO regress_hl_writer;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON headlessly.events TO regress_hl_writer;
+GRANT SELECT, INSERT, UPDATE ON headlessly.streams, headlessly.event_keys TO regress_hl_writer;
+SET ROLE regress_hl_writer;
+UPDATE headlessly.events SET actor = 'mallory';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM headlessly.events;
+\echo :LAST_ERROR_SQLSTATE
+TRUNCATE headlessly.events;
+\echo :LAST_ERROR_SQLSTATE
+-- and may not bring in "stored" events with a recorded_at of its choosing
+INSERT INTO headlessly.events (type, occurred_at, recorded_at) VALUES ('forged', now(), '2000-01-01');
+\echo :LAST_ERROR_SQLSTATE
+-- appending works
+SELECT type, actor FROM headlessly.events_append('guard_probe', actor => current_user);
+RESET ROLE;
+REVOKE ALL ON headlessly.events, headlessly.streams, headlessly.event_keys FROM regress_hl_writer;
+REVOKE ALL ON SCHEMA headlessly FROM regress_hl_writer;
+DROP ROLE regress_hl_writer;
+
+SELECT count(*) - :before_events AS appended_since FROM headlessly.events;
+SELECT count(*) AS mallory_rows FROM headlessly.events WHERE actor = 'mallory';
