@@ -29,11 +29,11 @@ run_suite() {
     [ "${PIPESTATUS[0]}" = 0 ] || status=1
 }
 
-run_suite regress installcheck
+run_suite regress installcheck TAP_TESTS=
 for diffs in "$WORKDIR"/tree/regression.diffs "$WORKDIR"/tree/output_iso/regression.diffs; do
     if [ -s "$diffs" ]; then say "$diffs"; cat "$diffs"; status=1; fi
 done
-run_suite tap prove_installcheck PROVE_FLAGS=--timer
+run_suite tap installcheck REGRESS= ISOLATION= PROVE_FLAGS=--timer
 if [ $status != 0 ]; then
     for log in "$WORKDIR"/tree/tmp_check/log/regress_log_*; do
         [ -f "$log" ] && { say "$log (tail)"; tail -n 40 "$log"; }
