@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Benchmarks of headlessly_events against baselines measured in the same run,
+# on a throwaway cluster.  Each comparison alternates baseline and subject
+# for ROUNDS rounds of SECONDS seconds and reports medians and their ratio,
+# once with synchronous_commit = off (the extension's own cost) and once on.
+# Usage: bash test/bench/run-bench.sh [SECONDS] [ROUNDS]
+source "$(dirname "$0")/../lib.sh"
+
+SECONDS_PER_RUN=${1:-8}
+ROUNDS=${2:-3}
+BENCH=$TOP/test/bench
+
+ensure_packages
+build_and_install
+make_workdir
+start_cluster "shared_buffers = 512MB" "max_wal_size = 4GB" "checkpoint_timeout = 30min" \
+              "autovacuum = on" "wal_level = minimal" "max_wal_senders = 0"
+PSQL="$PG_BIN/psql -X -q -v ON_ERROR_STOP=1 -d postgres"
+
+say "fixtures"
+$PSQL -f "$BENCH/setup.sql" >/dev/null
+# the COPY baseline reads the same 1,000 rows from a file the server can read
+$PSQL -c "COPY (SELECT e->>'type', e->'data', e->'metadata'
+                  FROM bench.batch_payload, jsonb_array_elements(events) e)
+          TO STDOUT" > "$WORKDIR/batch.tsv"
+[ "$(id -u)" = 0 ] && chown "$CLUSTER_USER" "$WORKDIR/batch.tsv"
+
+scripts=$WORKDIR/scripts
+mkdir -p "$scripts"
+cat > "$scripts/plain_insert.sql" <<'SQL'
+INSERT INTO bench.plain_events (type, data, metadata) VALUES ('page_view', '{"path": "/pricing"}', '{"sessionId": "s1"}');
+SQL
+cat > "$scripts/append_no_target.sql" <<'SQL'
+SELECT seq FROM headlessly.events_append('page_view', data => '{"path": "/pricing"}', metadata => '{"sessionId": "s1"}');
+SQL
+cat > "$scripts/plpgsql_store.sql" <<'SQL'
+\set a random(1, 1000)
+SELECT bench.pl_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));
+SQL
+cat > "$scripts/append_target.sql" <<'SQL'
+\set a random(1, 1000)
+SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));
+SQL
+cat > "$scripts/one_noun.sql" <<'SQL'
+SELECT version FROM headlessly.events_append('Thing.Updated', 'thing_' || :client_id, '{"n": 1}');
+SQL
+cat > "$scripts/many_nouns.sql" <<'SQL'
+SELECT version FROM headlessly.events_append('Noun' || :client_id || '.Updated', 'noun_' || :client_id, '{"n": 1}');
+SQL
+cat > "$scripts/copy_1000.sql" <<SQL
+COPY bench.plain_events (type, data, metadata) FROM '$WORKDIR/batch.tsv';
+SQL
+cat > "$scripts/batch_1000.sql" <<'SQL'
+SELECT count(*) FROM headlessly.events_append_batch((SELECT events FROM bench.batch_payload));
+SQL
+
+# tps of one pgbench run
+run() {
+    local clients=$1 script=$2 jobs
+    jobs=$(( clients < 2 ? clients : 2 ))
+    "$PG_BIN/pgbench" -n -M prepared -c "$clients" -j "$jobs" -T "$SECONDS_PER_RUN" \
+        -f "$scripts/$script.sql" postgres 2>&1 |
+        sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+REPORT=$WORKDIR/report.md
+# compare LABEL CLIENTS BASELINE SUBJECT UNIT_FACTOR GOAL
+compare() {
+    local label=$1 clients=$2 base=$3 subject=$4 factor=$5 goal=$6
+    local b=() s=()
+    for r in $(seq "$ROUNDS"); do
+        b+=("$(run "$clients" "$base")")
+        s+=("$(run "$clients" "$subject")")
+    done
+    local bm sm
+    bm=$(printf '%s\n' "${b[@]}" | median)
+    sm=$(printf '%s\n' "${s[@]}" | median)
+    awk -v l="$label" -v c="$clients" -v sc="$SYNC" -v b="$bm" -v s="$sm" -v f="$factor" -v g="$goal" -v bn="$base" -v sn="$subject" 'BEGIN {
+        printf "| %s | %s | %s | %s: %.0f | %s: %.0f | **%.2f** | %s |\n", l, c, sc, bn, b * f, sn, s * f, s / b, g }' | tee -a "$REPORT"
+}
+
+{
+    echo "| comparison | clients | synchronous_commit | baseline (events/s) | subject (events/s) | ratio | goal |"
+    echo "|---|---|---|---|---|---|---|"
+} > "$REPORT"
+
+for SYNC in off on; do
+    say "synchronous_commit = $SYNC: $ROUNDS rounds of ${SECONDS_PER_RUN}s per side"
+    $PSQL -c "ALTER SYSTEM SET synchronous_commit = $SYNC" -c "SELECT pg_reload_conf()" >/dev/null
+    compare "append, no target / plain INSERT" 1 plain_insert append_no_target 1 "≥ 0.85"
+    compare "append, no target / plain INSERT" 8 plain_insert append_no_target 1 "≥ 0.85"
+    compare "append, 1,000 hot entities / PL/pgSQL store" 8 plpgsql_store append_target 1 "≥ 2"
+    compare "8 entities of one noun / 8 nouns" 8 many_nouns one_noun 1 "≥ 0.9"
+    compare "batch of 1,000 / COPY of 1,000" 1 copy_1000 batch_1000 1000 "≥ 0.5"
+done
+
+say "results"
+$PSQL -c "SELECT version()" -At
+echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB; pgbench -M prepared, ${SECONDS_PER_RUN}s x $ROUNDS rounds per side, medians"
+cat "$REPORT"
+mkdir -p "$BENCH/results"
+cp "$REPORT" "$BENCH/results/latest.md"

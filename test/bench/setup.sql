@@ -1,0 +1,87 @@
+-- Benchmark fixtures: the extension, and baselines written the plain way.
+CREATE EXTENSION IF NOT EXISTS headlessly_events;
+DROP SCHEMA IF EXISTS bench CASCADE;
+CREATE SCHEMA bench;
+
+-- A plain table of the log's shape and indexes, without triggers.
+CREATE TABLE bench.plain_events (
+    seq               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id                text NOT NULL UNIQUE DEFAULT headlessly.new_event_id(),
+    tenant            text NOT NULL DEFAULT 'default',
+    type              text NOT NULL,
+    target            text,
+    version           bigint,
+    actor             text,
+    source            text,
+    source_type       text,
+    external_event_id text,
+    occurred_at       timestamptz NOT NULL DEFAULT now(),
+    recorded_at       timestamptz NOT NULL DEFAULT now(),
+    data              jsonb NOT NULL DEFAULT '{}',
+    before            jsonb,
+    metadata          jsonb,
+    raw_payload       text,
+    session_id        text GENERATED ALWAYS AS (metadata ->> 'sessionId') STORED
+);
+CREATE UNIQUE INDEX ON bench.plain_events (tenant, target, version) WHERE target IS NOT NULL;
+CREATE UNIQUE INDEX ON bench.plain_events (tenant, source, external_event_id) NULLS NOT DISTINCT
+    WHERE external_event_id IS NOT NULL;
+CREATE INDEX ON bench.plain_events (tenant, recorded_at);
+CREATE INDEX ON bench.plain_events (tenant, type, recorded_at);
+CREATE INDEX ON bench.plain_events (tenant, actor, recorded_at) WHERE actor IS NOT NULL;
+CREATE INDEX ON bench.plain_events (tenant, session_id, recorded_at) WHERE session_id IS NOT NULL;
+
+-- A straightforward PL/pgSQL event store: row-locked stream head, insert, head update.
+CREATE TABLE bench.pl_events (LIKE bench.plain_events INCLUDING ALL);
+CREATE TABLE bench.pl_streams (
+    tenant text NOT NULL,
+    target text NOT NULL,
+    version bigint NOT NULL,
+    state jsonb,
+    PRIMARY KEY (tenant, target)
+);
+CREATE FUNCTION bench.pl_append(p_type text, p_target text, p_data jsonb) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    head bench.pl_streams;
+BEGIN
+    SELECT * INTO head FROM bench.pl_streams
+     WHERE tenant = 'default' AND target = p_target FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO bench.pl_streams VALUES ('default', p_target, 0, '{}')
+            ON CONFLICT DO NOTHING;
+        SELECT * INTO head FROM bench.pl_streams
+         WHERE tenant = 'default' AND target = p_target FOR UPDATE;
+    END IF;
+    INSERT INTO bench.pl_events (type, target, version, data, before)
+    VALUES (p_type, p_target, head.version + 1, p_data,
+            (SELECT jsonb_object_agg(k, head.state -> k) FROM jsonb_object_keys(p_data) k));
+    UPDATE bench.pl_streams SET version = head.version + 1, state = head.state || p_data
+     WHERE tenant = 'default' AND target = p_target;
+    RETURN head.version + 1;
+END $$;
+
+-- 1,000 hot entities for both stores
+SELECT count(*) FROM headlessly.events_append_batch(
+    (SELECT jsonb_agg(jsonb_build_object('type', 'Account.Created', 'target', 'acct_' || i,
+                                         'data', jsonb_build_object('n', 0)))
+       FROM generate_series(1, 1000) i));
+SELECT count(bench.pl_append('Account.Created', 'acct_' || i, jsonb_build_object('n', 0)))
+  FROM generate_series(1, 1000) i;
+
+-- one entity per client, of one noun and of eight nouns
+SELECT count(*) FROM headlessly.events_append_batch(
+    (SELECT jsonb_agg(e) FROM (
+        SELECT jsonb_build_object('type', 'Thing.Created', 'target', 'thing_' || i) AS e
+          FROM generate_series(0, 15) i
+        UNION ALL
+        SELECT jsonb_build_object('type', 'Noun' || i || '.Created', 'target', 'noun_' || i)
+          FROM generate_series(0, 15) i) s));
+
+-- the batch of 1,000 events, and the same rows as a file for COPY
+CREATE TABLE bench.batch_payload AS
+SELECT jsonb_agg(jsonb_build_object('type', 'page_view',
+                                    'data', jsonb_build_object('path', '/p/' || i, 'i', i),
+                                    'metadata', jsonb_build_object('sessionId', 's' || (i % 50))))
+       AS events
+  FROM generate_series(1, 1000) i;

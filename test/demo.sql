@@ -1,0 +1,48 @@
+\pset null '∅'
+\set SHOW_CONTEXT never
+\set ECHO queries
+\set VERBOSITY default
+
+CREATE EXTENSION headlessly_events;
+
+-- A contact is created and changed; each fact is one appended event.
+SELECT seq, id, type, target, version, data, before
+  FROM headlessly.events_append('Contact.Created', 'contact_1',
+                                '{"name": "Alice", "email": "alice@example.com"}', actor => 'agent_7');
+SELECT seq, type, version, data, before
+  FROM headlessly.events_append('Contact.Qualified', 'contact_1', '{"stage": "qualified", "email": null}');
+SELECT seq, type, version
+  FROM headlessly.events_append('page_view', 'contact_1', metadata => '{"sessionId": "s_1", "path": "/pricing"}');
+
+-- The current state, maintained by every append in the same transaction.
+SELECT target, noun, version, state FROM headlessly.entities;
+
+-- A Stripe webhook delivered twice: stored once, the first row comes back both times.
+SELECT seq, type, external_event_id, data
+  FROM headlessly.events_append('invoice.paid', data => '{"amount": 4200}', source => 'stripe',
+                                source_type => 'external', external_event_id => 'evt_1Nx',
+                                raw_payload => '{"id":"evt_1Nx","amount":4200}');
+SELECT seq, type, external_event_id, data
+  FROM headlessly.events_append('invoice.paid', data => '{"amount": 4200}', source => 'stripe',
+                                source_type => 'external', external_event_id => 'evt_1Nx',
+                                raw_payload => '{"id":"evt_1Nx","amount":4200}');
+
+-- A batch is all or nothing and returns rows in input order.
+SELECT seq, type, target, version
+  FROM headlessly.events_append_batch('[{"type": "Deal.Created", "target": "deal_1", "data": {"amount": 100}},
+                                        {"type": "Deal.Closed", "target": "deal_1", "data": {"won": true}}]');
+
+-- Optimistic concurrency: the append only happens at the expected version.
+SELECT headlessly.events_append('Deal.Updated', 'deal_1', '{"amount": 90}', expected_version => 1);
+
+-- The log is immutable, for superusers too.
+UPDATE headlessly.events SET actor = 'mallory';
+DELETE FROM headlessly.events;
+TRUNCATE headlessly.events;
+ALTER TABLE headlessly.events DISABLE TRIGGER ALL;
+
+-- Bad input is refused with a clear error.
+SELECT headlessly.events_append('Contact.Updated', 'contact_404', '{"name": "nobody"}');
+SELECT headlessly.events_append('page_view', data => '[1, 2, 3]');
+
+SELECT count(*) AS events, count(DISTINCT target) AS targets FROM headlessly.events;
