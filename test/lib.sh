@@ -6,7 +6,7 @@
 set -eu
 
 PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
 PG_CONFIG=$PG_BIN/pg_config
 export PG_CONFIG
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
