@@ -26,3 +26,6 @@ include $(PGXS)
 ifdef WERROR
 override CFLAGS += -Werror
 endif
+
+# Every object depends on the shared header (PGXS tracks no header dependencies).
+$(OBJS): src/headlessly.h

@@ -15,8 +15,11 @@ SELECT type, target, version, tenant, actor, data, before, metadata,
   FROM headlessly.events_append('page_view', data => '{"path": "/pricing"}',
                                 metadata => '{"sessionId": "s1", "url": "https://x.test/pricing"}');
 
--- the session id is a column of its own
+-- the session id is a column of its own, as metadata->>'sessionId' gives it
 SELECT session_id FROM headlessly.events WHERE type = 'page_view';
+SELECT session_id, session_id = metadata->>'sessionId' AS same
+  FROM headlessly.events_append('session_probe', metadata => '{"sessionId": 42}');
+SELECT session_id FROM headlessly.events_append('session_probe', metadata => '{"sessionId": null}');
 
 -- named arguments, as in the contract
 SELECT type, target, version, actor, data, before

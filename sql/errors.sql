@@ -47,6 +47,8 @@ SELECT headlessly.events_append('page_view', data => NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT headlessly.events_append('page_view', metadata => '["s1"]');
 \echo :LAST_ERROR_SQLSTATE
+SELECT headlessly.events_append('page_view', metadata => jsonb_build_object('sessionId', repeat('s', 600)));
+\echo :LAST_ERROR_SQLSTATE
 -- invalid JSON keeps PostgreSQL's own SQLSTATE
 SELECT headlessly.events_append('page_view', data => '{"a": ');
 \echo :LAST_ERROR_SQLSTATE

@@ -12,6 +12,7 @@
 
 #include "access/tupdesc.h"
 #include "executor/spi.h"
+#include "storage/itemptr.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
@@ -65,6 +66,7 @@ extern Jsonb *hl_merge_patch(Jsonb *state, Jsonb *patch, Jsonb **before);
 /* stream heads (stream.c) */
 typedef struct HlStreamHead
 {
+	ItemPointerData tid;		/* the locked head row */
 	int64		version;		/* 0 for a stream without events */
 	bool		has_last_recorded_at;
 	TimestampTz last_recorded_at;

@@ -19,17 +19,15 @@ CREATE TABLE headlessly.events (
     before            jsonb,
     metadata          jsonb,
     raw_payload       text,
-    session_id        text GENERATED ALWAYS AS (metadata ->> 'sessionId') STORED,
+    session_id        text,
     CONSTRAINT events_pkey PRIMARY KEY (seq),
-    CONSTRAINT events_id_key UNIQUE (id),
-    CONSTRAINT events_version_needs_target
-        CHECK ((target IS NULL) = (version IS NULL))
+    CONSTRAINT events_id_key UNIQUE (id)
 );
 
 COMMENT ON TABLE headlessly.events IS
     'The immutable event log: append with headlessly.events_append(); rows are never updated or deleted.';
 COMMENT ON COLUMN headlessly.events.session_id IS
-    'metadata->>''sessionId'', kept as a column so that sessions can be indexed and queried.';
+    'metadata->>''sessionId'', kept as a column so that sessions can be indexed and queried; set by the log.';
 
 -- One entity's stream in version order; also makes versions unique per stream.
 CREATE UNIQUE INDEX events_stream_idx

@@ -43,6 +43,7 @@ typedef struct EventColumns
 	int			before;
 	int			metadata;
 	int			raw_payload;
+	int			session_id;
 } EventColumns;
 
 static EventColumns cols;
@@ -80,6 +81,7 @@ resolve_columns(Relation rel)
 	cols.before = column_number(rel, "before");
 	cols.metadata = column_number(rel, "metadata");
 	cols.raw_payload = column_number(rel, "raw_payload");
+	cols.session_id = column_number(rel, "session_id");
 	cols.relid = RelationGetRelid(rel);
 }
 
@@ -152,12 +154,38 @@ prepare_event(Datum *values, bool *nulls)
 	hl_check_json_object("data", data);
 	values[cols.data] = JsonbPGetDatum(data);
 
+	/*
+	 * session_id mirrors metadata->>'sessionId'.  A trigger-filled column
+	 * rather than a generated one: generation expressions are re-read from
+	 * the catalog by every INSERT statement, which showed in profiles.
+	 */
+	nulls[cols.session_id] = true;
 	if (!nulls[cols.metadata])
 	{
 		Jsonb	   *metadata = DatumGetJsonbP(values[cols.metadata]);
+		JsonbValue *sid;
 
 		hl_check_json_object("metadata", metadata);
 		values[cols.metadata] = JsonbPGetDatum(metadata);
+
+		sid = getKeyJsonValueFromContainer(&metadata->root, "sessionId", 9, NULL);
+		if (sid != NULL && sid->type != jbvNull)
+		{
+			char	   *session;
+
+			/* what metadata->>'sessionId' gives: strings bare, the rest as JSON */
+			if (sid->type == jbvString)
+				session = pnstrdup(sid->val.string.val, sid->val.string.len);
+			else
+			{
+				Jsonb	   *j = JsonbValueToJsonb(sid);
+
+				session = JsonbToCString(NULL, &j->root, VARSIZE(j));
+			}
+			hl_check_name("metadata sessionId", session, strlen(session));
+			values[cols.session_id] = CStringGetTextDatum(session);
+			nulls[cols.session_id] = false;
+		}
 	}
 
 	size = payload_size(values, nulls, cols.data) +
@@ -326,6 +354,7 @@ headlessly_events_before_insert(PG_FUNCTION_ARGS)
 	HeapTuple	newtuple;
 	Datum	   *values;
 	bool	   *nulls;
+	bool		use_spi;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -369,7 +398,9 @@ headlessly_events_before_insert(PG_FUNCTION_ARGS)
 	values[cols.recorded_at] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	nulls[cols.recorded_at] = false;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
+	/* free-standing events without a key need no SPI at all */
+	use_spi = !nulls[cols.external_event_id] || !nulls[cols.target];
+	if (use_spi && SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
 	if (!nulls[cols.external_event_id])
@@ -398,7 +429,8 @@ headlessly_events_before_insert(PG_FUNCTION_ARGS)
 	/* the returned row must outlive SPI's memory */
 	MemoryContextSwitchTo(rowcxt);
 	newtuple = heap_form_tuple(tupdesc, values, nulls);
-	SPI_finish();
+	if (use_spi)
+		SPI_finish();
 
 	return PointerGetDatum(newtuple);
 }

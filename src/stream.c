@@ -6,51 +6,213 @@
  * The row lock on a stream's head row is the stream's lock: it is taken
  * before the version is read and held until the appending transaction ends,
  * so versions have no gaps or duplicates whatever the concurrency, and
- * appends to different streams never wait for each other.  A stream's first
- * append inserts its head row; a concurrent first append waits on that row
- * through ON CONFLICT and then locks it like any other.  Row locks, unlike
+ * appends to different streams never wait for each other.  Row locks, unlike
  * heavyweight locks, take no room in the shared lock table, so a transaction
  * may append to any number of streams.
+ *
+ * This is the hottest path of an entity append, so the head is found,
+ * locked and rewritten with the table AM directly (index lookup,
+ * table_tuple_lock, simple_heap_update; index entries only when the update
+ * is not HOT), as SELECT ... FOR UPDATE and UPDATE would do without the cost
+ * of planning and starting two executors per append.  A stream's first
+ * append inserts its head with INSERT ... ON CONFLICT DO NOTHING through
+ * SPI, so that two first appends wait for each other like any two appends.
  *
  *-------------------------------------------------------------------------
  */
 #include "headlessly.h"
 
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 
-#define LOCK_QUERY \
-	"SELECT version, last_recorded_at, noun, state, created_at, updated_at" \
-	"  FROM " HL_SCHEMA ".streams" \
-	" WHERE tenant OPERATOR(pg_catalog.=) $1" \
-	"   AND target OPERATOR(pg_catalog.=) $2" \
-	"   FOR UPDATE"
+/* columns of headlessly.streams, in table order */
+enum
+{
+	S_TENANT = 1,
+	S_TARGET,
+	S_VERSION,
+	S_LAST_RECORDED_AT,
+	S_NOUN,
+	S_STATE,
+	S_CREATED_AT,
+	S_UPDATED_AT,
+	S_NCOLUMNS = S_UPDATED_AT
+};
+
+static const char *const column_names[S_NCOLUMNS] = {
+	"tenant", "target", "version", "last_recorded_at", "noun", "state",
+	"created_at", "updated_at"
+};
 
 #define CREATE_QUERY \
 	"INSERT INTO " HL_SCHEMA ".streams (tenant, target, version)" \
 	" VALUES ($1, $2, 0)" \
 	" ON CONFLICT (tenant, target) DO NOTHING"
 
-#define STORE_QUERY \
-	"UPDATE " HL_SCHEMA ".streams" \
-	"   SET version = $3, last_recorded_at = $4, noun = $5, state = $6," \
-	"       created_at = $7, updated_at = $8" \
-	" WHERE tenant OPERATOR(pg_catalog.=) $1" \
-	"   AND target OPERATOR(pg_catalog.=) $2"
-
-static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr create_plan = NULL;
-static SPIPlanPtr store_plan = NULL;
 
-static Datum
-column_or_null(int attno, bool *isnull)
+/* OIDs of the table and its primary key, looked up once, reset on relcache inval */
+static Oid	streams_relid = InvalidOid;
+static Oid	streams_pkey_relid = InvalidOid;
+static bool callback_registered = false;
+
+static void
+streams_relcache_callback(Datum arg, Oid relid)
 {
-	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, attno, isnull);
+	if (relid == InvalidOid || relid == streams_relid || relid == streams_pkey_relid)
+	{
+		streams_relid = InvalidOid;
+		streams_pkey_relid = InvalidOid;
+	}
+}
+
+static void
+check_streams_columns(Relation rel)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+
+	for (int i = 0; i < S_NCOLUMNS; i++)
+	{
+		if (tupdesc->natts <= i ||
+			TupleDescAttr(tupdesc, i)->attisdropped ||
+			strcmp(NameStr(TupleDescAttr(tupdesc, i)->attname), column_names[i]) != 0)
+			elog(ERROR, "column %d of %s.streams is not \"%s\"",
+				 i + 1, HL_SCHEMA, column_names[i]);
+	}
+}
+
+static void
+resolve_streams(void)
+{
+	Oid			nsp;
+	Relation	rel;
+
+	if (OidIsValid(streams_relid))
+		return;
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(streams_relcache_callback, (Datum) 0);
+		callback_registered = true;
+	}
+
+	nsp = get_namespace_oid(HL_SCHEMA, false);
+	streams_relid = get_relname_relid("streams", nsp);
+	streams_pkey_relid = get_relname_relid("streams_pkey", nsp);
+	if (!OidIsValid(streams_relid) || !OidIsValid(streams_pkey_relid))
+		elog(ERROR, "table %s.streams or its primary key is missing", HL_SCHEMA);
+
+	rel = table_open(streams_relid, AccessShareLock);
+	check_streams_columns(rel);
+	table_close(rel, AccessShareLock);
+}
+
+static void
+read_head(TupleTableSlot *slot, HlStreamHead *head)
+{
+	bool		isnull;
+	Datum		d;
+
+	slot_getallattrs(slot);
+	head->tid = slot->tts_tid;
+	head->version = DatumGetInt64(slot_getattr(slot, S_VERSION, &isnull));
+	head->last_recorded_at = DatumGetTimestampTz(slot_getattr(slot, S_LAST_RECORDED_AT, &isnull));
+	head->has_last_recorded_at = !isnull;
+	d = slot_getattr(slot, S_NOUN, &isnull);
+	head->noun = isnull ? NULL : TextDatumGetCString(d);
+	d = slot_getattr(slot, S_STATE, &isnull);
+	head->state = isnull ? NULL : DatumGetJsonbPCopy(d);
+	head->created_at = DatumGetTimestampTz(slot_getattr(slot, S_CREATED_AT, &isnull));
+	head->has_created_at = !isnull;
+	head->updated_at = DatumGetTimestampTz(slot_getattr(slot, S_UPDATED_AT, &isnull));
+	head->has_updated_at = !isnull;
+}
+
+/*
+ * Find the head of (tenant, target) and lock it; false if there is none.
+ */
+static bool
+lock_existing_head(text *tenant, text *target, HlStreamHead *head)
+{
+	Relation	rel;
+	Relation	idx;
+	Snapshot	snapshot;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData keys[2];
+	ItemPointerData tid;
+	TM_FailureData tmfd;
+	TM_Result	result;
+	bool		found;
+
+	rel = table_open(streams_relid, RowExclusiveLock);
+	idx = index_open(streams_pkey_relid, RowExclusiveLock);
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(tenant));
+	keys[0].sk_collation = idx->rd_indcollation[0];
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(target));
+	keys[1].sk_collation = idx->rd_indcollation[1];
+
+	/*
+	 * The newest committed head, and our own changes (hence the command
+	 * counter increment); the lock below then waits for any transaction
+	 * still holding it and follows its update to the newest version.
+	 */
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(rel, NULL);
+
+	scan = index_beginscan(rel, idx, snapshot, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (found)
+		tid = slot->tts_tid;
+	index_endscan(scan);
+
+	if (found)
+	{
+		result = table_tuple_lock(rel, &tid, snapshot, slot,
+								  GetCurrentCommandId(false),
+								  LockTupleExclusive, LockWaitBlock,
+								  TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+		switch (result)
+		{
+			case TM_Ok:
+				read_head(slot, head);
+				break;
+			case TM_Deleted:
+				/* a rebuild removed it; start the stream's head anew */
+				found = false;
+				break;
+			default:
+				elog(ERROR, "could not lock the head of stream \"%s\": result %d",
+					 text_to_cstring(target), (int) result);
+		}
+	}
+
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
+	return found;
 }
 
 /*
  * Lock the head of (tenant, target), creating it if the stream is new, and
- * read it into *head.  Must run inside SPI; results live in SPI memory.
+ * read it into *head.  Must run inside SPI (for a new stream's INSERT).
  */
 void
 hl_stream_lock(text *tenant, text *target, HlStreamHead *head)
@@ -58,84 +220,102 @@ hl_stream_lock(text *tenant, text *target, HlStreamHead *head)
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		args[2] = {PointerGetDatum(tenant), PointerGetDatum(target)};
 
-	hl_prepare_cached(&lock_plan, LOCK_QUERY, 2, argtypes);
+	resolve_streams();
 	hl_prepare_cached(&create_plan, CREATE_QUERY, 2, argtypes);
 
-	for (;;)
+	/*
+	 * A new stream: insert a head at version 0, or wait for a concurrent
+	 * first append's head and lock that one.
+	 */
+	while (!lock_existing_head(tenant, target, head))
 	{
-		int			rc;
-		bool		isnull;
-		Datum		d;
+		int			rc = SPI_execute_plan(create_plan, args, NULL, false, 0);
 
-		rc = SPI_execute_plan(lock_plan, args, NULL, false, 1);
-		hl_spi_check(rc, SPI_OK_SELECT, LOCK_QUERY);
-
-		if (SPI_processed == 1)
-		{
-			head->version = DatumGetInt64(column_or_null(1, &isnull));
-			head->last_recorded_at = DatumGetTimestampTz(column_or_null(2, &isnull));
-			head->has_last_recorded_at = !isnull;
-			d = column_or_null(3, &isnull);
-			head->noun = isnull ? NULL : TextDatumGetCString(d);
-			d = column_or_null(4, &isnull);
-			head->state = isnull ? NULL : DatumGetJsonbP(d);
-			head->created_at = DatumGetTimestampTz(column_or_null(5, &isnull));
-			head->has_created_at = !isnull;
-			head->updated_at = DatumGetTimestampTz(column_or_null(6, &isnull));
-			head->has_updated_at = !isnull;
-			return;
-		}
-
-		rc = SPI_execute_plan(create_plan, args, NULL, false, 0);
 		hl_spi_check(rc, SPI_OK_INSERT, CREATE_QUERY);
-		if (SPI_processed == 1)
-		{
-			/* our own new row: nobody else can lock it before we commit */
-			memset(head, 0, sizeof(*head));
-			return;
-		}
-		/* another transaction created it and committed: lock theirs */
 	}
 }
 
+/* Index entries for a head that moved off its page (non-HOT update). */
+static void
+insert_index_entries(Relation rel, HeapTuple tuple)
+{
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	TupleTableSlot *slot;
+
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	ExecStoreHeapTuple(tuple, slot, false);
+	/* update = false: the hint it enables needs a range table we do not have */
+	ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+	ExecDropSingleTupleTableSlot(slot);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+}
+
 /*
- * Write back a head locked by hl_stream_lock.
+ * Write back a head locked by hl_stream_lock in this transaction.
  */
 void
 hl_stream_store(text *tenant, text *target, const HlStreamHead *head)
 {
-	Oid			argtypes[8] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID,
-	TEXTOID, JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		args[8];
-	char		nulls[8];
-	int			rc;
+	Relation	rel;
+	TupleDesc	tupdesc;
+	Datum	   *values;
+	bool	   *nulls;
+	HeapTuple	tuple;
+	ItemPointerData otid = head->tid;
 
-	hl_prepare_cached(&store_plan, STORE_QUERY, 8, argtypes);
+	resolve_streams();
+	rel = table_open(streams_relid, RowExclusiveLock);
+	tupdesc = RelationGetDescr(rel);
 
-	memset(nulls, ' ', sizeof(nulls));
-	args[0] = PointerGetDatum(tenant);
-	args[1] = PointerGetDatum(target);
-	args[2] = Int64GetDatum(head->version);
-	args[3] = TimestampTzGetDatum(head->last_recorded_at);
-	if (!head->has_last_recorded_at)
-		nulls[3] = 'n';
+	/* columns added by later versions keep their defaults: none yet */
+	values = palloc0(tupdesc->natts * sizeof(Datum));
+	nulls = palloc(tupdesc->natts * sizeof(bool));
+	memset(nulls, true, tupdesc->natts * sizeof(bool));
+
+	values[S_TENANT - 1] = PointerGetDatum(tenant);
+	nulls[S_TENANT - 1] = false;
+	values[S_TARGET - 1] = PointerGetDatum(target);
+	nulls[S_TARGET - 1] = false;
+	values[S_VERSION - 1] = Int64GetDatum(head->version);
+	nulls[S_VERSION - 1] = false;
+	values[S_LAST_RECORDED_AT - 1] = TimestampTzGetDatum(head->last_recorded_at);
+	nulls[S_LAST_RECORDED_AT - 1] = !head->has_last_recorded_at;
 	if (head->noun)
-		args[4] = CStringGetTextDatum(head->noun);
-	else
-		nulls[4] = 'n';
+	{
+		values[S_NOUN - 1] = CStringGetTextDatum(head->noun);
+		nulls[S_NOUN - 1] = false;
+	}
 	if (head->state)
-		args[5] = JsonbPGetDatum(head->state);
-	else
-		nulls[5] = 'n';
-	args[6] = TimestampTzGetDatum(head->created_at);
-	if (!head->has_created_at)
-		nulls[6] = 'n';
-	args[7] = TimestampTzGetDatum(head->updated_at);
-	if (!head->has_updated_at)
-		nulls[7] = 'n';
+	{
+		values[S_STATE - 1] = JsonbPGetDatum(head->state);
+		nulls[S_STATE - 1] = false;
+	}
+	values[S_CREATED_AT - 1] = TimestampTzGetDatum(head->created_at);
+	nulls[S_CREATED_AT - 1] = !head->has_created_at;
+	values[S_UPDATED_AT - 1] = TimestampTzGetDatum(head->updated_at);
+	nulls[S_UPDATED_AT - 1] = !head->has_updated_at;
 
-	rc = SPI_execute_plan(store_plan, args, nulls, false, 0);
-	hl_spi_check(rc, SPI_OK_UPDATE, STORE_QUERY);
-	if (SPI_processed != 1)
-		elog(ERROR, "stream head vanished while locked");
+	tuple = heap_form_tuple(tupdesc, values, nulls);
+
+	/* we hold the row lock, so this cannot meet a concurrent update */
+#if PG_VERSION_NUM >= 160000
+	{
+		TU_UpdateIndexes update_indexes;
+
+		simple_heap_update(rel, &otid, tuple, &update_indexes);
+		if (update_indexes != TU_None)
+			insert_index_entries(rel, tuple);
+	}
+#else
+	simple_heap_update(rel, &otid, tuple);
+	if (!HeapTupleIsHeapOnly(tuple))
+		insert_index_entries(rel, tuple);
+#endif
+
+	heap_freetuple(tuple);
+	table_close(rel, NoLock);
 }

@@ -20,7 +20,7 @@ PSQL="$PG_BIN/psql -X -q -v ON_ERROR_STOP=1 -d postgres"
 say "fixtures"
 $PSQL -f "$BENCH/setup.sql" >/dev/null
 # the COPY baseline reads the same 1,000 rows from a file the server can read
-$PSQL -c "COPY (SELECT e->>'type', e->'data', e->'metadata'
+$PSQL -c "COPY (SELECT e->>'type', e->'data', e->'metadata', e->'metadata'->>'sessionId'
                   FROM bench.batch_payload, jsonb_array_elements(events) e)
           TO STDOUT" > "$WORKDIR/batch.tsv"
 [ "$(id -u)" = 0 ] && chown "$CLUSTER_USER" "$WORKDIR/batch.tsv"
@@ -28,7 +28,7 @@ $PSQL -c "COPY (SELECT e->>'type', e->'data', e->'metadata'
 scripts=$WORKDIR/scripts
 mkdir -p "$scripts"
 cat > "$scripts/plain_insert.sql" <<'SQL'
-INSERT INTO bench.plain_events (type, data, metadata) VALUES ('page_view', '{"path": "/pricing"}', '{"sessionId": "s1"}');
+INSERT INTO bench.plain_events (type, data, metadata, session_id) VALUES ('page_view', '{"path": "/pricing"}', '{"sessionId": "s1"}', 's1');
 SQL
 cat > "$scripts/append_no_target.sql" <<'SQL'
 SELECT seq FROM headlessly.events_append('page_view', data => '{"path": "/pricing"}', metadata => '{"sessionId": "s1"}');
@@ -48,7 +48,7 @@ cat > "$scripts/many_nouns.sql" <<'SQL'
 SELECT version FROM headlessly.events_append('Noun' || :client_id || '.Updated', 'noun_' || :client_id, '{"n": 1}');
 SQL
 cat > "$scripts/copy_1000.sql" <<SQL
-COPY bench.plain_events (type, data, metadata) FROM '$WORKDIR/batch.tsv';
+COPY bench.plain_events (type, data, metadata, session_id) FROM '$WORKDIR/batch.tsv';
 SQL
 cat > "$scripts/batch_1000.sql" <<'SQL'
 SELECT count(*) FROM headlessly.events_append_batch((SELECT events FROM bench.batch_payload));

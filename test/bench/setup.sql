@@ -21,7 +21,7 @@ CREATE TABLE bench.plain_events (
     before            jsonb,
     metadata          jsonb,
     raw_payload       text,
-    session_id        text GENERATED ALWAYS AS (metadata ->> 'sessionId') STORED
+    session_id        text
 );
 CREATE UNIQUE INDEX ON bench.plain_events (tenant, target, version) WHERE target IS NOT NULL;
 CREATE UNIQUE INDEX ON bench.plain_events (tenant, source, external_event_id) NULLS NOT DISTINCT
