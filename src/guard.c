@@ -101,14 +101,21 @@ extension_function(const char *name)
 }
 
 /*
- * Is this trigger one the guard keeps: the guard itself, or the log's append
- * trigger (disabling it would let rows in without the log's rules)?
+ * Is this trigger one the guard keeps: the guard itself, or one of the log's
+ * append triggers (disabling them would let rows in without the log's rules
+ * or its hooks)?
  */
 static bool
-is_protected_trigger(Form_pg_trigger trigger, Oid guard_fn, Oid append_fn)
+is_protected_trigger(Form_pg_trigger trigger, Oid guard_fn, const Oid *log_fns, int nlog_fns)
 {
-	return trigger->tgfoid == guard_fn ||
-		(OidIsValid(append_fn) && trigger->tgfoid == append_fn);
+	if (trigger->tgfoid == guard_fn)
+		return true;
+	for (int i = 0; i < nlog_fns; i++)
+	{
+		if (OidIsValid(log_fns[i]) && trigger->tgfoid == log_fns[i])
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -120,7 +127,7 @@ static bool
 table_is_guarded(Oid relid, const char *trigname, bool *named_protected)
 {
 	Oid			guard_fn = extension_function("append_only_guard");
-	Oid			append_fn = extension_function("events_before_insert");
+	Oid			log_fns[2];
 	bool		guarded = false;
 	Relation	tgrel;
 	SysScanDesc scan;
@@ -131,6 +138,8 @@ table_is_guarded(Oid relid, const char *trigname, bool *named_protected)
 		*named_protected = false;
 	if (!OidIsValid(guard_fn) || !OidIsValid(relid))
 		return false;
+	log_fns[0] = extension_function("events_before_insert");
+	log_fns[1] = extension_function("events_after_insert");
 
 	tgrel = table_open(TriggerRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
@@ -144,7 +153,7 @@ table_is_guarded(Oid relid, const char *trigname, bool *named_protected)
 			guarded = true;
 		if (trigname && named_protected &&
 			strcmp(NameStr(trigger->tgname), trigname) == 0 &&
-			is_protected_trigger(trigger, guard_fn, append_fn))
+			is_protected_trigger(trigger, guard_fn, log_fns, lengthof(log_fns)))
 			*named_protected = true;
 	}
 	systable_endscan(scan);

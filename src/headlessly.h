@@ -86,6 +86,20 @@ extern bool hl_claim_idempotency_key(text *tenant, text *source, text *key,
 									 int64 seq);
 extern Datum hl_stored_event_by_key(text *tenant, text *source, text *key);
 
+/* hooks (hooks.c) */
+typedef enum HlHookPhase
+{
+	HL_HOOK_BEFORE = 0,
+	HL_HOOK_AFTER = 1
+} HlHookPhase;
+
+extern bool hl_hooks_match(HlHookPhase phase, const char *type, int len);
+extern void hl_check_hook_depth(void);
+extern bool hl_run_before_hooks(TupleDesc tupdesc, Datum *values, bool *nulls,
+								int type_attno, int data_attno, Jsonb *state);
+extern void hl_keep_state_after(int64 seq, Jsonb *state);
+extern Jsonb *hl_take_state_after(int64 seq);
+
 /* guards (guard.c) */
 extern void hl_guard_install_hooks(void);
 

@@ -105,6 +105,24 @@ payload_size(Datum *values, bool *nulls, int attno)
 	return nulls[attno] ? 0 : toast_raw_datum_size(values[attno]) - VARHDRSZ;
 }
 
+static void
+check_payload_size(Datum *values, bool *nulls)
+{
+	Size		size;
+
+	size = payload_size(values, nulls, cols.data) +
+		payload_size(values, nulls, cols.metadata) +
+		payload_size(values, nulls, cols.raw_payload);
+	if (size > (Size) hl_max_event_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_INVALID_EVENT),
+				 errmsg("event payload of %zu bytes exceeds headlessly.max_event_bytes (%d bytes)",
+						size, hl_max_event_bytes),
+				 errdetail("data, metadata and raw_payload together may have at most %d bytes.",
+						   hl_max_event_bytes),
+				 errhint("Store large documents elsewhere and reference them from the event.")));
+}
+
 /*
  * Validate the row and fill in what the log assigns (except version and
  * before, which need the stream).
@@ -114,7 +132,6 @@ prepare_event(Datum *values, bool *nulls)
 {
 	text	   *type;
 	Jsonb	   *data;
-	Size		size;
 
 	if (nulls[cols.type])
 		ereport(ERROR,
@@ -188,17 +205,7 @@ prepare_event(Datum *values, bool *nulls)
 		}
 	}
 
-	size = payload_size(values, nulls, cols.data) +
-		payload_size(values, nulls, cols.metadata) +
-		payload_size(values, nulls, cols.raw_payload);
-	if (size > (Size) hl_max_event_bytes)
-		ereport(ERROR,
-				(errcode(ERRCODE_HL_INVALID_EVENT),
-				 errmsg("event payload of %zu bytes exceeds headlessly.max_event_bytes (%d bytes)",
-						size, hl_max_event_bytes),
-				 errdetail("data, metadata and raw_payload together may have at most %d bytes.",
-						   hl_max_event_bytes),
-				 errhint("Store large documents elsewhere and reference them from the event.")));
+	check_payload_size(values, nulls);
 
 	if (nulls[cols.id])
 	{
@@ -248,40 +255,77 @@ check_noun(text *target, const HlStreamHead *head, const char *type, int noun_le
 }
 
 /*
- * Assign the version and recorded_at within the target's stream and apply
- * the entity semantics of the event type to the stream's state.
+ * Lock the target's stream, check expected_version against it, and take
+ * its next version and recorded_at.
  */
 static void
-append_to_stream(Datum *values, bool *nulls)
+lock_stream(Datum *values, bool *nulls, bool expected_given, HlStreamHead *head)
+{
+	text	   *tenant = DatumGetTextPP(values[cols.tenant]);
+	text	   *target = DatumGetTextPP(values[cols.target]);
+
+	hl_stream_lock(tenant, target, head);
+
+	if (expected_given && DatumGetInt64(values[cols.version]) != head->version + 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_VERSION_CONFLICT),
+				 errmsg("target \"%s\" is at version " INT64_FORMAT ", not the expected version " INT64_FORMAT,
+						text_to_cstring(target), head->version,
+						DatumGetInt64(values[cols.version]) - 1),
+				 errdetail("expected_version makes an append conditional on the version the target is at."),
+				 errhint("Read the target's current state and retry with expected_version " INT64_FORMAT ".",
+						 head->version)));
+	values[cols.version] = Int64GetDatum(head->version + 1);
+	nulls[cols.version] = false;
+
+	/* never let recorded_at go backwards along a stream */
+	if (head->has_last_recorded_at &&
+		head->last_recorded_at > DatumGetTimestampTz(values[cols.recorded_at]))
+		values[cols.recorded_at] = TimestampTzGetDatum(head->last_recorded_at);
+}
+
+/*
+ * Run the before hooks; true if any ran.  What they merged into data gets
+ * the same checks as the caller's data.
+ */
+static bool
+run_before_hooks(TupleDesc tupdesc, Datum *values, bool *nulls, Jsonb *state)
+{
+	if (!hl_run_before_hooks(tupdesc, values, nulls, cols.type, cols.data, state))
+		return false;
+	check_payload_size(values, nulls);
+	return true;
+}
+
+/*
+ * Assign the version and recorded_at within the target's stream, run the
+ * before hooks, and apply the entity semantics of the event type to the
+ * stream's state.
+ */
+static void
+append_to_stream(TupleDesc tupdesc, Datum *values, bool *nulls)
 {
 	text	   *tenant = DatumGetTextPP(values[cols.tenant]);
 	text	   *target = DatumGetTextPP(values[cols.target]);
 	text	   *typetext = DatumGetTextPP(values[cols.type]);
 	const char *type = VARDATA_ANY(typetext);
-	HlEventType et = hl_parse_event_type(type, VARSIZE_ANY_EXHDR(typetext));
-	TimestampTz recorded_at = DatumGetTimestampTz(values[cols.recorded_at]);
-	Jsonb	   *data = DatumGetJsonbP(values[cols.data]);
+	int			typelen = VARSIZE_ANY_EXHDR(typetext);
+	HlEventType et = hl_parse_event_type(type, typelen);
+	bool		expected_given = !nulls[cols.version];
+	TimestampTz recorded_at;
+	Jsonb	   *data;
 	Jsonb	   *before = NULL;
 	HlStreamHead head;
 
-	hl_stream_lock(tenant, target, &head);
-
-	if (!nulls[cols.version] && DatumGetInt64(values[cols.version]) != head.version + 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_HL_VERSION_CONFLICT),
-				 errmsg("target \"%s\" is at version " INT64_FORMAT ", not the expected version " INT64_FORMAT,
-						text_to_cstring(target), head.version,
-						DatumGetInt64(values[cols.version]) - 1),
-				 errdetail("expected_version makes an append conditional on the version the target is at."),
-				 errhint("Read the target's current state and retry with expected_version " INT64_FORMAT ".",
-						 head.version)));
-
-	/* never let recorded_at go backwards along a stream */
-	if (head.has_last_recorded_at && head.last_recorded_at > recorded_at)
+	lock_stream(values, nulls, expected_given, &head);
+	if (run_before_hooks(tupdesc, values, nulls,
+						 et.kind == HL_NOT_ENTITY ? NULL : head.state))
 	{
-		recorded_at = head.last_recorded_at;
-		values[cols.recorded_at] = TimestampTzGetDatum(recorded_at);
+		/* a hook may have appended to this very stream: read it again */
+		lock_stream(values, nulls, expected_given, &head);
 	}
+	recorded_at = DatumGetTimestampTz(values[cols.recorded_at]);
+	data = DatumGetJsonbP(values[cols.data]);
 
 	switch (et.kind)
 	{
@@ -335,13 +379,15 @@ append_to_stream(Datum *values, bool *nulls)
 	head.has_last_recorded_at = true;
 	hl_stream_store(tenant, target, &head);
 
-	values[cols.version] = Int64GetDatum(head.version);
-	nulls[cols.version] = false;
 	if (before != NULL)
 	{
 		values[cols.before] = JsonbPGetDatum(before);
 		nulls[cols.before] = false;
 	}
+
+	/* after hooks see the state this event left */
+	if (et.kind != HL_NOT_ENTITY && hl_hooks_match(HL_HOOK_AFTER, type, typelen))
+		hl_keep_state_after(DatumGetInt64(values[cols.seq]), head.state);
 }
 
 Datum
@@ -393,13 +439,17 @@ headlessly_events_before_insert(PG_FUNCTION_ARGS)
 		return PointerGetDatum(trigdata->tg_trigtuple);
 	}
 
+	hl_check_hook_depth();
 	prepare_event(values, nulls);
 
 	values[cols.recorded_at] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	nulls[cols.recorded_at] = false;
 
-	/* free-standing events without a key need no SPI at all */
-	use_spi = !nulls[cols.external_event_id] || !nulls[cols.target];
+	/* free-standing events without a key or hooks need no SPI at all */
+	use_spi = !nulls[cols.external_event_id] || !nulls[cols.target] ||
+		hl_hooks_match(HL_HOOK_BEFORE,
+					   VARDATA_ANY(DatumGetTextPP(values[cols.type])),
+					   VARSIZE_ANY_EXHDR(DatumGetTextPP(values[cols.type])));
 	if (use_spi && SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
@@ -418,7 +468,9 @@ headlessly_events_before_insert(PG_FUNCTION_ARGS)
 	}
 
 	if (!nulls[cols.target])
-		append_to_stream(values, nulls);
+		append_to_stream(tupdesc, values, nulls);
+	else
+		run_before_hooks(tupdesc, values, nulls, NULL);
 
 	if (nulls[cols.occurred_at])
 	{
