@@ -80,3 +80,83 @@ hl_merge_patch(Jsonb *state, Jsonb *patch, Jsonb **before)
 	result = pushJsonbValue(&merged, WJB_END_OBJECT, NULL);
 	return JsonbValueToJsonb(result);
 }
+
+/* The object without its top-level keys whose value is JSON null. */
+Jsonb *
+hl_strip_top_level_nulls(Jsonb *object)
+{
+	JsonbParseState *ps = NULL;
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	key;
+	JsonbValue	val;
+
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	it = JsonbIteratorInit(&object->root);
+	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+	{
+		if (tok != WJB_KEY)
+			continue;
+		tok = JsonbIteratorNext(&it, &val, true);
+		if (val.type == jbvNull)
+			continue;
+		push_key(&ps, &key);
+		pushJsonbValue(&ps, WJB_VALUE, &val);
+	}
+	return JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
+}
+
+static bool
+same_json_value(JsonbValue *a, JsonbValue *b)
+{
+	Jsonb	   *ja;
+	Jsonb	   *jb;
+
+	if (a->type == jbvNull || b->type == jbvNull)
+		return a->type == b->type;
+	ja = JsonbValueToJsonb(a);
+	jb = JsonbValueToJsonb(b);
+	return compareJsonbContainers(&ja->root, &jb->root) == 0;
+}
+
+/*
+ * The merge patch that turns old into new (both objects of the same keys,
+ * such as one row before and after an UPDATE): the keys whose value
+ * changed, with their new value, JSON null where it became null.  NULL if
+ * nothing changed.
+ */
+Jsonb *
+hl_changed_keys(Jsonb *old, Jsonb *new)
+{
+	JsonbParseState *ps = NULL;
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	key;
+	JsonbValue	val;
+	JsonbValue	null_value;
+	bool		changed = false;
+
+	null_value.type = jbvNull;
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	it = JsonbIteratorInit(&new->root);
+	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+	{
+		JsonbValue *prior;
+
+		if (tok != WJB_KEY)
+			continue;
+		tok = JsonbIteratorNext(&it, &val, true);
+		prior = getKeyJsonValueFromContainer(&old->root, key.val.string.val,
+											 key.val.string.len, NULL);
+		if (prior != NULL && same_json_value(prior, &val))
+			continue;
+		if (prior == NULL && val.type == jbvNull)
+			continue;
+		push_key(&ps, &key);
+		pushJsonbValue(&ps, WJB_VALUE, val.type == jbvNull ? &null_value : &val);
+		changed = true;
+	}
+	if (!changed)
+		return NULL;
+	return JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
+}

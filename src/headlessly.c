@@ -17,6 +17,7 @@
 PG_MODULE_MAGIC;
 
 char	   *hl_tenant_setting = NULL;
+char	   *hl_actor_setting = NULL;
 int			hl_max_hook_depth = 8;
 int			hl_max_event_bytes = 1024 * 1024;
 
@@ -50,6 +51,15 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   check_tenant_setting, NULL, NULL);
+
+	DefineCustomStringVariable("headlessly.actor",
+							   "Actor of events appended by table capture.",
+							   "When unset, the current role is the actor.",
+							   &hl_actor_setting,
+							   NULL,
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("headlessly.max_hook_depth",
 							"Deepest nesting of appends made by hooks.",

@@ -30,6 +30,7 @@
 
 /* settings (headlessly.c) */
 extern char *hl_tenant_setting;
+extern char *hl_actor_setting;
 extern int	hl_max_hook_depth;
 extern int	hl_max_event_bytes;
 
@@ -62,6 +63,11 @@ extern void hl_check_json_object(const char *what, Jsonb *value);
 
 /* entity state transitions (entity.c) */
 extern Jsonb *hl_merge_patch(Jsonb *state, Jsonb *patch, Jsonb **before);
+extern Jsonb *hl_strip_top_level_nulls(Jsonb *object);
+extern Jsonb *hl_changed_keys(Jsonb *old, Jsonb *new);
+
+/* rows as JSON (row_json.c) */
+extern Jsonb *hl_row_to_jsonb(TupleDesc tupdesc, HeapTuple row);
 
 /* stream heads (stream.c) */
 typedef struct HlStreamHead

@@ -244,6 +244,26 @@ CREATE TRIGGER events_after_append
     EXECUTE FUNCTION headlessly.events_after_insert();
 ALTER TABLE headlessly.events ENABLE ALWAYS TRIGGER events_after_append;
 
+-- Table capture -------------------------------------------------------------
+
+CREATE FUNCTION headlessly.capture_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'headlessly_capture_trigger'
+LANGUAGE C;
+
+CREATE FUNCTION headlessly.capture(rel regclass, noun text DEFAULT NULL, id_column name DEFAULT 'id')
+RETURNS void
+AS 'MODULE_PATHNAME', 'headlessly_capture'
+LANGUAGE C;
+
+COMMENT ON FUNCTION headlessly.capture(regclass, text, name) IS
+    'Append Noun.Created, Noun.Updated (changed columns) and Noun.Deleted for every INSERT, UPDATE and DELETE of a table.';
+
+CREATE FUNCTION headlessly.uncapture(rel regclass)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'headlessly_uncapture'
+LANGUAGE C STRICT;
+
 -- Privileges: the internals are not for direct use.
 REVOKE ALL ON FUNCTION headlessly.events_before_insert() FROM PUBLIC;
 REVOKE ALL ON FUNCTION headlessly.events_after_insert() FROM PUBLIC;

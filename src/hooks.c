@@ -28,10 +28,8 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -307,36 +305,11 @@ call_handler(Hook *hook, Jsonb *event)
 	return DatumGetJsonbP(result);
 }
 
-/*
- * to_jsonb() for rows of the log.  It learns its argument's type from the
- * call expression, so it gets one, built once per row type.
- */
-static Datum
-row_to_jsonb(TupleDesc tupdesc, Datum row)
-{
-	static FmgrInfo flinfo;
-	static Oid	rowtype = InvalidOid;
-
-	if (rowtype != tupdesc->tdtypeid)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		fmgr_info_cxt(F_TO_JSONB, &flinfo, TopMemoryContext);
-		flinfo.fn_expr = (Node *) makeFuncExpr(F_TO_JSONB, JSONBOID,
-											   list_make1(makeNullConst(tupdesc->tdtypeid, -1, InvalidOid)),
-											   InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
-		MemoryContextSwitchTo(old);
-		rowtype = tupdesc->tdtypeid;
-	}
-	return FunctionCall1(&flinfo, row);
-}
-
 /* The event as handlers see it: every column of the row, plus "state". */
 static Jsonb *
 event_document(TupleDesc tupdesc, HeapTuple row, Jsonb *state)
 {
-	Datum		rowdatum = heap_copy_tuple_as_datum(row, tupdesc);
-	Datum		doc = row_to_jsonb(tupdesc, rowdatum);
+	Datum		doc = JsonbPGetDatum(hl_row_to_jsonb(tupdesc, row));
 	JsonbParseState *ps = NULL;
 	JsonbValue	key;
 	JsonbValue	val;

@@ -1,0 +1,106 @@
+-- Table capture: a table's INSERT, UPDATE and DELETE become entity events.
+\pset null '(null)'
+\set SHOW_CONTEXT never
+SET headlessly.tenant = 'capture_test';
+
+CREATE TABLE contacts (id int PRIMARY KEY, name text, email text, stage text, tags text[]);
+-- a row from before capture becomes an entity when capture starts
+INSERT INTO contacts VALUES (1, 'Pre', 'pre@x.test', NULL, NULL);
+SELECT headlessly.capture('contacts');
+SELECT type, target, version, data FROM headlessly.events WHERE tenant = 'capture_test' ORDER BY seq;
+
+INSERT INTO contacts VALUES (2, 'Alice', 'alice@x.test', 'lead', '{vip}');
+UPDATE contacts SET stage = 'qualified', email = NULL WHERE id = 2;
+-- an UPDATE that changes nothing appends nothing
+UPDATE contacts SET stage = 'qualified' WHERE id = 2;
+DELETE FROM contacts WHERE id = 2;
+SELECT type, target, version, actor, data, before, metadata
+  FROM headlessly.events WHERE tenant = 'capture_test' AND target = '2' ORDER BY version;
+SELECT target, noun, version, state FROM headlessly.entities WHERE tenant = 'capture_test' ORDER BY target;
+
+-- the actor: the current role, or the setting headlessly.actor
+SET headlessly.actor = 'agent_7';
+INSERT INTO contacts VALUES (4, 'Dana', 'dana@x.test', 'lead', NULL);
+RESET headlessly.actor;
+SELECT type, target, actor FROM headlessly.events WHERE tenant = 'capture_test' AND target = '4';
+
+-- a changed id ends one entity and starts another
+UPDATE contacts SET id = 5 WHERE id = 4;
+SELECT type, target, version FROM headlessly.events
+ WHERE tenant = 'capture_test' AND target IN ('4', '5') ORDER BY seq;
+
+-- in one transaction with the table change; a rollback takes both back
+BEGIN;
+INSERT INTO contacts VALUES (6, 'Eve', NULL, NULL, NULL);
+ROLLBACK;
+SELECT count(*) AS events_for_6 FROM headlessly.events WHERE tenant = 'capture_test' AND target = '6';
+
+-- a before hook that raises rejects the table change itself
+CREATE FUNCTION no_lost_deals(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    IF event->'data'->>'stage' = 'lost' THEN
+        RAISE EXCEPTION 'contact % cannot be lost', event->>'target' USING ERRCODE = 'P0A03';
+    END IF;
+    RETURN NULL;
+END $$;
+SELECT headlessly.hook('Contact.Updated', 'before', 'no_lost_deals(jsonb)') AS h \gset
+UPDATE contacts SET stage = 'lost' WHERE id = 5;
+\echo :LAST_ERROR_SQLSTATE
+SELECT id, stage FROM contacts WHERE id = 5;
+UPDATE contacts SET stage = 'won' WHERE id = 5;
+SELECT id, stage FROM contacts WHERE id = 5;
+SELECT headlessly.unhook(:h);
+
+-- TRUNCATE deletes every entity
+CREATE TABLE deals (deal_id text PRIMARY KEY, amount numeric);
+SELECT headlessly.capture('deals', 'Deal', 'deal_id');
+INSERT INTO deals VALUES ('d1', 10), ('d2', 20);
+UPDATE deals SET amount = amount * 2;
+SELECT target, state FROM headlessly.entities WHERE tenant = 'capture_test' AND noun = 'Deal' ORDER BY target;
+TRUNCATE deals;
+SELECT count(*) AS live_deals FROM headlessly.entities WHERE tenant = 'capture_test' AND noun = 'Deal';
+SELECT type, target, version FROM headlessly.events
+ WHERE tenant = 'capture_test' AND type LIKE 'Deal.%' ORDER BY seq;
+
+-- nouns from table names
+CREATE TABLE companies (id int);
+CREATE TABLE lead_events (id int);
+CREATE TABLE addresses (id int);
+CREATE TABLE status (id int);
+SELECT headlessly.capture('companies'), headlessly.capture('lead_events'),
+       headlessly.capture('addresses'), headlessly.capture('status');
+SELECT tgrelid::regclass AS captured, encode(tgargs, 'escape') AS noun_and_id
+  FROM pg_trigger WHERE tgname = 'headlessly_capture' ORDER BY tgrelid::regclass::text;
+
+-- capturing twice changes nothing; uncapture stops it
+SELECT headlessly.capture('contacts');
+SELECT headlessly.uncapture('contacts'), headlessly.uncapture('contacts');
+INSERT INTO contacts VALUES (7, 'Uncaptured', NULL, NULL, NULL);
+SELECT count(*) AS events_for_7 FROM headlessly.events WHERE tenant = 'capture_test' AND target = '7';
+
+-- what cannot be captured
+CREATE VIEW contact_view AS SELECT * FROM contacts;
+SELECT headlessly.capture('contact_view');
+\echo :LAST_ERROR_SQLSTATE
+SELECT headlessly.capture('contacts', id_column => 'uuid');
+\echo :LAST_ERROR_SQLSTATE
+SELECT headlessly.capture('contacts', noun => 'contact');
+\echo :LAST_ERROR_SQLSTATE
+SELECT headlessly.capture('headlessly.streams');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE "9lives" (id int);
+SELECT headlessly.capture('"9lives"');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE nullable_ids (id int, x int);
+INSERT INTO nullable_ids VALUES (NULL, 1);
+SELECT headlessly.capture('nullable_ids');
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM nullable_ids;
+SELECT headlessly.capture('nullable_ids');
+INSERT INTO nullable_ids VALUES (NULL, 2);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS rows_kept FROM nullable_ids;
+
+DROP VIEW contact_view;
+DROP TABLE contacts, deals, companies, lead_events, addresses, status, "9lives", nullable_ids;
+RESET headlessly.tenant;
