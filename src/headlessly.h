@@ -72,7 +72,8 @@ extern Jsonb *hl_row_to_jsonb(TupleDesc tupdesc, HeapTuple row);
 /* stream heads (stream.c) */
 typedef struct HlStreamHead
 {
-	ItemPointerData tid;		/* the locked head row */
+	bool		is_new;			/* no head row yet: store() inserts one */
+	ItemPointerData tid;		/* the locked head row, unless is_new */
 	int64		version;		/* 0 for a stream without events */
 	bool		has_last_recorded_at;
 	TimestampTz last_recorded_at;
@@ -84,8 +85,8 @@ typedef struct HlStreamHead
 	TimestampTz updated_at;
 } HlStreamHead;
 
-extern void hl_stream_lock(text *tenant, text *target, HlStreamHead *head);
-extern void hl_stream_store(text *tenant, text *target, const HlStreamHead *head);
+extern void hl_stream_lock(text *tenant, text *target, bool create, HlStreamHead *head);
+extern bool hl_stream_store(text *tenant, text *target, const HlStreamHead *head);
 
 /* idempotency keys (idempotency.c) */
 extern bool hl_claim_idempotency_key(text *tenant, text *source, text *key,

@@ -259,12 +259,13 @@ check_noun(text *target, const HlStreamHead *head, const char *type, int noun_le
  * its next version and recorded_at.
  */
 static void
-lock_stream(Datum *values, bool *nulls, bool expected_given, HlStreamHead *head)
+lock_stream(Datum *values, bool *nulls, bool expected_given, bool create,
+			HlStreamHead *head)
 {
 	text	   *tenant = DatumGetTextPP(values[cols.tenant]);
 	text	   *target = DatumGetTextPP(values[cols.target]);
 
-	hl_stream_lock(tenant, target, head);
+	hl_stream_lock(tenant, target, create, head);
 
 	if (expected_given && DatumGetInt64(values[cols.version]) != head->version + 1)
 		ereport(ERROR,
@@ -317,12 +318,20 @@ append_to_stream(TupleDesc tupdesc, Datum *values, bool *nulls)
 	Jsonb	   *before = NULL;
 	HlStreamHead head;
 
-	lock_stream(values, nulls, expected_given, &head);
-	if (run_before_hooks(tupdesc, values, nulls,
+	bool		hooks = hl_hooks_match(HL_HOOK_BEFORE, type, typelen);
+
+	/*
+	 * Hooks run between reading the stream and writing it, so with hooks a
+	 * new stream's head is made first, to hold the stream meanwhile.
+	 */
+again:
+	lock_stream(values, nulls, expected_given, hooks, &head);
+	if (hooks &&
+		run_before_hooks(tupdesc, values, nulls,
 						 et.kind == HL_NOT_ENTITY ? NULL : head.state))
 	{
 		/* a hook may have appended to this very stream: read it again */
-		lock_stream(values, nulls, expected_given, &head);
+		lock_stream(values, nulls, expected_given, hooks, &head);
 	}
 	recorded_at = DatumGetTimestampTz(values[cols.recorded_at]);
 	data = DatumGetJsonbP(values[cols.data]);
@@ -377,7 +386,12 @@ append_to_stream(TupleDesc tupdesc, Datum *values, bool *nulls)
 	head.version++;
 	head.last_recorded_at = recorded_at;
 	head.has_last_recorded_at = true;
-	hl_stream_store(tenant, target, &head);
+	if (!hl_stream_store(tenant, target, &head))
+	{
+		/* a concurrent first append made the stream: append after it */
+		before = NULL;
+		goto again;
+	}
 
 	if (before != NULL)
 	{

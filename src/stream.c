@@ -15,8 +15,10 @@
  * table_tuple_lock, simple_heap_update; index entries only when the update
  * is not HOT), as SELECT ... FOR UPDATE and UPDATE would do without the cost
  * of planning and starting two executors per append.  A stream's first
- * append inserts its head with INSERT ... ON CONFLICT DO NOTHING through
- * SPI, so that two first appends wait for each other like any two appends.
+ * append inserts its head, already holding the first event's version and
+ * state, with INSERT ... ON CONFLICT DO NOTHING through SPI: a concurrent
+ * first append waits there for the first one's transaction and, when that
+ * commits, starts over and locks the head it made.
  *
  *-------------------------------------------------------------------------
  */
@@ -59,8 +61,9 @@ static const char *const column_names[S_NCOLUMNS] = {
 };
 
 #define CREATE_QUERY \
-	"INSERT INTO " HL_SCHEMA ".streams (tenant, target, version)" \
-	" VALUES ($1, $2, 0)" \
+	"INSERT INTO " HL_SCHEMA ".streams" \
+	" (tenant, target, version, last_recorded_at, noun, state, created_at, updated_at)" \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)" \
 	" ON CONFLICT (tenant, target) DO NOTHING"
 
 static SPIPlanPtr create_plan = NULL;
@@ -211,28 +214,48 @@ lock_existing_head(text *tenant, text *target, HlStreamHead *head)
 }
 
 /*
- * Lock the head of (tenant, target), creating it if the stream is new, and
- * read it into *head.  Must run inside SPI (for a new stream's INSERT).
+ * Lock the head of (tenant, target) and read it into *head.  A stream
+ * without a head comes back with is_new set and nothing locked, unless
+ * create is given: then a head at version 0 is inserted first, so that the
+ * stream is held from here on (needed when hooks run before the store).
+ * Must run inside SPI.
  */
 void
-hl_stream_lock(text *tenant, text *target, HlStreamHead *head)
+hl_stream_lock(text *tenant, text *target, bool create, HlStreamHead *head)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		args[2] = {PointerGetDatum(tenant), PointerGetDatum(target)};
-
 	resolve_streams();
-	hl_prepare_cached(&create_plan, CREATE_QUERY, 2, argtypes);
 
-	/*
-	 * A new stream: insert a head at version 0, or wait for a concurrent
-	 * first append's head and lock that one.
-	 */
-	while (!lock_existing_head(tenant, target, head))
+	for (;;)
 	{
-		int			rc = SPI_execute_plan(create_plan, args, NULL, false, 0);
-
-		hl_spi_check(rc, SPI_OK_INSERT, CREATE_QUERY);
+		if (lock_existing_head(tenant, target, head))
+		{
+			head->is_new = false;
+			return;
+		}
+		memset(head, 0, sizeof(*head));
+		head->is_new = true;
+		if (!create)
+			return;
+		/* a concurrent creator makes this a no-op: then lock its head */
+		if (hl_stream_store(tenant, target, head))
+			head->is_new = false;
 	}
+}
+
+static bool
+create_head(Datum *values, bool *nulls)
+{
+	Oid			argtypes[S_NCOLUMNS] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID,
+	TEXTOID, JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	char		spinulls[S_NCOLUMNS];
+	int			rc;
+
+	hl_prepare_cached(&create_plan, CREATE_QUERY, S_NCOLUMNS, argtypes);
+	for (int i = 0; i < S_NCOLUMNS; i++)
+		spinulls[i] = nulls[i] ? 'n' : ' ';
+	rc = SPI_execute_plan(create_plan, values, spinulls, false, 0);
+	hl_spi_check(rc, SPI_OK_INSERT, CREATE_QUERY);
+	return SPI_processed == 1;
 }
 
 /* Index entries for a head that moved off its page (non-HOT update). */
@@ -255,9 +278,11 @@ insert_index_entries(Relation rel, HeapTuple tuple)
 }
 
 /*
- * Write back a head locked by hl_stream_lock in this transaction.
+ * Write back a head locked by hl_stream_lock in this transaction, or insert
+ * a new stream's head.  False only for a new stream whose head another
+ * transaction inserted (and committed) meanwhile: the caller starts over.
  */
-void
+bool
 hl_stream_store(text *tenant, text *target, const HlStreamHead *head)
 {
 	Relation	rel;
@@ -299,6 +324,14 @@ hl_stream_store(text *tenant, text *target, const HlStreamHead *head)
 	values[S_UPDATED_AT - 1] = TimestampTzGetDatum(head->updated_at);
 	nulls[S_UPDATED_AT - 1] = !head->has_updated_at;
 
+	if (head->is_new)
+	{
+		bool		created = create_head(values, nulls);
+
+		table_close(rel, NoLock);
+		return created;
+	}
+
 	tuple = heap_form_tuple(tupdesc, values, nulls);
 
 	/* we hold the row lock, so this cannot meet a concurrent update */
@@ -318,4 +351,5 @@ hl_stream_store(text *tenant, text *target, const HlStreamHead *head)
 
 	heap_freetuple(tuple);
 	table_close(rel, NoLock);
+	return true;
 }

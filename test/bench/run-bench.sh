@@ -3,11 +3,14 @@
 # on a throwaway cluster.  Each comparison alternates baseline and subject
 # for ROUNDS rounds of SECONDS seconds and reports medians and their ratio,
 # once with synchronous_commit = off (the extension's own cost) and once on.
-# Usage: bash test/bench/run-bench.sh [SECONDS] [ROUNDS]
+# Usage: bash test/bench/run-bench.sh [SECONDS] [ROUNDS] [SECTION...]
+# Sections: log (appends, batch), hooks, capture; all by default.
 source "$(dirname "$0")/../lib.sh"
 
 SECONDS_PER_RUN=${1:-8}
 ROUNDS=${2:-3}
+shift 2 2>/dev/null || shift $#
+SECTIONS=${*:-log hooks capture}
 BENCH=$TOP/test/bench
 
 ensure_packages
@@ -53,10 +56,32 @@ SQL
 cat > "$scripts/batch_1000.sql" <<'SQL'
 SELECT count(*) FROM headlessly.events_append_batch((SELECT events FROM bench.batch_payload));
 SQL
+cat > "$scripts/insert_plain_table.sql" <<'SQL'
+INSERT INTO bench.contacts_plain (name, email, stage) VALUES ('Alice', 'alice@example.com', 'lead');
+SQL
+cat > "$scripts/insert_captured_table.sql" <<'SQL'
+INSERT INTO bench.contacts_captured (name, email, stage) VALUES ('Alice', 'alice@example.com', 'lead');
+SQL
+cat > "$scripts/insert_audited_table.sql" <<'SQL'
+INSERT INTO bench.contacts_audited (name, email, stage) VALUES ('Alice', 'alice@example.com', 'lead');
+SQL
+
+# SQL run before each run of a side, to put hooks in place or take them away
+declare -A PRE=(
+    [append_no_target]="SELECT count(headlessly.unhook(id)) FROM headlessly.hook_registry"
+    [append_50_hooks]="SELECT count(headlessly.unhook(id)) FROM headlessly.hook_registry;
+        SELECT count(headlessly.hook('NoMatch' || i || '.*', CASE WHEN i % 2 = 0 THEN 'before' ELSE 'after' END, 'bench.noop(jsonb)'))
+          FROM generate_series(1, 50) i"
+    [append_after_hook]="SELECT count(headlessly.unhook(id)) FROM headlessly.hook_registry;
+        SELECT headlessly.hook('page_view', 'after', 'bench.noop(jsonb)')"
+)
+cp "$scripts/append_no_target.sql" "$scripts/append_50_hooks.sql"
+cp "$scripts/append_no_target.sql" "$scripts/append_after_hook.sql"
 
 # tps of one pgbench run
 run() {
     local clients=$1 script=$2 jobs
+    [ -n "${PRE[$script]:-}" ] && $PSQL -c "${PRE[$script]}" >/dev/null
     jobs=$(( clients < 2 ? clients : 2 ))
     "$PG_BIN/pgbench" -n -M prepared -c "$clients" -j "$jobs" -T "$SECONDS_PER_RUN" \
         -f "$scripts/$script.sql" postgres 2>&1 |
@@ -89,11 +114,22 @@ compare() {
 for SYNC in off on; do
     say "synchronous_commit = $SYNC: $ROUNDS rounds of ${SECONDS_PER_RUN}s per side"
     $PSQL -c "ALTER SYSTEM SET synchronous_commit = $SYNC" -c "SELECT pg_reload_conf()" >/dev/null
+    case " $SECTIONS " in *" log "*)
     compare "append, no target / plain INSERT" 1 plain_insert append_no_target 1 "≥ 0.85"
     compare "append, no target / plain INSERT" 8 plain_insert append_no_target 1 "≥ 0.85"
     compare "append, 1,000 hot entities / PL/pgSQL store" 8 plpgsql_store append_target 1 "≥ 2"
     compare "8 entities of one noun / 8 nouns" 8 many_nouns one_noun 1 "≥ 0.9"
     compare "batch of 1,000 / COPY of 1,000" 1 copy_1000 batch_1000 1000 "≥ 0.5"
+    ;; esac
+    case " $SECTIONS " in *" hooks "*)
+    compare "append with 50 non-matching hooks / no hooks" 1 append_no_target append_50_hooks 1 "≥ 0.95"
+    compare "append with 1 trivial SQL after hook / no hooks" 1 append_no_target append_after_hook 1 "report"
+    $PSQL -c "SELECT count(headlessly.unhook(id)) FROM headlessly.hook_registry" >/dev/null
+    ;; esac
+    case " $SECTIONS " in *" capture "*)
+    compare "INSERT into captured table / uncaptured" 1 insert_plain_table insert_captured_table 1 "≥ 0.5"
+    compare "INSERT into captured table / PL/pgSQL audit trigger" 1 insert_audited_table insert_captured_table 1 "≥ 2"
+    ;; esac
 done
 
 say "results"

@@ -85,3 +85,24 @@ SELECT jsonb_agg(jsonb_build_object('type', 'page_view',
                                     'metadata', jsonb_build_object('sessionId', 's' || (i % 50))))
        AS events
   FROM generate_series(1, 1000) i;
+
+-- Hooks: a handler that does nothing
+CREATE FUNCTION bench.noop(event jsonb) RETURNS jsonb LANGUAGE sql AS 'SELECT NULL::jsonb';
+
+-- Capture: the same table three times: plain, captured, and audited by a
+-- PL/pgSQL trigger that writes the same event row into a table of the log's
+-- shape and indexes.
+CREATE TABLE bench.contacts_plain (id bigserial PRIMARY KEY, name text, email text, stage text);
+CREATE TABLE bench.contacts_captured (LIKE bench.contacts_plain INCLUDING ALL);
+CREATE TABLE bench.contacts_audited (LIKE bench.contacts_plain INCLUDING ALL);
+SELECT headlessly.capture('bench.contacts_captured', 'Contact');
+CREATE TABLE bench.audit_events (LIKE bench.plain_events INCLUDING ALL);
+CREATE FUNCTION bench.audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO bench.audit_events (type, target, version, actor, source, source_type, data, metadata)
+    VALUES ('Contact.Created', NEW.id::text, 1, current_user, 'capture', 'internal',
+            jsonb_strip_nulls(to_jsonb(NEW)),
+            jsonb_build_object('table', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, 'operation', TG_OP));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER audit AFTER INSERT ON bench.contacts_audited FOR EACH ROW EXECUTE FUNCTION bench.audit();
