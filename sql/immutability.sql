@@ -79,11 +79,12 @@ SELECT tgname, tgenabled FROM pg_trigger
 SELECT evtname, evtenabled FROM pg_event_trigger WHERE evtname = 'headlessly_guard_ddl';
 
 -- a role that was granted UPDATE and DELETE is refused all the same
-CREATE ROLE regress_hl_writer;
+SELECT current_user AS admin \gset
+CREATE ROLE regress_hl_writer LOGIN;
 GRANT USAGE ON SCHEMA headlessly TO regress_hl_writer;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON headlessly.events TO regress_hl_writer;
-GRANT SELECT, INSERT, UPDATE ON headlessly.streams, headlessly.event_keys TO regress_hl_writer;
-SET ROLE regress_hl_writer;
+-- a fresh session as that role: it needs no rights on the log's derived tables
+\c - regress_hl_writer
 UPDATE headlessly.events SET actor = 'mallory';
 \echo :LAST_ERROR_SQLSTATE
 DELETE FROM headlessly.events;
@@ -93,10 +94,16 @@ TRUNCATE headlessly.events;
 -- and may not bring in "stored" events with a recorded_at of its choosing
 INSERT INTO headlessly.events (type, occurred_at, recorded_at) VALUES ('forged', now(), '2000-01-01');
 \echo :LAST_ERROR_SQLSTATE
--- appending works
-SELECT type, actor FROM headlessly.events_append('guard_probe', actor => current_user);
-RESET ROLE;
-REVOKE ALL ON headlessly.events, headlessly.streams, headlessly.event_keys FROM regress_hl_writer;
+-- appending works: new and existing streams, idempotency keys
+SELECT type, actor, version FROM headlessly.events_append('Probe.Created', 'guard_2', actor => current_user);
+SELECT type, actor, version FROM headlessly.events_append('Probe.Updated', 'guard_2', '{"x": 1}', actor => current_user);
+SELECT type, version FROM headlessly.events_append('guard_probe', 'guard_2', external_event_id => 'k_writer');
+SELECT type, version FROM headlessly.events_append('guard_probe', 'guard_2', external_event_id => 'k_writer');
+-- but cannot touch the derived tables directly
+SELECT count(*) FROM headlessly.streams;
+\echo :LAST_ERROR_SQLSTATE
+\c - :admin
+REVOKE ALL ON headlessly.events FROM regress_hl_writer;
 REVOKE ALL ON SCHEMA headlessly FROM regress_hl_writer;
 DROP ROLE regress_hl_writer;
 

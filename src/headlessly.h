@@ -115,4 +115,13 @@ extern SPIPlanPtr hl_prepare_cached(SPIPlanPtr *slot, const char *query,
 									int nargs, Oid *argtypes);
 extern void hl_spi_check(int rc, int expected, const char *query);
 
+typedef struct HlSavedUser
+{
+	Oid			userid;
+	int			sec_context;
+} HlSavedUser;
+
+extern void hl_become_log_owner(HlSavedUser *saved);
+extern void hl_restore_user(const HlSavedUser *saved);
+
 #endif							/* HEADLESSLY_H */

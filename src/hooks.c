@@ -149,6 +149,7 @@ load_hooks(void)
 {
 	int			rc;
 	bool		connected = false;
+	HlSavedUser saved;
 
 	if (hooks_valid)
 		return;
@@ -180,7 +181,9 @@ load_hooks(void)
 			elog(ERROR, "SPI_connect failed");
 		connected = true;
 		hl_prepare_cached(&load_plan, LOAD_QUERY, 0, NULL);
+		hl_become_log_owner(&saved);
 		rc = SPI_execute_plan(load_plan, NULL, NULL, true, 0);
+		hl_restore_user(&saved);
 		hl_spi_check(rc, SPI_OK_SELECT, LOAD_QUERY);
 
 		if (SPI_processed > 0)
@@ -398,6 +401,7 @@ record_failure(const char *event_id, Hook *hook, ErrorData *edata)
 	Oid			argtypes[7] = {TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		args[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	HlSavedUser saved;
 	int			rc;
 
 	hl_prepare_cached(&failure_plan, FAILURE_QUERY, 7, argtypes);
@@ -415,7 +419,9 @@ record_failure(const char *event_id, Hook *hook, ErrorData *edata)
 	else
 		nulls[6] = 'n';
 
+	hl_become_log_owner(&saved);
 	rc = SPI_execute_plan(failure_plan, args, nulls, false, 0);
+	hl_restore_user(&saved);
 	hl_spi_check(rc, SPI_OK_INSERT, FAILURE_QUERY);
 }
 

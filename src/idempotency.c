@@ -51,6 +51,7 @@ hl_claim_idempotency_key(text *tenant, text *source, text *key, int64 seq)
 	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
 	Datum		args[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
+	HlSavedUser saved;
 	int			rc;
 
 	hl_prepare_cached(&claim_plan, CLAIM_QUERY, 4, argtypes);
@@ -62,7 +63,9 @@ hl_claim_idempotency_key(text *tenant, text *source, text *key, int64 seq)
 	args[2] = PointerGetDatum(key);
 	args[3] = Int64GetDatum(seq);
 
+	hl_become_log_owner(&saved);
 	rc = SPI_execute_plan(claim_plan, args, nulls, false, 0);
+	hl_restore_user(&saved);
 	hl_spi_check(rc, SPI_OK_INSERT, CLAIM_QUERY);
 	return SPI_processed == 1;
 }

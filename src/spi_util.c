@@ -13,6 +13,13 @@
  */
 #include "headlessly.h"
 
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "miscadmin.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
 SPIPlanPtr
 hl_prepare_cached(SPIPlanPtr *slot, const char *query, int nargs, Oid *argtypes)
 {
@@ -37,4 +44,36 @@ hl_spi_check(int rc, int expected, const char *query)
 	if (rc != expected)
 		elog(ERROR, "SPI_execute_plan returned %s for \"%s\"",
 			 SPI_result_code_string(rc), query);
+}
+
+/*
+ * The log's derived tables (stream heads, idempotency claims, the hook
+ * registry and its failures) are the extension's business, not the
+ * appending role's: their statements run as the owner of headlessly.events,
+ * as PostgreSQL's own RI triggers run as the table owner.  No user code runs
+ * meanwhile, and the restricted-operation flag keeps it that way.  An error
+ * needs no cleanup: transaction abort restores the user.
+ */
+void
+hl_become_log_owner(HlSavedUser *saved)
+{
+	Oid			relid = get_relname_relid("events", get_namespace_oid(HL_SCHEMA, false));
+	HeapTuple	tup;
+	Oid			owner;
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "table %s.events is missing", HL_SCHEMA);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(owner, saved->sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+}
+
+void
+hl_restore_user(const HlSavedUser *saved)
+{
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 }

@@ -248,12 +248,15 @@ create_head(Datum *values, bool *nulls)
 	Oid			argtypes[S_NCOLUMNS] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID,
 	TEXTOID, JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	char		spinulls[S_NCOLUMNS];
+	HlSavedUser saved;
 	int			rc;
 
 	hl_prepare_cached(&create_plan, CREATE_QUERY, S_NCOLUMNS, argtypes);
 	for (int i = 0; i < S_NCOLUMNS; i++)
 		spinulls[i] = nulls[i] ? 'n' : ' ';
+	hl_become_log_owner(&saved);
 	rc = SPI_execute_plan(create_plan, values, spinulls, false, 0);
+	hl_restore_user(&saved);
 	hl_spi_check(rc, SPI_OK_INSERT, CREATE_QUERY);
 	return SPI_processed == 1;
 }
