@@ -22,6 +22,11 @@ $node->safe_psql('source', q{
 	CREATE TABLE lead_events (id serial, kind text);
 	SELECT headlessly.make_append_only('lead_events');
 	INSERT INTO lead_events (kind) VALUES ('created');
+	CREATE FUNCTION tag(event jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{"tagged": true}'::jsonb $$;
+	SELECT headlessly.hook('Contact.*', 'before', 'tag(jsonb)');
+	CREATE TABLE contacts (id int PRIMARY KEY, name text);
+	SELECT headlessly.capture('contacts');
+	INSERT INTO contacts VALUES (1, 'Ann');
 });
 # a later transaction, so restored recorded_at values differ from "now"
 $node->safe_psql('source', q{SELECT headlessly.events_append('Contact.Qualified', 'c1', '{"stage": "sql"}')});
@@ -55,6 +60,11 @@ like($stderr, qr/append-only/, 'the restored log is still append-only');
 ($ret, $stdout, $stderr) = $node->psql('restored', 'DELETE FROM lead_events');
 like($stderr, qr/append-only/, 'a restored make_append_only table is still guarded');
 is($node->safe_psql('restored', 'SELECT count(*) FROM lead_events'), '1', 'its rows come back');
+is($node->safe_psql('restored', q{SELECT data->>'tagged' FROM headlessly.events_append('Contact.Updated', 'c1', '{"n": 1}')}),
+	'true', 'hooks come back and run');
+$node->safe_psql('restored', q{UPDATE contacts SET name = 'Bea' WHERE id = 1});
+is($node->safe_psql('restored', q{SELECT state->>'name' FROM headlessly.entities WHERE target = '1'}),
+	'Bea', 'table capture goes on after restore');
 
 $node->stop;
 done_testing();
