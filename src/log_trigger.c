@@ -299,9 +299,73 @@ run_before_hooks(TupleDesc tupdesc, Datum *values, bool *nulls, Jsonb *state)
 }
 
 /*
- * Assign the version and recorded_at within the target's stream, run the
- * before hooks, and apply the entity semantics of the event type to the
- * stream's state.
+ * Apply the entity semantics of the event to the locked head: the state it
+ * leaves, its version and times.  Returns the "before" to store, or NULL.
+ */
+static Jsonb *
+apply_event(HlStreamHead *head, HlEventType et, const char *type, text *target,
+			Datum *values)
+{
+	TimestampTz recorded_at = DatumGetTimestampTz(values[cols.recorded_at]);
+	Jsonb	   *data = DatumGetJsonbP(values[cols.data]);
+	Jsonb	   *before = NULL;
+
+	switch (et.kind)
+	{
+		case HL_NOT_ENTITY:
+			break;
+
+		case HL_VERB_CREATED:
+			if (head->state != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_HL_ENTITY_STATE),
+						 errmsg("%s \"%s\" already exists", head->noun, text_to_cstring(target)),
+						 errdetail("A Created event needs a target that does not exist or was deleted."),
+						 errhint("Append a %s.Updated event to change it.", head->noun)));
+			check_noun(target, head, type, et.noun_len);
+			if (head->noun == NULL)
+				head->noun = pnstrdup(type, et.noun_len);
+			head->state = data;
+			head->created_at = recorded_at;
+			head->has_created_at = true;
+			break;
+
+		case HL_VERB_DELETED:
+		case HL_VERB_OTHER:
+			check_noun(target, head, type, et.noun_len);
+			if (head->state == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_HL_ENTITY_STATE),
+						 errmsg("%.*s \"%s\" does not exist", et.noun_len, type,
+								text_to_cstring(target)),
+						 errdetail(head->noun ? "The entity was deleted." :
+								   "No Created event has been appended for this target."),
+						 errhint("Append a %.*s.Created event first.", et.noun_len, type)));
+			if (et.kind == HL_VERB_DELETED)
+			{
+				before = head->state;
+				head->state = NULL;
+				head->has_created_at = false;
+			}
+			else
+				head->state = hl_merge_patch(head->state, data, &before);
+			break;
+	}
+
+	if (et.kind != HL_NOT_ENTITY)
+	{
+		head->updated_at = recorded_at;
+		head->has_updated_at = true;
+	}
+	head->version++;
+	head->last_recorded_at = recorded_at;
+	head->has_last_recorded_at = true;
+	return before;
+}
+
+/*
+ * Append the row to its target's stream: lock the stream, run the before
+ * hooks, apply the event and write the head back.
  */
 static void
 append_to_stream(TupleDesc tupdesc, Datum *values, bool *nulls)
@@ -313,85 +377,29 @@ append_to_stream(TupleDesc tupdesc, Datum *values, bool *nulls)
 	int			typelen = VARSIZE_ANY_EXHDR(typetext);
 	HlEventType et = hl_parse_event_type(type, typelen);
 	bool		expected_given = !nulls[cols.version];
-	TimestampTz recorded_at;
-	Jsonb	   *data;
-	Jsonb	   *before = NULL;
+	bool		hooks = hl_hooks_match(HL_HOOK_BEFORE, type, typelen);
+	Jsonb	   *before;
 	HlStreamHead head;
 
-	bool		hooks = hl_hooks_match(HL_HOOK_BEFORE, type, typelen);
-
 	/*
-	 * Hooks run between reading the stream and writing it, so with hooks a
-	 * new stream's head is made first, to hold the stream meanwhile.
+	 * Without hooks, a new stream's head is inserted by the store, which
+	 * fails only if a concurrent first append made it meanwhile: then this
+	 * append goes after that one.  Hooks run between reading the stream and
+	 * writing it, and must not run twice, so with hooks a new stream's head
+	 * is made first and held.
 	 */
-again:
-	lock_stream(values, nulls, expected_given, hooks, &head);
-	if (hooks &&
-		run_before_hooks(tupdesc, values, nulls,
-						 et.kind == HL_NOT_ENTITY ? NULL : head.state))
+	do
 	{
-		/* a hook may have appended to this very stream: read it again */
 		lock_stream(values, nulls, expected_given, hooks, &head);
-	}
-	recorded_at = DatumGetTimestampTz(values[cols.recorded_at]);
-	data = DatumGetJsonbP(values[cols.data]);
-
-	switch (et.kind)
-	{
-		case HL_NOT_ENTITY:
-			break;
-
-		case HL_VERB_CREATED:
-			if (head.state != NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_HL_ENTITY_STATE),
-						 errmsg("%s \"%s\" already exists", head.noun, text_to_cstring(target)),
-						 errdetail("A Created event needs a target that does not exist or was deleted."),
-						 errhint("Append a %s.Updated event to change it.", head.noun)));
-			check_noun(target, &head, type, et.noun_len);
-			if (head.noun == NULL)
-				head.noun = pnstrdup(type, et.noun_len);
-			head.state = data;
-			head.created_at = recorded_at;
-			head.has_created_at = true;
-			break;
-
-		case HL_VERB_DELETED:
-		case HL_VERB_OTHER:
-			check_noun(target, &head, type, et.noun_len);
-			if (head.state == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_HL_ENTITY_STATE),
-						 errmsg("%.*s \"%s\" does not exist", et.noun_len, type,
-								text_to_cstring(target)),
-						 errdetail(head.noun ? "The entity was deleted." :
-								   "No Created event has been appended for this target."),
-						 errhint("Append a %.*s.Created event first.", et.noun_len, type)));
-			if (et.kind == HL_VERB_DELETED)
-			{
-				before = head.state;
-				head.state = NULL;
-				head.has_created_at = false;
-			}
-			else
-				head.state = hl_merge_patch(head.state, data, &before);
-			break;
-	}
-
-	if (et.kind != HL_NOT_ENTITY)
-	{
-		head.updated_at = recorded_at;
-		head.has_updated_at = true;
-	}
-	head.version++;
-	head.last_recorded_at = recorded_at;
-	head.has_last_recorded_at = true;
-	if (!hl_stream_store(tenant, target, &head))
-	{
-		/* a concurrent first append made the stream: append after it */
-		before = NULL;
-		goto again;
-	}
+		if (hooks &&
+			run_before_hooks(tupdesc, values, nulls,
+							 et.kind == HL_NOT_ENTITY ? NULL : head.state))
+		{
+			/* a hook may have appended to this very stream: read it again */
+			lock_stream(values, nulls, expected_given, hooks, &head);
+		}
+		before = apply_event(&head, et, type, target, values);
+	} while (!hl_stream_store(tenant, target, &head));
 
 	if (before != NULL)
 	{
@@ -459,11 +467,8 @@ headlessly_events_before_insert(PG_FUNCTION_ARGS)
 	values[cols.recorded_at] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	nulls[cols.recorded_at] = false;
 
-	/* free-standing events without a key or hooks need no SPI at all */
-	use_spi = !nulls[cols.external_event_id] || !nulls[cols.target] ||
-		hl_hooks_match(HL_HOOK_BEFORE,
-					   VARDATA_ANY(DatumGetTextPP(values[cols.type])),
-					   VARSIZE_ANY_EXHDR(DatumGetTextPP(values[cols.type])));
+	/* free-standing events without a key need no SPI of ours */
+	use_spi = !nulls[cols.external_event_id] || !nulls[cols.target];
 	if (use_spi && SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
