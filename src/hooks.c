@@ -148,7 +148,6 @@ static void
 load_hooks(void)
 {
 	int			rc;
-	bool		connected = false;
 	HlSavedUser saved;
 
 	if (hooks_valid)
@@ -179,7 +178,6 @@ load_hooks(void)
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		connected = true;
 		hl_prepare_cached(&load_plan, LOAD_QUERY, 0, NULL);
 		hl_become_log_owner(&saved);
 		rc = SPI_execute_plan(load_plan, NULL, NULL, true, 0);
@@ -215,13 +213,11 @@ load_hooks(void)
 			MemoryContextSwitchTo(old);
 		}
 		SPI_finish();
-		connected = false;
 	}
 	PG_CATCH();
 	{
+		/* abort cleans up SPI and the user; just read again next time */
 		hooks_valid = false;
-		if (connected)
-			SPI_finish();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
