@@ -108,6 +108,13 @@ CREATE FUNCTION after_three(event jsonb) RETURNS jsonb LANGUAGE sql AS
 SELECT headlessly.hook('Invoice.*', 'after', 'after_one(jsonb)') AS a1,
        headlessly.hook('Invoice.*', 'after', 'after_fails(jsonb)') AS a2,
        headlessly.hook('Invoice.*', 'after', 'after_three(jsonb)') AS a3 \gset
+-- the log has an AFTER trigger only while after hooks exist, guarded like the rest
+SELECT tgname, tgenabled FROM pg_trigger
+ WHERE tgrelid = 'headlessly.events'::regclass AND tgname = 'events_after_append';
+ALTER TABLE headlessly.events DISABLE TRIGGER events_after_append;
+\echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER events_after_append ON headlessly.events;
+\echo :LAST_ERROR_SQLSTATE
 DELETE FROM hook_log;
 SELECT id AS invoice_event, version FROM headlessly.events_append('Invoice.Created', 'inv1', '{"total": 5}') \gset
 SELECT :version AS version;
@@ -123,6 +130,8 @@ COMMIT;
 SELECT hook, count(*) FROM hook_log GROUP BY hook ORDER BY hook;
 SELECT count(*) AS failures FROM headlessly.hook_failures;
 SELECT headlessly.unhook(:a1), headlessly.unhook(:a2), headlessly.unhook(:a3);
+SELECT count(*) AS after_trigger FROM pg_trigger
+ WHERE tgrelid = 'headlessly.events'::regclass AND tgname = 'events_after_append';
 
 -- hooks may append: Deal.Closed creates a subscription
 CREATE FUNCTION open_subscription(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
@@ -169,21 +178,26 @@ SELECT count(*) AS hook_runs_after_duplicates FROM hook_log;
 SELECT headlessly.unhook(:pb), headlessly.unhook(:pb2);
 
 -- which patterns match which types (case-sensitive)
-CREATE FUNCTION log_pattern(event jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT NULL::jsonb $$;
-CREATE TEMP TABLE patterns AS SELECT p FROM unnest(ARRAY['*', 'Ticket.*', '*.Escalated', 'Ticket.Escalated',
-    'ticket.*', '*.escalated', 'page_view', 'Tick.*', '*.Escalate']) p;
-CREATE TEMP TABLE types AS SELECT t FROM unnest(ARRAY['Ticket.Escalated', 'Ticket.Created', 'Deal.Escalated',
-    'page_view', 'ticket.escalated']) t;
-CREATE FUNCTION pg_temp.matches(pattern text, type text) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE id bigint; r boolean;
+CREATE TEMP TABLE matched (type text);
+CREATE FUNCTION log_match(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    INSERT INTO matched VALUES (event->>'type'); SELECT NULL::jsonb
+$$;
+CREATE FUNCTION pg_temp.matches(pattern text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE id bigint; r text;
 BEGIN
-    id := headlessly.hook(pattern, 'after', 'log_pattern(jsonb)');
-    r := headlessly.has_after_hooks(type);
+    DELETE FROM matched;
+    id := headlessly.hook(pattern, 'before', 'log_match(jsonb)');
+    PERFORM headlessly.events_append(t)
+       FROM unnest(ARRAY['Ticket.Escalated', 'Ticket.Created', 'Deal.Escalated',
+                         'page_view', 'ticket.escalated']) t;
     PERFORM headlessly.unhook(id);
+    SELECT string_agg(type, ', ' ORDER BY type) INTO r FROM matched;
     RETURN r;
 END $$;
-SELECT p AS pattern, string_agg(t, ', ' ORDER BY t) FILTER (WHERE pg_temp.matches(p, t)) AS matches
-  FROM patterns, types GROUP BY p ORDER BY p;
+SELECT p AS pattern, pg_temp.matches(p) AS matches
+  FROM unnest(ARRAY['*', 'Ticket.*', '*.Escalated', 'Ticket.Escalated', 'ticket.*',
+                    '*.escalated', 'page_view', 'Tick.*', '*.Escalate']) p
+ ORDER BY p;
 
 -- custom verbs work with hooks like any other
 SELECT headlessly.hook('*.Escalated', 'after', 'log_event(jsonb)') AS esc \gset

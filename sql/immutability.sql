@@ -51,10 +51,6 @@ DROP TRIGGER headlessly_append_only ON headlessly.events;
 \echo :LAST_ERROR_SQLSTATE
 DROP TRIGGER events_append ON headlessly.events;
 \echo :LAST_ERROR_SQLSTATE
-ALTER TABLE headlessly.events DISABLE TRIGGER events_after_append;
-\echo :LAST_ERROR_SQLSTATE
-DROP TRIGGER events_after_append ON headlessly.events;
-\echo :LAST_ERROR_SQLSTATE
 ALTER TABLE headlessly.events DROP COLUMN raw_payload;
 \echo :LAST_ERROR_SQLSTATE
 ALTER TABLE headlessly.events ALTER COLUMN actor TYPE varchar(3);

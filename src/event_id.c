@@ -6,7 +6,9 @@
  * The first 8 characters encode the time in milliseconds and the last 10 are
  * random, so ids sort roughly by creation time.  That keeps inserts into the
  * unique index on id at the right edge of the btree instead of scattering
- * them over every leaf page.
+ * them over every leaf page.  The random part comes from the backend's
+ * PRNG, seeded from a strong source when the backend starts: ids need to be
+ * unique, not secret, and pg_strong_random() cost 6% of an append.
  *
  *-------------------------------------------------------------------------
  */
@@ -14,6 +16,9 @@
 
 #include "fmgr.h"
 #include "port.h"
+#if PG_VERSION_NUM >= 150000
+#include "common/pg_prng.h"
+#endif
 
 #include <sys/time.h>
 #include "utils/builtins.h"
@@ -45,10 +50,14 @@ hl_generate_event_id(void)
 	uint64		millis;
 	struct timeval tv;
 
+#if PG_VERSION_NUM >= 150000
+	random_bits = pg_prng_uint64(&pg_global_prng_state);
+#else
 	if (!pg_strong_random(&random_bits, sizeof(random_bits)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not generate a random event id")));
+#endif
 
 	gettimeofday(&tv, NULL);
 	millis = (uint64) tv.tv_sec * 1000 + tv.tv_usec / 1000;

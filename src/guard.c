@@ -48,6 +48,15 @@ PG_FUNCTION_INFO_V1(headlessly_guard_ddl);
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
+/* set while the extension itself changes the log's triggers (hooks.c) */
+static bool internal_ddl = false;
+
+void
+hl_guard_allow_internal_ddl(bool allow)
+{
+	internal_ddl = allow;
+}
+
 /* The trigger itself -------------------------------------------------------- */
 
 Datum
@@ -261,7 +270,7 @@ check_event_trigger_name(const char *name, const char *what)
 static void
 check_utility(Node *parsetree)
 {
-	if (parsetree == NULL || creating_extension)
+	if (parsetree == NULL || creating_extension || internal_ddl)
 		return;
 
 	switch (nodeTag(parsetree))

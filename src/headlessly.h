@@ -109,6 +109,7 @@ extern Jsonb *hl_take_state_after(int64 seq);
 
 /* guards (guard.c) */
 extern void hl_guard_install_hooks(void);
+extern void hl_guard_allow_internal_ddl(bool allow);
 
 /* SPI helpers (spi_util.c) */
 extern SPIPlanPtr hl_prepare_cached(SPIPlanPtr *slot, const char *query,

@@ -227,22 +227,24 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'headlessly_unhook'
 LANGUAGE C VOLATILE STRICT;
 
-CREATE FUNCTION headlessly.has_after_hooks(type text)
-RETURNS boolean
-AS 'MODULE_PATHNAME', 'headlessly_has_after_hooks'
-LANGUAGE C STABLE STRICT;
-
+-- The log's AFTER INSERT trigger (events_after_append, running this function)
+-- exists only while after hooks are registered, so that appends without them
+-- queue no trigger events; the registry's own trigger creates and drops it,
+-- also when a restore loads the registry.
 CREATE FUNCTION headlessly.events_after_insert()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'headlessly_events_after_insert'
 LANGUAGE C;
 
--- Queued only when an after hook matches, so appends without hooks pay nothing.
-CREATE TRIGGER events_after_append
-    AFTER INSERT ON headlessly.events
-    FOR EACH ROW WHEN (headlessly.has_after_hooks(NEW.type))
-    EXECUTE FUNCTION headlessly.events_after_insert();
-ALTER TABLE headlessly.events ENABLE ALWAYS TRIGGER events_after_append;
+CREATE FUNCTION headlessly.hook_registry_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'headlessly_hook_registry_changed'
+LANGUAGE C;
+
+CREATE TRIGGER hook_registry_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON headlessly.hook_registry
+    FOR EACH STATEMENT EXECUTE FUNCTION headlessly.hook_registry_changed();
+ALTER TABLE headlessly.hook_registry ENABLE ALWAYS TRIGGER hook_registry_changed;
 
 -- Table capture -------------------------------------------------------------
 
@@ -267,4 +269,5 @@ LANGUAGE C STRICT;
 -- Privileges: the internals are not for direct use.
 REVOKE ALL ON FUNCTION headlessly.events_before_insert() FROM PUBLIC;
 REVOKE ALL ON FUNCTION headlessly.events_after_insert() FROM PUBLIC;
+REVOKE ALL ON FUNCTION headlessly.hook_registry_changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION headlessly.guard_ddl() FROM PUBLIC;

@@ -3,17 +3,20 @@
  * hooks.c
  *	  User hook functions run before and after each append.
  *
- * hook() and unhook() write headlessly.hook_registry and send a relcache
- * invalidation for it, which reaches every backend at commit; each backend
- * keeps the registered hooks, with their resolved handlers, in a cache that
- * the invalidation empties.  An append with no hooks registered therefore
- * costs one flag test, and no catalog query is made per append.
+ * hook() and unhook() write headlessly.hook_registry.  A statement trigger
+ * on the registry then sends a relcache invalidation for it, which reaches
+ * every backend at commit; each backend keeps the registered hooks, with
+ * their resolved handlers, in a cache that the invalidation empties.  An
+ * append with no hooks registered therefore costs one flag test, and no
+ * catalog query is made per append.
  *
  * "before" hooks run in the log's BEFORE INSERT trigger, after the stream is
  * locked, and may change the event's data or reject it.  "after" hooks run
- * in an AFTER INSERT trigger whose WHEN clause asks has_after_hooks(type),
- * so no after-trigger event is even queued unless one matches; each runs in
- * a subtransaction whose failure is recorded in headlessly.hook_failures.
+ * in an AFTER INSERT trigger on the log, which exists only while after hooks
+ * are registered: the same registry trigger creates and drops it (also when
+ * a restore loads the registry), because even an idle AFTER trigger costs
+ * every append a queued trigger event.  Each after hook runs in a
+ * subtransaction whose failure is recorded in headlessly.hook_failures.
  *
  *-------------------------------------------------------------------------
  */
@@ -41,7 +44,7 @@
 
 PG_FUNCTION_INFO_V1(headlessly_hook);
 PG_FUNCTION_INFO_V1(headlessly_unhook);
-PG_FUNCTION_INFO_V1(headlessly_has_after_hooks);
+PG_FUNCTION_INFO_V1(headlessly_hook_registry_changed);
 PG_FUNCTION_INFO_V1(headlessly_events_after_insert);
 
 typedef enum HookPatternKind
@@ -85,6 +88,11 @@ static int	hook_depth = 0;
 
 #define UNREGISTER_QUERY \
 	"DELETE FROM " HL_SCHEMA ".hook_registry WHERE id OPERATOR(pg_catalog.=) $1"
+
+#define AFTER_HOOKS_QUERY \
+	"SELECT 1 FROM " HL_SCHEMA ".hook_registry WHERE phase OPERATOR(pg_catalog.=) 'after' LIMIT 1"
+
+#define AFTER_TRIGGER_NAME "events_after_append"
 
 #define FAILURE_QUERY \
 	"INSERT INTO " HL_SCHEMA ".hook_failures" \
@@ -585,13 +593,62 @@ hl_take_state_after(int64 seq)
 	return NULL;
 }
 
-/* has_after_hooks(type): the WHEN clause of the after trigger */
+/*
+ * The registry's statement trigger: every backend reloads its hooks, and the
+ * log has its AFTER INSERT trigger exactly while after hooks exist.
+ */
 Datum
-headlessly_has_after_hooks(PG_FUNCTION_ARGS)
+headlessly_hook_registry_changed(PG_FUNCTION_ARGS)
 {
-	text	   *type = PG_GETARG_TEXT_PP(0);
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Oid			events_relid;
+	bool		want;
+	bool		have;
+	HlSavedUser saved;
+	int			rc;
 
-	PG_RETURN_BOOL(hl_hooks_match(HL_HOOK_AFTER, VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type)));
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s must be fired AFTER ... FOR EACH STATEMENT",
+						"headlessly.hook_registry_changed()")));
+
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+
+	events_relid = get_relname_relid("events", RelationGetNamespace(trigdata->tg_relation));
+	have = OidIsValid(get_trigger_oid(events_relid, AFTER_TRIGGER_NAME, true));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	hl_become_log_owner(&saved);
+	rc = SPI_execute(AFTER_HOOKS_QUERY, false, 1);
+	hl_spi_check(rc, SPI_OK_SELECT, AFTER_HOOKS_QUERY);
+	want = SPI_processed > 0;
+
+	if (want && !have)
+	{
+		rc = SPI_execute("CREATE TRIGGER " AFTER_TRIGGER_NAME
+						 " AFTER INSERT ON " HL_SCHEMA ".events"
+						 " FOR EACH ROW EXECUTE FUNCTION " HL_SCHEMA ".events_after_insert()",
+						 false, 0);
+		hl_spi_check(rc, SPI_OK_UTILITY, "CREATE TRIGGER");
+		rc = SPI_execute("ALTER TABLE " HL_SCHEMA ".events"
+						 " ENABLE ALWAYS TRIGGER " AFTER_TRIGGER_NAME, false, 0);
+		hl_spi_check(rc, SPI_OK_UTILITY, "ALTER TABLE");
+	}
+	else if (!want && have)
+	{
+		hl_guard_allow_internal_ddl(true);
+		rc = SPI_execute("DROP TRIGGER " AFTER_TRIGGER_NAME " ON " HL_SCHEMA ".events",
+						 false, 0);
+		hl_guard_allow_internal_ddl(false);
+		hl_spi_check(rc, SPI_OK_UTILITY, "DROP TRIGGER");
+	}
+	hl_restore_user(&saved);
+	SPI_finish();
+
+	return PointerGetDatum(NULL);
 }
 
 /* Registration ------------------------------------------------------------- */
@@ -680,13 +737,12 @@ headlessly_hook(PG_FUNCTION_ARGS)
 	args[0] = PointerGetDatum(cstring_to_text(pattern));
 	args[1] = PointerGetDatum(cstring_to_text(phase));
 	args[2] = ObjectIdGetDatum(handler);
-	rc = SPI_execute_plan(register_plan, args, NULL, false, 1);
+	/* no row limit: a limited INSERT never reaches its statement triggers */
+	rc = SPI_execute_plan(register_plan, args, NULL, false, 0);
 	hl_spi_check(rc, SPI_OK_INSERT_RETURNING, REGISTER_QUERY);
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 
-	/* every backend, this one included, reloads its hooks */
-	CacheInvalidateRelcacheByRelid(lookup_registry_relid());
 	PG_RETURN_INT64(id);
 }
 
@@ -707,7 +763,5 @@ headlessly_unhook(PG_FUNCTION_ARGS)
 	found = SPI_processed > 0;
 	SPI_finish();
 
-	if (found)
-		CacheInvalidateRelcacheByRelid(lookup_registry_relid());
 	PG_RETURN_BOOL(found);
 }
