@@ -88,3 +88,22 @@ SELECT * FROM headlessly.events WHERE tenant = 'default' AND target = 'contact_1
 EXPLAIN (COSTS OFF)
 SELECT * FROM headlessly.events WHERE tenant = 'default' AND session_id = 's1' ORDER BY recorded_at;
 RESET enable_seqscan;
+
+-- appends take a direct path unless something needs SQL's own machinery:
+-- statement triggers on the log, row security, column-level grants.  Both
+-- paths store the same row under the same rules.
+CREATE TABLE statement_log (n int);
+CREATE FUNCTION count_statement() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN INSERT INTO statement_log VALUES (1); RETURN NULL; END $$;
+CREATE TRIGGER count_statements AFTER INSERT ON headlessly.events
+    FOR EACH STATEMENT EXECUTE FUNCTION count_statement();
+SELECT type, target, version, data FROM headlessly.events_append('Path.Created', 'sql_path', '{"via": "sql"}');
+SELECT type, version FROM headlessly.events_append('Path.Created', 'sql_path_dup', external_event_id => 'path_k');
+SELECT type, version FROM headlessly.events_append('Path.Created', 'sql_path_dup', external_event_id => 'path_k');
+SELECT count(*) AS statements_seen FROM statement_log;
+DROP TRIGGER count_statements ON headlessly.events;
+SELECT type, target, version, data FROM headlessly.events_append('Path.Updated', 'sql_path', '{"via": "direct"}');
+SELECT count(*) AS statements_seen FROM statement_log;
+SELECT target, state FROM headlessly.entities WHERE target = 'sql_path';
+DROP TABLE statement_log;
+DROP FUNCTION count_statement();

@@ -35,12 +35,6 @@ PG_FUNCTION_INFO_V1(headlessly_capture_trigger);
 #define CAPTURE_TRIGGER_NAME "headlessly_capture"
 #define CAPTURE_TRUNCATE_TRIGGER_NAME "headlessly_capture_truncate"
 
-#define APPEND_QUERY \
-	"INSERT INTO " HL_SCHEMA ".events" \
-	" (type, target, data, actor, source, source_type, metadata)" \
-	" VALUES ($1, $2, $3, $4, 'capture', 'internal', $5)"
-
-static SPIPlanPtr append_plan = NULL;
 
 /* Names ---------------------------------------------------------------------- */
 
@@ -145,19 +139,22 @@ capture_metadata(Relation rel, const char *operation)
 static void
 append(const char *noun, const char *verb, char *target, Jsonb *data, Jsonb *metadata)
 {
-	Oid			argtypes[5] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID, JSONBOID};
-	Datum		args[5];
-	int			rc;
+	Datum		values[A_NCOLUMNS];
+	char		nulls[A_NCOLUMNS];
 
-	hl_prepare_cached(&append_plan, APPEND_QUERY, 5, argtypes);
-	args[0] = CStringGetTextDatum(psprintf("%s.%s", noun, verb));
-	args[1] = CStringGetTextDatum(target);
-	args[2] = JsonbPGetDatum(data);
-	args[3] = CStringGetTextDatum(capture_actor());
-	args[4] = JsonbPGetDatum(metadata);
+	memset(nulls, 'n', sizeof(nulls));
+	values[A_TENANT] = CStringGetTextDatum(hl_current_tenant());
+	values[A_TYPE] = CStringGetTextDatum(psprintf("%s.%s", noun, verb));
+	values[A_TARGET] = CStringGetTextDatum(target);
+	values[A_DATA] = JsonbPGetDatum(data);
+	values[A_ACTOR] = CStringGetTextDatum(capture_actor());
+	values[A_SOURCE] = CStringGetTextDatum("capture");
+	values[A_SOURCE_TYPE] = CStringGetTextDatum("internal");
+	values[A_METADATA] = JsonbPGetDatum(metadata);
+	nulls[A_TENANT] = nulls[A_TYPE] = nulls[A_TARGET] = nulls[A_DATA] = ' ';
+	nulls[A_ACTOR] = nulls[A_SOURCE] = nulls[A_SOURCE_TYPE] = nulls[A_METADATA] = ' ';
 
-	rc = SPI_execute_plan(append_plan, args, NULL, false, 0);
-	hl_spi_check(rc, SPI_OK_INSERT, APPEND_QUERY);
+	(void) hl_append_event(values, nulls, false);
 }
 
 static Jsonb *

@@ -88,6 +88,27 @@ typedef struct HlStreamHead
 extern void hl_stream_lock(text *tenant, text *target, bool create, HlStreamHead *head);
 extern bool hl_stream_store(text *tenant, text *target, const HlStreamHead *head);
 
+/* the columns an append supplies, in this order (append.c) */
+typedef enum HlAppendColumn
+{
+	A_ID,
+	A_TENANT,
+	A_TYPE,
+	A_TARGET,
+	A_VERSION,
+	A_ACTOR,
+	A_SOURCE,
+	A_SOURCE_TYPE,
+	A_KEY,
+	A_OCCURRED_AT,
+	A_DATA,
+	A_METADATA,
+	A_RAW_PAYLOAD,
+	A_NCOLUMNS
+} HlAppendColumn;
+
+extern Datum hl_append_event(Datum *values, char *nulls, bool want_row);
+
 /* idempotency keys (idempotency.c) */
 extern bool hl_claim_idempotency_key(text *tenant, text *source, text *key,
 									 int64 seq);
