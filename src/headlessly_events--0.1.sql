@@ -1,25 +1,27 @@
 \echo Use "CREATE EXTENSION headlessly_events" to load this file. \quit
 
 -- The log.  Every column the contract names, in this order; the C code finds
--- columns by name, so later versions may add columns at the end.
+-- columns by name, so later versions may add columns at the end.  Names and
+-- keys compare byte by byte (COLLATE "C"): they are identifiers, and a
+-- linguistic collation made every index insertion call strcoll().
 CREATE TABLE headlessly.events (
     seq               bigint GENERATED ALWAYS AS IDENTITY,
-    id                text NOT NULL,
-    tenant            text NOT NULL,
-    type              text NOT NULL,
-    target            text,
+    id                text COLLATE "C" NOT NULL,
+    tenant            text COLLATE "C" NOT NULL,
+    type              text COLLATE "C" NOT NULL,
+    target            text COLLATE "C",
     version           bigint,
-    actor             text,
-    source            text,
-    source_type       text,
-    external_event_id text,
+    actor             text COLLATE "C",
+    source            text COLLATE "C",
+    source_type       text COLLATE "C",
+    external_event_id text COLLATE "C",
     occurred_at       timestamptz NOT NULL,
     recorded_at       timestamptz NOT NULL,
     data              jsonb NOT NULL DEFAULT '{}',
     before            jsonb,
     metadata          jsonb,
     raw_payload       text,
-    session_id        text,
+    session_id        text COLLATE "C",
     CONSTRAINT events_pkey PRIMARY KEY (seq),
     CONSTRAINT events_id_key UNIQUE (id)
 );
@@ -47,11 +49,11 @@ CREATE INDEX events_tenant_session_idx
 -- the current state.  Derived from the log, maintained by every append in the
 -- same transaction; the row lock on a head is the lock on its stream.
 CREATE TABLE headlessly.streams (
-    tenant           text NOT NULL,
-    target           text NOT NULL,
+    tenant           text COLLATE "C" NOT NULL,
+    target           text COLLATE "C" NOT NULL,
     version          bigint NOT NULL,
     last_recorded_at timestamptz,
-    noun             text,
+    noun             text COLLATE "C",
     state            jsonb,
     created_at       timestamptz,
     updated_at       timestamptz,
@@ -64,9 +66,9 @@ COMMENT ON TABLE headlessly.streams IS
 -- Idempotency claims.  INSERT ... ON CONFLICT on this table is how concurrent
 -- appends of one key wait for each other without an unbounded number of locks.
 CREATE TABLE headlessly.event_keys (
-    tenant            text NOT NULL,
-    source            text,
-    external_event_id text NOT NULL,
+    tenant            text COLLATE "C" NOT NULL,
+    source            text COLLATE "C",
+    external_event_id text COLLATE "C" NOT NULL,
     seq               bigint NOT NULL,
     CONSTRAINT event_keys_pkey UNIQUE NULLS NOT DISTINCT (tenant, source, external_event_id)
 );

@@ -467,8 +467,8 @@ headlessly_events_before_insert(PG_FUNCTION_ARGS)
 	values[cols.recorded_at] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	nulls[cols.recorded_at] = false;
 
-	/* free-standing events without a key need no SPI of ours */
-	use_spi = !nulls[cols.external_event_id] || !nulls[cols.target];
+	/* only the idempotency claim needs SPI of ours */
+	use_spi = !nulls[cols.external_event_id];
 	if (use_spi && SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 

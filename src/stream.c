@@ -14,11 +14,18 @@
  * locked and rewritten with the table AM directly (index lookup,
  * table_tuple_lock, simple_heap_update; index entries only when the update
  * is not HOT), as SELECT ... FOR UPDATE and UPDATE would do without the cost
- * of planning and starting two executors per append.  A stream's first
- * append inserts its head, already holding the first event's version and
- * state, with INSERT ... ON CONFLICT DO NOTHING through SPI: a concurrent
- * first append waits there for the first one's transaction and, when that
- * commits, starts over and locks the head it made.
+ * of planning and starting two executors per append.
+ *
+ * A stream's first append inserts its head, already holding the first
+ * event's version and state.  Two first appends are kept apart the way a
+ * unique index keeps apart two inserts of one key: under a short lock on the
+ * stream's key, each looks for a head with a dirty snapshot, which also
+ * shows heads of transactions still in progress; finding one, it waits for
+ * that transaction to end and starts over (and then locks the committed
+ * head, or finds none if it rolled back); finding none, it inserts, and
+ * releases the short lock, since from then on its own uncommitted head is
+ * what the others find.  The lock is held for microseconds, so a
+ * transaction that creates many streams does not fill the lock table.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,10 +37,13 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
@@ -60,13 +70,8 @@ static const char *const column_names[S_NCOLUMNS] = {
 	"created_at", "updated_at"
 };
 
-#define CREATE_QUERY \
-	"INSERT INTO " HL_SCHEMA ".streams" \
-	" (tenant, target, version, last_recorded_at, noun, state, created_at, updated_at)" \
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)" \
-	" ON CONFLICT (tenant, target) DO NOTHING"
-
-static SPIPlanPtr create_plan = NULL;
+/* field4 of the advisory lock tags we use; SQL's own advisory locks use 1 and 2 */
+#define HL_LOCKTAG_STREAM_CREATE 0x484c
 
 /* OIDs of the table and its primary key, looked up once, reset on relcache inval */
 static Oid	streams_relid = InvalidOid;
@@ -144,6 +149,15 @@ read_head(TupleTableSlot *slot, HlStreamHead *head)
 	head->has_updated_at = !isnull;
 }
 
+static void
+set_scan_keys(ScanKeyData *keys, Relation idx, text *tenant, text *target)
+{
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(tenant));
+	keys[0].sk_collation = idx->rd_indcollation[0];
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(target));
+	keys[1].sk_collation = idx->rd_indcollation[1];
+}
+
 /*
  * Find the head of (tenant, target) and lock it; false if there is none.
  */
@@ -164,10 +178,7 @@ lock_existing_head(text *tenant, text *target, HlStreamHead *head)
 	rel = table_open(streams_relid, RowExclusiveLock);
 	idx = index_open(streams_pkey_relid, RowExclusiveLock);
 
-	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(tenant));
-	keys[0].sk_collation = idx->rd_indcollation[0];
-	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(target));
-	keys[1].sk_collation = idx->rd_indcollation[1];
+	set_scan_keys(keys, idx, tenant, target);
 
 	/*
 	 * The newest committed head, and our own changes (hence the command
@@ -218,7 +229,6 @@ lock_existing_head(text *tenant, text *target, HlStreamHead *head)
  * without a head comes back with is_new set and nothing locked, unless
  * create is given: then a head at version 0 is inserted first, so that the
  * stream is held from here on (needed when hooks run before the store).
- * Must run inside SPI.
  */
 void
 hl_stream_lock(text *tenant, text *target, bool create, HlStreamHead *head)
@@ -242,25 +252,6 @@ hl_stream_lock(text *tenant, text *target, bool create, HlStreamHead *head)
 	}
 }
 
-static bool
-create_head(Datum *values, bool *nulls)
-{
-	Oid			argtypes[S_NCOLUMNS] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID,
-	TEXTOID, JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	char		spinulls[S_NCOLUMNS];
-	HlSavedUser saved;
-	int			rc;
-
-	hl_prepare_cached(&create_plan, CREATE_QUERY, S_NCOLUMNS, argtypes);
-	for (int i = 0; i < S_NCOLUMNS; i++)
-		spinulls[i] = nulls[i] ? 'n' : ' ';
-	hl_become_log_owner(&saved);
-	rc = SPI_execute_plan(create_plan, values, spinulls, false, 0);
-	hl_restore_user(&saved);
-	hl_spi_check(rc, SPI_OK_INSERT, CREATE_QUERY);
-	return SPI_processed == 1;
-}
-
 /* Index entries for a head that moved off its page (non-HOT update). */
 static void
 insert_index_entries(Relation rel, HeapTuple tuple)
@@ -278,6 +269,55 @@ insert_index_entries(Relation rel, HeapTuple tuple)
 	ExecDropSingleTupleTableSlot(slot);
 	ExecCloseIndices(rri);
 	FreeExecutorState(estate);
+}
+
+/*
+ * Insert a new stream's head; false if another transaction's head is there
+ * (after waiting for that transaction to end): then the caller starts over.
+ */
+static bool
+create_head(Relation rel, text *tenant, text *target, HeapTuple tuple)
+{
+	Relation	idx = index_open(streams_pkey_relid, RowExclusiveLock);
+	SnapshotData dirty;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData keys[2];
+	LOCKTAG		tag;
+	uint64		hash;
+	bool		found;
+	TransactionId xwait = InvalidTransactionId;
+
+	hash = hash_bytes_extended((const unsigned char *) VARDATA_ANY(target),
+							   VARSIZE_ANY_EXHDR(target),
+							   hash_bytes_extended((const unsigned char *) VARDATA_ANY(tenant),
+												   VARSIZE_ANY_EXHDR(tenant), 0));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (hash >> 32), (uint32) hash,
+						 HL_LOCKTAG_STREAM_CREATE);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+
+	InitDirtySnapshot(dirty);
+	set_scan_keys(keys, idx, tenant, target);
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, idx, &dirty, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (found)
+		xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+
+	if (!found)
+	{
+		simple_heap_insert(rel, tuple);
+		insert_index_entries(rel, tuple);
+	}
+	LockRelease(&tag, ExclusiveLock, false);
+	index_close(idx, NoLock);
+
+	if (found && TransactionIdIsValid(xwait))
+		XactLockTableWait(xwait, rel, NULL, XLTW_InsertIndex);
+	return !found;
 }
 
 /*
@@ -327,15 +367,15 @@ hl_stream_store(text *tenant, text *target, const HlStreamHead *head)
 	values[S_UPDATED_AT - 1] = TimestampTzGetDatum(head->updated_at);
 	nulls[S_UPDATED_AT - 1] = !head->has_updated_at;
 
+	tuple = heap_form_tuple(tupdesc, values, nulls);
 	if (head->is_new)
 	{
-		bool		created = create_head(values, nulls);
+		bool		created = create_head(rel, tenant, target, tuple);
 
+		heap_freetuple(tuple);
 		table_close(rel, NoLock);
 		return created;
 	}
-
-	tuple = heap_form_tuple(tupdesc, values, nulls);
 
 	/* we hold the row lock, so this cannot meet a concurrent update */
 #if PG_VERSION_NUM >= 160000
