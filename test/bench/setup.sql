@@ -3,25 +3,25 @@ CREATE EXTENSION IF NOT EXISTS headlessly_events;
 DROP SCHEMA IF EXISTS bench CASCADE;
 CREATE SCHEMA bench;
 
--- A plain table of the log's shape and indexes, without triggers.
+-- A plain table of the log's shape (collations included) and indexes, without triggers.
 CREATE TABLE bench.plain_events (
     seq               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id                text NOT NULL UNIQUE DEFAULT headlessly.new_event_id(),
-    tenant            text NOT NULL DEFAULT 'default',
-    type              text NOT NULL,
-    target            text,
+    id                text COLLATE "C" NOT NULL UNIQUE DEFAULT headlessly.new_event_id(),
+    tenant            text COLLATE "C" NOT NULL DEFAULT 'default',
+    type              text COLLATE "C" NOT NULL,
+    target            text COLLATE "C",
     version           bigint,
-    actor             text,
-    source            text,
-    source_type       text,
-    external_event_id text,
+    actor             text COLLATE "C",
+    source            text COLLATE "C",
+    source_type       text COLLATE "C",
+    external_event_id text COLLATE "C",
     occurred_at       timestamptz NOT NULL DEFAULT now(),
     recorded_at       timestamptz NOT NULL DEFAULT now(),
     data              jsonb NOT NULL DEFAULT '{}',
     before            jsonb,
     metadata          jsonb,
     raw_payload       text,
-    session_id        text
+    session_id        text COLLATE "C"
 );
 CREATE UNIQUE INDEX ON bench.plain_events (tenant, target, version) WHERE target IS NOT NULL;
 CREATE UNIQUE INDEX ON bench.plain_events (tenant, source, external_event_id) NULLS NOT DISTINCT
@@ -34,8 +34,8 @@ CREATE INDEX ON bench.plain_events (tenant, session_id, recorded_at) WHERE sessi
 -- A straightforward PL/pgSQL event store: row-locked stream head, insert, head update.
 CREATE TABLE bench.pl_events (LIKE bench.plain_events INCLUDING ALL);
 CREATE TABLE bench.pl_streams (
-    tenant text NOT NULL,
-    target text NOT NULL,
+    tenant text COLLATE "C" NOT NULL,
+    target text COLLATE "C" NOT NULL,
     version bigint NOT NULL,
     state jsonb,
     PRIMARY KEY (tenant, target)
