@@ -175,3 +175,69 @@ ALTER EVENT TRIGGER headlessly_guard_ddl ENABLE ALWAYS;
 -- Privileges: the internals are not for direct use.
 REVOKE ALL ON FUNCTION headlessly.events_before_insert() FROM PUBLIC;
 REVOKE ALL ON FUNCTION headlessly.guard_ddl() FROM PUBLIC;
+
+-- Time travel ----------------------------------------------------------------
+
+-- headlessly.entities WHERE state @> '{...}': the view's own predicate makes
+-- this partial index usable.
+CREATE INDEX streams_state_idx
+    ON headlessly.streams USING gin (state jsonb_path_ops) WHERE state IS NOT NULL;
+-- entities_as_of(noun, at): a noun's streams by when they last changed.  Those
+-- unchanged since `at` answer from their head, only the others are replayed.
+CREATE INDEX streams_noun_changed_idx
+    ON headlessly.streams (tenant, noun, last_recorded_at) WHERE noun IS NOT NULL;
+
+-- Snapshots of entity state, every headlessly.snapshot_interval versions.
+-- Derived from the log: written by the append that reaches the version,
+-- rebuilt by headlessly.rebuild_state(); readers never rely on them existing.
+CREATE TABLE headlessly.snapshots (
+    tenant      text NOT NULL,
+    target      text NOT NULL,
+    version     bigint NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    state       jsonb,
+    created_at  timestamptz,
+    updated_at  timestamptz,
+    CONSTRAINT snapshots_pkey PRIMARY KEY (tenant, target, version)
+);
+-- recorded_at never decreases along a stream: (recorded_at, version) order
+-- is version order, and this index finds the nearest snapshot to a time.
+CREATE INDEX snapshots_time_idx
+    ON headlessly.snapshots (tenant, target, recorded_at, version);
+
+COMMENT ON TABLE headlessly.snapshots IS
+    'Derived from headlessly.events: entity state right after every headlessly.snapshot_interval-th version (state NULL: not alive then).';
+
+-- Dumped like the stream heads, so that a restored database reads the past
+-- as fast as the original; as_of stays correct without them.
+SELECT pg_catalog.pg_extension_config_dump('headlessly.snapshots', '');
+
+CREATE FUNCTION headlessly.as_of(target text, at timestamptz DEFAULT NULL, tenant text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'headlessly_as_of'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION headlessly.as_of(text, timestamptz, text) IS
+    'The entity''s state after all of its events with recorded_at <= at; NULL if it did not exist then. at NULL: the present.';
+
+CREATE FUNCTION headlessly.as_of_version(target text, version bigint, tenant text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'headlessly_as_of_version'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION headlessly.as_of_version(text, bigint, text) IS
+    'The entity''s state right after the given version of its stream; NULL if it did not exist then.';
+
+CREATE FUNCTION headlessly.entities_as_of(
+    noun   text,
+    at     timestamptz DEFAULT NULL,
+    filter jsonb       DEFAULT '{}',
+    tenant text        DEFAULT NULL)
+RETURNS TABLE (target text, version bigint, state jsonb,
+               created_at timestamptz, updated_at timestamptz)
+AS 'MODULE_PATHNAME', 'headlessly_entities_as_of'
+LANGUAGE C STABLE
+ROWS 1000;
+
+COMMENT ON FUNCTION headlessly.entities_as_of(text, timestamptz, jsonb, text) IS
+    'Every entity of the noun alive at `at` (NULL: now) whose state @> filter.';

@@ -307,6 +307,10 @@ append_to_stream(Datum *values, bool *nulls)
 	head.has_last_recorded_at = true;
 	hl_stream_store(tenant, target, &head);
 
+	/* -- time travel: a snapshot every headlessly.snapshot_interval versions -- */
+	hl_snapshot_maybe_write(tenant, target, &head);
+	/* -- end time travel -- */
+
 	values[cols.version] = Int64GetDatum(head.version);
 	nulls[cols.version] = false;
 	if (before != NULL)
