@@ -9,7 +9,7 @@ HEADERS = src/headlessly.h
 
 DATA = src/$(EXTENSION)--$(EXTVERSION).sql $(wildcard src/$(EXTENSION)--*--*.sql)
 
-REGRESS = append entity errors batch idempotency immutability make_append_only settings time_travel entities_as_of
+REGRESS = append entity errors batch idempotency immutability make_append_only settings time_travel entities_as_of rollback events_list time_travel_admin
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 ISOLATION = stream_versions idempotency_race expected_version_race

@@ -148,4 +148,20 @@ extern bool hl_entity_at(text *tenant, text *target, const HlPoint *point,
 						 bool read_only, HlReplay *r, char **noun);
 extern text *hl_tenant_arg(FunctionCallInfo fcinfo, int argno);
 
+/* set-returning functions that fill a tuplestore (result_set.c) */
+#include "utils/tuplestore.h"
+
+typedef struct HlResultSet
+{
+	MemoryContext cxt;			/* where the tuplestore lives */
+	Tuplestorestate *store;
+	TupleDesc	tupdesc;
+} HlResultSet;
+
+extern void hl_result_set_init(FunctionCallInfo fcinfo, const char *fname,
+							   HlResultSet *rs);
+extern void hl_spi_into_result_set(SPIPlanPtr plan, const char *query, int nargs,
+								   Oid *types, Datum *args, const char *nulls,
+								   HlResultSet *rs);
+
 #endif							/* HEADLESSLY_H */

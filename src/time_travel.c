@@ -19,10 +19,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
-#include "executor/tstoreReceiver.h"
-#include "funcapi.h"
 #include "miscadmin.h"
-#include "nodes/params.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/datum.h"
@@ -301,51 +298,9 @@ headlessly_as_of_version(PG_FUNCTION_ARGS)
 
 typedef struct EntitiesOutput
 {
-	MemoryContext store_cxt;
-	Tuplestorestate *store;
-	TupleDesc	tupdesc;
+	HlResultSet rs;
 	Jsonb	   *filter;
 } EntitiesOutput;
-
-/* Run a query whose rows are entities_as_of rows straight into the result. */
-static void
-run_into_store(SPIPlanPtr plan, const char *query, Datum *args, Oid *types, int nargs,
-			   EntitiesOutput *out)
-{
-	DestReceiver *dest = CreateTuplestoreDestReceiver();
-	ParamListInfo params = makeParamList(nargs);
-	int			rc;
-
-	for (int i = 0; i < nargs; i++)
-	{
-		params->params[i].value = args[i];
-		params->params[i].isnull = false;
-		params->params[i].pflags = PARAM_FLAG_CONST;
-		params->params[i].ptype = types[i];
-	}
-
-#if PG_VERSION_NUM >= 150000
-	SetTuplestoreDestReceiverParams(dest, out->store, out->store_cxt, false, NULL, NULL);
-#else
-	SetTuplestoreDestReceiverParams(dest, out->store, out->store_cxt, false);
-#endif
-
-#if PG_VERSION_NUM >= 140000
-	{
-		SPIExecuteOptions options;
-
-		memset(&options, 0, sizeof(options));
-		options.params = params;
-		options.read_only = true;
-		options.dest = dest;
-		rc = SPI_execute_plan_extended(plan, &options);
-	}
-#else
-#error "entities_as_of needs PostgreSQL 14 or later"
-#endif
-	hl_spi_check(rc, SPI_OK_SELECT, query);
-	dest->rDestroy(dest);
-}
 
 /* Emit one reconstructed entity if it was alive and matches the filter. */
 static void
@@ -368,7 +323,7 @@ emit_replayed(EntitiesOutput *out, text *target, HlReplay *r)
 	nulls[3] = !r->has_created_at;
 	values[4] = TimestampTzGetDatum(r->updated_at);
 	nulls[4] = !r->has_updated_at;
-	tuplestore_putvalues(out->store, out->tupdesc, values, nulls);
+	tuplestore_putvalues(out->rs.store, out->rs.tupdesc, values, nulls);
 }
 
 /* Entities of the noun whose streams changed after at: replay each. */
@@ -483,18 +438,11 @@ replay_changed(Datum *args, EntitiesOutput *out)
 Datum
 headlessly_entities_as_of(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext oldcxt;
 	EntitiesOutput out;
-	TupleDesc	tupdesc;
 	Datum		args[4];
 	Oid			types[4] = {TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
 
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		!(rsinfo->allowedModes & SFRM_Materialize))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("entities_as_of must be called in a context that accepts a set")));
+	hl_result_set_init(fcinfo, "entities_as_of", &out.rs);
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -514,18 +462,6 @@ headlessly_entities_as_of(PG_FUNCTION_ARGS)
 					 errhint("Pass '{}' to match every entity, or an object such as '{\"stage\": \"won\"}'.")));
 	}
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type of entities_as_of must be a row type");
-
-	out.store_cxt = rsinfo->econtext->ecxt_per_query_memory;
-	oldcxt = MemoryContextSwitchTo(out.store_cxt);
-	out.tupdesc = CreateTupleDescCopy(tupdesc);
-	out.store = tuplestore_begin_heap(true, false, work_mem);
-	MemoryContextSwitchTo(oldcxt);
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = out.store;
-	rsinfo->setDesc = out.tupdesc;
-
 	args[0] = PointerGetDatum(hl_tenant_arg(fcinfo, 3));
 	args[1] = PG_GETARG_DATUM(0);
 	args[2] = JsonbPGetDatum(out.filter);
@@ -536,7 +472,7 @@ headlessly_entities_as_of(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1))
 	{
 		hl_prepare_cached(&current_plan, CURRENT_QUERY, 3, types);
-		run_into_store(current_plan, CURRENT_QUERY, args, types, 3, &out);
+		hl_spi_into_result_set(current_plan, CURRENT_QUERY, 3, types, args, NULL, &out.rs);
 	}
 	else
 	{
@@ -544,7 +480,7 @@ headlessly_entities_as_of(PG_FUNCTION_ARGS)
 
 		args[3] = PG_GETARG_DATUM(1);
 		hl_prepare_cached(&unchanged_plan, UNCHANGED_QUERY, 4, types);
-		run_into_store(unchanged_plan, UNCHANGED_QUERY, args, types, 4, &out);
+		hl_spi_into_result_set(unchanged_plan, UNCHANGED_QUERY, 4, types, args, NULL, &out.rs);
 
 		changed_args[0] = args[0];
 		changed_args[1] = args[1];
