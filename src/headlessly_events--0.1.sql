@@ -237,7 +237,10 @@ RETURNS TABLE (target text, version bigint, state jsonb,
                created_at timestamptz, updated_at timestamptz)
 AS 'MODULE_PATHNAME', 'headlessly_entities_as_of'
 LANGUAGE C STABLE
-ROWS 1000;
+ROWS 1000
+-- its plans are cached and cheap to run but look expensive to the planner:
+-- JIT-compiling them again at every call would cost more than it saves
+SET jit = off;
 
 COMMENT ON FUNCTION headlessly.entities_as_of(text, timestamptz, jsonb, text) IS
     'Every entity of the noun alive at `at` (NULL: now) whose state @> filter.';
