@@ -79,6 +79,16 @@ _PG_init(void)
 							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("headlessly.snapshot_interval",
+							"Versions between two snapshots of an entity's state.",
+							"as_of and entities_as_of replay at most this many events "
+							"from the nearest snapshot; 0 writes no snapshots.",
+							&hl_snapshot_interval,
+							100, 0, 1000000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("headlessly");
 #else

@@ -146,4 +146,76 @@ typedef struct HlSavedUser
 extern void hl_become_log_owner(HlSavedUser *saved);
 extern void hl_restore_user(const HlSavedUser *saved);
 
+/* ---- Time travel ------------------------------------------------------- */
+
+#include "fmgr.h"
+
+/* settings (headlessly.c) */
+extern int	hl_snapshot_interval;
+
+/*
+ * An entity's state while its stream is replayed (replay.c).  Merge patches
+ * since the last Created (or the snapshot replay started from) are kept in
+ * "pending" and folded into "base" once, when the state is asked for.
+ */
+typedef struct HlReplay
+{
+	int64		version;		/* last version applied, 0 for none */
+	bool		has_last_recorded_at;
+	TimestampTz last_recorded_at;
+	bool		alive;
+	Jsonb	   *base;			/* state at the last Created or snapshot */
+	Jsonb	  **pending;		/* patches to apply to base, oldest first */
+	int			npending;
+	int			maxpending;
+	bool		has_created_at;
+	TimestampTz created_at;
+	bool		has_updated_at;
+	TimestampTz updated_at;
+} HlReplay;
+
+extern void hl_replay_init(HlReplay *r);
+extern void hl_replay_apply(HlReplay *r, int64 version, text *type, Jsonb *data,
+							TimestampTz recorded_at);
+extern Jsonb *hl_replay_state(HlReplay *r);
+extern Jsonb *hl_fold_patches(Jsonb *base, Jsonb **patches, int npatches);
+
+/* snapshots (snapshot.c) */
+extern void hl_snapshot_maybe_write(text *tenant, text *target, const HlStreamHead *head);
+extern void hl_snapshot_write(text *tenant, text *target, const HlReplay *r,
+							  Jsonb *state);
+
+/* a point in a stream's history */
+typedef struct HlPoint
+{
+	bool		present;		/* the head, including this transaction's appends */
+	bool		by_version;
+	TimestampTz at;				/* unless by_version: events with recorded_at <= at */
+	int64		version;		/* if by_version: events with version <= version */
+} HlPoint;
+
+extern bool hl_snapshot_find(text *tenant, text *target, const HlPoint *point,
+							 bool read_only, HlReplay *r, int64 *upper);
+
+/* as_of and friends (time_travel.c) */
+extern bool hl_entity_at(text *tenant, text *target, const HlPoint *point,
+						 bool read_only, HlReplay *r, char **noun);
+extern text *hl_tenant_arg(FunctionCallInfo fcinfo, int argno);
+
+/* set-returning functions that fill a tuplestore (result_set.c) */
+#include "utils/tuplestore.h"
+
+typedef struct HlResultSet
+{
+	MemoryContext cxt;			/* where the tuplestore lives */
+	Tuplestorestate *store;
+	TupleDesc	tupdesc;
+} HlResultSet;
+
+extern void hl_result_set_init(FunctionCallInfo fcinfo, const char *fname,
+							   HlResultSet *rs);
+extern void hl_spi_into_result_set(SPIPlanPtr plan, const char *query, int nargs,
+								   Oid *types, Datum *args, const char *nulls,
+								   HlResultSet *rs);
+
 #endif							/* HEADLESSLY_H */

@@ -401,6 +401,9 @@ append_to_stream(TupleDesc tupdesc, Datum *values, bool *nulls)
 		before = apply_event(&head, et, type, target, values);
 	} while (!hl_stream_store(tenant, target, &head));
 
+	/* a snapshot every headlessly.snapshot_interval versions */
+	hl_snapshot_maybe_write(tenant, target, &head);
+
 	if (before != NULL)
 	{
 		values[cols.before] = JsonbPGetDatum(before);

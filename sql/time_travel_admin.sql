@@ -1,0 +1,83 @@
+-- Administration: stats, the snapshot interval, check_state and rebuild_state.
+\pset null '(null)'
+\set SHOW_CONTEXT never
+SET headlessly.tenant = 'tt_admin';
+
+-- the setting: superuser-only, 0 turns snapshots off
+LOAD 'headlessly_events';
+SHOW headlessly.snapshot_interval;
+SET headlessly.snapshot_interval = -1;
+\echo :LAST_ERROR_SQLSTATE
+CREATE ROLE regress_tt_admin;
+SET ROLE regress_tt_admin;
+SET headlessly.snapshot_interval = 5;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+REVOKE USAGE ON SCHEMA headlessly FROM regress_tt_admin;
+DROP ROLE regress_tt_admin;
+
+SET headlessly.snapshot_interval = 0;
+SELECT count(*) FROM headlessly.events_append_batch(
+  (SELECT jsonb_agg(jsonb_build_object('type', CASE WHEN i = 1 THEN 'Account.Created' ELSE 'Account.Updated' END,
+                                        'target', 'a1', 'data', jsonb_build_object('n', i)))
+     FROM generate_series(1, 7) i));
+SELECT count(*) AS no_snapshots FROM headlessly.snapshots WHERE tenant = 'tt_admin';
+SET headlessly.snapshot_interval = 3;
+SELECT count(*) FROM headlessly.events_append_batch(
+  (SELECT jsonb_agg(jsonb_build_object('type', 'Account.Updated', 'target', 'a1', 'data', jsonb_build_object('n', i)))
+     FROM generate_series(8, 10) i));
+SELECT version, state FROM headlessly.snapshots WHERE tenant = 'tt_admin' ORDER BY version;
+SELECT count(*) FROM headlessly.events_append_batch('[
+  {"type": "Deal.Created", "target": "d1", "data": {"x": 1}},
+  {"type": "Deal.Deleted", "target": "d1"},
+  {"type": "page_view", "target": "home"},
+  {"type": "signup"}]');
+
+-- stats: per tenant and noun, then a total row
+SELECT noun, events, streams, entities, snapshots, event_bytes > 0 AS has_bytes
+  FROM headlessly.stats() WHERE tenant = 'tt_admin' ORDER BY noun NULLS FIRST;
+SELECT tenant IS NULL AND noun IS NULL AS total_row, event_bytes >= 8192 AS log_size
+  FROM headlessly.stats() WHERE tenant IS NULL;
+
+-- no drift after ordinary appends
+SELECT count(*) AS problems FROM headlessly.check_state('tt_admin');
+SELECT count(*) AS problems_anywhere FROM headlessly.check_state();
+
+-- derived tables damaged by hand: check_state names each difference
+UPDATE headlessly.streams SET state = '{"n": 0}' WHERE tenant = 'tt_admin' AND target = 'a1';
+UPDATE headlessly.snapshots SET state = '{"n": -1}' WHERE tenant = 'tt_admin' AND version = 9;
+DELETE FROM headlessly.streams WHERE tenant = 'tt_admin' AND target = 'home';
+INSERT INTO headlessly.streams (tenant, target, version, last_recorded_at, noun, state)
+VALUES ('tt_admin', 'ghost', 1, now(), 'Deal', '{}');
+INSERT INTO headlessly.snapshots (tenant, target, version, recorded_at, state)
+VALUES ('tt_admin', 'a1', 99, now(), '{}'), ('tt_admin', 'ghost', 3, now(), '{}');
+SELECT target, version, problem, stored -> 'state' AS stored_state, expected -> 'state' AS expected_state
+  FROM headlessly.check_state('tt_admin') ORDER BY target, version, problem;
+SELECT count(*) AS live_ghosts FROM headlessly.entities WHERE tenant = 'tt_admin' AND target = 'ghost';
+SELECT headlessly.as_of_version('a1', 9) AS wrong_snapshot_misleads;
+
+-- rebuild from the log: heads fixed, snapshots rewritten at the current interval
+SET headlessly.snapshot_interval = 4;
+SELECT * FROM headlessly.rebuild_state('tt_admin');
+SELECT count(*) AS problems FROM headlessly.check_state('tt_admin');
+SELECT version, state FROM headlessly.snapshots WHERE tenant = 'tt_admin' ORDER BY target, version;
+SELECT target, version, state FROM headlessly.streams WHERE tenant = 'tt_admin' ORDER BY target;
+SELECT headlessly.as_of_version('a1', 9) AS fixed;
+-- a second rebuild changes nothing
+SELECT * FROM headlessly.rebuild_state('tt_admin');
+
+-- without snapshots, reads are still right (replay from the first event)
+DELETE FROM headlessly.snapshots WHERE tenant = 'tt_admin';
+SELECT array_agg(headlessly.as_of_version('a1', v) ->> 'n' ORDER BY v) AS replayed FROM generate_series(1, 10) v;
+
+-- only the owner may check or rebuild
+CREATE ROLE regress_tt_admin;
+GRANT USAGE ON SCHEMA headlessly TO regress_tt_admin;
+SET ROLE regress_tt_admin;
+SELECT * FROM headlessly.rebuild_state();
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM headlessly.check_state();
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+REVOKE USAGE ON SCHEMA headlessly FROM regress_tt_admin;
+DROP ROLE regress_tt_admin;

@@ -1,0 +1,213 @@
+/*-------------------------------------------------------------------------
+ *
+ * replay.c
+ *	  Rebuilding an entity's state from its events.
+ *
+ * The same rules as the append trigger: Created sets the state, Deleted
+ * ends the entity, any other verb is a top-level merge patch (a JSON null
+ * removes the key), and events that are not entity events only take a
+ * version.  Replay is lazy about merge patches: it keeps the patches since
+ * the last Created (or the snapshot it started from) and folds them into
+ * the state in one pass when the state is asked for, so a replay of N
+ * patches builds one jsonb, not N.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "headlessly.h"
+
+#include "lib/qunique.h"
+
+typedef struct PatchEntry
+{
+	JsonbValue	key;
+	JsonbValue	value;
+	int			order;			/* position among all patches' keys */
+} PatchEntry;
+
+void
+hl_replay_init(HlReplay *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+static void
+clear_pending(HlReplay *r)
+{
+	r->npending = 0;
+}
+
+void
+hl_replay_apply(HlReplay *r, int64 version, text *type, Jsonb *data,
+				TimestampTz recorded_at)
+{
+	HlEventType et = hl_parse_event_type(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type));
+
+	switch (et.kind)
+	{
+		case HL_NOT_ENTITY:
+			break;
+
+		case HL_VERB_CREATED:
+			r->alive = true;
+			r->base = data;
+			clear_pending(r);
+			r->created_at = recorded_at;
+			r->has_created_at = true;
+			break;
+
+		case HL_VERB_DELETED:
+			r->alive = false;
+			r->base = NULL;
+			clear_pending(r);
+			r->has_created_at = false;
+			break;
+
+		case HL_VERB_OTHER:
+			/* the trigger refuses these on an absent entity; ignore if seen */
+			if (!r->alive)
+				break;
+			if (r->npending == r->maxpending)
+			{
+				r->maxpending = Max(16, r->maxpending * 2);
+				if (r->pending == NULL)
+					r->pending = palloc(r->maxpending * sizeof(Jsonb *));
+				else
+					r->pending = repalloc(r->pending, r->maxpending * sizeof(Jsonb *));
+			}
+			r->pending[r->npending++] = data;
+			break;
+	}
+
+	if (et.kind != HL_NOT_ENTITY)
+	{
+		r->updated_at = recorded_at;
+		r->has_updated_at = true;
+	}
+	r->version = version;
+	r->last_recorded_at = recorded_at;
+	r->has_last_recorded_at = true;
+}
+
+/*
+ * The state after everything applied so far: NULL if the entity is not
+ * alive.  Folds the pending patches, so asking twice is cheap.
+ */
+Jsonb *
+hl_replay_state(HlReplay *r)
+{
+	if (!r->alive)
+		return NULL;
+	if (r->npending > 0)
+	{
+		r->base = hl_fold_patches(r->base, r->pending, r->npending);
+		clear_pending(r);
+	}
+	return r->base;
+}
+
+/* jsonb's own key order: shorter first, then bytewise */
+static int
+compare_keys(const JsonbValue *a, const JsonbValue *b)
+{
+	if (a->val.string.len != b->val.string.len)
+		return a->val.string.len > b->val.string.len ? 1 : -1;
+	return memcmp(a->val.string.val, b->val.string.val, a->val.string.len);
+}
+
+/* by key, the latest patch first */
+static int
+compare_entries(const void *a, const void *b)
+{
+	const PatchEntry *pa = a;
+	const PatchEntry *pb = b;
+	int			c = compare_keys(&pa->key, &pb->key);
+
+	if (c != 0)
+		return c;
+	return pa->order > pb->order ? -1 : (pa->order < pb->order ? 1 : 0);
+}
+
+static int
+compare_keys_only(const void *a, const void *b)
+{
+	return compare_keys(&((const PatchEntry *) a)->key, &((const PatchEntry *) b)->key);
+}
+
+/*
+ * Apply merge patches to base, oldest first, as if one by one: for every
+ * key the latest patch that names it decides (null: removed); keys no patch
+ * names keep base's value.
+ */
+Jsonb *
+hl_fold_patches(Jsonb *base, Jsonb **patches, int npatches)
+{
+	PatchEntry *entries;
+	int			nentries = 0;
+	int			maxentries = 0;
+	JsonbParseState *ps = NULL;
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	key;
+	JsonbValue	val;
+
+	if (npatches == 0)
+		return base;
+	if (npatches == 1)
+	{
+		Jsonb	   *discard;
+
+		return hl_merge_patch(base, patches[0], &discard);
+	}
+
+	for (int i = 0; i < npatches; i++)
+		maxentries += JB_ROOT_COUNT(patches[i]);
+	entries = palloc(Max(maxentries, 1) * sizeof(PatchEntry));
+
+	for (int i = 0; i < npatches; i++)
+	{
+		it = JsonbIteratorInit(&patches[i]->root);
+		while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+		{
+			if (tok != WJB_KEY)
+				continue;
+			tok = JsonbIteratorNext(&it, &val, true);
+			Assert(tok == WJB_VALUE);
+			entries[nentries].key = key;
+			entries[nentries].value = val;
+			entries[nentries].order = nentries;
+			nentries++;
+		}
+	}
+
+	/* one entry per key, the latest patch's */
+	qsort(entries, nentries, sizeof(PatchEntry), compare_entries);
+	nentries = qunique(entries, nentries, sizeof(PatchEntry), compare_keys_only);
+
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+
+	it = JsonbIteratorInit(&base->root);
+	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+	{
+		PatchEntry	probe;
+
+		if (tok != WJB_KEY)
+			continue;
+		tok = JsonbIteratorNext(&it, &val, true);
+		Assert(tok == WJB_VALUE);
+		probe.key = key;
+		if (bsearch(&probe, entries, nentries, sizeof(PatchEntry), compare_keys_only))
+			continue;
+		pushJsonbValue(&ps, WJB_KEY, &key);
+		pushJsonbValue(&ps, WJB_VALUE, &val);
+	}
+
+	for (int i = 0; i < nentries; i++)
+	{
+		if (entries[i].value.type == jbvNull)
+			continue;
+		pushJsonbValue(&ps, WJB_KEY, &entries[i].key);
+		pushJsonbValue(&ps, WJB_VALUE, &entries[i].value);
+	}
+
+	return JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
+}

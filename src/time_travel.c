@@ -1,0 +1,493 @@
+/*-------------------------------------------------------------------------
+ *
+ * time_travel.c
+ *	  as_of(), as_of_version() and entities_as_of(): entity state in the past.
+ *
+ * The present is read from the stream heads (headlessly.streams), which
+ * every append maintains.  A point in the past starts from the stream head
+ * when nothing changed after it, else from the nearest snapshot at or
+ * before it (snapshot.c), and replays the events after that snapshot up to
+ * the point (replay.c): never more than the events between two snapshots.
+ *
+ * These functions are STABLE and read with the calling query's snapshot
+ * (SPI read-only), so one call never mixes two states of the log, and a
+ * transaction sees its own appends.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "headlessly.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/datum.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(headlessly_as_of);
+PG_FUNCTION_INFO_V1(headlessly_as_of_version);
+PG_FUNCTION_INFO_V1(headlessly_entities_as_of);
+
+#define HEAD_QUERY \
+	"SELECT version, last_recorded_at, noun, state, created_at, updated_at" \
+	"  FROM " HL_SCHEMA ".streams" \
+	" WHERE tenant OPERATOR(pg_catalog.=) $1" \
+	"   AND target OPERATOR(pg_catalog.=) $2"
+
+/* recorded_at is checked too: by version, $5 is infinity */
+#define REPLAY_QUERY \
+	"SELECT version, type, data, recorded_at" \
+	"  FROM " HL_SCHEMA ".events" \
+	" WHERE tenant OPERATOR(pg_catalog.=) $1" \
+	"   AND target OPERATOR(pg_catalog.=) $2" \
+	"   AND version OPERATOR(pg_catalog.>) $3" \
+	"   AND version OPERATOR(pg_catalog.<=) $4" \
+	"   AND recorded_at OPERATOR(pg_catalog.<=) $5" \
+	" ORDER BY version"
+
+#define ENTITY_COLUMNS "target, version, state, created_at, updated_at"
+
+#define CURRENT_QUERY \
+	"SELECT " ENTITY_COLUMNS \
+	"  FROM " HL_SCHEMA ".streams" \
+	" WHERE tenant OPERATOR(pg_catalog.=) $1" \
+	"   AND noun OPERATOR(pg_catalog.=) $2" \
+	"   AND state IS NOT NULL" \
+	"   AND state OPERATOR(pg_catalog.@>) $3"
+
+/* streams with no change after $3 answer from their head */
+#define UNCHANGED_QUERY \
+	"SELECT " ENTITY_COLUMNS \
+	"  FROM " HL_SCHEMA ".streams" \
+	" WHERE tenant OPERATOR(pg_catalog.=) $1" \
+	"   AND noun OPERATOR(pg_catalog.=) $2" \
+	"   AND state IS NOT NULL" \
+	"   AND state OPERATOR(pg_catalog.@>) $3" \
+	"   AND last_recorded_at OPERATOR(pg_catalog.<=) $4"
+
+/*
+ * Streams changed after $3: for each, the nearest snapshot at or before $3,
+ * and the events from there up to $3 (never past the next snapshot).  The
+ * lateral subqueries make this a nested loop driven by the streams, so each
+ * stream's rows come together, in version order.
+ */
+#define CHANGED_QUERY \
+	"SELECT s.target, b.version, b.recorded_at, b.state, b.created_at, b.updated_at," \
+	"       ev.version, ev.type, ev.data, ev.recorded_at" \
+	"  FROM " HL_SCHEMA ".streams s" \
+	"  LEFT JOIN LATERAL (" \
+	"       SELECT sn.version, sn.recorded_at, sn.state, sn.created_at, sn.updated_at" \
+	"         FROM " HL_SCHEMA ".snapshots sn" \
+	"        WHERE sn.tenant OPERATOR(pg_catalog.=) $1" \
+	"          AND sn.target OPERATOR(pg_catalog.=) s.target" \
+	"          AND sn.recorded_at OPERATOR(pg_catalog.<=) $3" \
+	"        ORDER BY sn.recorded_at DESC, sn.version DESC LIMIT 1) b ON true" \
+	"  LEFT JOIN LATERAL (" \
+	"       SELECT sn.version" \
+	"         FROM " HL_SCHEMA ".snapshots sn" \
+	"        WHERE sn.tenant OPERATOR(pg_catalog.=) $1" \
+	"          AND sn.target OPERATOR(pg_catalog.=) s.target" \
+	"          AND sn.recorded_at OPERATOR(pg_catalog.>) $3" \
+	"        ORDER BY sn.recorded_at, sn.version LIMIT 1) nx ON true" \
+	"  LEFT JOIN LATERAL (" \
+	"       SELECT e.version, e.type, e.data, e.recorded_at" \
+	"         FROM " HL_SCHEMA ".events e" \
+	"        WHERE e.tenant OPERATOR(pg_catalog.=) $1" \
+	"          AND e.target OPERATOR(pg_catalog.=) s.target" \
+	"          AND e.version OPERATOR(pg_catalog.>) COALESCE(b.version, 0)" \
+	"          AND e.version OPERATOR(pg_catalog.<)" \
+	"              COALESCE(nx.version, s.version OPERATOR(pg_catalog.+) 1)" \
+	"          AND e.recorded_at OPERATOR(pg_catalog.<=) $3" \
+	"        ORDER BY e.version) ev ON true" \
+	" WHERE s.tenant OPERATOR(pg_catalog.=) $1" \
+	"   AND s.noun OPERATOR(pg_catalog.=) $2" \
+	"   AND s.last_recorded_at OPERATOR(pg_catalog.>) $3"
+
+static SPIPlanPtr head_plan = NULL;
+static SPIPlanPtr replay_plan = NULL;
+static SPIPlanPtr current_plan = NULL;
+static SPIPlanPtr unchanged_plan = NULL;
+static SPIPlanPtr changed_plan = NULL;
+
+/* The tenant argument at argno, else the session's tenant. */
+text *
+hl_tenant_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_NARGS() > argno && !PG_ARGISNULL(argno))
+		return PG_GETARG_TEXT_PP(argno);
+	return cstring_to_text(hl_current_tenant());
+}
+
+static void
+replay_from_head(HlReplay *r, HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d;
+
+	hl_replay_init(r);
+	r->version = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	r->last_recorded_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
+	r->has_last_recorded_at = !isnull;
+	d = SPI_getbinval(tup, desc, 4, &isnull);
+	r->alive = !isnull;
+	r->base = isnull ? NULL : DatumGetJsonbP(d);
+	r->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
+	r->has_created_at = !isnull;
+	r->updated_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
+	r->has_updated_at = !isnull;
+}
+
+/*
+ * The entity (tenant, target) at a point: *r holds the replay right after
+ * the last event at or before it (hl_replay_state gives the state).  Returns
+ * false, leaving *r empty, if the stream does not exist.  *noun (if asked
+ * for) gets the stream's noun, NULL if it never was an entity.  Must run
+ * inside SPI; results live in SPI memory.
+ */
+bool
+hl_entity_at(text *tenant, text *target, const HlPoint *point, bool read_only,
+			 HlReplay *r, char **noun)
+{
+	Oid			head_types[2] = {TEXTOID, TEXTOID};
+	Oid			replay_types[5] = {TEXTOID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID};
+	Datum		args[5];
+	HlReplay	head;
+	int64		upper;
+	int			rc;
+	bool		isnull;
+	Datum		d;
+	SPITupleTable *tuptable;
+
+	hl_prepare_cached(&head_plan, HEAD_QUERY, 2, head_types);
+	hl_prepare_cached(&replay_plan, REPLAY_QUERY, 5, replay_types);
+
+	args[0] = PointerGetDatum(tenant);
+	args[1] = PointerGetDatum(target);
+	rc = SPI_execute_plan(head_plan, args, NULL, read_only, 1);
+	hl_spi_check(rc, SPI_OK_SELECT, HEAD_QUERY);
+	if (SPI_processed == 0)
+	{
+		hl_replay_init(r);
+		if (noun)
+			*noun = NULL;
+		return false;
+	}
+	replay_from_head(&head, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	if (noun)
+	{
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+		*noun = isnull ? NULL : TextDatumGetCString(d);
+	}
+
+	/* nothing changed since the point: the head is the answer */
+	if (point->present ||
+		(point->by_version && point->version >= head.version) ||
+		(!point->by_version && head.has_last_recorded_at &&
+		 head.last_recorded_at <= point->at))
+	{
+		*r = head;
+		return true;
+	}
+
+	hl_snapshot_find(tenant, target, point, read_only, r, &upper);
+	upper = Min(upper, head.version);
+	if (upper <= r->version)
+		return true;
+
+	args[2] = Int64GetDatum(r->version);
+	args[3] = Int64GetDatum(upper);
+	args[4] = TimestampTzGetDatum(point->by_version ? DT_NOEND : point->at);
+	rc = SPI_execute_plan(replay_plan, args, NULL, read_only, 0);
+	hl_spi_check(rc, SPI_OK_SELECT, REPLAY_QUERY);
+
+	tuptable = SPI_tuptable;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = tuptable->vals[i];
+		TupleDesc	desc = tuptable->tupdesc;
+
+		hl_replay_apply(r,
+						DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)),
+						DatumGetTextPP(SPI_getbinval(tup, desc, 2, &isnull)),
+						DatumGetJsonbP(SPI_getbinval(tup, desc, 3, &isnull)),
+						DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull)));
+	}
+	return true;
+}
+
+/* The state at a point, copied out of SPI memory; NULL if none. */
+static Jsonb *
+state_at(text *tenant, text *target, const HlPoint *point)
+{
+	HlReplay	r;
+	Jsonb	   *state;
+	Jsonb	   *result = NULL;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	hl_entity_at(tenant, target, point, true, &r, NULL);
+	state = hl_replay_state(&r);
+	if (state != NULL)
+		result = DatumGetJsonbP(SPI_datumTransfer(JsonbPGetDatum(state), false, -1));
+
+	SPI_finish();
+	return result;
+}
+
+/*
+ * as_of(target text, at timestamptz DEFAULT NULL, tenant text DEFAULT NULL)
+ */
+Datum
+headlessly_as_of(PG_FUNCTION_ARGS)
+{
+	HlPoint		point = {0};
+	Jsonb	   *state;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+
+	if (PG_ARGISNULL(1))
+		point.present = true;
+	else
+	{
+		point.at = PG_GETARG_TIMESTAMPTZ(1);
+		/* -infinity: before everything */
+		if (TIMESTAMP_IS_NOBEGIN(point.at))
+			PG_RETURN_NULL();
+	}
+
+	state = state_at(hl_tenant_arg(fcinfo, 2), PG_GETARG_TEXT_PP(0), &point);
+	if (state == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_JSONB_P(state);
+}
+
+/*
+ * as_of_version(target text, version bigint, tenant text DEFAULT NULL)
+ */
+Datum
+headlessly_as_of_version(PG_FUNCTION_ARGS)
+{
+	HlPoint		point = {0};
+	Jsonb	   *state;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+
+	point.by_version = true;
+	point.version = PG_GETARG_INT64(1);
+	if (point.version < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("version " INT64_FORMAT " is negative", point.version),
+				 errdetail("Versions start at 1; version 0 is the stream before its first event."),
+				 errhint("Pass a version from the events' version column.")));
+	if (point.version == 0)
+		PG_RETURN_NULL();
+
+	state = state_at(hl_tenant_arg(fcinfo, 2), PG_GETARG_TEXT_PP(0), &point);
+	if (state == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_JSONB_P(state);
+}
+
+/* entities_as_of ------------------------------------------------------------ */
+
+typedef struct EntitiesOutput
+{
+	HlResultSet rs;
+	Jsonb	   *filter;
+} EntitiesOutput;
+
+/* Emit one reconstructed entity if it was alive and matches the filter. */
+static void
+emit_replayed(EntitiesOutput *out, text *target, HlReplay *r)
+{
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+	Jsonb	   *state = hl_replay_state(r);
+
+	if (state == NULL)
+		return;
+	if (!DatumGetBool(DirectFunctionCall2(jsonb_contains, JsonbPGetDatum(state),
+										  JsonbPGetDatum(out->filter))))
+		return;
+
+	values[0] = PointerGetDatum(target);
+	values[1] = Int64GetDatum(r->version);
+	values[2] = JsonbPGetDatum(state);
+	values[3] = TimestampTzGetDatum(r->created_at);
+	nulls[3] = !r->has_created_at;
+	values[4] = TimestampTzGetDatum(r->updated_at);
+	nulls[4] = !r->has_updated_at;
+	tuplestore_putvalues(out->rs.store, out->rs.tupdesc, values, nulls);
+}
+
+/* Entities of the noun whose streams changed after at: replay each. */
+static void
+replay_changed(Datum *args, EntitiesOutput *out)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	MemoryContext entity_cxt;
+	MemoryContext spi_cxt = CurrentMemoryContext;
+	Portal		portal;
+	HlReplay	r;
+	text	   *current = NULL;
+	int64		last_event = 0;
+
+	hl_prepare_cached(&changed_plan, CHANGED_QUERY, 3, types);
+	portal = SPI_cursor_open(NULL, changed_plan, args, NULL, true);
+
+	entity_cxt = AllocSetContextCreate(spi_cxt, "headlessly entities_as_of entity",
+									   ALLOCSET_DEFAULT_SIZES);
+	hl_replay_init(&r);
+
+	for (;;)
+	{
+		SPITupleTable *tuptable;
+		uint64		n;
+
+		SPI_cursor_fetch(portal, true, 1000);
+		tuptable = SPI_tuptable;
+		n = SPI_processed;
+		if (n == 0)
+			break;
+
+		MemoryContextSwitchTo(entity_cxt);
+		for (uint64 i = 0; i < n; i++)
+		{
+			HeapTuple	tup = tuptable->vals[i];
+			TupleDesc	desc = tuptable->tupdesc;
+			bool		isnull;
+			text	   *target = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
+			Datum		d;
+
+			if (current == NULL ||
+				VARSIZE_ANY_EXHDR(current) != VARSIZE_ANY_EXHDR(target) ||
+				memcmp(VARDATA_ANY(current), VARDATA_ANY(target), VARSIZE_ANY_EXHDR(target)) != 0)
+			{
+				/* a new stream: finish the last one, start from the snapshot */
+				if (current != NULL)
+					emit_replayed(out, current, &r);
+				MemoryContextReset(entity_cxt);
+				current = DatumGetTextPP(datumCopy(PointerGetDatum(target), false, -1));
+				hl_replay_init(&r);
+				last_event = 0;
+
+				d = SPI_getbinval(tup, desc, 2, &isnull);
+				if (!isnull)
+				{
+					r.version = DatumGetInt64(d);
+					r.last_recorded_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+					r.has_last_recorded_at = !isnull;
+					d = SPI_getbinval(tup, desc, 4, &isnull);
+					r.alive = !isnull;
+					r.base = isnull ? NULL : DatumGetJsonbP(d);
+					r.created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
+					r.has_created_at = !isnull;
+					r.updated_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
+					r.has_updated_at = !isnull;
+				}
+			}
+
+			d = SPI_getbinval(tup, desc, 7, &isnull);
+			if (isnull)
+				continue;		/* no events to replay after the snapshot */
+			if (DatumGetInt64(d) <= last_event)
+				elog(ERROR, "entities_as_of: events of \"%s\" out of order", text_to_cstring(target));
+			last_event = DatumGetInt64(d);
+			hl_replay_apply(&r, last_event,
+							DatumGetTextPP(SPI_getbinval(tup, desc, 8, &isnull)),
+							DatumGetJsonbP(SPI_getbinval(tup, desc, 9, &isnull)),
+							DatumGetTimestampTz(SPI_getbinval(tup, desc, 10, &isnull)));
+		}
+
+		/*
+		 * The fetched rows go away now: fold what the current stream has so
+		 * far into memory of its own.
+		 */
+		if (current != NULL)
+		{
+			Jsonb	   *state = hl_replay_state(&r);
+
+			if (state != NULL)
+				r.base = DatumGetJsonbP(datumCopy(JsonbPGetDatum(state), false, -1));
+		}
+		MemoryContextSwitchTo(spi_cxt);
+		SPI_freetuptable(tuptable);
+	}
+
+	if (current != NULL)
+	{
+		MemoryContextSwitchTo(entity_cxt);
+		emit_replayed(out, current, &r);
+		MemoryContextSwitchTo(spi_cxt);
+	}
+	SPI_cursor_close(portal);
+	MemoryContextDelete(entity_cxt);
+}
+
+/*
+ * entities_as_of(noun text, at timestamptz DEFAULT NULL, filter jsonb DEFAULT '{}',
+ *                tenant text DEFAULT NULL)
+ *   RETURNS TABLE (target, version, state, created_at, updated_at)
+ */
+Datum
+headlessly_entities_as_of(PG_FUNCTION_ARGS)
+{
+	EntitiesOutput out;
+	Datum		args[4];
+	Oid			types[4] = {TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
+
+	hl_result_set_init(fcinfo, "entities_as_of", &out.rs);
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("noun must not be NULL"),
+				 errhint("Name the entities' noun, for example 'Contact'.")));
+	if (PG_ARGISNULL(2))
+		out.filter = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	else
+	{
+		out.filter = PG_GETARG_JSONB_P(2);
+		if (!JB_ROOT_IS_OBJECT(out.filter))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("filter must be a JSON object"),
+					 errdetail("The filter is matched with state @> filter against each entity's state."),
+					 errhint("Pass '{}' to match every entity, or an object such as '{\"stage\": \"won\"}'.")));
+	}
+
+	args[0] = PointerGetDatum(hl_tenant_arg(fcinfo, 3));
+	args[1] = PG_GETARG_DATUM(0);
+	args[2] = JsonbPGetDatum(out.filter);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	if (PG_ARGISNULL(1))
+	{
+		hl_prepare_cached(&current_plan, CURRENT_QUERY, 3, types);
+		hl_spi_into_result_set(current_plan, CURRENT_QUERY, 3, types, args, NULL, &out.rs);
+	}
+	else
+	{
+		Datum		changed_args[3];
+
+		args[3] = PG_GETARG_DATUM(1);
+		hl_prepare_cached(&unchanged_plan, UNCHANGED_QUERY, 4, types);
+		hl_spi_into_result_set(unchanged_plan, UNCHANGED_QUERY, 4, types, args, NULL, &out.rs);
+
+		changed_args[0] = args[0];
+		changed_args[1] = args[1];
+		changed_args[2] = args[3];
+		replay_changed(changed_args, &out);
+	}
+
+	SPI_finish();
+	PG_RETURN_NULL();
+}
