@@ -51,6 +51,19 @@ UPDATE contacts SET stage = 'won' WHERE id = 5;
 SELECT id, stage FROM contacts WHERE id = 5;
 SELECT headlessly.unhook(:h);
 
+-- after capture, as_of answers what a row looked like at any time
+INSERT INTO contacts VALUES (10, 'Gus', 'gus@x.test', 'lead', NULL);
+SELECT recorded_at AS t_created FROM headlessly.events
+ WHERE tenant = 'capture_test' AND target = '10' ORDER BY version DESC LIMIT 1 \gset
+UPDATE contacts SET stage = 'customer', email = NULL WHERE id = 10;
+SELECT recorded_at AS t_updated FROM headlessly.events
+ WHERE tenant = 'capture_test' AND target = '10' ORDER BY version DESC LIMIT 1 \gset
+DELETE FROM contacts WHERE id = 10;
+SELECT headlessly.as_of('10', :'t_created') AS at_insert,
+       headlessly.as_of('10', :'t_updated') AS at_update,
+       headlessly.as_of('10') AS now,
+       headlessly.as_of_version('10', 2) AS version_2;
+
 -- TRUNCATE deletes every entity
 CREATE TABLE deals (deal_id text PRIMARY KEY, amount numeric);
 SELECT headlessly.capture('deals', 'Deal', 'deal_id');
