@@ -371,7 +371,7 @@ ROWS 100;
 COMMENT ON FUNCTION headlessly.events_list(text, text, text, timestamptz, timestamptz, int, text) IS
     'Events of a tenant in seq order, filtered by target, type pattern (exact, Noun.*, *.Verbed, *), actor and recorded_at (after < recorded_at < before); at most max_rows (NULL: all).';
 
--- Administration ---------------------------------------------------------------
+-- Time travel: administration -------------------------------------------------
 
 CREATE FUNCTION headlessly.stats()
 RETURNS TABLE (tenant text, noun text, events bigint, streams bigint, entities bigint,

@@ -16,6 +16,10 @@
 #include "miscadmin.h"
 #include "nodes/params.h"
 
+#if PG_VERSION_NUM < 140000
+#error "time travel needs PostgreSQL 14 or later (SPI_execute_plan_extended)"
+#endif
+
 void
 hl_result_set_init(FunctionCallInfo fcinfo, const char *fname, HlResultSet *rs)
 {
@@ -65,11 +69,7 @@ hl_spi_into_result_set(SPIPlanPtr plan, const char *query, int nargs,
 	}
 	params->numParams = nargs;
 
-#if PG_VERSION_NUM >= 150000
 	SetTuplestoreDestReceiverParams(dest, rs->store, rs->cxt, false, NULL, NULL);
-#else
-	SetTuplestoreDestReceiverParams(dest, rs->store, rs->cxt, false);
-#endif
 
 	memset(&options, 0, sizeof(options));
 	options.params = params;

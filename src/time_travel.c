@@ -23,6 +23,7 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/datum.h"
+#include "utils/array.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
@@ -102,9 +103,31 @@ PG_FUNCTION_INFO_V1(headlessly_entities_as_of);
 	"          AND e.recorded_at OPERATOR(pg_catalog.<=) $3" \
 	"        ORDER BY e.version) ev ON true" \
 	" WHERE s.tenant OPERATOR(pg_catalog.=) $1" \
+	"   AND s.target OPERATOR(pg_catalog.=) ANY ($4)"
+
+/*
+ * Streams changed after $3, each with its head and its last few events,
+ * newest first: most streams changed after a recent point have only one or
+ * two events after it, and are answered by undoing those from the head.
+ * Only the head's first row carries the head's state.
+ */
+#define UNDO_DEPTH 4
+#define UNDO_QUERY \
+	"SELECT s.target, s.version, s.created_at," \
+	"       CASE WHEN t.version OPERATOR(pg_catalog.=) s.version THEN s.state END," \
+	"       t.version, t.type, t.before, t.recorded_at" \
+	"  FROM " HL_SCHEMA ".streams s" \
+	"  CROSS JOIN LATERAL (" \
+	"       SELECT e.version, e.type, e.before, e.recorded_at" \
+	"         FROM " HL_SCHEMA ".events e" \
+	"        WHERE e.tenant OPERATOR(pg_catalog.=) $1" \
+	"          AND e.target OPERATOR(pg_catalog.=) s.target" \
+	"        ORDER BY e.version DESC LIMIT " CppAsString2(UNDO_DEPTH) ") t" \
+	" WHERE s.tenant OPERATOR(pg_catalog.=) $1" \
 	"   AND s.noun OPERATOR(pg_catalog.=) $2" \
 	"   AND s.last_recorded_at OPERATOR(pg_catalog.>) $3"
 
+static SPIPlanPtr undo_plan = NULL;
 static SPIPlanPtr head_plan = NULL;
 static SPIPlanPtr replay_plan = NULL;
 static SPIPlanPtr current_plan = NULL;
@@ -326,11 +349,14 @@ emit_replayed(EntitiesOutput *out, text *target, HlReplay *r)
 	tuplestore_putvalues(out->rs.store, out->rs.tupdesc, values, nulls);
 }
 
-/* Entities of the noun whose streams changed after at: replay each. */
+/*
+ * Streams changed after at that undoing could not answer: replay each
+ * from its nearest snapshot.  args: tenant, noun, at, text[] of targets.
+ */
 static void
 replay_changed(Datum *args, EntitiesOutput *out)
 {
-	Oid			types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Oid			types[4] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTARRAYOID};
 	MemoryContext entity_cxt;
 	MemoryContext spi_cxt = CurrentMemoryContext;
 	Portal		portal;
@@ -338,7 +364,7 @@ replay_changed(Datum *args, EntitiesOutput *out)
 	text	   *current = NULL;
 	int64		last_event = 0;
 
-	hl_prepare_cached(&changed_plan, CHANGED_QUERY, 3, types);
+	hl_prepare_cached(&changed_plan, CHANGED_QUERY, 4, types);
 	portal = SPI_cursor_open(NULL, changed_plan, args, NULL, true);
 
 	entity_cxt = AllocSetContextCreate(spi_cxt, "headlessly entities_as_of entity",
@@ -431,6 +457,251 @@ replay_changed(Datum *args, EntitiesOutput *out)
 }
 
 /*
+ * Undoing: the state before an event is known from the state after it and
+ * the event's "before" (the prior values of the keys it patched) -- except
+ * where "before" says null, which means both "the key was absent" and "the
+ * key held a JSON null" (a Created event's data may hold nulls), and except
+ * across a Deleted event, whose life's created_at is not in the event.
+ * Streams that meet either case, or whose last UNDO_DEPTH events do not
+ * reach back to `at`, are replayed forwards instead.
+ */
+typedef struct UndoStream
+{
+	text	   *target;
+	int64		version;		/* version at `at` once found */
+	bool		alive;
+	Jsonb	   *state;			/* head's state, then undone */
+	Jsonb	  **befores;		/* to undo, newest first */
+	int			nbefores;
+	bool		has_created_at;
+	TimestampTz created_at;
+	bool		has_updated_at;
+	TimestampTz updated_at;
+	int			rows;			/* events seen */
+	bool		reached;		/* an event at or before `at` seen */
+	bool		done;			/* answered, or sent to replay */
+	bool		fallback;
+} UndoStream;
+
+static bool
+has_null_value(Jsonb *obj)
+{
+	JsonbIterator *it = JsonbIteratorInit(&obj->root);
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_VALUE && v.type == jbvNull)
+			return true;
+	}
+	return false;
+}
+
+/* fold the pending undos into the state (merge patches without nulls) */
+static void
+undo_fold(UndoStream *u)
+{
+	if (u->nbefores > 0 && u->state != NULL)
+	{
+		/* hl_fold_patches lets the last patch win: the oldest event */
+		u->state = hl_fold_patches(u->state, u->befores, u->nbefores);
+	}
+	u->nbefores = 0;
+}
+
+static void
+undo_finish(UndoStream *u, EntitiesOutput *out, ArrayBuildState **fallbacks,
+			MemoryContext keep_cxt)
+{
+	if (u->target == NULL)
+		return;
+	if (!u->done && !u->reached && u->rows < UNDO_DEPTH)
+	{
+		/* every event of the stream is after `at`: it did not exist yet */
+		u->done = true;
+		return;
+	}
+	if (!u->done || u->fallback)
+	{
+		*fallbacks = accumArrayResult(*fallbacks, PointerGetDatum(u->target), false,
+									  TEXTOID, keep_cxt);
+		return;
+	}
+	if (u->alive)
+	{
+		HlReplay	r;
+
+		undo_fold(u);
+		hl_replay_init(&r);
+		r.version = u->version;
+		r.alive = true;
+		r.base = u->state;
+		r.has_created_at = u->has_created_at;
+		r.created_at = u->created_at;
+		r.has_updated_at = u->has_updated_at;
+		r.updated_at = u->updated_at;
+		emit_replayed(out, u->target, &r);
+	}
+}
+
+/* One event of the stream, newest first. */
+static void
+undo_step(UndoStream *u, TimestampTz at, int64 version, text *type, Jsonb *before,
+		  TimestampTz recorded_at)
+{
+	HlEventType et = hl_parse_event_type(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type));
+
+	if (u->done)
+		return;
+	u->rows++;
+
+	if (recorded_at <= at)
+	{
+		/* the first event at or before `at` gives the version, the first
+		 * entity event among them updated_at */
+		if (!u->reached)
+		{
+			u->reached = true;
+			u->version = version;
+		}
+		if (!u->alive)
+			u->done = true;
+		else if (et.kind != HL_NOT_ENTITY)
+		{
+			u->updated_at = recorded_at;
+			u->has_updated_at = true;
+			u->done = true;
+		}
+		return;
+	}
+
+	switch (et.kind)
+	{
+		case HL_NOT_ENTITY:
+			break;
+		case HL_VERB_CREATED:
+			/* before its Created, this life did not exist */
+			u->alive = false;
+			u->state = NULL;
+			u->nbefores = 0;
+			u->has_created_at = false;
+			break;
+		case HL_VERB_DELETED:
+			u->fallback = u->done = true;
+			break;
+		case HL_VERB_OTHER:
+			if (!u->alive || before == NULL || has_null_value(before))
+			{
+				u->fallback = u->done = true;
+				break;
+			}
+			u->befores[u->nbefores++] = before;
+			break;
+	}
+}
+
+/*
+ * Entities of the noun whose streams changed after at: undo the few events
+ * after at from the head where that is exact, replay the rest.
+ * args: tenant, noun, at.
+ */
+static void
+undo_changed(Datum *args, EntitiesOutput *out)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	MemoryContext spi_cxt = CurrentMemoryContext;
+	MemoryContext entity_cxt;
+	TimestampTz at = DatumGetTimestampTz(args[2]);
+	ArrayBuildState *fallbacks = NULL;
+	Portal		portal;
+	UndoStream	u;
+
+	hl_prepare_cached(&undo_plan, UNDO_QUERY, 3, types);
+	portal = SPI_cursor_open(NULL, undo_plan, args, NULL, true);
+	entity_cxt = AllocSetContextCreate(spi_cxt, "headlessly entities_as_of undo",
+									   ALLOCSET_DEFAULT_SIZES);
+	memset(&u, 0, sizeof(u));
+
+	for (;;)
+	{
+		SPITupleTable *tuptable;
+		uint64		n;
+
+		SPI_cursor_fetch(portal, true, 1000);
+		tuptable = SPI_tuptable;
+		n = SPI_processed;
+		if (n == 0)
+			break;
+
+		MemoryContextSwitchTo(entity_cxt);
+		for (uint64 i = 0; i < n; i++)
+		{
+			HeapTuple	tup = tuptable->vals[i];
+			TupleDesc	desc = tuptable->tupdesc;
+			bool		isnull;
+			text	   *target = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
+			Datum		d;
+			Jsonb	   *before;
+
+			if (u.target == NULL ||
+				VARSIZE_ANY_EXHDR(u.target) != VARSIZE_ANY_EXHDR(target) ||
+				memcmp(VARDATA_ANY(u.target), VARDATA_ANY(target), VARSIZE_ANY_EXHDR(target)) != 0)
+			{
+				/* a new stream: finish the last one, start from the head */
+				undo_finish(&u, out, &fallbacks, spi_cxt);
+				MemoryContextReset(entity_cxt);
+				memset(&u, 0, sizeof(u));
+				u.target = DatumGetTextPP(datumCopy(PointerGetDatum(target), false, -1));
+				u.befores = palloc(UNDO_DEPTH * sizeof(Jsonb *));
+				u.version = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+				d = SPI_getbinval(tup, desc, 3, &isnull);
+				u.has_created_at = !isnull;
+				u.created_at = isnull ? 0 : DatumGetTimestampTz(d);
+				d = SPI_getbinval(tup, desc, 4, &isnull);
+				u.alive = !isnull;
+				u.state = isnull ? NULL : DatumGetJsonbP(d);
+			}
+
+			d = SPI_getbinval(tup, desc, 7, &isnull);
+			before = isnull ? NULL : DatumGetJsonbP(d);
+			undo_step(&u, at,
+					  DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull)),
+					  DatumGetTextPP(SPI_getbinval(tup, desc, 6, &isnull)),
+					  before,
+					  DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull)));
+		}
+
+		/* the fetched rows go away: keep the open stream's state */
+		if (u.target != NULL)
+		{
+			undo_fold(&u);
+			if (u.state != NULL)
+				u.state = DatumGetJsonbP(datumCopy(JsonbPGetDatum(u.state), false, -1));
+		}
+		MemoryContextSwitchTo(spi_cxt);
+		SPI_freetuptable(tuptable);
+	}
+
+	MemoryContextSwitchTo(entity_cxt);
+	undo_finish(&u, out, &fallbacks, spi_cxt);
+	MemoryContextSwitchTo(spi_cxt);
+	SPI_cursor_close(portal);
+	MemoryContextDelete(entity_cxt);
+
+	if (fallbacks != NULL)
+	{
+		Datum		replay_args[4];
+
+		replay_args[0] = args[0];
+		replay_args[1] = args[1];
+		replay_args[2] = args[2];
+		replay_args[3] = makeArrayResult(fallbacks, spi_cxt);
+		replay_changed(replay_args, out);
+	}
+}
+
+/*
  * entities_as_of(noun text, at timestamptz DEFAULT NULL, filter jsonb DEFAULT '{}',
  *                tenant text DEFAULT NULL)
  *   RETURNS TABLE (target, version, state, created_at, updated_at)
@@ -485,7 +756,7 @@ headlessly_entities_as_of(PG_FUNCTION_ARGS)
 		changed_args[0] = args[0];
 		changed_args[1] = args[1];
 		changed_args[2] = args[3];
-		replay_changed(changed_args, &out);
+		undo_changed(changed_args, &out);
 	}
 
 	SPI_finish();
