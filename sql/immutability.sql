@@ -79,6 +79,7 @@ SELECT current_user AS admin \gset
 CREATE ROLE regress_hl_writer LOGIN;
 GRANT USAGE ON SCHEMA headlessly TO regress_hl_writer;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON headlessly.events TO regress_hl_writer;
+GRANT SELECT ON headlessly.streams, headlessly.snapshots TO regress_hl_writer;
 -- a fresh session as that role: it needs no rights on the log's derived tables
 \c - regress_hl_writer
 UPDATE headlessly.events SET actor = 'mallory';
@@ -95,11 +96,17 @@ SELECT type, actor, version FROM headlessly.events_append('Probe.Created', 'guar
 SELECT type, actor, version FROM headlessly.events_append('Probe.Updated', 'guard_2', '{"x": 1}', actor => current_user);
 SELECT type, version FROM headlessly.events_append('guard_probe', 'guard_2', external_event_id => 'k_writer');
 SELECT type, version FROM headlessly.events_append('guard_probe', 'guard_2', external_event_id => 'k_writer');
--- but cannot touch the derived tables directly
-SELECT count(*) FROM headlessly.streams;
+-- reads the past and rolls back
+SELECT headlessly.as_of('guard_2') AS now, headlessly.as_of_version('guard_2', 1) AS v1;
+SELECT type, data FROM headlessly.events_rollback('guard_2',
+       (SELECT recorded_at FROM headlessly.events WHERE target = 'guard_2' AND version = 1));
+-- but cannot change the derived tables directly
+UPDATE headlessly.streams SET version = 0;
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO headlessly.event_keys VALUES ('t', 's', 'k', 1);
 \echo :LAST_ERROR_SQLSTATE
 \c - :admin
-REVOKE ALL ON headlessly.events FROM regress_hl_writer;
+REVOKE ALL ON headlessly.events, headlessly.streams, headlessly.snapshots FROM regress_hl_writer;
 REVOKE ALL ON SCHEMA headlessly FROM regress_hl_writer;
 DROP ROLE regress_hl_writer;
 

@@ -96,6 +96,7 @@ headlessly_events_rollback(PG_FUNCTION_ARGS)
 	const char *verb;
 	Jsonb	   *data;
 	bool		isnull;
+	HlSavedUser saved;
 	Datum		d;
 	Datum		result;
 	int			rc;
@@ -126,7 +127,10 @@ headlessly_events_rollback(PG_FUNCTION_ARGS)
 	hl_prepare_cached(&lock_plan, LOCK_QUERY, 2, lock_types);
 	args[0] = PointerGetDatum(tenant);
 	args[1] = PointerGetDatum(target);
+	/* the head is the extension's: lock it with the log owner's rights */
+	hl_become_log_owner(&saved);
 	rc = SPI_execute_plan(lock_plan, args, NULL, false, 1);
+	hl_restore_user(&saved);
 	hl_spi_check(rc, SPI_OK_SELECT, LOCK_QUERY);
 	if (SPI_processed == 0)
 		ereport(ERROR,

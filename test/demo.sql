@@ -35,6 +35,23 @@ SELECT seq, type, target, version
 -- Optimistic concurrency: the append only happens at the expected version.
 SELECT headlessly.events_append('Deal.Updated', 'deal_1', '{"amount": 90}', expected_version => 1);
 
+-- Time travel: the contact as it was after its first event.
+SELECT headlessly.as_of_version('contact_1', 1) AS contact_at_version_1;
+
+-- A before hook lower-cases e-mail addresses of every Contact event.
+CREATE FUNCTION lower_email(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT CASE WHEN event->'data' ? 'email'
+              THEN jsonb_build_object('email', lower(event->'data'->>'email')) END $$;
+SELECT headlessly.hook('Contact.*', 'before', 'lower_email(jsonb)') AS hook_id;
+SELECT type, version, data FROM headlessly.events_append('Contact.Updated', 'contact_1', '{"email": "ALICE@EXAMPLE.COM"}');
+
+-- Table capture: an ordinary table's changes become entity events.
+CREATE TABLE deals (id int PRIMARY KEY, amount int, stage text);
+SELECT headlessly.capture('deals');
+INSERT INTO deals VALUES (7, 500, 'open');
+UPDATE deals SET stage = 'won' WHERE id = 7;
+SELECT type, target, version, data, before FROM headlessly.events WHERE target = '7' ORDER BY version;
+
 -- The log is immutable, for superusers too.
 UPDATE headlessly.events SET actor = 'mallory';
 DELETE FROM headlessly.events;
