@@ -311,13 +311,6 @@ finish_stream(StreamWork *w)
 	}
 }
 
-static bool
-same_text(text *a, text *b)
-{
-	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
-		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
-}
-
 /* Replay every stream of the log (of one tenant if given). */
 static void
 replay_log(StreamWork *w, Datum tenant_arg, char tenant_null)
@@ -355,7 +348,7 @@ replay_log(StreamWork *w, Datum tenant_arg, char tenant_null)
 			text	   *type = DatumGetTextPP(SPI_getbinval(tup, desc, 4, &isnull));
 			HlEventType et;
 
-			if (!open || !same_text(w->tenant, tenant) || !same_text(w->target, target))
+			if (!open || !hl_text_equal(w->tenant, tenant) || !hl_text_equal(w->target, target))
 			{
 				if (open)
 					finish_stream(w);
@@ -399,6 +392,31 @@ replay_log(StreamWork *w, Datum tenant_arg, char tenant_null)
 	MemoryContextDelete(stream_cxt);
 }
 
+/* Report each (tenant, target, version, state) row the query finds. */
+static void
+report_orphans(StreamWork *w, SPIPlanPtr *plan, const char *query,
+			   Datum tenant_arg, char tenant_null, const char *problem)
+{
+	Oid			types[1] = {TEXTOID};
+	int			rc;
+
+	hl_prepare_cached(plan, query, 1, types);
+	rc = SPI_execute_plan(*plan, &tenant_arg, &tenant_null, true, 0);
+	hl_spi_check(rc, SPI_OK_SELECT, query);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		report(w, DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull)),
+			   DatumGetTextPP(SPI_getbinval(tup, desc, 2, &isnull)),
+			   DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)),
+			   problem,
+			   DatumGetJsonbP(SPI_getbinval(tup, desc, 4, &isnull)), NULL);
+	}
+}
+
 /*
  * check_state(tenant text DEFAULT NULL)
  *   RETURNS TABLE (tenant, target, version, problem, stored jsonb, expected jsonb)
@@ -408,10 +426,8 @@ headlessly_check_state(PG_FUNCTION_ARGS)
 {
 	HlResultSet rs;
 	StreamWork	w;
-	Oid			types[1] = {TEXTOID};
 	Datum		tenant_arg = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
 	char		tenant_null = PG_ARGISNULL(0) ? 'n' : ' ';
-	int			rc;
 
 	hl_result_set_init(fcinfo, "check_state", &rs);
 	memset(&w, 0, sizeof(w));
@@ -422,37 +438,10 @@ headlessly_check_state(PG_FUNCTION_ARGS)
 
 	replay_log(&w, tenant_arg, tenant_null);
 
-	hl_prepare_cached(&orphan_heads_plan, ORPHAN_HEADS_QUERY, 1, types);
-	rc = SPI_execute_plan(orphan_heads_plan, &tenant_arg, &tenant_null, true, 0);
-	hl_spi_check(rc, SPI_OK_SELECT, ORPHAN_HEADS_QUERY);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-
-		report(&w, DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull)),
-			   DatumGetTextPP(SPI_getbinval(tup, desc, 2, &isnull)),
-			   DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)),
-			   "stream head without events",
-			   DatumGetJsonbP(SPI_getbinval(tup, desc, 4, &isnull)), NULL);
-	}
-
-	hl_prepare_cached(&orphan_snapshots_plan, ORPHAN_SNAPSHOTS_QUERY, 1, types);
-	rc = SPI_execute_plan(orphan_snapshots_plan, &tenant_arg, &tenant_null, true, 0);
-	hl_spi_check(rc, SPI_OK_SELECT, ORPHAN_SNAPSHOTS_QUERY);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-
-		report(&w, DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull)),
-			   DatumGetTextPP(SPI_getbinval(tup, desc, 2, &isnull)),
-			   DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)),
-			   "snapshot of a stream without events",
-			   DatumGetJsonbP(SPI_getbinval(tup, desc, 4, &isnull)), NULL);
-	}
+	report_orphans(&w, &orphan_heads_plan, ORPHAN_HEADS_QUERY, tenant_arg, tenant_null,
+				   "stream head without events");
+	report_orphans(&w, &orphan_snapshots_plan, ORPHAN_SNAPSHOTS_QUERY, tenant_arg, tenant_null,
+				   "snapshot of a stream without events");
 
 	SPI_finish();
 	PG_RETURN_NULL();

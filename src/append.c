@@ -490,16 +490,6 @@ column_array(BatchColumns *bc, HlAppendColumn col, int n)
 							  column_types[col], typlen, typbyval, typalign);
 }
 
-static bool
-same_text(Datum a, Datum b)
-{
-	text	   *ta = DatumGetTextPP(a);
-	text	   *tb = DatumGetTextPP(b);
-
-	return VARSIZE_ANY_EXHDR(ta) == VARSIZE_ANY_EXHDR(tb) &&
-		memcmp(VARDATA_ANY(ta), VARDATA_ANY(tb), VARSIZE_ANY_EXHDR(ta)) == 0;
-}
-
 static void
 put_event(Tuplestorestate *store, Datum event)
 {
@@ -605,8 +595,9 @@ headlessly_events_append_batch(PG_FUNCTION_ARGS)
 			bool		isnull;
 
 			if (next < ninserted &&
-				same_text(bc.values[A_ID][i],
-						  SPI_getbinval(inserted->vals[next], inserted->tupdesc, 2, &isnull)))
+				hl_text_equal(DatumGetTextPP(bc.values[A_ID][i]),
+							  DatumGetTextPP(SPI_getbinval(inserted->vals[next],
+														   inserted->tupdesc, 2, &isnull))))
 				event = SPI_getbinval(inserted->vals[next++], inserted->tupdesc, 1, &isnull);
 			else
 			{

@@ -28,6 +28,14 @@
 /* Longest tenant, target, type, actor, source or key we accept, in bytes. */
 #define HL_MAX_NAME_BYTES 512
 
+/* Byte equality of two texts, as identifiers compare (COLLATE "C"). */
+static inline bool
+hl_text_equal(const text *a, const text *b)
+{
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
 /* settings (headlessly.c) */
 extern char *hl_tenant_setting;
 extern char *hl_actor_setting;

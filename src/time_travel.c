@@ -391,9 +391,7 @@ replay_changed(Datum *args, EntitiesOutput *out)
 			text	   *target = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
 			Datum		d;
 
-			if (current == NULL ||
-				VARSIZE_ANY_EXHDR(current) != VARSIZE_ANY_EXHDR(target) ||
-				memcmp(VARDATA_ANY(current), VARDATA_ANY(target), VARSIZE_ANY_EXHDR(target)) != 0)
+			if (current == NULL || !hl_text_equal(current, target))
 			{
 				/* a new stream: finish the last one, start from the snapshot */
 				if (current != NULL)
@@ -644,9 +642,7 @@ undo_changed(Datum *args, EntitiesOutput *out)
 			Datum		d;
 			Jsonb	   *before;
 
-			if (u.target == NULL ||
-				VARSIZE_ANY_EXHDR(u.target) != VARSIZE_ANY_EXHDR(target) ||
-				memcmp(VARDATA_ANY(u.target), VARDATA_ANY(target), VARSIZE_ANY_EXHDR(target)) != 0)
+			if (u.target == NULL || !hl_text_equal(u.target, target))
 			{
 				/* a new stream: finish the last one, start from the head */
 				undo_finish(&u, out, &fallbacks, spi_cxt);
