@@ -289,8 +289,8 @@ CREATE INDEX streams_noun_changed_idx
 -- Derived from the log: written by the append that reaches the version,
 -- rebuilt by headlessly.rebuild_state(); readers never rely on them existing.
 CREATE TABLE headlessly.snapshots (
-    tenant      text NOT NULL,
-    target      text NOT NULL,
+    tenant      text COLLATE "C" NOT NULL,
+    target      text COLLATE "C" NOT NULL,
     version     bigint NOT NULL,
     recorded_at timestamptz NOT NULL,
     state       jsonb,
