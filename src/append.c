@@ -173,7 +173,7 @@ direct_insert_allowed(Relation rel, bool want_row)
 static bool
 insert_directly(Datum *values, char *nulls, bool want_row, bool *stored, Datum *row)
 {
-	Oid			relid = get_relname_relid("events", get_namespace_oid(HL_SCHEMA, false));
+	Oid			relid = hl_log_relid();
 	Relation	rel;
 	TupleDesc	tupdesc;
 	EState	   *estate;

@@ -151,6 +151,7 @@ typedef struct HlSavedUser
 	int			sec_context;
 } HlSavedUser;
 
+extern Oid	hl_log_relid(void);
 extern void hl_become_log_owner(HlSavedUser *saved);
 extern void hl_restore_user(const HlSavedUser *saved);
 

@@ -18,6 +18,7 @@
 #include "catalog/pg_class.h"
 #include "miscadmin.h"
 #include "utils/lsyscache.h"
+#include "utils/inval.h"
 #include "utils/syscache.h"
 
 SPIPlanPtr
@@ -54,21 +55,51 @@ hl_spi_check(int rc, int expected, const char *query)
  * meanwhile, and the restricted-operation flag keeps it that way.  An error
  * needs no cleanup: transaction abort restores the user.
  */
-void
-hl_become_log_owner(HlSavedUser *saved)
-{
-	Oid			relid = get_relname_relid("events", get_namespace_oid(HL_SCHEMA, false));
-	HeapTuple	tup;
-	Oid			owner;
+/*
+ * The log's OID and owner, looked up once per backend and forgotten when
+ * the relation changes (ALTER ... OWNER, DROP/CREATE EXTENSION).
+ */
+static Oid	log_relid = InvalidOid;
+static Oid	log_owner = InvalidOid;
 
+static void
+log_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == log_relid)
+		log_relid = log_owner = InvalidOid;
+}
+
+Oid
+hl_log_relid(void)
+{
+	static bool callback_registered = false;
+	HeapTuple	tup;
+	Oid			relid;
+
+	if (OidIsValid(log_relid))
+		return log_relid;
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(log_relcache_callback, (Datum) 0);
+		callback_registered = true;
+	}
+
+	relid = get_relname_relid("events", get_namespace_oid(HL_SCHEMA, false));
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "table %s.events is missing", HL_SCHEMA);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	log_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
+	log_relid = relid;
+	return log_relid;
+}
 
+void
+hl_become_log_owner(HlSavedUser *saved)
+{
+	(void) hl_log_relid();
 	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
-	SetUserIdAndSecContext(owner, saved->sec_context |
+	SetUserIdAndSecContext(log_owner, saved->sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 }
 
