@@ -188,6 +188,8 @@ extern void hl_replay_apply(HlReplay *r, int64 version, text *type, Jsonb *data,
 							TimestampTz recorded_at);
 extern Jsonb *hl_replay_state(HlReplay *r);
 extern Jsonb *hl_fold_patches(Jsonb *base, Jsonb **patches, int npatches);
+extern void hl_replay_start_from_row(HlReplay *r, int64 version, HeapTuple tup,
+									 TupleDesc desc, int recorded_at_column);
 
 /* snapshots (snapshot.c) */
 extern void hl_snapshot_maybe_write(text *tenant, text *target, const HlStreamHead *head);

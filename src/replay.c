@@ -211,3 +211,27 @@ hl_fold_patches(Jsonb *base, Jsonb **patches, int npatches)
 
 	return JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
 }
+
+/*
+ * Start *r from a stored row: a stream head or a snapshot.  Both keep the
+ * state, created_at and updated_at in columns 4 to 6; where the recorded
+ * time is varies, so the caller names it.
+ */
+void
+hl_replay_start_from_row(HlReplay *r, int64 version, HeapTuple tup, TupleDesc desc,
+						 int recorded_at_column)
+{
+	bool		isnull;
+	Datum		d;
+
+	r->version = version;
+	r->last_recorded_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, recorded_at_column, &isnull));
+	r->has_last_recorded_at = !isnull;
+	d = SPI_getbinval(tup, desc, 4, &isnull);
+	r->alive = !isnull;
+	r->base = isnull ? NULL : DatumGetJsonbP(d);
+	r->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
+	r->has_created_at = !isnull;
+	r->updated_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
+	r->has_updated_at = !isnull;
+}

@@ -173,7 +173,6 @@ hl_snapshot_find(text *tenant, text *target, const HlPoint *point,
 		bool		isnull;
 		bool		at_or_before = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
 		int64		version = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		Datum		d;
 
 		if (!at_or_before)
 		{
@@ -181,16 +180,7 @@ hl_snapshot_find(text *tenant, text *target, const HlPoint *point,
 			continue;
 		}
 		found = true;
-		r->version = version;
-		r->last_recorded_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
-		r->has_last_recorded_at = !isnull;
-		d = SPI_getbinval(tup, desc, 4, &isnull);
-		r->alive = !isnull;
-		r->base = isnull ? NULL : DatumGetJsonbP(d);
-		r->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
-		r->has_created_at = !isnull;
-		r->updated_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
-		r->has_updated_at = !isnull;
+		hl_replay_start_from_row(r, version, tup, desc, 3);
 	}
 	return found;
 }

@@ -147,19 +147,10 @@ static void
 replay_from_head(HlReplay *r, HeapTuple tup, TupleDesc desc)
 {
 	bool		isnull;
-	Datum		d;
 
 	hl_replay_init(r);
-	r->version = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-	r->last_recorded_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
-	r->has_last_recorded_at = !isnull;
-	d = SPI_getbinval(tup, desc, 4, &isnull);
-	r->alive = !isnull;
-	r->base = isnull ? NULL : DatumGetJsonbP(d);
-	r->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
-	r->has_created_at = !isnull;
-	r->updated_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
-	r->has_updated_at = !isnull;
+	hl_replay_start_from_row(r, DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)),
+							 tup, desc, 2);
 }
 
 /*
