@@ -4,10 +4,20 @@ EXTENSION = headlessly_events
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
 
 MODULE_big = headlessly_events
-OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-HEADERS = src/headlessly.h
+# one folder per capability; headers name what each may use
+SRC_DIRS = src/common src/log src/state src/hooks
+OBJS = src/headlessly.o $(patsubst %.c,%.o,$(sort $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))))
+HL_HEADERS = $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.h))
+PG_CPPFLAGS = -I$(srcdir)/src
 
-DATA = src/$(EXTENSION)--$(EXTVERSION).sql $(wildcard src/$(EXTENSION)--*--*.sql)
+# The install script of the current version is built from each capability's
+# SQL, in dependency order.  Released scripts (the full 0.1 script and every
+# upgrade script) are kept as they were shipped.
+SQL_PARTS = src/log/log.sql src/log/guard.sql src/hooks/hooks.sql \
+	src/hooks/capture.sql src/state/state.sql
+SQL_SCRIPT = src/$(EXTENSION)--$(EXTVERSION).sql
+DATA_built = $(SQL_SCRIPT)
+DATA = src/$(EXTENSION)--0.1.sql $(wildcard src/$(EXTENSION)--*--*.sql)
 
 REGRESS = append entity errors batch idempotency immutability make_append_only settings hooks capture time_travel entities_as_of rollback events_list time_travel_admin
 REGRESS_OPTS = --load-extension=$(EXTENSION)
@@ -22,10 +32,14 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+$(SQL_SCRIPT): $(SQL_PARTS) $(EXTENSION).control
+	{ printf '%s\n' '\echo Use "CREATE EXTENSION $(EXTENSION)" to load this file. \quit'; \
+	  for part in $(SQL_PARTS); do echo; cat $$part; done; } > $@
+
 # Warnings are errors in CI (make WERROR=1).
 ifdef WERROR
 override CFLAGS += -Werror
 endif
 
-# Every object depends on the shared header (PGXS tracks no header dependencies).
-$(OBJS): src/headlessly.h
+# PGXS tracks no header dependencies: every object depends on every header.
+$(OBJS): $(HL_HEADERS)

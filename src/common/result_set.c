@@ -9,7 +9,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "headlessly.h"
+#include "common/common.h"
 
 #include "executor/tstoreReceiver.h"
 #include "funcapi.h"

@@ -12,7 +12,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "headlessly.h"
+#include "log/log.h"
 
 #include "fmgr.h"
 #include "port.h"

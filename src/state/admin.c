@@ -14,7 +14,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "headlessly.h"
+#include "state/state.h"
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
@@ -433,8 +433,7 @@ headlessly_check_state(PG_FUNCTION_ARGS)
 	memset(&w, 0, sizeof(w));
 	w.rs = &rs;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	hl_spi_connect();
 
 	replay_log(&w, tenant_arg, tenant_null);
 
@@ -467,8 +466,7 @@ headlessly_rebuild_state(PG_FUNCTION_ARGS)
 	memset(&w, 0, sizeof(w));
 	w.rebuild = true;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	hl_spi_connect();
 
 	/* no appends meanwhile: they would change what is being rebuilt */
 	rc = SPI_execute("LOCK TABLE " HL_SCHEMA ".events IN SHARE MODE", false, 0);

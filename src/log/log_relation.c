@@ -1,60 +1,27 @@
 /*-------------------------------------------------------------------------
  *
- * spi_util.c
- *	  Prepared SPI plans kept for the life of the backend.
+ * log_relation.c
+ *	  The log's relation: its OID and owner, and acting as that owner.
  *
- * Saved plans are plancache entries: they are re-planned by PostgreSQL when
- * a relation they use changes, and re-analysed from their text when it is
- * dropped and created again (DROP and CREATE EXTENSION in one session).
- * Every query names its schema and operators, so search_path cannot change
- * what a plan means.
- *
- *-------------------------------------------------------------------------
- */
-#include "headlessly.h"
-
-#include "access/htup_details.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_class.h"
-#include "miscadmin.h"
-#include "utils/lsyscache.h"
-#include "utils/inval.h"
-#include "utils/syscache.h"
-
-SPIPlanPtr
-hl_prepare_cached(SPIPlanPtr *slot, const char *query, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan;
-
-	if (*slot != NULL)
-		return *slot;
-
-	plan = SPI_prepare(query, nargs, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-			 query, SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed for \"%s\"", query);
-	*slot = plan;
-	return plan;
-}
-
-void
-hl_spi_check(int rc, int expected, const char *query)
-{
-	if (rc != expected)
-		elog(ERROR, "SPI_execute_plan returned %s for \"%s\"",
-			 SPI_result_code_string(rc), query);
-}
-
-/*
  * The log's derived tables (stream heads, idempotency claims, the hook
  * registry and its failures) are the extension's business, not the
  * appending role's: their statements run as the owner of headlessly.events,
  * as PostgreSQL's own RI triggers run as the table owner.  No user code runs
  * meanwhile, and the restricted-operation flag keeps it that way.  An error
  * needs no cleanup: transaction abort restores the user.
+ *
+ *-------------------------------------------------------------------------
  */
+#include "log/log.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "miscadmin.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
 /*
  * The log's OID and owner, looked up once per backend and forgotten when
  * the relation changes (ALTER ... OWNER, DROP/CREATE EXTENSION).

@@ -14,7 +14,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "headlessly.h"
+#include "log/log.h"
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"

@@ -15,7 +15,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "headlessly.h"
+#include "state/state.h"
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
@@ -69,51 +69,8 @@ static SPIPlanPtr list_plans[N_PLANS];
 
 static SPIPlanPtr matching_types_plan = NULL;
 
-static void
-bad_pattern(const char *pattern, const char *detail)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid type pattern \"%s\"", pattern),
-			 errdetail("%s", detail),
-			 errhint("Use an exact type, \"Noun.*\", \"*.Verbed\" or \"*\".")));
-}
-
-/*
- * Classify a type pattern; for "Prefix.*" sets *prefix ("Prefix."), for
- * "*.Suffix" sets *suffix (".Suffix").
- */
-static TypeFilter
-parse_pattern(const char *pattern, char **prefix, char **suffix)
-{
-	int			len = strlen(pattern);
-	const char *star = strchr(pattern, '*');
-
-	*prefix = *suffix = NULL;
-	if (len == 0)
-		bad_pattern(pattern, "The pattern is empty.");
-	if (star == NULL)
-		return TF_EXACT;
-	if (len == 1)
-		return TF_NONE;
-	if (strchr(star + 1, '*') != NULL)
-		bad_pattern(pattern, "A pattern may contain \"*\" once.");
-	if (star == pattern + len - 1 && len >= 3 && pattern[len - 2] == '.')
-	{
-		*prefix = pnstrdup(pattern, len - 1);
-		return TF_ANY;
-	}
-	if (star == pattern && len >= 3 && pattern[1] == '.')
-	{
-		*suffix = pstrdup(pattern + 1);
-		return TF_ANY;
-	}
-	bad_pattern(pattern, "\"*\" may only stand for a whole noun or verb, or for every type.");
-	pg_unreachable();
-}
-
 static Datum
-matching_types(text *tenant, const char *prefix, const char *suffix)
+matching_types(text *tenant, const HlTypePattern *pattern)
 {
 	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
 	Datum		args[3];
@@ -123,14 +80,9 @@ matching_types(text *tenant, const char *prefix, const char *suffix)
 
 	hl_prepare_cached(&matching_types_plan, MATCHING_TYPES_QUERY, 3, types);
 	args[0] = PointerGetDatum(tenant);
-	if (prefix)
-		args[1] = CStringGetTextDatum(prefix);
-	else
-		nulls[1] = 'n';
-	if (suffix)
-		args[2] = CStringGetTextDatum(suffix);
-	else
-		nulls[2] = 'n';
+	nulls[pattern->kind == HL_PATTERN_PREFIX ? 2 : 1] = 'n';
+	args[pattern->kind == HL_PATTERN_PREFIX ? 1 : 2] =
+		PointerGetDatum(cstring_to_text_with_len(pattern->text, pattern->len));
 	rc = SPI_execute_plan(matching_types_plan, args, nulls, true, 1);
 	hl_spi_check(rc, SPI_OK_SELECT, MATCHING_TYPES_QUERY);
 	return SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
@@ -199,8 +151,7 @@ headlessly_events_list(PG_FUNCTION_ARGS)
 		nulls[7] = ' ';
 	}
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	hl_spi_connect();
 
 	if (!PG_ARGISNULL(0))
 	{
@@ -210,20 +161,26 @@ headlessly_events_list(PG_FUNCTION_ARGS)
 	}
 	if (!PG_ARGISNULL(1))
 	{
-		char	   *pattern = text_to_cstring(PG_GETARG_TEXT_PP(1));
-		char	   *prefix;
-		char	   *suffix;
+		text	   *pattern_text = PG_GETARG_TEXT_PP(1);
+		HlTypePattern pattern;
 
-		tf = parse_pattern(pattern, &prefix, &suffix);
-		if (tf == TF_EXACT)
+		hl_parse_type_pattern(VARDATA_ANY(pattern_text), VARSIZE_ANY_EXHDR(pattern_text),
+							  &pattern);
+		switch (pattern.kind)
 		{
-			args[2] = PG_GETARG_DATUM(1);
-			nulls[2] = ' ';
-		}
-		else if (tf == TF_ANY)
-		{
-			args[3] = matching_types(tenant, prefix, suffix);
-			nulls[3] = ' ';
+			case HL_PATTERN_ALL:
+				break;
+			case HL_PATTERN_EXACT:
+				tf = TF_EXACT;
+				args[2] = PointerGetDatum(pattern_text);
+				nulls[2] = ' ';
+				break;
+			case HL_PATTERN_PREFIX:
+			case HL_PATTERN_SUFFIX:
+				tf = TF_ANY;
+				args[3] = matching_types(tenant, &pattern);
+				nulls[3] = ' ';
+				break;
 		}
 	}
 	if (!PG_ARGISNULL(2))

@@ -5,7 +5,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "headlessly.h"
+#include "common/common.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"

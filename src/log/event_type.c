@@ -5,11 +5,13 @@
  *
  * "Noun.Verbed" types (Contact.Created, Deal.Closed) are entity events when
  * they have a target; anything else well-formed is a free-standing type
- * (page_view, invoice.payment_succeeded, "Order Completed").
+ * (page_view, invoice.payment_succeeded, "Order Completed").  Type patterns
+ * ("Contact.*", "*.Created", "*") select types for hooks, events_list and
+ * subscriptions.
  *
  *-------------------------------------------------------------------------
  */
-#include "headlessly.h"
+#include "log/log.h"
 
 #include "mb/pg_wchar.h"
 
@@ -201,4 +203,85 @@ hl_check_json_object(const char *what, Jsonb *value)
 			(errcode(ERRCODE_HL_INVALID_EVENT),
 			 errmsg("event %s must be a JSON object, not %s", what, kind),
 			 errhint("Wrap the value in an object, for example {\"value\": ...}.")));
+}
+
+/* Type patterns ------------------------------------------------------------ */
+
+static void
+bad_pattern(const char *pattern, int len, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid type pattern \"%s\"", quoted_prefix(pattern, len)),
+			 errdetail("%s", detail),
+			 errhint("Use an exact type (\"Contact.Created\"), \"Noun.*\", \"*.Verbed\" or \"*\".")));
+}
+
+/*
+ * Parse a pattern: "*", "Prefix.*", "*.Suffix" or an exact type.  The part
+ * that is not "*" must be a valid type itself.  result->text points into
+ * pattern, which must outlive it.
+ */
+void
+hl_parse_type_pattern(const char *pattern, int len, HlTypePattern *result)
+{
+	const char *star = memchr(pattern, '*', len);
+
+	if (len == 0)
+		bad_pattern(pattern, len, "The pattern is empty.");
+	if (star == NULL)
+	{
+		hl_check_event_type(pattern, len);
+		result->kind = HL_PATTERN_EXACT;
+		result->text = pattern;
+		result->len = len;
+		return;
+	}
+	if (len == 1)
+	{
+		result->kind = HL_PATTERN_ALL;
+		result->text = "";
+		result->len = 0;
+		return;
+	}
+	if (memchr(star + 1, '*', len - (star + 1 - pattern)) != NULL)
+		bad_pattern(pattern, len, "A pattern may contain \"*\" once.");
+	if (star == pattern + len - 1 && len >= 3 && pattern[len - 2] == '.')
+	{
+		/* keep the dot: "Contact." */
+		hl_check_event_type(pattern, len - 2);
+		result->kind = HL_PATTERN_PREFIX;
+		result->text = pattern;
+		result->len = len - 1;
+		return;
+	}
+	if (star == pattern && len >= 3 && pattern[1] == '.')
+	{
+		/* keep the dot: ".Created" */
+		hl_check_event_type(pattern + 2, len - 2);
+		result->kind = HL_PATTERN_SUFFIX;
+		result->text = pattern + 1;
+		result->len = len - 1;
+		return;
+	}
+	bad_pattern(pattern, len,
+				"\"*\" may only stand for a whole noun or verb, or for every type.");
+}
+
+bool
+hl_type_pattern_matches(const HlTypePattern *pattern, const char *type, int len)
+{
+	switch (pattern->kind)
+	{
+		case HL_PATTERN_ALL:
+			return true;
+		case HL_PATTERN_EXACT:
+			return len == pattern->len && memcmp(type, pattern->text, len) == 0;
+		case HL_PATTERN_PREFIX:
+			return len > pattern->len && memcmp(type, pattern->text, pattern->len) == 0;
+		case HL_PATTERN_SUFFIX:
+			return len > pattern->len &&
+				memcmp(type + len - pattern->len, pattern->text, pattern->len) == 0;
+	}
+	return false;
 }

@@ -15,7 +15,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "headlessly.h"
+#include "hooks/hooks.h"
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
@@ -157,12 +157,6 @@ append(const char *noun, const char *verb, char *target, Jsonb *data, Jsonb *met
 	(void) hl_append_event(values, nulls, false);
 }
 
-static Jsonb *
-empty_object(void)
-{
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-}
-
 /* The row's id as text; a row without one cannot be an entity. */
 static char *
 row_target(Relation rel, HeapTuple row, const char *id_column)
@@ -213,8 +207,7 @@ headlessly_capture_trigger(PG_FUNCTION_ARGS)
 	rel = trigdata->tg_relation;
 	tupdesc = RelationGetDescr(rel);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	hl_spi_connect();
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 	{
@@ -236,7 +229,7 @@ headlessly_capture_trigger(PG_FUNCTION_ARGS)
 
 				for (uint64 i = 0; i < n; i++)
 					append(noun, "Deleted", row_target(rel, rows->vals[i], id_column),
-						   empty_object(), metadata);
+						   hl_empty_object(), metadata);
 				SPI_freetuptable(rows);
 			}
 		}
@@ -263,7 +256,7 @@ headlessly_capture_trigger(PG_FUNCTION_ARGS)
 			/* a new id is another entity: the old one ends, the new one starts */
 			Jsonb	   *metadata = capture_metadata(rel, "UPDATE");
 
-			append(noun, "Deleted", oldtarget, empty_object(), metadata);
+			append(noun, "Deleted", oldtarget, hl_empty_object(), metadata);
 			append(noun, "Created", newtarget, hl_strip_top_level_nulls(newjson), metadata);
 		}
 		else
@@ -278,7 +271,7 @@ headlessly_capture_trigger(PG_FUNCTION_ARGS)
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
 		append(noun, "Deleted", row_target(rel, trigdata->tg_trigtuple, id_column),
-			   empty_object(), capture_metadata(rel, "DELETE"));
+			   hl_empty_object(), capture_metadata(rel, "DELETE"));
 	}
 
 	SPI_finish();
@@ -371,8 +364,7 @@ headlessly_capture(PG_FUNCTION_ARGS)
 	}
 
 	qualified = qualified_name(relid);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	hl_spi_connect();
 
 	{
 		char	   *query = psprintf("SELECT 1 FROM %s WHERE %s IS NULL LIMIT 1",
@@ -450,8 +442,7 @@ headlessly_uncapture(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);
 
 	qualified = qualified_name(relid);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	hl_spi_connect();
 	execute(psprintf("DROP TRIGGER " CAPTURE_TRIGGER_NAME " ON %s", qualified), SPI_OK_UTILITY);
 	execute(psprintf("DROP TRIGGER IF EXISTS " CAPTURE_TRUNCATE_TRIGGER_NAME " ON %s", qualified),
 			SPI_OK_UTILITY);

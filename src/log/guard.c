@@ -18,7 +18,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "headlessly.h"
+#include "log/log.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -381,8 +381,7 @@ headlessly_make_append_only(PG_FUNCTION_ARGS)
 	qualified = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 										   get_rel_name(relid));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	hl_spi_connect();
 
 	query = psprintf("CREATE TRIGGER " GUARD_TRIGGER_NAME
 					 " BEFORE UPDATE OR DELETE OR TRUNCATE ON %s"

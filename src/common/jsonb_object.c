@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
- * entity.c
- *	  Entity state transitions: the top-level JSON merge patch.
+ * jsonb_object.c
+ *	  JSON objects: the empty object, and the top-level JSON merge patch
+ *	  that entity events apply to an entity's state.
  *
  * Each top-level key of the patch replaces the key in the state; a JSON null
  * removes it.  Nested objects are replaced whole, not merged: what an event
@@ -9,7 +10,19 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "headlessly.h"
+#include "common/common.h"
+
+#include "utils/fmgrprotos.h"
+
+/* '{}', built once per call: callers may modify or free what they get. */
+Jsonb *
+hl_empty_object(void)
+{
+	JsonbParseState *ps = NULL;
+
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	return JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
+}
 
 static void
 push_key(JsonbParseState **ps, const JsonbValue *key)

@@ -29,7 +29,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "headlessly.h"
+#include "log/log.h"
 
 #include "access/genam.h"
 #include "access/heapam.h"

@@ -13,7 +13,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "headlessly.h"
+#include "state/state.h"
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
@@ -121,8 +121,7 @@ headlessly_events_rollback(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_HL_INVALID_EVENT),
 				 errmsg("to_time must be finite, not %s", timestamp_text(to_time))));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	hl_spi_connect();
 
 	hl_prepare_cached(&lock_plan, LOCK_QUERY, 2, lock_types);
 	args[0] = PointerGetDatum(tenant);
@@ -175,7 +174,7 @@ headlessly_events_rollback(PG_FUNCTION_ARGS)
 	else if (now_state != NULL)
 	{
 		verb = "Deleted";
-		data = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+		data = hl_empty_object();
 	}
 	else
 		ereport(ERROR,

@@ -9,7 +9,9 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "headlessly.h"
+#include "log/log.h"
+#include "hooks/hooks.h"
+#include "state/state.h"
 
 #include "access/detoast.h"
 #include "access/htup_details.h"

@@ -16,12 +16,27 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "headlessly.h"
+#include "state/state.h"
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 
 int			hl_snapshot_interval = 100;
+
+void
+hl_state_init(void)
+{
+	DefineCustomIntVariable("headlessly.snapshot_interval",
+							"Versions between two snapshots of an entity's state.",
+							"as_of and entities_as_of replay at most this many events "
+							"from the nearest snapshot; 0 writes no snapshots.",
+							&hl_snapshot_interval,
+							100, 0, 1000000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+}
 
 #define WRITE_QUERY \
 	"INSERT INTO " HL_SCHEMA ".snapshots" \
@@ -116,8 +131,7 @@ hl_snapshot_write(text *tenant, text *target, const HlReplay *r, Jsonb *state)
 	if (!r->has_updated_at)
 		nulls[6] = 'n';
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	hl_spi_connect();
 	hl_prepare_cached(&write_plan, WRITE_QUERY, 7, argtypes);
 	hl_become_log_owner(&saved);
 	rc = SPI_execute_plan(write_plan, args, nulls, false, 0);

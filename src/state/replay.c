@@ -13,7 +13,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "headlessly.h"
+#include "state/state.h"
 
 #include "lib/qunique.h"
 

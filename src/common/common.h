@@ -1,0 +1,76 @@
+/*-------------------------------------------------------------------------
+ *
+ * common.h
+ *	  What every part of headlessly_events may use: our SQLSTATEs, limits,
+ *	  SPI helpers, set-returning results and JSON object utilities.
+ *
+ * Nothing here knows about events; the capabilities (log/, state/,
+ * hooks/) build on it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HL_COMMON_H
+#define HL_COMMON_H
+
+#include "postgres.h"
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+/* Our SQLSTATEs: class ZE, "headlessly events" */
+#define ERRCODE_HL_IMMUTABLE			MAKE_SQLSTATE('Z','E','0','0','1')
+#define ERRCODE_HL_VERSION_CONFLICT		MAKE_SQLSTATE('Z','E','0','0','2')
+#define ERRCODE_HL_INVALID_EVENT		MAKE_SQLSTATE('Z','E','0','0','3')
+#define ERRCODE_HL_ENTITY_STATE			MAKE_SQLSTATE('Z','E','0','0','4')
+#define ERRCODE_HL_HOOK_DEPTH			MAKE_SQLSTATE('Z','E','0','0','6')
+#define ERRCODE_HL_SUBSCRIPTION			MAKE_SQLSTATE('Z','E','0','0','7')
+#define ERRCODE_HL_TENANT				MAKE_SQLSTATE('Z','E','0','0','8')
+
+#define HL_SCHEMA "headlessly"
+
+/* Longest tenant, target, type, actor, source or key we accept, in bytes. */
+#define HL_MAX_NAME_BYTES 512
+
+/* Byte equality of two texts, as identifiers compare (COLLATE "C"). */
+static inline bool
+hl_text_equal(const text *a, const text *b)
+{
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
+/* SPI (spi.c) */
+extern void hl_spi_connect(void);
+extern SPIPlanPtr hl_prepare_cached(SPIPlanPtr *slot, const char *query,
+									int nargs, Oid *argtypes);
+extern void hl_spi_check(int rc, int expected, const char *query);
+
+/* set-returning functions that fill a tuplestore (result_set.c) */
+typedef struct HlResultSet
+{
+	MemoryContext cxt;			/* where the tuplestore lives */
+	Tuplestorestate *store;
+	TupleDesc	tupdesc;
+} HlResultSet;
+
+extern void hl_result_set_init(FunctionCallInfo fcinfo, const char *fname,
+							   HlResultSet *rs);
+extern void hl_spi_into_result_set(SPIPlanPtr plan, const char *query, int nargs,
+								   Oid *types, Datum *args, const char *nulls,
+								   HlResultSet *rs);
+
+/* table rows as JSON objects (row_json.c) */
+extern Jsonb *hl_row_to_jsonb(TupleDesc tupdesc, HeapTuple row);
+
+/* JSON objects and the top-level merge patch (jsonb_object.c) */
+extern Jsonb *hl_empty_object(void);
+extern Jsonb *hl_merge_patch(Jsonb *state, Jsonb *patch, Jsonb **before);
+extern Jsonb *hl_strip_top_level_nulls(Jsonb *object);
+extern Jsonb *hl_changed_keys(Jsonb *old, Jsonb *new);
+
+#endif							/* HL_COMMON_H */

@@ -1,0 +1,142 @@
+/*-------------------------------------------------------------------------
+ *
+ * cache.c
+ *	  The per-backend cache of registered hooks.
+ *
+ * hook() and unhook() write headlessly.hook_registry.  A statement trigger
+ * on the registry then sends a relcache invalidation for it, which reaches
+ * every backend at commit; each backend keeps the registered hooks, with
+ * their resolved handlers, in a cache that the invalidation empties.  An
+ * append with no hooks registered therefore costs one flag test, and no
+ * catalog query is made per append.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "hooks/hooks_internal.h"
+
+#include "catalog/namespace.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#define LOAD_QUERY \
+	"SELECT id, pattern, phase, handler::pg_catalog.oid" \
+	"  FROM " HL_SCHEMA ".hook_registry ORDER BY id"
+
+static SPIPlanPtr load_plan = NULL;
+
+static MemoryContext hook_cxt = NULL;
+static HlHookSet cache;
+static bool cache_valid = false;
+static Oid	registry_relid = InvalidOid;
+static bool callback_registered = false;
+
+static void
+registry_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == registry_relid)
+		cache_valid = false;
+}
+
+static Oid
+lookup_registry_relid(void)
+{
+	Oid			nsp = get_namespace_oid(HL_SCHEMA, false);
+	Oid			relid = get_relname_relid("hook_registry", nsp);
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "table %s.hook_registry is missing", HL_SCHEMA);
+	return relid;
+}
+
+static void
+load_hooks(void)
+{
+	int			rc;
+	HlSavedUser saved;
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(registry_relcache_callback, (Datum) 0);
+		callback_registered = true;
+	}
+	if (hook_cxt == NULL)
+		hook_cxt = AllocSetContextCreate(CacheMemoryContext, "headlessly hooks",
+										 ALLOCSET_SMALL_SIZES);
+
+	/*
+	 * Mark valid before reading: an invalidation that arrives while we read
+	 * clears the flag again, and the next append reads afresh.
+	 */
+	cache_valid = true;
+	MemoryContextReset(hook_cxt);
+	memset(&cache, 0, sizeof(cache));
+
+	PG_TRY();
+	{
+		registry_relid = lookup_registry_relid();
+
+		hl_spi_connect();
+		hl_prepare_cached(&load_plan, LOAD_QUERY, 0, NULL);
+		hl_become_log_owner(&saved);
+		rc = SPI_execute_plan(load_plan, NULL, NULL, true, 0);
+		hl_restore_user(&saved);
+		hl_spi_check(rc, SPI_OK_SELECT, LOAD_QUERY);
+
+		if (SPI_processed > 0)
+		{
+			MemoryContext old = MemoryContextSwitchTo(hook_cxt);
+
+			cache.hooks = palloc0(SPI_processed * sizeof(HlHook));
+			for (uint64 i = 0; i < SPI_processed; i++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[i];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+				HlHook	   *hook = &cache.hooks[cache.nhooks];
+				bool		isnull;
+				char	   *pattern;
+				char	   *phase;
+
+				hook->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+				pattern = SPI_getvalue(tup, desc, 2);
+				hl_parse_type_pattern(pattern, strlen(pattern), &hook->pattern);
+				phase = SPI_getvalue(tup, desc, 3);
+				hook->phase = strcmp(phase, "before") == 0 ? HL_HOOK_BEFORE : HL_HOOK_AFTER;
+				hook->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+				/* a dropped handler fails the appends it matches, not all */
+				hook->handler_missing =
+					!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(hook->handler));
+				if (!hook->handler_missing)
+					fmgr_info_cxt(hook->handler, &hook->flinfo, hook_cxt);
+				cache.any_phase[hook->phase] = true;
+				cache.nhooks++;
+			}
+			MemoryContextSwitchTo(old);
+		}
+		SPI_finish();
+	}
+	PG_CATCH();
+	{
+		/* abort cleans up SPI and the user; just read again next time */
+		cache_valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/* The registered hooks, loaded if the cache was emptied. */
+const HlHookSet *
+hl_hook_cache(void)
+{
+	if (!cache_valid)
+		load_hooks();
+	return &cache;
+}
+
+bool
+hl_hook_cache_is_valid(void)
+{
+	return cache_valid;
+}

@@ -1,0 +1,37 @@
+/*-------------------------------------------------------------------------
+ *
+ * hooks.h
+ *	  Hooks and capture: user functions run before and after each append,
+ *	  and tables whose changes become events.
+ *
+ * The log's trigger calls in here for every append (hl_hooks_match,
+ * hl_run_before_hooks, ...); hooks/hooks_internal.h is for this folder
+ * alone.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HL_HOOKS_H
+#define HL_HOOKS_H
+
+#include "log/log.h"
+
+/* settings (settings.c) */
+extern char *hl_actor_setting;
+extern int	hl_max_hook_depth;
+
+extern void hl_hooks_init(void);
+
+typedef enum HlHookPhase
+{
+	HL_HOOK_BEFORE = 0,
+	HL_HOOK_AFTER = 1
+} HlHookPhase;
+
+/* dispatch (dispatch.c) */
+extern bool hl_hooks_match(HlHookPhase phase, const char *type, int len);
+extern void hl_check_hook_depth(void);
+extern bool hl_run_before_hooks(TupleDesc tupdesc, Datum *values, bool *nulls,
+								int type_attno, int data_attno, Jsonb *state);
+extern void hl_keep_state_after(int64 seq, Jsonb *state);
+
+#endif							/* HL_HOOKS_H */

@@ -1,0 +1,81 @@
+-- Hooks ----------------------------------------------------------------------
+
+CREATE TABLE headlessly.hook_registry (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pattern     text NOT NULL,
+    phase       text NOT NULL CHECK (phase IN ('before', 'after')),
+    handler     regprocedure NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    created_by  name NOT NULL DEFAULT current_user
+);
+
+COMMENT ON TABLE headlessly.hook_registry IS
+    'Registered hooks; change it with headlessly.hook() and headlessly.unhook(), which tell every session.';
+
+CREATE VIEW headlessly.hooks AS
+    SELECT id, pattern, phase, handler,
+           row_number() OVER (PARTITION BY phase ORDER BY id) AS position,
+           created_at
+      FROM headlessly.hook_registry;
+
+COMMENT ON VIEW headlessly.hooks IS
+    'Hooks in the order they run within their phase.';
+
+CREATE TABLE headlessly.hook_failures (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id    text NOT NULL,
+    hook_id     bigint NOT NULL,
+    handler     text NOT NULL,
+    sqlstate    text NOT NULL,
+    message     text NOT NULL,
+    detail      text,
+    hint        text,
+    failed_at   timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX hook_failures_event_idx ON headlessly.hook_failures (event_id);
+
+COMMENT ON TABLE headlessly.hook_failures IS
+    'After hooks that raised: their work was undone, the append went on.';
+
+SELECT pg_catalog.pg_extension_config_dump('headlessly.hook_registry', '');
+SELECT pg_catalog.pg_extension_config_dump('headlessly.hook_registry_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('headlessly.hook_failures', '');
+SELECT pg_catalog.pg_extension_config_dump('headlessly.hook_failures_id_seq', '');
+
+CREATE FUNCTION headlessly.hook(pattern text, phase text, handler regprocedure)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'headlessly_hook'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION headlessly.hook(text, text, regprocedure) IS
+    'Run handler(event jsonb) RETURNS jsonb before or after each appended event whose type matches pattern.';
+
+CREATE FUNCTION headlessly.unhook(id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'headlessly_unhook'
+LANGUAGE C VOLATILE STRICT;
+
+-- The log's AFTER INSERT trigger (events_after_append, running this function)
+-- exists only while after hooks are registered, so that appends without them
+-- queue no trigger events; the registry's own trigger creates and drops it,
+-- also when a restore loads the registry.
+CREATE FUNCTION headlessly.events_after_insert()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'headlessly_events_after_insert'
+LANGUAGE C;
+
+CREATE FUNCTION headlessly.hook_registry_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'headlessly_hook_registry_changed'
+LANGUAGE C;
+
+CREATE TRIGGER hook_registry_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON headlessly.hook_registry
+    FOR EACH STATEMENT EXECUTE FUNCTION headlessly.hook_registry_changed();
+ALTER TABLE headlessly.hook_registry ENABLE ALWAYS TRIGGER hook_registry_changed;
+
+COMMENT ON FUNCTION headlessly.unhook(bigint) IS
+    'Remove a hook registered with headlessly.hook(); false if there was none with that id.';
+
+REVOKE ALL ON FUNCTION headlessly.events_after_insert() FROM PUBLIC;
+REVOKE ALL ON FUNCTION headlessly.hook_registry_changed() FROM PUBLIC;

@@ -1,0 +1,305 @@
+/*-------------------------------------------------------------------------
+ *
+ * append.c
+ *	  events_append(), and hl_append_event() for the rest of the extension.
+ *
+ * Appending is thin: they turn their arguments into an INSERT into the log, and
+ * the log's trigger (log_trigger.c) does the rest.  What is left here is
+ * resolving the tenant, mapping expected_version onto the version the row
+ * must get, and giving back the stored row when the idempotency key was
+ * already taken (the trigger then skips the row and nothing is returned).
+ *
+ * A single append inserts its row the way logical replication's apply
+ * worker does (ExecSimpleRelationInsert: row triggers, constraints, heap
+ * and index entries), which skips planning and executor start-up, a third
+ * of an append's cost.  Whatever that path does not do - statement
+ * triggers, row security, column privileges - sends the append through SQL
+ * instead, so the two paths store the same rows under the same rules.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "log/log.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(headlessly_events_append);
+
+const Oid	hl_append_column_types[A_NCOLUMNS] = {
+	TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID, TIMESTAMPTZOID, JSONBOID, JSONBOID, TEXTOID
+};
+
+#define INSERT_ONE_QUERY \
+	"INSERT INTO " HL_SCHEMA ".events AS e (" HL_APPEND_COLUMNS ")" \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+
+#define INSERT_ONE_RETURNING_QUERY INSERT_ONE_QUERY " RETURNING e"
+
+static SPIPlanPtr insert_one_plan = NULL;
+static SPIPlanPtr insert_one_returning_plan = NULL;
+
+static const char *const column_names[A_NCOLUMNS] = {
+	"id", "tenant", "type", "target", "version", "actor", "source", "source_type",
+	"external_event_id", "occurred_at", "data", "metadata", "raw_payload"
+};
+
+/* where the append's columns are in the log, found once per relation */
+typedef struct LogLayout
+{
+	Oid			relid;
+	Oid			seq_relid;		/* the identity sequence of seq */
+	int			seq_attno;
+	int			attnos[A_NCOLUMNS];
+} LogLayout;
+
+static LogLayout layout;
+
+/* The version a row must get for the caller's expected_version. */
+int64
+hl_version_for_expected(int64 expected)
+{
+	if (expected < 0 || expected == PG_INT64_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_INVALID_EVENT),
+				 errmsg("expected_version " INT64_FORMAT " is out of range", expected),
+				 errhint("Pass the version the target is at now, or 0 for a target without events.")));
+	return expected + 1;
+}
+
+static text *
+nullable_text(Datum *values, char *nulls, HlAppendColumn col)
+{
+	return nulls[col] == 'n' ? NULL : DatumGetTextPP(values[col]);
+}
+
+/*
+ * The row stored for an append whose INSERT returned nothing: its
+ * idempotency key was taken.
+ */
+Datum
+hl_stored_duplicate(Datum *values, char *nulls)
+{
+	if (nulls[A_KEY] == 'n')
+		elog(ERROR, "append without an idempotency key stored nothing");
+	return hl_stored_event_by_key(DatumGetTextPP(values[A_TENANT]),
+								  nullable_text(values, nulls, A_SOURCE),
+								  DatumGetTextPP(values[A_KEY]));
+}
+
+static void
+resolve_layout(Relation rel)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+
+	if (layout.relid == RelationGetRelid(rel))
+		return;
+	layout.relid = InvalidOid;
+	for (int i = 0; i < A_NCOLUMNS; i++)
+	{
+		layout.attnos[i] = SPI_fnumber(tupdesc, column_names[i]);
+		if (layout.attnos[i] <= 0)
+			elog(ERROR, "column \"%s\" is missing from the log", column_names[i]);
+	}
+	layout.seq_attno = SPI_fnumber(tupdesc, "seq");
+	if (layout.seq_attno <= 0)
+		elog(ERROR, "column \"seq\" is missing from the log");
+	layout.seq_relid = getIdentitySequence(RelationGetRelid(rel), layout.seq_attno, false);
+	layout.relid = RelationGetRelid(rel);
+}
+
+/* Can this append skip SQL?  Only where the direct path does all SQL would. */
+static bool
+direct_insert_allowed(Relation rel, bool want_row)
+{
+	TriggerDesc *td = rel->trigdesc;
+	Oid			relid = RelationGetRelid(rel);
+
+	if (rel->rd_rel->relrowsecurity)
+		return false;
+	if (td && (td->trig_insert_before_statement || td->trig_insert_after_statement ||
+			   td->trig_insert_new_table))
+		return false;
+	/* table-level rights; column-level grants take the SQL path and its checks */
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+		return false;
+	if (want_row && pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		return false;
+	return true;
+}
+
+/*
+ * Insert through ExecSimpleRelationInsert.  Returns false if the direct path
+ * does not apply (nothing done); otherwise *stored says whether a row was
+ * stored (false: the idempotency key was taken) and *row is it, if wanted.
+ */
+static bool
+insert_directly(Datum *values, char *nulls, bool want_row, bool *stored, Datum *row)
+{
+	Oid			relid = hl_log_relid();
+	Relation	rel;
+	TupleDesc	tupdesc;
+	EState	   *estate;
+	RangeTblEntry *rte;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+
+	rel = table_open(relid, RowExclusiveLock);
+	if (!direct_insert_allowed(rel, want_row))
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+	resolve_layout(rel);
+	tupdesc = RelationGetDescr(rel);
+
+	estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(estate, list_make1(rte));
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	estate->es_output_cid = GetCurrentCommandId(true);
+
+	slot = ExecInitExtraTupleSlot(estate, tupdesc, &TTSOpsVirtual);
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, tupdesc->natts * sizeof(bool));
+	for (int i = 0; i < A_NCOLUMNS; i++)
+	{
+		slot->tts_values[layout.attnos[i] - 1] = values[i];
+		slot->tts_isnull[layout.attnos[i] - 1] = nulls[i] == 'n';
+	}
+	/* the identity column's default, as INSERT would take it */
+	slot->tts_values[layout.seq_attno - 1] =
+		Int64GetDatum(nextval_internal(layout.seq_relid, false));
+	slot->tts_isnull[layout.seq_attno - 1] = false;
+	ExecStoreVirtualTuple(slot);
+	ItemPointerSetInvalid(&slot->tts_tid);
+
+	ExecOpenIndices(rri, false);
+	AfterTriggerBeginQuery();
+	ExecSimpleRelationInsert(rri, estate, slot);
+	/* the append trigger skips a row whose key is taken: then no TID */
+	*stored = ItemPointerIsValid(&slot->tts_tid);
+	if (*stored && want_row)
+		*row = heap_copy_tuple_as_datum(ExecFetchSlotHeapTuple(slot, false, NULL), tupdesc);
+	ExecCloseIndices(rri);
+	/* after hooks run here, before the append returns */
+	AfterTriggerEndQuery(estate);
+	/* including what the trigger machinery opened for them */
+	ExecCloseResultRelations(estate);
+	ExecCloseRangeTableRelations(estate);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+
+	/* what this append did is visible to what comes next, as after SQL */
+	CommandCounterIncrement();
+	return true;
+}
+
+/*
+ * Append one event given as the columns of HL_APPEND_COLUMNS.  Returns the
+ * stored row (the one stored first, for a taken idempotency key) as a
+ * headlessly.events datum, or 0 if want_row is false.
+ */
+Datum
+hl_append_event(Datum *values, char *nulls, bool want_row)
+{
+	Oid			argtypes[A_NCOLUMNS];
+	Datum		result = (Datum) 0;
+	bool		stored = false;
+	bool		isnull;
+	int			rc;
+
+	if (insert_directly(values, nulls, want_row, &stored, &result))
+	{
+		if (stored || !want_row)
+			return result;
+		hl_spi_connect();
+		result = SPI_datumTransfer(hl_stored_duplicate(values, nulls), false, -1);
+		SPI_finish();
+		return result;
+	}
+
+	/* the SQL path */
+	for (int i = 0; i < A_NCOLUMNS; i++)
+		argtypes[i] = hl_append_column_types[i];
+	hl_spi_connect();
+	if (!want_row)
+	{
+		hl_prepare_cached(&insert_one_plan, INSERT_ONE_QUERY, A_NCOLUMNS, argtypes);
+		rc = SPI_execute_plan(insert_one_plan, values, nulls, false, 0);
+		hl_spi_check(rc, SPI_OK_INSERT, INSERT_ONE_QUERY);
+	}
+	else
+	{
+		hl_prepare_cached(&insert_one_returning_plan, INSERT_ONE_RETURNING_QUERY,
+						  A_NCOLUMNS, argtypes);
+		rc = SPI_execute_plan(insert_one_returning_plan, values, nulls, false, 0);
+		hl_spi_check(rc, SPI_OK_INSERT_RETURNING, INSERT_ONE_RETURNING_QUERY);
+
+		if (SPI_processed == 1)
+			result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		else
+			result = hl_stored_duplicate(values, nulls);
+		result = SPI_datumTransfer(result, false, -1);
+	}
+	SPI_finish();
+	return result;
+}
+
+Datum
+headlessly_events_append(PG_FUNCTION_ARGS)
+{
+	/* argument number of each column in the SQL signature, -1 if none */
+	static const int argno[A_NCOLUMNS] = {-1, 4, 0, 1, -1, 3, 5, 6, 7, 8, 2, 10, 11};
+	Datum		values[A_NCOLUMNS];
+	char		nulls[A_NCOLUMNS];
+
+	for (int i = 0; i < A_NCOLUMNS; i++)
+	{
+		if (argno[i] >= 0 && !PG_ARGISNULL(argno[i]))
+		{
+			values[i] = PG_GETARG_DATUM(argno[i]);
+			nulls[i] = ' ';
+		}
+		else
+		{
+			values[i] = (Datum) 0;
+			nulls[i] = 'n';
+		}
+	}
+	if (nulls[A_TENANT] == 'n')
+	{
+		values[A_TENANT] = CStringGetTextDatum(hl_current_tenant());
+		nulls[A_TENANT] = ' ';
+	}
+	if (!PG_ARGISNULL(9))
+	{
+		values[A_VERSION] = Int64GetDatum(hl_version_for_expected(PG_GETARG_INT64(9)));
+		nulls[A_VERSION] = ' ';
+	}
+
+	PG_RETURN_DATUM(hl_append_event(values, nulls, true));
+}

@@ -1,0 +1,144 @@
+-- The log: events, stream heads, idempotency claims, and appending -----------
+
+-- The log.  Every column the contract names, in this order; the C code finds
+-- columns by name, so later versions may add columns at the end.  Names and
+-- keys compare byte by byte (COLLATE "C"): they are identifiers, and a
+-- linguistic collation made every index insertion call strcoll().
+CREATE TABLE headlessly.events (
+    seq               bigint GENERATED ALWAYS AS IDENTITY,
+    id                text COLLATE "C" NOT NULL,
+    tenant            text COLLATE "C" NOT NULL,
+    type              text COLLATE "C" NOT NULL,
+    target            text COLLATE "C",
+    version           bigint,
+    actor             text COLLATE "C",
+    source            text COLLATE "C",
+    source_type       text COLLATE "C",
+    external_event_id text COLLATE "C",
+    occurred_at       timestamptz NOT NULL,
+    recorded_at       timestamptz NOT NULL,
+    data              jsonb NOT NULL DEFAULT '{}',
+    before            jsonb,
+    metadata          jsonb,
+    raw_payload       text,
+    session_id        text COLLATE "C",
+    CONSTRAINT events_pkey PRIMARY KEY (seq),
+    CONSTRAINT events_id_key UNIQUE (id)
+);
+
+COMMENT ON TABLE headlessly.events IS
+    'The immutable event log: append with headlessly.events_append(); rows are never updated or deleted.';
+COMMENT ON COLUMN headlessly.events.session_id IS
+    'metadata->>''sessionId'', kept as a column so that sessions can be indexed and queried; set by the log.';
+
+-- One entity's stream in version order; also makes versions unique per stream.
+CREATE UNIQUE INDEX events_stream_idx
+    ON headlessly.events (tenant, target, version) WHERE target IS NOT NULL;
+-- The idempotency key.  NULLS NOT DISTINCT: a key without a source is still a key.
+CREATE UNIQUE INDEX events_idempotency_idx
+    ON headlessly.events (tenant, source, external_event_id) NULLS NOT DISTINCT
+    WHERE external_event_id IS NOT NULL;
+CREATE INDEX events_tenant_time_idx ON headlessly.events (tenant, recorded_at);
+CREATE INDEX events_tenant_type_idx ON headlessly.events (tenant, type, recorded_at);
+CREATE INDEX events_tenant_actor_idx
+    ON headlessly.events (tenant, actor, recorded_at) WHERE actor IS NOT NULL;
+CREATE INDEX events_tenant_session_idx
+    ON headlessly.events (tenant, session_id, recorded_at) WHERE session_id IS NOT NULL;
+
+-- Stream heads: the last version of every (tenant, target) and, for entities,
+-- the current state.  Derived from the log, maintained by every append in the
+-- same transaction; the row lock on a head is the lock on its stream.
+CREATE TABLE headlessly.streams (
+    tenant           text COLLATE "C" NOT NULL,
+    target           text COLLATE "C" NOT NULL,
+    version          bigint NOT NULL,
+    last_recorded_at timestamptz,
+    noun             text COLLATE "C",
+    state            jsonb,
+    created_at       timestamptz,
+    updated_at       timestamptz,
+    CONSTRAINT streams_pkey PRIMARY KEY (tenant, target)
+);
+
+COMMENT ON TABLE headlessly.streams IS
+    'Derived from headlessly.events: the head of every stream and the current state of live entities.';
+
+-- Idempotency claims.  INSERT ... ON CONFLICT on this table is how concurrent
+-- appends of one key wait for each other without an unbounded number of locks.
+CREATE TABLE headlessly.event_keys (
+    tenant            text COLLATE "C" NOT NULL,
+    source            text COLLATE "C",
+    external_event_id text COLLATE "C" NOT NULL,
+    seq               bigint NOT NULL,
+    CONSTRAINT event_keys_pkey UNIQUE NULLS NOT DISTINCT (tenant, source, external_event_id)
+);
+
+COMMENT ON TABLE headlessly.event_keys IS
+    'Derived from headlessly.events: one row per idempotency key, pointing at the stored event.';
+
+CREATE VIEW headlessly.entities AS
+    SELECT tenant, target, noun, version, state, created_at, updated_at
+      FROM headlessly.streams
+     WHERE state IS NOT NULL;
+
+COMMENT ON VIEW headlessly.entities IS
+    'Current state of every live entity, one row each.';
+
+-- pg_dump keeps the data of these tables (and the position of the log's sequence).
+SELECT pg_catalog.pg_extension_config_dump('headlessly.events', '');
+SELECT pg_catalog.pg_extension_config_dump('headlessly.events_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('headlessly.streams', '');
+SELECT pg_catalog.pg_extension_config_dump('headlessly.event_keys', '');
+
+-- Appending ------------------------------------------------------------------
+
+CREATE FUNCTION headlessly.new_event_id()
+RETURNS text
+AS 'MODULE_PATHNAME', 'headlessly_new_event_id'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION headlessly.new_event_id() IS
+    'A fresh event id: evt_ followed by 18 URL-safe characters, roughly time-ordered.';
+
+CREATE FUNCTION headlessly.events_append(
+    type              text,
+    target            text        DEFAULT NULL,
+    data              jsonb       DEFAULT '{}',
+    actor             text        DEFAULT NULL,
+    tenant            text        DEFAULT NULL,
+    source            text        DEFAULT NULL,
+    source_type       text        DEFAULT NULL,
+    external_event_id text        DEFAULT NULL,
+    occurred_at       timestamptz DEFAULT NULL,
+    expected_version  bigint      DEFAULT NULL,
+    metadata          jsonb       DEFAULT NULL,
+    raw_payload       text        DEFAULT NULL)
+RETURNS headlessly.events
+AS 'MODULE_PATHNAME', 'headlessly_events_append'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION headlessly.events_append IS
+    'Append one event; returns the stored row (the first one stored, for a repeated idempotency key).';
+
+CREATE FUNCTION headlessly.events_append_batch(events jsonb)
+RETURNS SETOF headlessly.events
+AS 'MODULE_PATHNAME', 'headlessly_events_append_batch'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION headlessly.events_append_batch(jsonb) IS
+    'Append a JSON array of events, all or nothing; one row per element, in input order.';
+
+-- The trigger that turns every INSERT into a proper append: defaults, checks,
+-- idempotency, versions and entity state all happen here, whoever inserts.
+CREATE FUNCTION headlessly.events_before_insert()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'headlessly_events_before_insert'
+LANGUAGE C;
+
+CREATE TRIGGER events_append
+    BEFORE INSERT ON headlessly.events
+    FOR EACH ROW EXECUTE FUNCTION headlessly.events_before_insert();
+ALTER TABLE headlessly.events ENABLE ALWAYS TRIGGER events_append;
+
+-- Internals: not for direct use.
+REVOKE ALL ON FUNCTION headlessly.events_before_insert() FROM PUBLIC;

@@ -1,0 +1,83 @@
+# Every upgrade path ends where a fresh install starts: the extension's
+# objects, definitions, rights, comments and dump configuration reached
+# through the chain of upgrade scripts are those of the current install
+# script, and data appended before the upgrade is still there and readable.
+use strict;
+use warnings;
+use File::Basename;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $describe = do {
+	local $/;
+	my $file = dirname(__FILE__) . '/../sql/extension_objects.sql';
+	open my $fh, '<', $file or die "cannot read $file: $!";
+	<$fh>;
+};
+
+my $node = PostgreSQL::Test::Cluster->new('upgrade');
+$node->init;
+$node->start;
+
+my $current = $node->safe_psql('postgres',
+	q{SELECT default_version FROM pg_available_extensions WHERE name = 'headlessly_events'});
+my @versions = split /\n/, $node->safe_psql('postgres', q{
+	SELECT version FROM pg_available_extension_versions
+	 WHERE name = 'headlessly_events' ORDER BY string_to_array(version, '.')::int[]});
+ok(scalar(@versions) >= 2, "versions available: @versions");
+
+$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+$node->safe_psql('fresh', 'CREATE EXTENSION headlessly_events');
+my $expected = $node->safe_psql('fresh', $describe);
+ok(length($expected) > 1000, 'the fresh install has objects to compare');
+
+foreach my $from (@versions)
+{
+	next if $from eq $current;
+	my $db = "from_$from";
+	$db =~ s/\./_/g;
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->safe_psql($db, "CREATE EXTENSION headlessly_events VERSION '$from'");
+	$node->safe_psql($db, q{
+		SELECT headlessly.events_append('Contact.Created', 'contact_1', '{"name": "Alice"}');
+		SELECT headlessly.events_append('Contact.Updated', 'contact_1', '{"stage": "lead"}');
+		SELECT headlessly.events_append('page_view', external_event_id => 'k1', source => 'web');
+	});
+	my $events_before = $node->safe_psql($db,
+		q{SELECT string_agg(e::text, E'\n' ORDER BY seq) FROM headlessly.events e});
+
+	$node->safe_psql($db, 'ALTER EXTENSION headlessly_events UPDATE');
+	is($node->safe_psql($db,
+			q{SELECT extversion FROM pg_extension WHERE extname = 'headlessly_events'}),
+		$current, "$from updates to $current");
+
+	my $got = $node->safe_psql($db, $describe);
+	if ($got ne $expected)
+	{
+		# name the lines that differ, not two walls of text
+		my %want = map { $_ => 1 } split /\n/, $expected;
+		my %have = map { $_ => 1 } split /\n/, $got;
+		diag("only after the upgrade: $_") for grep { !$want{$_} } sort keys %have;
+		diag("only in a fresh install: $_") for grep { !$have{$_} } sort keys %want;
+	}
+	ok($got eq $expected, "objects after updating from $from equal a fresh install");
+
+	is($node->safe_psql($db,
+			q{SELECT string_agg(e::text, E'\n' ORDER BY seq) FROM headlessly.events e
+			   WHERE seq <= 3}),
+		$events_before, "events appended under $from are unchanged");
+	$node->safe_psql($db, q{
+		SELECT headlessly.events_append('Contact.Qualified', 'contact_1', '{"stage": "sql"}');
+		SELECT headlessly.events_append('page_view', external_event_id => 'k1', source => 'web');
+	});
+	is($node->safe_psql($db, q{
+			SELECT version || ' ' || (SELECT count(*) FROM headlessly.events)::text || ' ' ||
+			       headlessly.as_of('contact_1')::text
+			  FROM headlessly.entities WHERE target = 'contact_1'}),
+		'3 4 {"name": "Alice", "stage": "sql"}',
+		"appends, idempotency and state keep working after updating from $from");
+}
+
+$node->stop;
+done_testing();
