@@ -133,10 +133,13 @@ same_json_value(JsonbValue *a, JsonbValue *b)
 }
 
 /*
- * The merge patch that turns old into new (both objects of the same keys,
- * such as one row before and after an UPDATE): the keys whose value
- * changed, with their new value, JSON null where it became null.  NULL if
- * nothing changed.
+ * The merge patch that turns old into new: the keys whose value changed or
+ * that new adds, with their new value, and JSON null for the keys new
+ * removes or sets to null.  A JSON null and an absent key count as the
+ * same, as they are in an entity's state.  NULL if nothing changed.
+ *
+ * Capture uses it on one row before and after an UPDATE, rollback on an
+ * entity's state now and then.
  */
 Jsonb *
 hl_changed_keys(Jsonb *old, Jsonb *new)
@@ -167,6 +170,22 @@ hl_changed_keys(Jsonb *old, Jsonb *new)
 			continue;
 		push_key(&ps, &key);
 		pushJsonbValue(&ps, WJB_VALUE, val.type == jbvNull ? &null_value : &val);
+		changed = true;
+	}
+
+	/* keys that new does not have */
+	it = JsonbIteratorInit(&old->root);
+	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+	{
+		if (tok != WJB_KEY)
+			continue;
+		tok = JsonbIteratorNext(&it, &val, true);
+		if (val.type == jbvNull ||
+			getKeyJsonValueFromContainer(&new->root, key.val.string.val,
+										 key.val.string.len, NULL) != NULL)
+			continue;
+		push_key(&ps, &key);
+		pushJsonbValue(&ps, WJB_VALUE, &null_value);
 		changed = true;
 	}
 	if (!changed)

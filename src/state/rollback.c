@@ -28,18 +28,6 @@ PG_FUNCTION_INFO_V1(headlessly_events_rollback);
 	"   AND target OPERATOR(pg_catalog.=) $2" \
 	"   FOR UPDATE"
 
-/* the merge patch that turns $1 (now) into $2 (then) */
-#define DIFF_QUERY \
-	"SELECT COALESCE(pg_catalog.jsonb_object_agg(d.key, d.value), '{}'::pg_catalog.jsonb)" \
-	"  FROM (SELECT p.key, p.value" \
-	"          FROM pg_catalog.jsonb_each($2) p" \
-	"         WHERE NOT ($1 OPERATOR(pg_catalog.?) p.key)" \
-	"            OR NOT (($1 OPERATOR(pg_catalog.->) p.key) OPERATOR(pg_catalog.=) p.value)" \
-	"        UNION ALL" \
-	"        SELECT c.key, 'null'::pg_catalog.jsonb" \
-	"          FROM pg_catalog.jsonb_each($1) c" \
-	"         WHERE NOT ($2 OPERATOR(pg_catalog.?) c.key)) d"
-
 #define INSERT_QUERY \
 	"INSERT INTO " HL_SCHEMA ".events AS e (tenant, type, target, version, actor, data, metadata)" \
 	" VALUES ($1, $2, $3, $4, $5, $6," \
@@ -48,22 +36,7 @@ PG_FUNCTION_INFO_V1(headlessly_events_rollback);
 	" RETURNING e"
 
 static SPIPlanPtr lock_plan = NULL;
-static SPIPlanPtr diff_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
-
-static Jsonb *
-merge_patch_between(Jsonb *now, Jsonb *then)
-{
-	Oid			types[2] = {JSONBOID, JSONBOID};
-	Datum		args[2] = {JsonbPGetDatum(now), JsonbPGetDatum(then)};
-	bool		isnull;
-	int			rc;
-
-	hl_prepare_cached(&diff_plan, DIFF_QUERY, 2, types);
-	rc = SPI_execute_plan(diff_plan, args, NULL, false, 1);
-	hl_spi_check(rc, SPI_OK_SELECT, DIFF_QUERY);
-	return DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
 
 static char *
 timestamp_text(TimestampTz t)
@@ -169,7 +142,9 @@ headlessly_events_rollback(PG_FUNCTION_ARGS)
 	else if (then_state != NULL)
 	{
 		verb = "Updated";
-		data = merge_patch_between(now_state, then_state);
+		data = hl_changed_keys(now_state, then_state);
+		if (data == NULL)
+			data = hl_empty_object();
 	}
 	else if (now_state != NULL)
 	{
