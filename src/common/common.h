@@ -22,6 +22,8 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "common/compat.h"
+
 /* Our SQLSTATEs: class ZE, "headlessly events" */
 #define ERRCODE_HL_IMMUTABLE			MAKE_SQLSTATE('Z','E','0','0','1')
 #define ERRCODE_HL_VERSION_CONFLICT		MAKE_SQLSTATE('Z','E','0','0','2')

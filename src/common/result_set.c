@@ -16,10 +16,6 @@
 #include "miscadmin.h"
 #include "nodes/params.h"
 
-#if PG_VERSION_NUM < 140000
-#error "time travel needs PostgreSQL 14 or later (SPI_execute_plan_extended)"
-#endif
-
 void
 hl_result_set_init(FunctionCallInfo fcinfo, const char *fname, HlResultSet *rs)
 {

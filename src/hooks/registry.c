@@ -50,7 +50,7 @@ check_handler(Oid handler)
 				 errdetail("A handler is a function f(event jsonb) RETURNS jsonb.")));
 	ReleaseSysCache(tup);
 
-	aclresult = pg_proc_aclcheck(handler, GetUserId(), ACL_EXECUTE);
+	aclresult = hl_function_aclcheck(handler, GetUserId(), ACL_EXECUTE);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(handler));
 }

@@ -121,7 +121,7 @@ resolve_layout(Relation rel)
 	layout.seq_attno = SPI_fnumber(tupdesc, "seq");
 	if (layout.seq_attno <= 0)
 		elog(ERROR, "column \"seq\" is missing from the log");
-	layout.seq_relid = getIdentitySequence(RelationGetRelid(rel), layout.seq_attno, false);
+	layout.seq_relid = hl_identity_sequence(rel, layout.seq_attno);
 	layout.relid = RelationGetRelid(rel);
 }
 
@@ -176,7 +176,7 @@ insert_directly(Datum *values, char *nulls, bool want_row, bool *stored, Datum *
 	rte->relid = relid;
 	rte->relkind = rel->rd_rel->relkind;
 	rte->rellockmode = RowExclusiveLock;
-	ExecInitRangeTable(estate, list_make1(rte));
+	hl_init_range_table(estate, rte);
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	estate->es_output_cid = GetCurrentCommandId(true);

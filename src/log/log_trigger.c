@@ -457,7 +457,7 @@ headlessly_events_before_insert(PG_FUNCTION_ARGS)
 	 */
 	if (!nulls[cols.recorded_at])
 	{
-		if (!pg_class_ownercheck(RelationGetRelid(rel), GetUserId()))
+		if (!hl_relation_ownercheck(RelationGetRelid(rel), GetUserId()))
 			ereport(ERROR,
 					(errcode(ERRCODE_HL_INVALID_EVENT),
 					 errmsg("recorded_at is assigned by the log"),

@@ -189,7 +189,7 @@ lock_existing_head(text *tenant, text *target, HlStreamHead *head)
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	slot = table_slot_create(rel, NULL);
 
-	scan = index_beginscan(rel, idx, snapshot, 2, 0);
+	scan = hl_index_beginscan(rel, idx, snapshot, 2, 0);
 	index_rescan(scan, keys, 2, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	if (found)
@@ -254,7 +254,7 @@ hl_stream_lock(text *tenant, text *target, bool create, HlStreamHead *head)
 
 /* Index entries for a head that moved off its page (non-HOT update). */
 static void
-insert_index_entries(Relation rel, HeapTuple tuple)
+insert_index_entries(Relation rel, HeapTuple tuple, HlIndexUpdate which)
 {
 	EState	   *estate = CreateExecutorState();
 	ResultRelInfo *rri = makeNode(ResultRelInfo);
@@ -265,7 +265,7 @@ insert_index_entries(Relation rel, HeapTuple tuple)
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
 	ExecStoreHeapTuple(tuple, slot, false);
 	/* update = false: the hint it enables needs a range table we do not have */
-	ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+	hl_insert_index_tuples(rri, slot, estate, which);
 	ExecDropSingleTupleTableSlot(slot);
 	ExecCloseIndices(rri);
 	FreeExecutorState(estate);
@@ -299,7 +299,7 @@ create_head(Relation rel, text *tenant, text *target, HeapTuple tuple)
 	InitDirtySnapshot(dirty);
 	set_scan_keys(keys, idx, tenant, target);
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, idx, &dirty, 2, 0);
+	scan = hl_index_beginscan(rel, idx, &dirty, 2, 0);
 	index_rescan(scan, keys, 2, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	if (found)
@@ -310,7 +310,7 @@ create_head(Relation rel, text *tenant, text *target, HeapTuple tuple)
 	if (!found)
 	{
 		simple_heap_insert(rel, tuple);
-		insert_index_entries(rel, tuple);
+		insert_index_entries(rel, tuple, HL_INDEX_UPDATE_ALL);
 	}
 	LockRelease(&tag, ExclusiveLock, false);
 	index_close(idx, NoLock);
@@ -334,6 +334,7 @@ hl_stream_store(text *tenant, text *target, const HlStreamHead *head)
 	bool	   *nulls;
 	HeapTuple	tuple;
 	ItemPointerData otid = head->tid;
+	HlIndexUpdate which;
 
 	resolve_streams();
 	rel = table_open(streams_relid, RowExclusiveLock);
@@ -378,19 +379,9 @@ hl_stream_store(text *tenant, text *target, const HlStreamHead *head)
 	}
 
 	/* we hold the row lock, so this cannot meet a concurrent update */
-#if PG_VERSION_NUM >= 160000
-	{
-		TU_UpdateIndexes update_indexes;
-
-		simple_heap_update(rel, &otid, tuple, &update_indexes);
-		if (update_indexes != TU_None)
-			insert_index_entries(rel, tuple);
-	}
-#else
-	simple_heap_update(rel, &otid, tuple);
-	if (!HeapTupleIsHeapOnly(tuple))
-		insert_index_entries(rel, tuple);
-#endif
+	which = hl_simple_heap_update(rel, &otid, tuple);
+	if (which != HL_INDEX_UPDATE_NONE)
+		insert_index_entries(rel, tuple, which);
 
 	heap_freetuple(tuple);
 	table_close(rel, NoLock);

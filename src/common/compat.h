@@ -1,0 +1,156 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  The server APIs whose signatures differ between the PostgreSQL
+ *	  versions we build on (15 to 18), each behind one wrapper, so that the
+ *	  rest of the code has no PG_VERSION_NUM tests.
+ *
+ * Each wrapper names the version that changed the API.  16 is not tested
+ * (no Debian suite ships it); its branches follow the 16 headers.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HL_COMPAT_H
+#define HL_COMPAT_H
+
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/tableam.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
+#include "executor/executor.h"
+#include "nodes/parsenodes.h"
+#include "utils/acl.h"
+#include "utils/rel.h"
+
+#if PG_VERSION_NUM >= 160000
+#include "parser/parse_relation.h"
+#endif
+
+#if PG_VERSION_NUM < 150000
+#error "headlessly_events needs PostgreSQL 15 or later (its SQL uses NULLS NOT DISTINCT)"
+#endif
+
+/* Does roleid own relation relid?  (16: object_ownercheck) */
+static inline bool
+hl_relation_ownercheck(Oid relid, Oid roleid)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_ownercheck(RelationRelationId, relid, roleid);
+#else
+	return pg_class_ownercheck(relid, roleid);
+#endif
+}
+
+/* roleid's rights on function funcid.  (16: object_aclcheck) */
+static inline AclResult
+hl_function_aclcheck(Oid funcid, Oid roleid, AclMode mode)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_aclcheck(ProcedureRelationId, funcid, roleid, mode);
+#else
+	return pg_proc_aclcheck(funcid, roleid, mode);
+#endif
+}
+
+/* The sequence of an identity column.  (17: takes the relation) */
+static inline Oid
+hl_identity_sequence(Relation rel, AttrNumber attnum)
+{
+#if PG_VERSION_NUM >= 170000
+	return getIdentitySequence(rel, attnum, false);
+#else
+	return getIdentitySequence(RelationGetRelid(rel), attnum, false);
+#endif
+}
+
+/*
+ * A range table of the one relation rte names, as the executor needs it
+ * to insert into that relation outside a plan (ExecSimpleRelationInsert).
+ * Permissions are the caller's to check, as in logical replication's
+ * apply worker.  (16: permission infos apart from the entries; 18: the
+ * entries left after pruning)
+ */
+static inline void
+hl_init_range_table(EState *estate, RangeTblEntry *rte)
+{
+#if PG_VERSION_NUM >= 160000
+	List	   *perminfos = NIL;
+
+	addRTEPermissionInfo(&perminfos, rte);
+#if PG_VERSION_NUM >= 180000
+	ExecInitRangeTable(estate, list_make1(rte), perminfos, bms_make_singleton(1));
+#else
+	ExecInitRangeTable(estate, list_make1(rte), perminfos);
+#endif
+#else
+	ExecInitRangeTable(estate, list_make1(rte));
+#endif
+}
+
+/* Index entries a new tuple version needs after simple_heap_update. */
+typedef enum HlIndexUpdate
+{
+	HL_INDEX_UPDATE_NONE,		/* heap-only tuple: none */
+	HL_INDEX_UPDATE_SUMMARIZING,	/* heap-only, but summarizing indexes (16+) */
+	HL_INDEX_UPDATE_ALL
+} HlIndexUpdate;
+
+/* simple_heap_update.  (16: reports the index entries needed) */
+static inline HlIndexUpdate
+hl_simple_heap_update(Relation rel, ItemPointer otid, HeapTuple tuple)
+{
+#if PG_VERSION_NUM >= 160000
+	TU_UpdateIndexes update_indexes;
+
+	simple_heap_update(rel, otid, tuple, &update_indexes);
+	switch (update_indexes)
+	{
+		case TU_None:
+			return HL_INDEX_UPDATE_NONE;
+		case TU_Summarizing:
+			return HL_INDEX_UPDATE_SUMMARIZING;
+		case TU_All:
+			break;
+	}
+	return HL_INDEX_UPDATE_ALL;
+#else
+	simple_heap_update(rel, otid, tuple);
+	return HeapTupleIsHeapOnly(tuple) ? HL_INDEX_UPDATE_NONE : HL_INDEX_UPDATE_ALL;
+#endif
+}
+
+/*
+ * Insert a tuple's entries into the indexes opened in rri, without
+ * conflict checks; only the summarizing ones if asked (16+).  (16: the
+ * onlySummarizing argument)
+ */
+static inline void
+hl_insert_index_tuples(ResultRelInfo *rri, TupleTableSlot *slot, EState *estate,
+					   HlIndexUpdate which)
+{
+	Assert(which != HL_INDEX_UPDATE_NONE);
+#if PG_VERSION_NUM >= 160000
+	(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL,
+								 which == HL_INDEX_UPDATE_SUMMARIZING);
+#else
+	(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+#endif
+}
+
+/* index_beginscan.  (18: takes instrumentation, none here) */
+static inline IndexScanDesc
+hl_index_beginscan(Relation heap, Relation index, Snapshot snapshot,
+				   int nkeys, int norderbys)
+{
+#if PG_VERSION_NUM >= 180000
+	return index_beginscan(heap, index, snapshot, NULL, nkeys, norderbys);
+#else
+	return index_beginscan(heap, index, snapshot, nkeys, norderbys);
+#endif
+}
+
+#endif							/* HL_COMPAT_H */
