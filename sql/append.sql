@@ -79,7 +79,7 @@ SELECT count(DISTINCT headlessly.new_event_id()) AS distinct_ids,
 SELECT indexrelid::regclass AS index, indisunique AS is_unique,
        pg_get_expr(indpred, indrelid) AS predicate
   FROM pg_index WHERE indrelid = 'headlessly.events'::regclass
- ORDER BY indexrelid::regclass::text;
+ ORDER BY indexrelid::regclass::text COLLATE "C";
 
 -- one entity's stream in version order is an index scan
 SET enable_seqscan = off;

@@ -191,13 +191,13 @@ BEGIN
        FROM unnest(ARRAY['Ticket.Escalated', 'Ticket.Created', 'Deal.Escalated',
                          'page_view', 'ticket.escalated']) t;
     PERFORM headlessly.unhook(id);
-    SELECT string_agg(type, ', ' ORDER BY type) INTO r FROM matched;
+    SELECT string_agg(type, ', ' ORDER BY type COLLATE "C") INTO r FROM matched;
     RETURN r;
 END $$;
 SELECT p AS pattern, pg_temp.matches(p) AS matches
   FROM unnest(ARRAY['*', 'Ticket.*', '*.Escalated', 'Ticket.Escalated', 'ticket.*',
                     '*.escalated', 'page_view', 'Tick.*', '*.Escalate']) p
- ORDER BY p;
+ ORDER BY p COLLATE "C";
 
 -- custom verbs work with hooks like any other
 SELECT headlessly.hook('*.Escalated', 'after', 'log_event(jsonb)') AS esc \gset
