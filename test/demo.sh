@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build and install headlessly_events, start a throwaway PostgreSQL 15 in a
-# temporary folder, and show the log at work: appends, entity state,
-# idempotency and the immutability guard.  Removes the server when done.
+# Build and install headlessly_events, start a throwaway PostgreSQL (15, or
+# PG_MAJOR) in a temporary folder, and show the log at work: appends, entity
+# state, idempotency and the immutability guard.  Installs what is missing
+# first (see lib.sh); removes the server when done.
 # Usage: bash test/demo.sh
 source "$(dirname "$0")/lib.sh"
 

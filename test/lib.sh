@@ -57,13 +57,14 @@ install_packages() {
     done
     [ ${#missing[@]} = 0 ] && return 0
     say "installing: ${missing[*]}"
+    # in C.UTF-8: the caller's locale may not be there yet (perl warns)
     if [ -z "$APT_UPDATED" ]; then
-        $SUDO apt-get update -qq
+        $SUDO env LC_ALL=C.UTF-8 apt-get update -qq
         APT_UPDATED=1
     fi
     # Debian's postgresql package starts a cluster of its own; ours are
     # separate and do not need it.
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    $SUDO env LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         --no-install-recommends "${missing[@]}" >/dev/null
 }
 
@@ -94,9 +95,10 @@ ensure_locale() {
 # of the TAP tests' clusters takes it from LANG (PostgreSQL::Test::Utils
 # drops LC_ALL and sets LC_MESSAGES=C itself), and a missing locale in the
 # caller's environment would only bring warnings.
+# LANG first: unsetting LC_* while LANG names a missing locale makes bash warn.
 use_test_locale() {
-    unset LC_ALL LC_COLLATE LC_CTYPE LC_MESSAGES LC_MONETARY LC_NUMERIC LC_TIME LANGUAGE
     export LANG=$HL_TEST_LOCALE
+    unset LC_ALL LC_COLLATE LC_CTYPE LC_MESSAGES LC_MONETARY LC_NUMERIC LC_TIME LANGUAGE
 }
 
 ensure_packages() {

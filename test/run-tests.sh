@@ -43,7 +43,7 @@ for arg in "$@"; do
         regress) REGRESS_SEL="$REGRESS_SEL $ALL_REGRESS" ;;
         isolation) ISOLATION_SEL="$ISOLATION_SEL $ALL_ISOLATION" ;;
         tap) TAP_SEL="$TAP_SEL $ALL_TAP" ;;
-        -h|--help) sed -n '2,19s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *)
             found=
             if in_list "$arg" "$ALL_REGRESS"; then REGRESS_SEL="$REGRESS_SEL $arg"; found=1; fi
@@ -53,7 +53,8 @@ for arg in "$@"; do
                     "$arg"|"${arg}_"*) TAP_SEL="$TAP_SEL $t"; found=1 ;;
                 esac
             done
-            [ -n "$found" ] || die "no suite or test named '$arg' (suites: regress isolation tap; tests: $(echo $ALL_REGRESS $ALL_ISOLATION) $(for t in $ALL_TAP; do basename "$t" .pl; done | tr '\n' ' '))"
+            [ -n "$found" ] || die "no suite or test named '$arg' (suites: regress isolation tap; tests:" \
+                $ALL_REGRESS $ALL_ISOLATION $(for t in $ALL_TAP; do basename "$t" .pl; done) ")"
             ;;
     esac
 done
