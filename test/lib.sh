@@ -109,10 +109,19 @@ ensure_packages() {
     use_test_locale
 }
 
-# WERROR=1: every warning of the compiler fails the build.
+# WERROR=1: every warning of the compiler fails the build.  Objects built
+# against another server (another PG_BIN, version or build) are rebuilt:
+# make alone would keep them, and inline functions of one minor version's
+# headers can call what another's server lacks.
 build_and_install() {
+    local stamp=$TOP/.pg_config.stamp want
+    want="$PG_CONFIG $("$PG_CONFIG" --version) $("$PG_CONFIG" --configure | cksum)"
     say "building and installing headlessly_events into $("$PG_CONFIG" --pkglibdir)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        make -C "$TOP" -s PG_CONFIG="$PG_CONFIG" clean
+    fi
     make -C "$TOP" -s PG_CONFIG="$PG_CONFIG" WERROR=1
+    printf '%s\n' "$want" >"$stamp"
     $SUDO make -C "$TOP" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
 }
 
