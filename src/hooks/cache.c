@@ -10,6 +10,12 @@
  * append with no hooks registered therefore costs one flag test, and no
  * catalog query is made per append.
  *
+ * Handlers may change the registry, and an append they make then loads a
+ * new set of hooks while the old one is still running.  So each load makes
+ * a new HlHookSet, counted by reference: the cache holds the current one,
+ * each dispatch holds the set it runs, and a set is freed when the last
+ * holder lets go.
+ *
  *-------------------------------------------------------------------------
  */
 #include "hooks/hooks_internal.h"
@@ -27,8 +33,7 @@
 
 static SPIPlanPtr load_plan = NULL;
 
-static MemoryContext hook_cxt = NULL;
-static HlHookSet cache;
+static HlHookSet *current_set = NULL;
 static bool cache_valid = false;
 static Oid	registry_relid = InvalidOid;
 static bool callback_registered = false;
@@ -51,92 +56,121 @@ lookup_registry_relid(void)
 	return relid;
 }
 
+/* Fill set from the registry, in registration order. */
+static void
+read_registry(HlHookSet *set)
+{
+	HlSavedUser saved;
+	int			rc;
+
+	registry_relid = lookup_registry_relid();
+
+	hl_spi_connect();
+	hl_prepare_cached(&load_plan, LOAD_QUERY, 0, NULL);
+	hl_become_log_owner(&saved);
+	rc = SPI_execute_plan(load_plan, NULL, NULL, true, 0);
+	hl_restore_user(&saved);
+	hl_spi_check(rc, SPI_OK_SELECT, LOAD_QUERY);
+
+	if (SPI_processed > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(set->cxt);
+
+		set->hooks = palloc0(SPI_processed * sizeof(HlHook));
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			HlHook	   *hook = &set->hooks[set->nhooks];
+			bool		isnull;
+			char	   *pattern;
+			char	   *phase;
+
+			hook->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			pattern = SPI_getvalue(tup, desc, 2);
+			hl_parse_type_pattern(pattern, strlen(pattern), &hook->pattern);
+			phase = SPI_getvalue(tup, desc, 3);
+			hook->phase = strcmp(phase, "before") == 0 ? HL_HOOK_BEFORE : HL_HOOK_AFTER;
+			hook->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+			/* a dropped handler fails the appends it matches, not all */
+			hook->handler_missing =
+				!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(hook->handler));
+			if (!hook->handler_missing)
+				fmgr_info_cxt(hook->handler, &hook->flinfo, set->cxt);
+			set->any_phase[hook->phase] = true;
+			set->nhooks++;
+		}
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+}
+
 static void
 load_hooks(void)
 {
-	int			rc;
-	HlSavedUser saved;
+	MemoryContext cxt;
+	HlHookSet  *set;
 
 	if (!callback_registered)
 	{
 		CacheRegisterRelcacheCallback(registry_relcache_callback, (Datum) 0);
 		callback_registered = true;
 	}
-	if (hook_cxt == NULL)
-		hook_cxt = AllocSetContextCreate(CacheMemoryContext, "headlessly hooks",
-										 ALLOCSET_SMALL_SIZES);
 
 	/*
 	 * Mark valid before reading: an invalidation that arrives while we read
 	 * clears the flag again, and the next append reads afresh.
 	 */
 	cache_valid = true;
-	MemoryContextReset(hook_cxt);
-	memset(&cache, 0, sizeof(cache));
+	cxt = AllocSetContextCreate(CacheMemoryContext, "headlessly hooks",
+								ALLOCSET_SMALL_SIZES);
+	set = MemoryContextAllocZero(cxt, sizeof(HlHookSet));
+	set->cxt = cxt;
+	set->refcount = 1;			/* the cache's own */
 
 	PG_TRY();
 	{
-		registry_relid = lookup_registry_relid();
-
-		hl_spi_connect();
-		hl_prepare_cached(&load_plan, LOAD_QUERY, 0, NULL);
-		hl_become_log_owner(&saved);
-		rc = SPI_execute_plan(load_plan, NULL, NULL, true, 0);
-		hl_restore_user(&saved);
-		hl_spi_check(rc, SPI_OK_SELECT, LOAD_QUERY);
-
-		if (SPI_processed > 0)
-		{
-			MemoryContext old = MemoryContextSwitchTo(hook_cxt);
-
-			cache.hooks = palloc0(SPI_processed * sizeof(HlHook));
-			for (uint64 i = 0; i < SPI_processed; i++)
-			{
-				HeapTuple	tup = SPI_tuptable->vals[i];
-				TupleDesc	desc = SPI_tuptable->tupdesc;
-				HlHook	   *hook = &cache.hooks[cache.nhooks];
-				bool		isnull;
-				char	   *pattern;
-				char	   *phase;
-
-				hook->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-				pattern = SPI_getvalue(tup, desc, 2);
-				hl_parse_type_pattern(pattern, strlen(pattern), &hook->pattern);
-				phase = SPI_getvalue(tup, desc, 3);
-				hook->phase = strcmp(phase, "before") == 0 ? HL_HOOK_BEFORE : HL_HOOK_AFTER;
-				hook->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
-				/* a dropped handler fails the appends it matches, not all */
-				hook->handler_missing =
-					!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(hook->handler));
-				if (!hook->handler_missing)
-					fmgr_info_cxt(hook->handler, &hook->flinfo, hook_cxt);
-				cache.any_phase[hook->phase] = true;
-				cache.nhooks++;
-			}
-			MemoryContextSwitchTo(old);
-		}
-		SPI_finish();
+		read_registry(set);
 	}
 	PG_CATCH();
 	{
 		/* abort cleans up SPI and the user; just read again next time */
 		cache_valid = false;
+		MemoryContextDelete(cxt);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+
+	if (current_set != NULL)
+		hl_hook_set_release(current_set);
+	current_set = set;
 }
 
-/* The registered hooks, loaded if the cache was emptied. */
+/*
+ * The registered hooks, loaded if the cache was emptied.  Valid until the
+ * next call; to run handlers, hold a set with hl_hook_set_acquire().
+ */
 const HlHookSet *
 hl_hook_cache(void)
 {
 	if (!cache_valid)
 		load_hooks();
-	return &cache;
+	return current_set;
 }
 
-bool
-hl_hook_cache_is_valid(void)
+/* The current set, held until hl_hook_set_release(). */
+HlHookSet *
+hl_hook_set_acquire(void)
 {
-	return cache_valid;
+	(void) hl_hook_cache();
+	current_set->refcount++;
+	return current_set;
+}
+
+void
+hl_hook_set_release(HlHookSet *set)
+{
+	Assert(set->refcount > 0);
+	if (--set->refcount == 0)
+		MemoryContextDelete(set->cxt);
 }

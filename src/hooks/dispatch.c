@@ -75,11 +75,17 @@ hl_check_hook_depth(void)
 				 errhint("Look for hooks that trigger each other, or raise headlessly.max_hook_depth.")));
 }
 
-/* Call one handler with the event; returns NULL for an SQL NULL result. */
+/*
+ * Call one handler with the event; returns NULL for an SQL NULL result.
+ * The caller holds the set the hook belongs to.
+ */
 static Jsonb *
 call_handler(HlHook *hook, Jsonb *event)
 {
 	LOCAL_FCINFO(fcinfo, 1);
+	FmgrInfo   *flinfo = &hook->flinfo;
+	MemoryContext nested_cxt = NULL;
+	bool		was_busy = hook->busy;
 	Datum		result;
 
 	if (hook->handler_missing)
@@ -89,10 +95,24 @@ call_handler(HlHook *hook, Jsonb *event)
 				 errdetail("The function was dropped after the hook was registered."),
 				 errhint("Remove the hook with headlessly.unhook(" INT64_FORMAT ").", hook->id)));
 
-	InitFunctionCallInfoData(*fcinfo, &hook->flinfo, 1, InvalidOid, NULL, NULL);
+	/*
+	 * A handler that appends can reach its own hook again.  An FmgrInfo
+	 * keeps the function's execution state (SQL functions keep it in
+	 * fn_extra), so a nested call gets one of its own.
+	 */
+	if (was_busy)
+	{
+		nested_cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly nested hook call",
+										   ALLOCSET_SMALL_SIZES);
+		flinfo = MemoryContextAlloc(nested_cxt, sizeof(FmgrInfo));
+		fmgr_info_cxt(hook->handler, flinfo, nested_cxt);
+	}
+
+	InitFunctionCallInfoData(*fcinfo, flinfo, 1, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = JsonbPGetDatum(event);
 	fcinfo->args[0].isnull = false;
 
+	hook->busy = true;
 	hook_depth++;
 	PG_TRY();
 	{
@@ -101,6 +121,9 @@ call_handler(HlHook *hook, Jsonb *event)
 	PG_FINALLY();
 	{
 		hook_depth--;
+		hook->busy = was_busy;
+		if (nested_cxt != NULL)
+			MemoryContextDelete(nested_cxt);
 	}
 	PG_END_TRY();
 
@@ -142,23 +165,19 @@ event_document(TupleDesc tupdesc, HeapTuple row, Jsonb *state)
 /* Before hooks ----------------------------------------------------------------- */
 
 /*
- * Run the before hooks matching the row's type, in registration order.
- * Each sees the event with the data as the hooks before it left it; a
- * returned object is merged into values[data_attno].  Returns whether any
+ * Run the before hooks of set matching the row's type, in registration
+ * order.  Each sees the event with the data as the hooks before it left it;
+ * a returned object is merged into values[data_attno].  Returns whether any
  * hook ran.  A handler's error propagates and aborts the append.
  */
-bool
-hl_run_before_hooks(TupleDesc tupdesc, Datum *values, bool *nulls,
+static bool
+run_before_hooks_of(HlHookSet *set, TupleDesc tupdesc, Datum *values, bool *nulls,
 					int type_attno, int data_attno, Jsonb *state)
 {
 	text	   *type = DatumGetTextPP(values[type_attno]);
 	const char *typestr = VARDATA_ANY(type);
 	int			typelen = VARSIZE_ANY_EXHDR(type);
 	bool		ran = false;
-	const HlHookSet *set = hl_hook_cache();
-
-	if (!set->any_phase[HL_HOOK_BEFORE])
-		return false;
 
 	for (int i = 0; i < set->nhooks; i++)
 	{
@@ -174,9 +193,6 @@ hl_run_before_hooks(TupleDesc tupdesc, Datum *values, bool *nulls,
 		heap_freetuple(row);
 		ran = true;
 
-		/* the registry may have changed under us: a handler can unhook */
-		set = hl_hook_cache();
-
 		if (result == NULL)
 			continue;
 		if (!JB_ROOT_IS_OBJECT(result))
@@ -190,6 +206,34 @@ hl_run_before_hooks(TupleDesc tupdesc, Datum *values, bool *nulls,
 		values[data_attno] = DirectFunctionCall2(jsonb_concat, values[data_attno],
 												 JsonbPGetDatum(result));
 	}
+	return ran;
+}
+
+/*
+ * Run the before hooks matching the row's type.  The hooks registered when
+ * the event's hooks start are the ones that run for it: what a handler
+ * registers or removes applies from the next event on.
+ */
+bool
+hl_run_before_hooks(TupleDesc tupdesc, Datum *values, bool *nulls,
+					int type_attno, int data_attno, Jsonb *state)
+{
+	HlHookSet  *set;
+	bool		ran;
+
+	if (!hl_hook_cache()->any_phase[HL_HOOK_BEFORE])
+		return false;
+
+	set = hl_hook_set_acquire();
+	PG_TRY();
+	{
+		ran = run_before_hooks_of(set, tupdesc, values, nulls, type_attno, data_attno, state);
+	}
+	PG_FINALLY();
+	{
+		hl_hook_set_release(set);
+	}
+	PG_END_TRY();
 	return ran;
 }
 
@@ -263,6 +307,37 @@ run_after_hook(HlHook *hook, Jsonb *event, const char *event_id)
 	PG_END_TRY();
 }
 
+/* Run the after hooks of set matching the stored row, in registration order. */
+static void
+run_after_hooks_of(HlHookSet *set, TupleDesc tupdesc, HeapTuple row, Jsonb *state)
+{
+	bool		isnull;
+	text	   *type;
+	const char *typestr;
+	int			typelen;
+	char	   *event_id = NULL;
+	Jsonb	   *event = NULL;
+
+	type = DatumGetTextPP(heap_getattr(row, SPI_fnumber(tupdesc, "type"), tupdesc, &isnull));
+	typestr = VARDATA_ANY(type);
+	typelen = VARSIZE_ANY_EXHDR(type);
+
+	for (int i = 0; i < set->nhooks; i++)
+	{
+		HlHook	   *hook = &set->hooks[i];
+
+		if (hook->phase != HL_HOOK_AFTER || !hook_matches(hook, typestr, typelen))
+			continue;
+		if (event == NULL)
+		{
+			event = event_document(tupdesc, row, state);
+			event_id = TextDatumGetCString(heap_getattr(row, SPI_fnumber(tupdesc, "id"),
+														tupdesc, &isnull));
+		}
+		run_after_hook(hook, event, event_id);
+	}
+}
+
 Datum
 headlessly_events_after_insert(PG_FUNCTION_ARGS)
 {
@@ -270,13 +345,8 @@ headlessly_events_after_insert(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	HeapTuple	row;
 	bool		isnull;
-	text	   *type;
-	const char *typestr;
-	int			typelen;
-	Jsonb	   *state = NULL;
-	Jsonb	   *event = NULL;
-	char	   *event_id;
-	const HlHookSet *set;
+	Jsonb	   *state;
+	HlHookSet  *set;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -293,39 +363,28 @@ headlessly_events_after_insert(PG_FUNCTION_ARGS)
 
 	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	row = trigdata->tg_trigtuple;
-	type = DatumGetTextPP(heap_getattr(row, SPI_fnumber(tupdesc, "type"), tupdesc, &isnull));
-	typestr = VARDATA_ANY(type);
-	typelen = VARSIZE_ANY_EXHDR(type);
-	event_id = TextDatumGetCString(heap_getattr(row, SPI_fnumber(tupdesc, "id"), tupdesc, &isnull));
-
-	set = hl_hook_cache();
-
-	hl_spi_connect();
 
 	/* the state right after this event, kept aside by the append trigger */
 	state = hl_take_state_after(DatumGetInt64(heap_getattr(row, SPI_fnumber(tupdesc, "seq"),
 														   tupdesc, &isnull)));
+	if (!hl_hook_cache()->any_phase[HL_HOOK_AFTER])
+		return PointerGetDatum(NULL);
 
-	for (int i = 0; i < set->nhooks; i++)
+	hl_spi_connect();
+	set = hl_hook_set_acquire();
+	PG_TRY();
 	{
-		HlHook		hook;
-
-		if (set->hooks[i].phase != HL_HOOK_AFTER ||
-			!hook_matches(&set->hooks[i], typestr, typelen))
-			continue;
-		if (event == NULL)
-			event = event_document(tupdesc, row, state);
-
-		/* a copy: a handler may change the registry and so the cache */
-		hook = set->hooks[i];
-		run_after_hook(&hook, event, event_id);
-		set = hl_hook_cache();
+		run_after_hooks_of(set, tupdesc, row, state);
 	}
-
+	PG_FINALLY();
+	{
+		hl_hook_set_release(set);
+	}
+	PG_END_TRY();
 	SPI_finish();
+
 	return PointerGetDatum(NULL);
 }
-
 
 /*
  * The state an entity event left, kept by the append trigger for the after
