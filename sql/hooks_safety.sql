@@ -6,6 +6,24 @@ SET headlessly.tenant = 'hooks_safety';
 
 CREATE TABLE ran (n serial, hook text, type text, data jsonb);
 
+-- the error a statement raises, with a hook id shown as <id>
+CREATE FUNCTION pg_temp.error_of(query text, id bigint DEFAULT NULL,
+    OUT state text, OUT message text, OUT detail text, OUT hint text, OUT context text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE query;
+    state := 'no error';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT, context = PG_EXCEPTION_CONTEXT;
+    context := split_part(context, E'\n', 1);
+    IF id IS NOT NULL THEN
+        message := regexp_replace(message, '\m' || id || '\M', '<id>', 'g');
+        hint := regexp_replace(hint, '\m' || id || '\M', '<id>', 'g');
+        context := regexp_replace(context, '\m' || id || '\M', '<id>', 'g');
+    END IF;
+END $$;
+
 -- A SQL-language before hook that registers a hook and then appends: the
 -- append reloads the hook cache while this handler is still running from it.
 CREATE FUNCTION note(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
@@ -51,10 +69,7 @@ BEGIN
 END $$;
 SELECT headlessly.hook('Signup.Created', 'before', 'unhook_append_fail(jsonb)') AS h_fail \gset
 SELECT count(*) AS events FROM headlessly.events \gset before_
-\set VERBOSITY sqlstate
-SELECT headlessly.events_append('Signup.Created', 'su4');
-\set VERBOSITY default
-SELECT replace(:'LAST_ERROR_MESSAGE', :'h_fail', '<h_fail>') AS message;
+SELECT state, message FROM pg_temp.error_of('SELECT headlessly.events_append(''Signup.Created'', ''su4'')', :h_fail);
 -- nothing stored, and the hooks it changed are back as they were
 SELECT count(*) - :before_events AS stored FROM headlessly.events;
 SELECT id = :h_fail AS same_hook, handler FROM headlessly.hooks;
@@ -72,5 +87,92 @@ SELECT headlessly.hook('chain', 'before', 'chain(jsonb)') AS h_chain \gset
 SELECT data FROM headlessly.events_append('chain', data => '{"n": 0}');
 SELECT data FROM headlessly.events WHERE type = 'chain' ORDER BY seq;
 SELECT headlessly.unhook(:h_chain);
+
+-- Handlers that are not f(event jsonb) RETURNS jsonb are refused with
+-- 42883 however the registry row is written, and nothing is stored.
+CREATE FUNCTION takes_json(event json) RETURNS jsonb LANGUAGE sql AS 'SELECT NULL::jsonb';
+CREATE FUNCTION returns_int(event jsonb) RETURNS int LANGUAGE sql AS 'SELECT 1';
+CREATE FUNCTION returns_set(event jsonb) RETURNS SETOF jsonb LANGUAGE sql AS 'SELECT NULL::jsonb';
+CREATE FUNCTION two_args(event jsonb, extra int DEFAULT 0) RETURNS jsonb LANGUAGE sql AS 'SELECT NULL::jsonb';
+CREATE FUNCTION returns_record(event jsonb, OUT a jsonb, OUT b jsonb) LANGUAGE sql AS 'SELECT NULL::jsonb, NULL::jsonb';
+CREATE PROCEDURE a_procedure(event jsonb) LANGUAGE sql AS 'SELECT 1';
+CREATE AGGREGATE an_aggregate(jsonb) (sfunc = pg_catalog.jsonb_concat, stype = jsonb);
+CREATE FUNCTION good(event jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT jsonb_build_object('good', true) $$;
+CREATE TEMP TABLE bad_handlers (handler regprocedure);
+INSERT INTO bad_handlers VALUES ('takes_json(json)'), ('returns_int(jsonb)'), ('returns_set(jsonb)'),
+    ('two_args(jsonb, int)'), ('returns_record(jsonb)'), ('a_procedure(jsonb)'), ('an_aggregate(jsonb)'),
+    ('pg_catalog.now()'), ('pg_catalog.jsonb_typeof(jsonb)'), ('pg_catalog.jsonb_path_query(jsonb, jsonpath, jsonb, boolean)');
+SELECT count(*) AS hooks FROM headlessly.hook_registry \gset before_
+SELECT e.state, e.message, e.detail
+  FROM bad_handlers, pg_temp.error_of(format('SELECT headlessly.hook(%L, %L, %L)', '*', 'before', handler)) e
+ ORDER BY handler::text;
+SELECT e.state, e.message
+  FROM bad_handlers, pg_temp.error_of(format('INSERT INTO headlessly.hook_registry (pattern, phase, handler) VALUES (%L, %L, %L)',
+                                             'Order.*', 'after', handler)) e
+ ORDER BY handler::text;
+-- an OID that is no function at all
+SELECT state, message, detail FROM pg_temp.error_of('SELECT headlessly.hook(''*'', ''before'', 4294967295::oid::regprocedure)');
+-- UPDATE gets the same checks: handler, pattern, phase
+SELECT headlessly.hook('Order.*', 'before', 'good(jsonb)') AS h_good \gset
+SELECT e.state, e.message
+  FROM bad_handlers, pg_temp.error_of(format('UPDATE headlessly.hook_registry SET handler = %L WHERE id = %s', handler, :h_good)) e
+ WHERE handler::text LIKE 'returns%' ORDER BY handler::text;
+SELECT state, message, detail
+  FROM pg_temp.error_of(format('UPDATE headlessly.hook_registry SET pattern = %L WHERE id = %s', 'Order*', :h_good));
+SELECT state, message, detail
+  FROM pg_temp.error_of(format('UPDATE headlessly.hook_registry SET pattern = %L WHERE id = %s', '', :h_good));
+SELECT state, message, hint
+  FROM pg_temp.error_of(format('INSERT INTO headlessly.hook_registry (pattern, phase, handler) VALUES (%L, %L, %L)',
+                               'Order.*', 'during', 'good(jsonb)'));
+SELECT count(*) - :before_hooks AS stored_besides_good,
+       (SELECT pattern || ' ' || phase || ' ' || handler FROM headlessly.hook_registry WHERE id = :h_good) AS good_row
+  FROM headlessly.hook_registry;
+SELECT headlessly.unhook(:h_good);
+
+-- A malformed row that got in anyway (here: restored with the registry's
+-- triggers disabled) fails the appends its hook matches with a clear error;
+-- other appends go on.  The wrong handlers used to be called as if they
+-- were f(jsonb) RETURNS jsonb: pg_catalog.now() crashed the server.
+ALTER TABLE headlessly.hook_registry DISABLE TRIGGER hook_registry_check;
+INSERT INTO headlessly.hook_registry (pattern, phase, handler)
+VALUES ('Bad.Created', 'before', 'pg_catalog.now()') RETURNING id AS bad_before \gset
+INSERT INTO headlessly.hook_registry (pattern, phase, handler)
+VALUES ('bad_thing', 'after', 'takes_json(json)') RETURNING id AS bad_after \gset
+ALTER TABLE headlessly.hook_registry ENABLE ALWAYS TRIGGER hook_registry_check;
+SELECT count(*) AS events FROM headlessly.events \gset before_
+SELECT state, message, detail, hint
+  FROM pg_temp.error_of('SELECT headlessly.events_append(''Bad.Created'', ''bad1'')', :bad_before);
+SELECT count(*) - :before_events AS stored FROM headlessly.events;
+SELECT type, target FROM headlessly.events_append('Good.Created', 'good1');
+-- a malformed after hook is a failing after hook: recorded, the append stands
+SELECT id AS bad_event FROM headlessly.events_append('bad_thing') \gset
+SELECT event_id = :'bad_event' AS right_event, hook_id = :bad_after AS right_hook, handler, sqlstate,
+       replace(message, :'bad_after', '<id>') AS message, detail
+  FROM headlessly.hook_failures WHERE hook_id = :bad_after;
+SELECT headlessly.unhook(:bad_before), headlessly.unhook(:bad_after);
+
+-- A malformed pattern that got in stops every append, naming the hook,
+-- until it is removed: what it was meant to match is unknown.
+ALTER TABLE headlessly.hook_registry DISABLE TRIGGER hook_registry_check;
+INSERT INTO headlessly.hook_registry (pattern, phase, handler)
+VALUES ('Bad*', 'before', 'good(jsonb)') RETURNING id AS bad_pattern \gset
+ALTER TABLE headlessly.hook_registry ENABLE ALWAYS TRIGGER hook_registry_check;
+SELECT count(*) AS events FROM headlessly.events \gset before_
+SELECT * FROM pg_temp.error_of('SELECT headlessly.events_append(''page_view'')', :bad_pattern);
+SELECT count(*) - :before_events AS stored FROM headlessly.events;
+SELECT headlessly.unhook(:bad_pattern);
+SELECT type FROM headlessly.events_append('page_view');
+
+-- A handler whose pg_proc row changes is checked again at the next append
+-- (here a superuser edits the catalog; a dropped function whose OID is
+-- reused would do the same).
+SELECT headlessly.hook('Order.*', 'before', 'good(jsonb)') AS h_good \gset
+SELECT data FROM headlessly.events_append('Order.Created', 'ord1');
+UPDATE pg_proc SET prorettype = 'int4'::regtype WHERE oid = 'good(jsonb)'::regprocedure;
+SELECT state, message, detail
+  FROM pg_temp.error_of('SELECT headlessly.events_append(''Order.Updated'', ''ord1'', ''{"n": 1}'')', :h_good);
+UPDATE pg_proc SET prorettype = 'jsonb'::regtype WHERE oid = 'good(jsonb)'::regprocedure;
+SELECT version, data FROM headlessly.events_append('Order.Updated', 'ord1', '{"n": 1}');
+SELECT headlessly.unhook(:h_good);
 
 RESET headlessly.tenant;

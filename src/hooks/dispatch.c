@@ -94,6 +94,13 @@ call_handler(HlHook *hook, Jsonb *event)
 				 errmsg("handler of hook " INT64_FORMAT " no longer exists", hook->id),
 				 errdetail("The function was dropped after the hook was registered."),
 				 errhint("Remove the hook with headlessly.unhook(" INT64_FORMAT ").", hook->id)));
+	if (hook->handler_problem)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("handler %s of hook " INT64_FORMAT " is not a function (jsonb) RETURNS jsonb",
+						format_procedure(hook->handler), hook->id),
+				 errdetail("%s", hook->handler_problem),
+				 errhint("Remove the hook with headlessly.unhook(" INT64_FORMAT ").", hook->id)));
 
 	/*
 	 * A handler that appends can reach its own hook again.  An FmgrInfo

@@ -17,6 +17,8 @@ typedef struct HlHook
 	HlHookPhase phase;
 	HlTypePattern pattern;
 	Oid			handler;
+	uint32		handler_hash;	/* of handler in the pg_proc syscache */
+	char	   *handler_problem;	/* why it cannot be called, or NULL */
 	bool		handler_missing;	/* dropped since registration */
 	bool		busy;			/* flinfo is in use by a running call */
 	FmgrInfo	flinfo;
@@ -42,6 +44,9 @@ typedef struct HlHookSet
 extern const HlHookSet *hl_hook_cache(void);
 extern HlHookSet *hl_hook_set_acquire(void);
 extern void hl_hook_set_release(HlHookSet *set);
+
+/* registering (registry.c) */
+extern char *hl_hook_handler_problem(Oid handler, bool *missing);
 
 /* the log's AFTER INSERT trigger, present while after hooks are (after_trigger.c) */
 #define HL_AFTER_TRIGGER_NAME "events_after_append"
