@@ -175,4 +175,37 @@ UPDATE pg_proc SET prorettype = 'jsonb'::regtype WHERE oid = 'good(jsonb)'::regp
 SELECT version, data FROM headlessly.events_append('Order.Updated', 'ord1', '{"n": 1}');
 SELECT headlessly.unhook(:h_good);
 
+-- After hooks record their failures, but a cancel or statement_timeout
+-- (57014) cancels the whole statement: nothing stored, no failure recorded.
+-- So do an ASSERT failure (P0004), which PL/pgSQL's WHEN OTHERS does not
+-- catch either.  These used to be recorded as hook failures and the append
+-- went on.
+CREATE FUNCTION sleeper(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ran (hook, type) VALUES ('sleeper', event->>'type');
+    PERFORM pg_sleep(30);
+    RETURN NULL;
+END $$;
+CREATE FUNCTION asserter(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    ASSERT event->'data' ? 'checked', 'events must be checked';
+    RETURN NULL;
+END $$;
+SELECT headlessly.hook('Slow.*', 'after', 'sleeper(jsonb)') AS h_sleep,
+       headlessly.hook('Strict.*', 'after', 'asserter(jsonb)') AS h_assert \gset
+SELECT count(*) AS events FROM headlessly.events \gset before_
+SELECT count(*) AS ran FROM ran \gset before_
+SET statement_timeout = '200ms';
+SELECT headlessly.events_append('Slow.Created', 'slow1');
+\echo :SQLSTATE
+RESET statement_timeout;
+SELECT headlessly.events_append('Strict.Created', 'strict1');
+\echo :SQLSTATE
+SELECT (SELECT count(*) FROM headlessly.events) - :before_events AS stored,
+       (SELECT count(*) FROM ran) - :before_ran AS hook_work_kept,
+       (SELECT count(*) FROM headlessly.hook_failures WHERE hook_id IN (:h_sleep, :h_assert)) AS failures;
+-- the hook passes events that meet its assertion
+SELECT version FROM headlessly.events_append('Strict.Created', 'strict2', '{"checked": true}');
+SELECT headlessly.unhook(:h_sleep), headlessly.unhook(:h_assert);
+
 RESET headlessly.tenant;

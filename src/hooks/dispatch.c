@@ -277,8 +277,34 @@ record_failure(const char *event_id, HlHook *hook, ErrorData *edata)
 }
 
 /*
+ * Errors no after hook may swallow: a cancel or statement_timeout, and the
+ * rest of class 57 (operator intervention); an ASSERT failure, which
+ * PL/pgSQL's WHEN OTHERS does not catch either; and the server's own
+ * troubles, which recording a failure would not survive or would hide:
+ * class 58 (I/O), out of memory, disk full, corruption.
+ */
+static bool
+error_must_propagate(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_OPERATOR_INTERVENTION:
+		case ERRCODE_SYSTEM_ERROR:
+			return true;
+		default:
+			break;
+	}
+	return sqlerrcode == ERRCODE_ASSERT_FAILURE ||
+		sqlerrcode == ERRCODE_OUT_OF_MEMORY ||
+		sqlerrcode == ERRCODE_DISK_FULL ||
+		sqlerrcode == ERRCODE_DATA_CORRUPTED ||
+		sqlerrcode == ERRCODE_INDEX_CORRUPTED;
+}
+
+/*
  * Run one after hook in a subtransaction: on error its work is undone, the
- * failure is recorded, and the caller goes on with the next hook.
+ * failure is recorded, and the caller goes on with the next hook.  Errors
+ * that must not be caught are raised again once the hook's work is undone.
  */
 static void
 run_after_hook(HlHook *hook, Jsonb *event, const char *event_id)
@@ -308,6 +334,8 @@ run_after_hook(HlHook *hook, Jsonb *event, const char *event_id)
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 
+		if (error_must_propagate(edata->sqlerrcode))
+			ReThrowError(edata);
 		record_failure(event_id, hook, edata);
 		FreeErrorData(edata);
 	}
