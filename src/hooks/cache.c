@@ -28,6 +28,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #define LOAD_QUERY \
@@ -140,7 +141,13 @@ read_registry(HlHookSet *set)
 	hl_spi_connect();
 	hl_prepare_cached(&load_plan, LOAD_QUERY, 0, NULL);
 	hl_become_log_owner(&saved);
-	rc = SPI_execute_plan(load_plan, NULL, NULL, true, 0);
+	/*
+	 * Read what is committed now, not what the statement's snapshot shows:
+	 * a hook committed after it was taken has already invalidated the cache
+	 * when we get here, and no further invalidation would bring it in.
+	 */
+	rc = SPI_execute_snapshot(load_plan, NULL, NULL, GetLatestSnapshot(),
+							  InvalidSnapshot, true, false, 0);
 	hl_restore_user(&saved);
 	hl_spi_check(rc, SPI_OK_SELECT, LOAD_QUERY);
 
