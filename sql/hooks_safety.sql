@@ -88,6 +88,34 @@ SELECT data FROM headlessly.events_append('chain', data => '{"n": 0}');
 SELECT data FROM headlessly.events WHERE type = 'chain' ORDER BY seq;
 SELECT headlessly.unhook(:h_chain);
 
+-- After hooks may change the registry too, also the last after hook
+-- removing itself (which drops the log's after trigger while it fires):
+-- each event runs the after hooks registered when its own began.
+CREATE FUNCTION after_self(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    INSERT INTO ran (hook, type) VALUES ('after_self', event->>'type');
+    SELECT headlessly.unhook(id) FROM headlessly.hook_registry
+     WHERE handler = 'after_self(jsonb)'::regprocedure;
+    SELECT NULL::jsonb
+$$;
+CREATE FUNCTION after_adds(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    INSERT INTO ran (hook, type) VALUES ('after_adds', event->>'type');
+    SELECT headlessly.hook('After.*', 'after', 'note(jsonb)')
+     WHERE NOT EXISTS (SELECT FROM headlessly.hook_registry WHERE handler = 'note(jsonb)'::regprocedure);
+    SELECT NULL::jsonb
+$$;
+SELECT headlessly.hook('After.*', 'after', 'after_self(jsonb)') AS h_self \gset
+DELETE FROM ran;
+SELECT type FROM headlessly.events_append_batch('[{"type": "After.One"}, {"type": "After.Two"}]');
+SELECT hook, type FROM ran ORDER BY n;
+SELECT count(*) AS after_trigger FROM pg_trigger
+ WHERE tgrelid = 'headlessly.events'::regclass AND tgname = 'events_after_append';
+SELECT headlessly.hook('After.*', 'after', 'after_adds(jsonb)') AS h_adds \gset
+DELETE FROM ran;
+SELECT type FROM headlessly.events_append_batch('[{"type": "After.Three"}, {"type": "After.Four"}]');
+SELECT hook, type FROM ran ORDER BY n;
+SELECT count(*) AS failures FROM headlessly.hook_failures WHERE hook_id IN (:h_self, :h_adds);
+SELECT headlessly.unhook(id) FROM headlessly.hook_registry ORDER BY id;
+
 -- Handlers that are not f(event jsonb) RETURNS jsonb are refused with
 -- 42883 however the registry row is written, and nothing is stored.
 CREATE FUNCTION takes_json(event json) RETURNS jsonb LANGUAGE sql AS 'SELECT NULL::jsonb';
