@@ -75,6 +75,20 @@ SELECT count(*) - :before_events AS stored FROM headlessly.events;
 SELECT id = :h_fail AS same_hook, handler FROM headlessly.hooks;
 SELECT headlessly.unhook(:h_fail);
 
+-- The same in SQL, failing in its last statement: the hooks it ran from
+-- are freed as the error unwinds, SQL function state and all.
+CREATE FUNCTION unhook_append_divide(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT headlessly.unhook(id) FROM headlessly.hook_registry
+     WHERE handler = 'unhook_append_divide(jsonb)'::regprocedure;
+    SELECT NULL::jsonb FROM headlessly.events_append('audit_noted', 'audit_y');
+    SELECT jsonb_build_object('ratio', 1 / (event->'data'->>'zero')::int)
+$$;
+SELECT headlessly.hook('Signup.Created', 'before', 'unhook_append_divide(jsonb)') AS h_divide \gset
+SELECT state, message FROM pg_temp.error_of('SELECT headlessly.events_append(''Signup.Created'', ''su5'', ''{"zero": 0}'')');
+SELECT count(*) - :before_events AS stored FROM headlessly.events;
+SELECT id = :h_divide AS same_hook, handler FROM headlessly.hooks;
+SELECT headlessly.unhook(:h_divide);
+
 -- A handler that appends an event its own hook matches: each nested call
 -- runs with execution state of its own.
 CREATE FUNCTION chain(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
@@ -87,6 +101,33 @@ SELECT headlessly.hook('chain', 'before', 'chain(jsonb)') AS h_chain \gset
 SELECT data FROM headlessly.events_append('chain', data => '{"n": 0}');
 SELECT data FROM headlessly.events WHERE type = 'chain' ORDER BY seq;
 SELECT headlessly.unhook(:h_chain);
+
+-- A SQL-language handler that fails halfway, its error caught by the
+-- caller, starts from its first statement at the next event of the same
+-- transaction (its execution state used to be resumed: "tupdesc reference
+-- ... is not owned by resource owner").
+CREATE FUNCTION two_steps(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    INSERT INTO ran (hook, type) VALUES ('step one', event->>'type');
+    INSERT INTO ran (hook, type) VALUES ('step two', event->>'type')
+        RETURNING 1 / (event->'data'->>'divisor')::int;
+    SELECT jsonb_build_object('steps', 2)
+$$;
+SELECT headlessly.hook('Steps.*', 'before', 'two_steps(jsonb)') AS h_steps \gset
+DELETE FROM ran;
+BEGIN;
+SELECT data FROM headlessly.events_append('Steps.Created', 'st1', '{"divisor": 1}');
+DO $$
+BEGIN
+    PERFORM headlessly.events_append('Steps.Created', 'st2', '{"divisor": 0}');
+EXCEPTION WHEN division_by_zero THEN
+    RAISE NOTICE 'the handler failed at step two';
+END $$;
+SELECT data FROM headlessly.events_append('Steps.Created', 'st3', '{"divisor": 1}');
+SELECT data FROM headlessly.events_append('Steps.Created', 'st4', '{"divisor": 1}');
+COMMIT;
+SELECT hook, type FROM ran ORDER BY n;
+SELECT target, data FROM headlessly.events WHERE type = 'Steps.Created' ORDER BY seq;
+SELECT headlessly.unhook(:h_steps);
 
 -- After hooks may change the registry too, also the last after hook
 -- removing itself (which drops the log's after trigger while it fires):

@@ -124,7 +124,11 @@ load_hook(HlHookSet *set, HlHook *hook, HeapTuple tup, TupleDesc desc)
 	hook->handler_hash = GetSysCacheHashValue1(PROCOID, ObjectIdGetDatum(hook->handler));
 	hook->handler_problem = hl_hook_handler_problem(hook->handler, &hook->handler_missing);
 	if (hook->handler_problem == NULL)
-		fmgr_info_cxt(hook->handler, &hook->flinfo, set->cxt);
+	{
+		hook->fn_cxt = AllocSetContextCreate(set->cxt, "headlessly hook handler",
+											 ALLOCSET_SMALL_SIZES);
+		fmgr_info_cxt(hook->handler, &hook->flinfo, hook->fn_cxt);
+	}
 
 	error_context_stack = errcallback.previous;
 }

@@ -86,6 +86,7 @@ call_handler(HlHook *hook, Jsonb *event)
 	FmgrInfo   *flinfo = &hook->flinfo;
 	MemoryContext nested_cxt = NULL;
 	bool		was_busy = hook->busy;
+	volatile bool returned = false;
 	Datum		result;
 
 	if (hook->handler_missing)
@@ -103,9 +104,20 @@ call_handler(HlHook *hook, Jsonb *event)
 				 errhint("Remove the hook with headlessly.unhook(" INT64_FORMAT ").", hook->id)));
 
 	/*
-	 * A handler that appends can reach its own hook again.  An FmgrInfo
-	 * keeps the function's execution state (SQL functions keep it in
-	 * fn_extra), so a nested call gets one of its own.
+	 * A call that raised leaves the handler's execution state (SQL functions
+	 * keep it in fn_extra) halfway; when its error was caught the next call
+	 * would resume it, so it starts afresh.
+	 */
+	if (hook->failed && !was_busy)
+	{
+		MemoryContextReset(hook->fn_cxt);
+		fmgr_info_cxt(hook->handler, &hook->flinfo, hook->fn_cxt);
+		hook->failed = false;
+	}
+
+	/*
+	 * A handler that appends can reach its own hook again: a nested call
+	 * gets an FmgrInfo of its own, for the same reason.
 	 */
 	if (was_busy)
 	{
@@ -124,6 +136,7 @@ call_handler(HlHook *hook, Jsonb *event)
 	PG_TRY();
 	{
 		result = FunctionCallInvoke(fcinfo);
+		returned = true;
 	}
 	PG_FINALLY();
 	{
@@ -131,6 +144,8 @@ call_handler(HlHook *hook, Jsonb *event)
 		hook->busy = was_busy;
 		if (nested_cxt != NULL)
 			MemoryContextDelete(nested_cxt);
+		else if (!returned)
+			hook->failed = true;
 	}
 	PG_END_TRY();
 

@@ -21,6 +21,8 @@ typedef struct HlHook
 	char	   *handler_problem;	/* why it cannot be called, or NULL */
 	bool		handler_missing;	/* dropped since registration */
 	bool		busy;			/* flinfo is in use by a running call */
+	bool		failed;			/* the last call raised: flinfo needs a fresh start */
+	MemoryContext fn_cxt;		/* flinfo's fn_mcxt: the handler's own state */
 	FmgrInfo	flinfo;
 } HlHook;
 
