@@ -8,7 +8,16 @@
  * every backend at commit; each backend keeps the registered hooks, with
  * their resolved handlers, in a cache that the invalidation empties.  An
  * append with no hooks registered therefore costs one flag test, and no
- * catalog query is made per append.
+ * catalog query is made per append.  A change to a handler's pg_proc row
+ * (dropped, replaced, altered) empties it too, and every load checks each
+ * handler again: a row that is malformed however it came to be fails the
+ * appends its hook matches with a clear error.
+ *
+ * Handlers may change the registry, and an append they make then loads a
+ * new set of hooks while the old one is still running.  So each load makes
+ * a new HlHookSet, counted by reference: the cache holds the current one,
+ * each dispatch holds the set it runs, and a set is freed when the last
+ * holder lets go.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,6 +28,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #define LOAD_QUERY \
@@ -27,17 +37,36 @@
 
 static SPIPlanPtr load_plan = NULL;
 
-static MemoryContext hook_cxt = NULL;
-static HlHookSet cache;
+static HlHookSet *current_set = NULL;
 static bool cache_valid = false;
+static bool loading = false;
 static Oid	registry_relid = InvalidOid;
-static bool callback_registered = false;
+static bool callbacks_registered = false;
 
 static void
 registry_relcache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == registry_relid)
 		cache_valid = false;
+}
+
+static void
+handler_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	/* while loading, the handlers being resolved are not in current_set yet */
+	if (!cache_valid || loading || hashvalue == 0 || current_set == NULL)
+	{
+		cache_valid = false;
+		return;
+	}
+	for (int i = 0; i < current_set->nhooks; i++)
+	{
+		if (current_set->hooks[i].handler_hash == hashvalue)
+		{
+			cache_valid = false;
+			return;
+		}
+	}
 }
 
 static Oid
@@ -52,91 +81,168 @@ lookup_registry_relid(void)
 }
 
 static void
+registry_row_context(void *arg)
+{
+	errcontext("loading hook " INT64_FORMAT " from %s.hook_registry", *(int64 *) arg, HL_SCHEMA);
+}
+
+/* One registry row into *hook, in the set's memory. */
+static void
+load_hook(HlHookSet *set, HlHook *hook, HeapTuple tup, TupleDesc desc)
+{
+	ErrorContextCallback errcallback;
+	bool		isnull;
+	char	   *pattern;
+	char	   *phase;
+
+	hook->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	errcallback.callback = registry_row_context;
+	errcallback.arg = &hook->id;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	/*
+	 * The registry's row trigger keeps malformed patterns and phases out; one
+	 * that got in anyway (a restore with triggers disabled) stops every
+	 * append, since what it was meant to match is unknown.
+	 */
+	pattern = SPI_getvalue(tup, desc, 2);
+	hl_parse_type_pattern(pattern, strlen(pattern), &hook->pattern);
+	phase = SPI_getvalue(tup, desc, 3);
+	if (strcmp(phase, "before") == 0)
+		hook->phase = HL_HOOK_BEFORE;
+	else if (strcmp(phase, "after") == 0)
+		hook->phase = HL_HOOK_AFTER;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid hook phase \"%s\"", phase),
+				 errhint("Remove the hook with headlessly.unhook(" INT64_FORMAT ").", hook->id)));
+
+	/* an unusable handler fails the appends it matches, not all */
+	hook->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+	hook->handler_hash = GetSysCacheHashValue1(PROCOID, ObjectIdGetDatum(hook->handler));
+	hook->handler_problem = hl_hook_handler_problem(hook->handler, &hook->handler_missing);
+	if (hook->handler_problem == NULL)
+	{
+		hook->fn_cxt = AllocSetContextCreate(set->cxt, "headlessly hook handler",
+											 ALLOCSET_SMALL_SIZES);
+		fmgr_info_cxt(hook->handler, &hook->flinfo, hook->fn_cxt);
+	}
+
+	error_context_stack = errcallback.previous;
+}
+
+/* Fill set from the registry, in registration order. */
+static void
+read_registry(HlHookSet *set)
+{
+	HlSavedUser saved;
+	int			rc;
+
+	registry_relid = lookup_registry_relid();
+
+	hl_spi_connect();
+	hl_prepare_cached(&load_plan, LOAD_QUERY, 0, NULL);
+	hl_become_log_owner(&saved);
+	/*
+	 * Read what is committed now, not what the statement's snapshot shows:
+	 * a hook committed after it was taken has already invalidated the cache
+	 * when we get here, and no further invalidation would bring it in.
+	 */
+	rc = SPI_execute_snapshot(load_plan, NULL, NULL, GetLatestSnapshot(),
+							  InvalidSnapshot, true, false, 0);
+	hl_restore_user(&saved);
+	hl_spi_check(rc, SPI_OK_SELECT, LOAD_QUERY);
+
+	if (SPI_processed > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(set->cxt);
+
+		set->hooks = palloc0(SPI_processed * sizeof(HlHook));
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HlHook	   *hook = &set->hooks[set->nhooks];
+
+			load_hook(set, hook, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+			set->any_phase[hook->phase] = true;
+			set->nhooks++;
+		}
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+}
+
+static void
 load_hooks(void)
 {
-	int			rc;
-	HlSavedUser saved;
+	MemoryContext cxt;
+	HlHookSet  *set;
 
-	if (!callback_registered)
+	if (!callbacks_registered)
 	{
 		CacheRegisterRelcacheCallback(registry_relcache_callback, (Datum) 0);
-		callback_registered = true;
+		CacheRegisterSyscacheCallback(PROCOID, handler_syscache_callback, (Datum) 0);
+		callbacks_registered = true;
 	}
-	if (hook_cxt == NULL)
-		hook_cxt = AllocSetContextCreate(CacheMemoryContext, "headlessly hooks",
-										 ALLOCSET_SMALL_SIZES);
 
 	/*
 	 * Mark valid before reading: an invalidation that arrives while we read
 	 * clears the flag again, and the next append reads afresh.
 	 */
 	cache_valid = true;
-	MemoryContextReset(hook_cxt);
-	memset(&cache, 0, sizeof(cache));
+	cxt = AllocSetContextCreate(CacheMemoryContext, "headlessly hooks",
+								ALLOCSET_SMALL_SIZES);
+	set = MemoryContextAllocZero(cxt, sizeof(HlHookSet));
+	set->cxt = cxt;
+	set->refcount = 1;			/* the cache's own */
 
+	loading = true;
 	PG_TRY();
 	{
-		registry_relid = lookup_registry_relid();
-
-		hl_spi_connect();
-		hl_prepare_cached(&load_plan, LOAD_QUERY, 0, NULL);
-		hl_become_log_owner(&saved);
-		rc = SPI_execute_plan(load_plan, NULL, NULL, true, 0);
-		hl_restore_user(&saved);
-		hl_spi_check(rc, SPI_OK_SELECT, LOAD_QUERY);
-
-		if (SPI_processed > 0)
-		{
-			MemoryContext old = MemoryContextSwitchTo(hook_cxt);
-
-			cache.hooks = palloc0(SPI_processed * sizeof(HlHook));
-			for (uint64 i = 0; i < SPI_processed; i++)
-			{
-				HeapTuple	tup = SPI_tuptable->vals[i];
-				TupleDesc	desc = SPI_tuptable->tupdesc;
-				HlHook	   *hook = &cache.hooks[cache.nhooks];
-				bool		isnull;
-				char	   *pattern;
-				char	   *phase;
-
-				hook->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-				pattern = SPI_getvalue(tup, desc, 2);
-				hl_parse_type_pattern(pattern, strlen(pattern), &hook->pattern);
-				phase = SPI_getvalue(tup, desc, 3);
-				hook->phase = strcmp(phase, "before") == 0 ? HL_HOOK_BEFORE : HL_HOOK_AFTER;
-				hook->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
-				/* a dropped handler fails the appends it matches, not all */
-				hook->handler_missing =
-					!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(hook->handler));
-				if (!hook->handler_missing)
-					fmgr_info_cxt(hook->handler, &hook->flinfo, hook_cxt);
-				cache.any_phase[hook->phase] = true;
-				cache.nhooks++;
-			}
-			MemoryContextSwitchTo(old);
-		}
-		SPI_finish();
+		read_registry(set);
 	}
 	PG_CATCH();
 	{
 		/* abort cleans up SPI and the user; just read again next time */
+		loading = false;
 		cache_valid = false;
+		MemoryContextDelete(cxt);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	loading = false;
+
+	if (current_set != NULL)
+		hl_hook_set_release(current_set);
+	current_set = set;
 }
 
-/* The registered hooks, loaded if the cache was emptied. */
+/*
+ * The registered hooks, loaded if the cache was emptied.  Valid until the
+ * next call; to run handlers, hold a set with hl_hook_set_acquire().
+ */
 const HlHookSet *
 hl_hook_cache(void)
 {
 	if (!cache_valid)
 		load_hooks();
-	return &cache;
+	return current_set;
 }
 
-bool
-hl_hook_cache_is_valid(void)
+/* The current set, held until hl_hook_set_release(). */
+HlHookSet *
+hl_hook_set_acquire(void)
 {
-	return cache_valid;
+	(void) hl_hook_cache();
+	current_set->refcount++;
+	return current_set;
+}
+
+void
+hl_hook_set_release(HlHookSet *set)
+{
+	Assert(set->refcount > 0);
+	if (--set->refcount == 0)
+		MemoryContextDelete(set->cxt);
 }

@@ -75,11 +75,18 @@ hl_check_hook_depth(void)
 				 errhint("Look for hooks that trigger each other, or raise headlessly.max_hook_depth.")));
 }
 
-/* Call one handler with the event; returns NULL for an SQL NULL result. */
+/*
+ * Call one handler with the event; returns NULL for an SQL NULL result.
+ * The caller holds the set the hook belongs to.
+ */
 static Jsonb *
 call_handler(HlHook *hook, Jsonb *event)
 {
 	LOCAL_FCINFO(fcinfo, 1);
+	FmgrInfo   *flinfo = &hook->flinfo;
+	MemoryContext nested_cxt = NULL;
+	bool		was_busy = hook->busy;
+	volatile bool returned = false;
 	Datum		result;
 
 	if (hook->handler_missing)
@@ -88,19 +95,57 @@ call_handler(HlHook *hook, Jsonb *event)
 				 errmsg("handler of hook " INT64_FORMAT " no longer exists", hook->id),
 				 errdetail("The function was dropped after the hook was registered."),
 				 errhint("Remove the hook with headlessly.unhook(" INT64_FORMAT ").", hook->id)));
+	if (hook->handler_problem)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("handler %s of hook " INT64_FORMAT " is not a function (jsonb) RETURNS jsonb",
+						format_procedure(hook->handler), hook->id),
+				 errdetail("%s", hook->handler_problem),
+				 errhint("Remove the hook with headlessly.unhook(" INT64_FORMAT ").", hook->id)));
 
-	InitFunctionCallInfoData(*fcinfo, &hook->flinfo, 1, InvalidOid, NULL, NULL);
+	/*
+	 * A call that raised leaves the handler's execution state (SQL functions
+	 * keep it in fn_extra) halfway; when its error was caught the next call
+	 * would resume it, so it starts afresh.
+	 */
+	if (hook->failed && !was_busy)
+	{
+		MemoryContextReset(hook->fn_cxt);
+		fmgr_info_cxt(hook->handler, &hook->flinfo, hook->fn_cxt);
+		hook->failed = false;
+	}
+
+	/*
+	 * A handler that appends can reach its own hook again: a nested call
+	 * gets an FmgrInfo of its own, for the same reason.
+	 */
+	if (was_busy)
+	{
+		nested_cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly nested hook call",
+										   ALLOCSET_SMALL_SIZES);
+		flinfo = MemoryContextAlloc(nested_cxt, sizeof(FmgrInfo));
+		fmgr_info_cxt(hook->handler, flinfo, nested_cxt);
+	}
+
+	InitFunctionCallInfoData(*fcinfo, flinfo, 1, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = JsonbPGetDatum(event);
 	fcinfo->args[0].isnull = false;
 
+	hook->busy = true;
 	hook_depth++;
 	PG_TRY();
 	{
 		result = FunctionCallInvoke(fcinfo);
+		returned = true;
 	}
 	PG_FINALLY();
 	{
 		hook_depth--;
+		hook->busy = was_busy;
+		if (nested_cxt != NULL)
+			MemoryContextDelete(nested_cxt);
+		else if (!returned)
+			hook->failed = true;
 	}
 	PG_END_TRY();
 
@@ -142,23 +187,19 @@ event_document(TupleDesc tupdesc, HeapTuple row, Jsonb *state)
 /* Before hooks ----------------------------------------------------------------- */
 
 /*
- * Run the before hooks matching the row's type, in registration order.
- * Each sees the event with the data as the hooks before it left it; a
- * returned object is merged into values[data_attno].  Returns whether any
+ * Run the before hooks of set matching the row's type, in registration
+ * order.  Each sees the event with the data as the hooks before it left it;
+ * a returned object is merged into values[data_attno].  Returns whether any
  * hook ran.  A handler's error propagates and aborts the append.
  */
-bool
-hl_run_before_hooks(TupleDesc tupdesc, Datum *values, bool *nulls,
+static bool
+run_before_hooks_of(HlHookSet *set, TupleDesc tupdesc, Datum *values, bool *nulls,
 					int type_attno, int data_attno, Jsonb *state)
 {
 	text	   *type = DatumGetTextPP(values[type_attno]);
 	const char *typestr = VARDATA_ANY(type);
 	int			typelen = VARSIZE_ANY_EXHDR(type);
 	bool		ran = false;
-	const HlHookSet *set = hl_hook_cache();
-
-	if (!set->any_phase[HL_HOOK_BEFORE])
-		return false;
 
 	for (int i = 0; i < set->nhooks; i++)
 	{
@@ -174,9 +215,6 @@ hl_run_before_hooks(TupleDesc tupdesc, Datum *values, bool *nulls,
 		heap_freetuple(row);
 		ran = true;
 
-		/* the registry may have changed under us: a handler can unhook */
-		set = hl_hook_cache();
-
 		if (result == NULL)
 			continue;
 		if (!JB_ROOT_IS_OBJECT(result))
@@ -190,6 +228,34 @@ hl_run_before_hooks(TupleDesc tupdesc, Datum *values, bool *nulls,
 		values[data_attno] = DirectFunctionCall2(jsonb_concat, values[data_attno],
 												 JsonbPGetDatum(result));
 	}
+	return ran;
+}
+
+/*
+ * Run the before hooks matching the row's type.  The hooks registered when
+ * the event's hooks start are the ones that run for it: what a handler
+ * registers or removes applies from the next event on.
+ */
+bool
+hl_run_before_hooks(TupleDesc tupdesc, Datum *values, bool *nulls,
+					int type_attno, int data_attno, Jsonb *state)
+{
+	HlHookSet  *set;
+	bool		ran;
+
+	if (!hl_hook_cache()->any_phase[HL_HOOK_BEFORE])
+		return false;
+
+	set = hl_hook_set_acquire();
+	PG_TRY();
+	{
+		ran = run_before_hooks_of(set, tupdesc, values, nulls, type_attno, data_attno, state);
+	}
+	PG_FINALLY();
+	{
+		hl_hook_set_release(set);
+	}
+	PG_END_TRY();
 	return ran;
 }
 
@@ -226,8 +292,34 @@ record_failure(const char *event_id, HlHook *hook, ErrorData *edata)
 }
 
 /*
+ * Errors no after hook may swallow: a cancel or statement_timeout, and the
+ * rest of class 57 (operator intervention); an ASSERT failure, which
+ * PL/pgSQL's WHEN OTHERS does not catch either; and the server's own
+ * troubles, which recording a failure would not survive or would hide:
+ * class 58 (I/O), out of memory, disk full, corruption.
+ */
+static bool
+error_must_propagate(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_OPERATOR_INTERVENTION:
+		case ERRCODE_SYSTEM_ERROR:
+			return true;
+		default:
+			break;
+	}
+	return sqlerrcode == ERRCODE_ASSERT_FAILURE ||
+		sqlerrcode == ERRCODE_OUT_OF_MEMORY ||
+		sqlerrcode == ERRCODE_DISK_FULL ||
+		sqlerrcode == ERRCODE_DATA_CORRUPTED ||
+		sqlerrcode == ERRCODE_INDEX_CORRUPTED;
+}
+
+/*
  * Run one after hook in a subtransaction: on error its work is undone, the
- * failure is recorded, and the caller goes on with the next hook.
+ * failure is recorded, and the caller goes on with the next hook.  Errors
+ * that must not be caught are raised again once the hook's work is undone.
  */
 static void
 run_after_hook(HlHook *hook, Jsonb *event, const char *event_id)
@@ -257,10 +349,43 @@ run_after_hook(HlHook *hook, Jsonb *event, const char *event_id)
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 
+		if (error_must_propagate(edata->sqlerrcode))
+			ReThrowError(edata);
 		record_failure(event_id, hook, edata);
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+}
+
+/* Run the after hooks of set matching the stored row, in registration order. */
+static void
+run_after_hooks_of(HlHookSet *set, TupleDesc tupdesc, HeapTuple row, Jsonb *state)
+{
+	bool		isnull;
+	text	   *type;
+	const char *typestr;
+	int			typelen;
+	char	   *event_id = NULL;
+	Jsonb	   *event = NULL;
+
+	type = DatumGetTextPP(heap_getattr(row, SPI_fnumber(tupdesc, "type"), tupdesc, &isnull));
+	typestr = VARDATA_ANY(type);
+	typelen = VARSIZE_ANY_EXHDR(type);
+
+	for (int i = 0; i < set->nhooks; i++)
+	{
+		HlHook	   *hook = &set->hooks[i];
+
+		if (hook->phase != HL_HOOK_AFTER || !hook_matches(hook, typestr, typelen))
+			continue;
+		if (event == NULL)
+		{
+			event = event_document(tupdesc, row, state);
+			event_id = TextDatumGetCString(heap_getattr(row, SPI_fnumber(tupdesc, "id"),
+														tupdesc, &isnull));
+		}
+		run_after_hook(hook, event, event_id);
+	}
 }
 
 Datum
@@ -270,13 +395,8 @@ headlessly_events_after_insert(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	HeapTuple	row;
 	bool		isnull;
-	text	   *type;
-	const char *typestr;
-	int			typelen;
-	Jsonb	   *state = NULL;
-	Jsonb	   *event = NULL;
-	char	   *event_id;
-	const HlHookSet *set;
+	Jsonb	   *state;
+	HlHookSet  *set;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -293,39 +413,28 @@ headlessly_events_after_insert(PG_FUNCTION_ARGS)
 
 	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	row = trigdata->tg_trigtuple;
-	type = DatumGetTextPP(heap_getattr(row, SPI_fnumber(tupdesc, "type"), tupdesc, &isnull));
-	typestr = VARDATA_ANY(type);
-	typelen = VARSIZE_ANY_EXHDR(type);
-	event_id = TextDatumGetCString(heap_getattr(row, SPI_fnumber(tupdesc, "id"), tupdesc, &isnull));
-
-	set = hl_hook_cache();
-
-	hl_spi_connect();
 
 	/* the state right after this event, kept aside by the append trigger */
 	state = hl_take_state_after(DatumGetInt64(heap_getattr(row, SPI_fnumber(tupdesc, "seq"),
 														   tupdesc, &isnull)));
+	if (!hl_hook_cache()->any_phase[HL_HOOK_AFTER])
+		return PointerGetDatum(NULL);
 
-	for (int i = 0; i < set->nhooks; i++)
+	hl_spi_connect();
+	set = hl_hook_set_acquire();
+	PG_TRY();
 	{
-		HlHook		hook;
-
-		if (set->hooks[i].phase != HL_HOOK_AFTER ||
-			!hook_matches(&set->hooks[i], typestr, typelen))
-			continue;
-		if (event == NULL)
-			event = event_document(tupdesc, row, state);
-
-		/* a copy: a handler may change the registry and so the cache */
-		hook = set->hooks[i];
-		run_after_hook(&hook, event, event_id);
-		set = hl_hook_cache();
+		run_after_hooks_of(set, tupdesc, row, state);
 	}
-
+	PG_FINALLY();
+	{
+		hl_hook_set_release(set);
+	}
+	PG_END_TRY();
 	SPI_finish();
+
 	return PointerGetDatum(NULL);
 }
-
 
 /*
  * The state an entity event left, kept by the append trigger for the after

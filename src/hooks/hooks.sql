@@ -74,8 +74,21 @@ CREATE TRIGGER hook_registry_changed
     FOR EACH STATEMENT EXECUTE FUNCTION headlessly.hook_registry_changed();
 ALTER TABLE headlessly.hook_registry ENABLE ALWAYS TRIGGER hook_registry_changed;
 
+-- Rows written without hook() (an INSERT or UPDATE of the registry, a
+-- restore) get the checks hook() makes: pattern, phase, handler signature.
+CREATE FUNCTION headlessly.hook_registry_check()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'headlessly_hook_registry_check'
+LANGUAGE C;
+
+CREATE TRIGGER hook_registry_check
+    BEFORE INSERT OR UPDATE ON headlessly.hook_registry
+    FOR EACH ROW EXECUTE FUNCTION headlessly.hook_registry_check();
+ALTER TABLE headlessly.hook_registry ENABLE ALWAYS TRIGGER hook_registry_check;
+
 COMMENT ON FUNCTION headlessly.unhook(bigint) IS
     'Remove a hook registered with headlessly.hook(); false if there was none with that id.';
 
 REVOKE ALL ON FUNCTION headlessly.events_after_insert() FROM PUBLIC;
 REVOKE ALL ON FUNCTION headlessly.hook_registry_changed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION headlessly.hook_registry_check() FROM PUBLIC;

@@ -1,14 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * registry.c
- *	  hook() and unhook(): registering hook functions.
+ *	  hook() and unhook(): registering hook functions, and the checks every
+ *	  row of headlessly.hook_registry passes.
  *
  *-------------------------------------------------------------------------
  */
 #include "hooks/hooks_internal.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -18,6 +22,7 @@
 
 PG_FUNCTION_INFO_V1(headlessly_hook);
 PG_FUNCTION_INFO_V1(headlessly_unhook);
+PG_FUNCTION_INFO_V1(headlessly_hook_registry_check);
 
 #define REGISTER_QUERY \
 	"INSERT INTO " HL_SCHEMA ".hook_registry (pattern, phase, handler)" \
@@ -29,30 +34,124 @@ PG_FUNCTION_INFO_V1(headlessly_unhook);
 static SPIPlanPtr register_plan = NULL;
 static SPIPlanPtr unregister_plan = NULL;
 
-static void
-check_handler(Oid handler)
+/* A type's name for a message; never raises, even for a type since dropped. */
+static char *
+type_name(Oid type)
+{
+	return format_type_extended(type, -1, FORMAT_TYPE_ALLOW_INVALID);
+}
+
+/*
+ * Why a function cannot be a hook handler, as a sentence for errdetail, or
+ * NULL if it can: a handler is a plain function f(event jsonb) RETURNS
+ * jsonb.  *missing says whether there is no such function at all.  Raises
+ * nothing, so that the cache can check the rows it loads.
+ */
+char *
+hl_hook_handler_problem(Oid handler, bool *missing)
 {
 	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(handler));
 	Form_pg_proc proc;
-	AclResult	aclresult;
+	char	   *problem = NULL;
 
-	if (!HeapTupleIsValid(tup))
+	*missing = !HeapTupleIsValid(tup);
+	if (*missing)
+		return psprintf("There is no function with OID %u.", handler);
+
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	if (proc->prokind != PROKIND_FUNCTION)
+		problem = psprintf("It is %s.",
+						   proc->prokind == PROKIND_PROCEDURE ? "a procedure" :
+						   proc->prokind == PROKIND_AGGREGATE ? "an aggregate function" :
+						   "a window function");
+	else if (proc->proretset)
+		problem = psprintf("It returns SETOF %s.", type_name(proc->prorettype));
+	else if (proc->pronargs == 0)
+		problem = pstrdup("It takes no arguments.");
+	else if (proc->pronargs != 1 || proc->proargtypes.values[0] != JSONBOID)
+	{
+		StringInfoData args;
+
+		initStringInfo(&args);
+		for (int i = 0; i < proc->pronargs; i++)
+			appendStringInfo(&args, "%s%s", i > 0 ? ", " : "",
+							 type_name(proc->proargtypes.values[i]));
+		problem = psprintf("It takes (%s).", args.data);
+	}
+	else if (proc->prorettype != JSONBOID)
+		problem = psprintf("It returns %s.", type_name(proc->prorettype));
+	ReleaseSysCache(tup);
+	return problem;
+}
+
+/*
+ * What every registry row must be, however it is written (hook(), an
+ * INSERT or UPDATE of the registry, a restore): a valid pattern, a known
+ * phase and a handler of the right shape.
+ */
+static void
+check_registration(const char *pattern, const char *phase, Oid handler)
+{
+	HlTypePattern parsed;
+	bool		missing;
+	char	   *problem;
+
+	hl_parse_type_pattern(pattern, strlen(pattern), &parsed);
+	if (strcmp(phase, "before") != 0 && strcmp(phase, "after") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid hook phase \"%s\"", phase),
+				 errhint("Use \"before\" or \"after\".")));
+
+	problem = hl_hook_handler_problem(handler, &missing);
+	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("function with OID %u does not exist", handler)));
-	proc = (Form_pg_proc) GETSTRUCT(tup);
-	if (proc->prokind != PROKIND_FUNCTION || proc->proretset ||
-		proc->pronargs != 1 || proc->proargtypes.values[0] != JSONBOID ||
-		proc->prorettype != JSONBOID)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("function %s cannot be a hook handler", format_procedure(handler)),
-				 errdetail("A handler is a function f(event jsonb) RETURNS jsonb.")));
-	ReleaseSysCache(tup);
+				 errmsg("function %s cannot be a hook handler",
+						missing ? psprintf("%u", handler) : format_procedure(handler)),
+				 errdetail("%s", problem),
+				 errhint("A handler is a function f(event jsonb) RETURNS jsonb.")));
+}
 
-	aclresult = hl_function_aclcheck(handler, GetUserId(), ACL_EXECUTE);
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(handler));
+/*
+ * The registry's row trigger: rows written without hook() get its checks,
+ * so that no malformed row reaches the hook cache.
+ */
+Datum
+headlessly_hook_registry_check(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	row;
+	Datum		pattern;
+	Datum		phase;
+	Datum		handler;
+	bool		pattern_null;
+	bool		phase_null;
+	bool		handler_null;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		  TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s must be fired BEFORE INSERT OR UPDATE FOR EACH ROW",
+						"headlessly.hook_registry_check()")));
+
+	desc = RelationGetDescr(trigdata->tg_relation);
+	row = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	pattern = heap_getattr(row, SPI_fnumber(desc, "pattern"), desc, &pattern_null);
+	phase = heap_getattr(row, SPI_fnumber(desc, "phase"), desc, &phase_null);
+	handler = heap_getattr(row, SPI_fnumber(desc, "handler"), desc, &handler_null);
+
+	/* NULLs are for the columns' NOT NULL constraints to refuse */
+	if (!pattern_null && !phase_null && !handler_null)
+		check_registration(TextDatumGetCString(pattern), TextDatumGetCString(phase),
+						   DatumGetObjectId(handler));
+
+	return PointerGetDatum(row);
 }
 
 Datum
@@ -66,6 +165,7 @@ headlessly_hook(PG_FUNCTION_ARGS)
 	int64		id;
 	bool		isnull;
 	int			rc;
+	AclResult	aclresult;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -75,17 +175,11 @@ headlessly_hook(PG_FUNCTION_ARGS)
 	phase = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	handler = PG_GETARG_OID(2);
 
-	{
-		HlTypePattern parsed;
-
-		hl_parse_type_pattern(pattern, strlen(pattern), &parsed);
-	}
-	if (strcmp(phase, "before") != 0 && strcmp(phase, "after") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid hook phase \"%s\"", phase),
-				 errhint("Use \"before\" or \"after\".")));
-	check_handler(handler);
+	/* the registry's row trigger checks again: a database still at 0.1 has none */
+	check_registration(pattern, phase, handler);
+	aclresult = hl_function_aclcheck(handler, GetUserId(), ACL_EXECUTE);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(handler));
 
 	hl_spi_connect();
 	hl_prepare_cached(&register_plan, REGISTER_QUERY, 3, argtypes);
