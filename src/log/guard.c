@@ -23,6 +23,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -48,13 +49,45 @@ PG_FUNCTION_INFO_V1(headlessly_guard_ddl);
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
-/* set while the extension itself changes the log's triggers (hooks.c) */
-static bool internal_ddl = false;
+/*
+ * Set while the extension itself changes the log's triggers (after_trigger.c):
+ * the transaction nesting level that set it, 0 when unset.  A failed
+ * statement never gets to unset it, so the abort of that (sub)transaction
+ * does: the permission must not outlive the command it was given for.
+ */
+static int	internal_ddl_level = 0;
 
 void
 hl_guard_allow_internal_ddl(bool allow)
 {
-	internal_ddl = allow;
+	internal_ddl_level = allow ? GetCurrentTransactionNestLevel() : 0;
+}
+
+static void
+guard_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			internal_ddl_level = 0;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+guard_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	/* the aborting subtransaction is still the current one here */
+	if (event == SUBXACT_EVENT_ABORT_SUB &&
+		internal_ddl_level >= GetCurrentTransactionNestLevel())
+		internal_ddl_level = 0;
 }
 
 /* The trigger itself -------------------------------------------------------- */
@@ -270,7 +303,7 @@ check_event_trigger_name(const char *name, const char *what)
 static void
 check_utility(Node *parsetree)
 {
-	if (parsetree == NULL || creating_extension || internal_ddl)
+	if (parsetree == NULL || creating_extension || internal_ddl_level > 0)
 		return;
 
 	switch (nodeTag(parsetree))
@@ -347,6 +380,8 @@ hl_guard_install_hooks(void)
 {
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = guard_ProcessUtility;
+	RegisterXactCallback(guard_xact_callback, NULL);
+	RegisterSubXactCallback(guard_subxact_callback, NULL);
 }
 
 /* make_append_only() ---------------------------------------------------- */
