@@ -257,6 +257,21 @@ check_new_parent(const char *child, RangeVar *parent)
 
 /* ALTER TABLE ---------------------------------------------------------------- */
 
+#ifdef CONSTRAINT_NOTNULL
+static char
+constraint_type(Oid conid)
+{
+	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conid));
+	char		contype;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for constraint %u", conid);
+	contype = ((Form_pg_constraint) GETSTRUCT(tup))->contype;
+	ReleaseSysCache(tup);
+	return contype;
+}
+#endif
+
 #define NAMES_DETAIL "Readers, and the extension, find the table and its columns by name: another could take the name."
 #define COLUMN_DETAIL "A column's default, identity, generation and NOT NULL decide what new rows hold; they stay as they were when the table was guarded."
 
@@ -324,8 +339,14 @@ check_alter_table_cmd(const AlterTableCmd *cmd, Oid relid, const HlGuardedTable 
 			break;
 		case AT_DropConstraint:
 			conid = get_relation_constraint_oid(relid, cmd->name, true);
-			if (table->is_log && OidIsValid(conid) &&
-				is_log_unique_index(get_constraint_index(conid), &tableid))
+			if (!OidIsValid(conid))
+				break;
+#ifdef CONSTRAINT_NOTNULL
+			/* PostgreSQL 18 keeps NOT NULL as constraints: the same as DROP NOT NULL */
+			if (constraint_type(conid) == CONSTRAINT_NOTNULL)
+				refuse(relid, psprintf("drop NOT NULL constraint \"%s\"", cmd->name), COLUMN_DETAIL);
+#endif
+			if (table->is_log && is_log_unique_index(get_constraint_index(conid), &tableid))
 				refuse(relid, psprintf("drop constraint \"%s\"", cmd->name), LOG_INDEX_DETAIL);
 			break;
 
