@@ -102,6 +102,14 @@ ALTER EVENT TRIGGER headlessly_guard_ddl RENAME TO guard_ddl_off;
 \echo :SQLSTATE
 ALTER EVENT TRIGGER headlessly_guard_ddl DISABLE;
 \echo :SQLSTATE
+-- even renamed behind the extension's back (a catalog edit), the guard's
+-- function is still found by what it runs
+BEGIN;
+UPDATE pg_proc SET proname = 'renamed_guard'
+ WHERE oid = 'headlessly.append_only_guard()'::regprocedure;
+ALTER TABLE headlessly.events DISABLE TRIGGER headlessly_append_only;
+\echo :SQLSTATE
+ROLLBACK;
 -- harmless: ownership, and functions of the same names elsewhere
 ALTER FUNCTION headlessly.append_only_guard() OWNER TO CURRENT_USER;
 CREATE OR REPLACE FUNCTION public.append_only_guard() RETURNS trigger
