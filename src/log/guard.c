@@ -94,11 +94,23 @@ static HlGuardCatalog catalog;
 static bool catalog_valid = false;
 static uint32 catalog_invalidations = 0;
 
+/* our functions' pg_proc hash values: most function changes are not ours */
+static uint32 catalog_hashes[4];
+static int	catalog_nhashes = 0;
+
 static void
 catalog_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 {
-	catalog_valid = false;
-	catalog_invalidations++;
+	/* until all of them are known, any new function may be one of ours */
+	bool		ours = hashvalue == 0 || catalog_nhashes < lengthof(catalog_hashes);
+
+	for (int i = 0; !ours && i < catalog_nhashes; i++)
+		ours = (hashvalue == catalog_hashes[i]);
+	if (ours)
+	{
+		catalog_valid = false;
+		catalog_invalidations++;
+	}
 }
 
 /* The C symbol a function runs, or NULL if it is not a C function. */
@@ -167,14 +179,17 @@ find_member_functions(HlGuardCatalog *found)
 }
 
 /*
- * Looked up once and kept until any function changes (creating or dropping
- * the extension creates or drops its functions).
+ * Looked up once and kept until one of these functions changes (dropping the
+ * extension drops them; until all are found -- the extension is not
+ * installed, or its script is still running -- any new function could be one
+ * of them).
  */
 const HlGuardCatalog *
 hl_guard_catalog(void)
 {
 	static bool callback_registered = false;
 	HlGuardCatalog found = {0};
+	Oid			fns[lengthof(catalog_hashes)];
 	uint32		seen = catalog_invalidations;
 
 	if (catalog_valid)
@@ -188,9 +203,20 @@ hl_guard_catalog(void)
 	found.extension = get_extension_oid(HL_EXTENSION, true);
 	if (OidIsValid(found.extension))
 		find_member_functions(&found);
+	fns[0] = found.guard_fn;
+	fns[1] = found.guard_ddl_fn;
+	fns[2] = found.append_fn;
+	fns[3] = found.after_append_fn;
 
 	/* use what was found, but look again if it changed meanwhile */
 	catalog = found;
+	catalog_nhashes = 0;
+	for (int i = 0; i < lengthof(fns); i++)
+	{
+		if (OidIsValid(fns[i]))
+			catalog_hashes[catalog_nhashes++] =
+				GetSysCacheHashValue1(PROCOID, ObjectIdGetDatum(fns[i]));
+	}
 	catalog_valid = (seen == catalog_invalidations);
 	return &catalog;
 }
