@@ -286,13 +286,22 @@ constraint_type(Oid conid)
  * Allowed, as they change neither what the rows hold nor the guard: storage
  * and statistics of columns (SET STATISTICS, SET (...), RESET (...), SET
  * STORAGE, SET COMPRESSION: new values only), indexes and constraints added,
- * validated or altered, constraints dropped (except the log's unique ones),
- * OWNER TO, CLUSTER ON, SET WITHOUT CLUSTER, SET LOGGED, SET WITHOUT OIDS,
- * SET TABLESPACE (rows moved, not changed), storage parameters, ENABLE ALWAYS
- * TRIGGER, ENABLE/DISABLE TRIGGER on triggers that are not the guard's or the
- * log's, DISABLE RULE, NOT OF, REPLICA IDENTITY, and row security (who may
- * read which rows is the owner's to decide), and ADD COLUMN, except on the
- * log, whose columns are the extension's.
+ * validated or altered, constraints dropped (except the log's unique ones
+ * and, from PostgreSQL 18, NOT NULL constraints), OWNER TO, CLUSTER ON, SET
+ * WITHOUT CLUSTER, SET LOGGED, SET WITHOUT OIDS, SET TABLESPACE (rows moved,
+ * not changed), storage parameters, ENABLE ALWAYS TRIGGER, ENABLE/DISABLE
+ * TRIGGER on triggers that are not the guard's or the log's, DISABLE RULE,
+ * NOT OF, REPLICA IDENTITY, row security (who may read which rows is the
+ * owner's to decide), and ADD COLUMN, except on the log, whose columns are
+ * the extension's.
+ *
+ * Refused: DROP COLUMN, ALTER COLUMN ... TYPE, SET/DROP DEFAULT, SET/DROP
+ * NOT NULL, DROP EXPRESSION, ADD/SET/DROP IDENTITY, SET UNLOGGED, SET ACCESS
+ * METHOD, ENABLE [ALWAYS | REPLICA] RULE, INHERIT, NO INHERIT, OF, ENABLE or
+ * DISABLE TRIGGER ALL / USER, ENABLE [REPLICA] / DISABLE TRIGGER on the
+ * guard's and the log's triggers, and whatever else the parser may produce:
+ * OPTIONS (foreign tables only), ATTACH / DETACH PARTITION (a guarded table
+ * is never partitioned).
  */
 static void
 check_alter_table_cmd(const AlterTableCmd *cmd, Oid relid, const HlGuardedTable *table)

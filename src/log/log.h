@@ -136,7 +136,11 @@ extern Oid	hl_log_relid(void);
 extern void hl_become_log_owner(HlSavedUser *saved);
 extern void hl_restore_user(const HlSavedUser *saved);
 
-/* append-only guards (guard.c) */
+/*
+ * append-only guards (guard.c, guard_ddl.c); hl_guard_allow_internal_ddl()
+ * lets the extension drop the log's after-hooks trigger, and nothing else,
+ * until it is called with false or the (sub)transaction aborts
+ */
 extern void hl_guard_install_hooks(void);
 extern void hl_guard_allow_internal_ddl(bool allow);
 
