@@ -184,6 +184,11 @@ SELECT headlessly.make_append_only('typed_pairs');
 \echo :SQLSTATE
 SELECT headlessly.make_append_only('ledgers');
 \echo :SQLSTATE
+-- nor a table the caller may not create triggers on
+SET ROLE regress_hl_table_owner;
+SELECT headlessly.make_append_only('ledgers');
+\echo :SQLSTATE
+RESET ROLE;
 SELECT count(*) AS guard_triggers FROM pg_trigger
  WHERE tgrelid IN ('ruled'::regclass, 'typed_pairs'::regclass, 'ledgers'::regclass);
 -- nor let a guarded table become typed: ALTER TYPE ... CASCADE would reach it

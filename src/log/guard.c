@@ -26,15 +26,17 @@
 #include "access/table.h"
 #include "catalog/dependency.h"
 #include "catalog/indexing.h"
+#include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_depend.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
-#include "catalog/pg_rewrite.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
@@ -321,56 +323,28 @@ hl_guard_find_trigger(Oid relid, const char *name)
 
 /* make_append_only() ---------------------------------------------------- */
 
-static bool
-has_rules(Oid relid)
-{
-	Relation	rewrite = table_open(RewriteRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
-	bool		found;
-
-	ScanKeyInit(&key, Anum_pg_rewrite_ev_class, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(relid));
-	scan = systable_beginscan(rewrite, RewriteRelRulenameIndexId, true, NULL, 1, &key);
-	found = HeapTupleIsValid(systable_getnext(scan));
-	systable_endscan(scan);
-	table_close(rewrite, AccessShareLock);
-	return found;
-}
-
-static Oid
-typed_table_type(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			oftype;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	oftype = ((Form_pg_class) GETSTRUCT(tup))->reloftype;
-	ReleaseSysCache(tup);
-	return oftype;
-}
-
 /*
  * What a table must not have before it is guarded: each would let rows be
  * changed or forged around the guard, and is refused on a guarded table.
  */
 static void
-check_can_guard(Oid relid, const char *name)
+check_can_guard(Relation rel)
 {
-	if (has_rules(relid))
+	char	   *name = hl_guard_table_name(RelationGetRelid(rel));
+
+	if (rel->rd_rules != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" has rules", name),
 				 errdetail("A rule can turn UPDATE or DELETE into something the guard does not see, or drop inserted rows."),
 				 errhint("Drop the table's rules (DROP RULE) before making it append-only.")));
-	if (OidIsValid(typed_table_type(relid)))
+	if (OidIsValid(rel->rd_rel->reloftype))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" is a typed table", name),
 				 errdetail("ALTER TYPE ... CASCADE would change the columns of its rows."),
 				 errhint("Make it an ordinary table (ALTER TABLE ... NOT OF) first.")));
-	if (find_inheritance_children(relid, NoLock) != NIL)
+	if (find_inheritance_children(RelationGetRelid(rel), NoLock) != NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" has inheritance children", name),
@@ -403,6 +377,7 @@ headlessly_make_append_only(PG_FUNCTION_ARGS)
 	char		relkind = get_rel_relkind(relid);
 	const HlGuardCatalog *cat = hl_guard_catalog();
 	HlGuardedTable table;
+	Relation	rel;
 	char	   *qualified;
 	char	   *function;
 
@@ -420,16 +395,25 @@ headlessly_make_append_only(PG_FUNCTION_ARGS)
 		elog(ERROR, "function %s.append_only_guard() of extension %s is missing",
 			 HL_SCHEMA, HL_EXTENSION);
 
+	/* CREATE TRIGGER's own check, before taking its lock */
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_TRIGGER) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(relkind), get_rel_name(relid));
+
+	/* the lock CREATE TRIGGER takes: two calls at once guard the table once */
+	rel = table_open(relid, ShareRowExclusiveLock);
 	hl_guard_describe_table(relid, &table);
 	if (table.statement_guard && table.row_guard)
 	{
 		ereport(NOTICE,
 				(errmsg("table \"%s\" is already append-only, skipping", get_rel_name(relid))));
+		table_close(rel, NoLock);
 		PG_RETURN_VOID();
 	}
 	/* a table guarded by an earlier version only gets what it lacks */
 	if (!table.guarded)
-		check_can_guard(relid, hl_guard_table_name(relid));
+		check_can_guard(rel);
+	table_close(rel, NoLock);
+
 	qualified = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 										   get_rel_name(relid));
 
