@@ -68,6 +68,19 @@ CREATE OR REPLACE FUNCTION headlessly.append_only_guard() RETURNS trigger
 CREATE OR REPLACE FUNCTION headlessly.events_before_insert() RETURNS trigger
     LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
 \echo :SQLSTATE
+-- nor overloaded: a call meant for the extension's function could reach it
+CREATE FUNCTION headlessly.events_append(type text) RETURNS headlessly.events
+    LANGUAGE sql AS $$ SELECT NULL::headlessly.events $$;
+\echo :SQLSTATE
+CREATE FUNCTION public.events_append(type text) RETURNS headlessly.events
+    LANGUAGE sql AS $$ SELECT NULL::headlessly.events $$;
+ALTER FUNCTION public.events_append(text) SET SCHEMA headlessly;
+\echo :SQLSTATE
+CREATE FUNCTION headlessly.my_helper(type text) RETURNS headlessly.events
+    LANGUAGE sql AS $$ SELECT NULL::headlessly.events $$;
+ALTER FUNCTION headlessly.my_helper(text) RENAME TO events_append;
+\echo :SQLSTATE
+DROP FUNCTION public.events_append(text), headlessly.my_helper(text);
 ALTER FUNCTION headlessly.append_only_guard() RENAME TO append_only_guard_off;
 \echo :SQLSTATE
 ALTER ROUTINE headlessly.guard_ddl RENAME TO guard_ddl_off;

@@ -45,9 +45,9 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_func.h"
-#include "parser/parse_type.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/catcache.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -680,6 +680,41 @@ check_function_change(ObjectType type, ObjectWithArgs *func, const char *verb, c
 	check_member(ProcedureRelationId, LookupFuncWithArgs(type, func, true), verb, rest);
 }
 
+/*
+ * A function named like one of the extension's, in the same schema, would
+ * replace it (CREATE OR REPLACE) or, overloading it, take calls meant for it
+ * or make them ambiguous.
+ */
+static void
+check_function_name(Oid nspid, const char *name)
+{
+	const HlGuardCatalog *cat = hl_guard_catalog();
+	CatCList   *candidates;
+	ObjectAddress member = {ProcedureRelationId, InvalidOid, 0};
+
+	if (!OidIsValid(nspid))
+		return;
+	candidates = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum(name));
+	for (int i = 0; i < candidates->n_members && !OidIsValid(member.objectId); i++)
+	{
+		Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(&candidates->members[i]->tuple);
+
+		if (proc->pronamespace == nspid &&
+			getExtensionOfObject(ProcedureRelationId, proc->oid) == cat->extension)
+			member.objectId = proc->oid;
+	}
+	ReleaseSysCacheList(candidates);
+	if (OidIsValid(member.objectId))
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_IMMUTABLE),
+				 errmsg("function name \"%s.%s\" belongs to extension %s",
+						get_namespace_name(nspid), name, HL_EXTENSION),
+				 errdetail("Its %s has that name: another function would replace it, or take calls meant for it or make them ambiguous.",
+						   getObjectDescription(&member, false)),
+				 errhint("ALTER EXTENSION %s UPDATE changes the extension's functions; DROP EXTENSION %s removes them.",
+						 HL_EXTENSION, HL_EXTENSION)));
+}
+
 static bool
 is_guard_event_trigger(const char *name)
 {
@@ -780,8 +815,14 @@ check_rename(Node *parsetree)
 			break;
 		default:
 			if (is_function_type(stmt->renameType))
-				check_function_change(stmt->renameType, castNode(ObjectWithArgs, stmt->object),
-									  "rename", "");
+			{
+				Oid			fn = LookupFuncWithArgs(stmt->renameType,
+													castNode(ObjectWithArgs, stmt->object), true);
+
+				check_member(ProcedureRelationId, fn, "rename", "");
+				if (OidIsValid(fn))
+					check_function_name(get_func_namespace(fn), stmt->newname);
+			}
 			break;
 	}
 }
@@ -794,8 +835,14 @@ check_set_schema(Node *parsetree)
 	if (is_relation_type(stmt->objectType))
 		check_relation_change(stmt->relation, "move", " to another schema");
 	else if (is_function_type(stmt->objectType))
-		check_function_change(stmt->objectType, castNode(ObjectWithArgs, stmt->object),
-							  "move", " to another schema");
+	{
+		Oid			fn = LookupFuncWithArgs(stmt->objectType,
+											castNode(ObjectWithArgs, stmt->object), true);
+
+		check_member(ProcedureRelationId, fn, "move", " to another schema");
+		if (OidIsValid(fn))
+			check_function_name(get_namespace_oid(stmt->newschema, true), get_func_name(fn));
+	}
 }
 
 /*
@@ -830,51 +877,17 @@ check_depends_on_extension(Node *parsetree)
 
 /* Functions and views ----------------------------------------------------------- */
 
-/* The function CREATE OR REPLACE FUNCTION would replace, if any. */
-static Oid
-replaced_function(CreateFunctionStmt *stmt)
-{
-	char	   *schema;
-	char	   *name;
-	Oid			nspid;
-	Oid			argtypes[FUNC_MAX_ARGS];
-	int			nargs = 0;
-	ListCell   *lc;
-
-	DeconstructQualifiedName(stmt->funcname, &schema, &name);
-	if (schema)
-		nspid = get_namespace_oid(schema, true);
-	else
-		nspid = QualifiedNameGetCreationNamespace(stmt->funcname, &name);
-	if (!OidIsValid(nspid))
-		return InvalidOid;
-
-	foreach(lc, stmt->parameters)
-	{
-		FunctionParameter *param = lfirst_node(FunctionParameter, lc);
-		Oid			type;
-
-		/* a procedure's OUT parameters are part of its signature */
-		if (param->mode == FUNC_PARAM_TABLE ||
-			(param->mode == FUNC_PARAM_OUT && !stmt->is_procedure))
-			continue;
-		type = LookupTypeNameOid(NULL, param->argType, true);
-		if (!OidIsValid(type) || nargs >= FUNC_MAX_ARGS)
-			return InvalidOid;
-		argtypes[nargs++] = type;
-	}
-	return GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid, CStringGetDatum(name),
-						   PointerGetDatum(buildoidvector(argtypes, nargs)),
-						   ObjectIdGetDatum(nspid));
-}
-
 static void
 check_create_function(Node *parsetree)
 {
 	CreateFunctionStmt *stmt = (CreateFunctionStmt *) parsetree;
+	char	   *schema;
+	char	   *name;
 
-	if (stmt->replace)
-		check_member(ProcedureRelationId, replaced_function(stmt), "replace", "");
+	DeconstructQualifiedName(stmt->funcname, &schema, &name);
+	check_function_name(schema ? get_namespace_oid(schema, true) :
+						QualifiedNameGetCreationNamespace(stmt->funcname, &name),
+						name);
 }
 
 static void

@@ -82,6 +82,7 @@ my @attempts = (
 	'DROP INDEX headlessly.events_stream_idx',
 	'ALTER TABLE headlessly.events DROP CONSTRAINT events_pkey',
 	q{CREATE OR REPLACE FUNCTION headlessly.append_only_guard() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$},
+	q{CREATE FUNCTION headlessly.events_append(type text) RETURNS int LANGUAGE sql AS $$ SELECT 1 $$},
 	'ALTER FUNCTION headlessly.append_only_guard() RENAME TO guard_off',
 	'ALTER FUNCTION headlessly.events_append SECURITY DEFINER',
 	'ALTER ROUTINE headlessly.make_append_only SET SCHEMA public',
