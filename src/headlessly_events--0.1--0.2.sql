@@ -1,7 +1,6 @@
 \echo Use "ALTER EXTENSION headlessly_events UPDATE TO '0.2'" to load this file. \quit
 
 -- Internals are not for direct use; every public function says what it does.
-REVOKE ALL ON FUNCTION headlessly.append_only_guard() FROM PUBLIC;
 REVOKE ALL ON FUNCTION headlessly.capture_trigger() FROM PUBLIC;
 
 COMMENT ON FUNCTION headlessly.unhook(bigint) IS
@@ -24,3 +23,26 @@ CREATE TRIGGER hook_registry_check
 ALTER TABLE headlessly.hook_registry ENABLE ALWAYS TRIGGER hook_registry_check;
 
 REVOKE ALL ON FUNCTION headlessly.hook_registry_check() FROM PUBLIC;
+
+-- Append-only guard (ddl-guard) ------------------------------------------------
+
+COMMENT ON FUNCTION headlessly.make_append_only(regclass) IS
+    'Refuse UPDATE, DELETE, TRUNCATE and the DDL that could change its rows or remove its guard on a table, for every role; INSERT stays allowed.';
+
+-- Every guarded table, the log included, also gets the row-level guard, which
+-- fires for rows reached through a parent or a partitioned table.
+SELECT headlessly.make_append_only(guarded.tgrelid::pg_catalog.regclass)
+  FROM (SELECT DISTINCT tgrelid FROM pg_catalog.pg_trigger
+         WHERE tgfoid OPERATOR(pg_catalog.=) 'headlessly.append_only_guard()'::pg_catalog.regprocedure) guarded;
+
+-- The event trigger runs for every command the guard now checks.
+DROP EVENT TRIGGER headlessly_guard_ddl;
+CREATE EVENT TRIGGER headlessly_guard_ddl
+    ON ddl_command_start
+    WHEN TAG IN ('ALTER TABLE', 'ALTER INDEX', 'ALTER SEQUENCE', 'ALTER VIEW', 'ALTER SCHEMA',
+                 'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER TRIGGER',
+                 'ALTER EXTENSION', 'CREATE TABLE', 'CREATE FOREIGN TABLE', 'CREATE SCHEMA',
+                 'CREATE TRIGGER', 'CREATE RULE', 'CREATE FUNCTION', 'CREATE PROCEDURE',
+                 'CREATE VIEW', 'DROP TRIGGER', 'DROP INDEX', 'DROP SEQUENCE')
+    EXECUTE FUNCTION headlessly.guard_ddl();
+ALTER EVENT TRIGGER headlessly_guard_ddl ENABLE ALWAYS;

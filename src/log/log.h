@@ -136,8 +136,10 @@ extern Oid	hl_log_relid(void);
 extern void hl_become_log_owner(HlSavedUser *saved);
 extern void hl_restore_user(const HlSavedUser *saved);
 
-/* append-only guards (guard.c) */
+/*
+ * append-only guards (guard.c, guard_ddl.c); the extension's own trigger
+ * changes (hooks/after_trigger.c) bypass ProcessUtility and so the guard
+ */
 extern void hl_guard_install_hooks(void);
-extern void hl_guard_allow_internal_ddl(bool allow);
 
 #endif							/* HL_LOG_H */
