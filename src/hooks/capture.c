@@ -51,34 +51,170 @@ is_noun(const char *noun)
 	return true;
 }
 
-static bool
-ends_with(const char *word, int len, const char *suffix)
+/*
+ * English plural to singular, for the words tables are named after.  The
+ * first rule whose ending matches wins: a whole word where whole_word is
+ * set, else the end of a word.  Irregular and uncountable words come
+ * before the exceptions to the general rules, and those before the rules.
+ */
+typedef struct Singular
 {
-	int			slen = strlen(suffix);
+	const char *plural;
+	const char *singular;
+	bool		whole_word;
+} Singular;
 
-	return len > slen && strncmp(word + len - slen, suffix, slen) == 0;
-}
+static const Singular singular_rules[] = {
+	/* uncountable, or the same in both numbers */
+	{"data", "data", false}, {"media", "media", false}, {"news", "news", true},
+	{"series", "series", false}, {"species", "species", false},
+	{"equipment", "equipment", false}, {"information", "information", false},
+	{"feedback", "feedback", false}, {"ware", "ware", false},
+	{"sheep", "sheep", true}, {"fish", "fish", false}, {"deer", "deer", false},
+	{"moose", "moose", true}, {"craft", "craft", false}, {"offspring", "offspring", true},
+	{"money", "money", true}, {"rice", "rice", true}, {"police", "police", true},
+	{"staff", "staff", true}, {"personnel", "personnel", true}, {"advice", "advice", true},
+	{"knowledge", "knowledge", true}, {"research", "research", true},
+	{"traffic", "traffic", true}, {"luggage", "luggage", true}, {"baggage", "baggage", true},
+	{"furniture", "furniture", true}, {"evidence", "evidence", true}, {"mail", "mail", true},
+	{"analytics", "analytics", true}, {"logistics", "logistics", true},
+	{"physics", "physics", true}, {"economics", "economics", true},
+	{"mathematics", "mathematics", true}, {"ethics", "ethics", true},
+	{"politics", "politics", true}, {"athletics", "athletics", true},
+	{"chaos", "chaos", true}, {"kudos", "kudos", true}, {"ethos", "ethos", true},
+	{"cosmos", "cosmos", true}, {"means", "means", true}, {"headquarters", "headquarters", true},
 
-/* English plural to singular, for the usual table names. */
+	/* singular words that would look plural */
+	{"alias", "alias", true}, {"canvas", "canvas", true}, {"atlas", "atlas", true},
+	{"gas", "gas", true}, {"bias", "bias", true}, {"lens", "lens", true},
+	{"specimen", "specimen", false}, {"abdomen", "abdomen", true}, {"omen", "omen", true},
+	{"amen", "amen", true}, {"stamen", "stamen", true}, {"regimen", "regimen", true},
+	{"semen", "semen", true}, {"hymen", "hymen", true}, {"acumen", "acumen", true},
+	{"albumen", "albumen", true}, {"bitumen", "bitumen", true}, {"lumen", "lumen", true},
+	{"ramen", "ramen", true}, {"cyclamen", "cyclamen", true},
+
+	/* irregular plurals */
+	{"people", "person", false}, {"children", "child", false}, {"men", "man", false},
+	{"oxen", "ox", true}, {"feet", "foot", false}, {"teeth", "tooth", false},
+	{"geese", "goose", false}, {"mice", "mouse", true}, {"dormice", "dormouse", true},
+	{"lice", "louse", true}, {"dice", "die", true}, {"quizzes", "quiz", false},
+	{"criteria", "criterion", false}, {"phenomena", "phenomenon", false},
+	{"automata", "automaton", false}, {"curricula", "curriculum", false},
+	{"memoranda", "memorandum", false}, {"strata", "stratum", false},
+	{"bacteria", "bacterium", false}, {"addenda", "addendum", false},
+	{"errata", "erratum", false}, {"millennia", "millennium", false},
+	{"symposia", "symposium", false}, {"schemata", "schema", false},
+	{"formulae", "formula", true}, {"antennae", "antenna", true}, {"larvae", "larva", true},
+	{"vertebrae", "vertebra", true}, {"alumnae", "alumna", true}, {"algae", "alga", true},
+	{"nebulae", "nebula", true},
+	{"cacti", "cactus", true}, {"radii", "radius", true}, {"stimuli", "stimulus", true},
+	{"fungi", "fungus", true}, {"nuclei", "nucleus", true}, {"alumni", "alumnus", true},
+	{"foci", "focus", true}, {"syllabi", "syllabus", true}, {"octopi", "octopus", true},
+	{"loci", "locus", true}, {"termini", "terminus", true},
+
+	/* -ves: f and fe words; the rest only add s (archives, olives) */
+	{"wolves", "wolf", false}, {"halves", "half", false}, {"calves", "calf", false},
+	{"shelves", "shelf", false}, {"selves", "self", false}, {"elves", "elf", true},
+	{"loaves", "loaf", false}, {"thieves", "thief", false}, {"sheaves", "sheaf", false},
+	{"scarves", "scarf", false}, {"wharves", "wharf", false}, {"dwarves", "dwarf", false},
+	{"hooves", "hoof", false}, {"knives", "knife", false}, {"wives", "wife", false},
+	{"lives", "life", true},
+
+	/* -oes of words in -oe; the rest are -o words (heroes, potatoes) */
+	{"shoes", "shoe", false}, {"tiptoes", "tiptoe", false}, {"mistletoes", "mistletoe", false},
+	{"toes", "toe", true}, {"foes", "foe", true}, {"hoes", "hoe", true},
+	{"does", "doe", true}, {"roes", "roe", true}, {"woes", "woe", true},
+	{"floes", "floe", true}, {"sloes", "sloe", true}, {"throes", "throe", true},
+	{"aloes", "aloe", true}, {"oboes", "oboe", false}, {"canoes", "canoe", false},
+
+	/* -uses of words in -use; the rest are -us words (statuses, buses) */
+	{"ouses", "ouse", false}, {"auses", "ause", false}, {"uses", "use", true},
+	{"fuses", "fuse", true}, {"muses", "muse", true}, {"ruses", "ruse", true},
+	{"abuses", "abuse", false}, {"excuses", "excuse", false}, {"refuses", "refuse", false},
+	{"accuses", "accuse", false}, {"misuses", "misuse", false}, {"recluses", "recluse", false},
+	{"amuses", "amuse", false}, {"peruses", "peruse", false}, {"fuses", "fuse", false},
+
+	/* -ses of words in -sis, and of words in -as */
+	{"analyses", "analysis", false}, {"crises", "crisis", false}, {"theses", "thesis", false},
+	{"diagnoses", "diagnosis", false}, {"prognoses", "prognosis", false},
+	{"synopses", "synopsis", false}, {"emphases", "emphasis", false},
+	{"neuroses", "neurosis", false}, {"paralyses", "paralysis", false},
+	{"metamorphoses", "metamorphosis", false}, {"nemeses", "nemesis", false},
+	{"oases", "oasis", true}, {"axes", "axis", true},
+	{"aliases", "alias", true}, {"canvases", "canvas", true}, {"atlases", "atlas", true},
+	{"gases", "gas", true}, {"biases", "bias", true}, {"lenses", "lens", true},
+
+	/* -ices of words in -ex and -ix; the rest only add s (invoices, prices) */
+	{"indices", "index", false}, {"vertices", "vertex", false}, {"vortices", "vortex", false},
+	{"apices", "apex", false}, {"codices", "codex", false}, {"cortices", "cortex", false},
+	{"matrices", "matrix", false}, {"appendices", "appendix", false},
+	{"radices", "radix", false}, {"helices", "helix", false}, {"simplices", "simplex", false},
+
+	/* -ches of words in -che */
+	{"caches", "cache", false}, {"headaches", "headache", false}, {"earaches", "earache", false},
+	{"toothaches", "toothache", false}, {"backaches", "backache", false},
+	{"heartaches", "heartache", false}, {"niches", "niche", false},
+	{"avalanches", "avalanche", false}, {"moustaches", "moustache", false},
+	{"mustaches", "mustache", false}, {"cliches", "cliche", false}, {"quiches", "quiche", false},
+	{"creches", "creche", false}, {"psyches", "psyche", false}, {"fiches", "fiche", false},
+
+	/* -ies of words in -ie */
+	{"movies", "movie", false}, {"cookies", "cookie", false}, {"zombies", "zombie", false},
+	{"calories", "calorie", false}, {"selfies", "selfie", false}, {"smoothies", "smoothie", false},
+	{"rookies", "rookie", false}, {"hippies", "hippie", false}, {"goodies", "goodie", false},
+	{"brownies", "brownie", false}, {"pixies", "pixie", false}, {"freebies", "freebie", false},
+	{"genies", "genie", false}, {"hoodies", "hoodie", false}, {"newbies", "newbie", false},
+	{"techies", "techie", false}, {"sorties", "sortie", false}, {"prairies", "prairie", false},
+	{"reveries", "reverie", false}, {"coteries", "coterie", false},
+	{"menageries", "menagerie", false}, {"rotisseries", "rotisserie", false},
+	{"lingeries", "lingerie", false}, {"birdies", "birdie", false}, {"aunties", "auntie", false},
+	{"collies", "collie", false}, {"pies", "pie", true}, {"ties", "tie", true},
+	{"lies", "lie", true}, {"dies", "die", true},
+
+	/* the rules */
+	{"ies", "y", false},
+	{"sses", "ss", false}, {"xes", "x", false}, {"ches", "ch", false}, {"shes", "sh", false},
+	{"zzes", "zz", false}, {"tzes", "tz", false}, {"uses", "us", false}, {"oes", "o", false},
+	{"ss", "ss", false}, {"us", "us", false}, {"is", "is", false},
+	{"s", "", false},
+};
+
 static char *
 singular(const char *word)
 {
 	int			len = strlen(word);
+	char	   *lower = pstrdup(word);
 
-	if (strcmp(word, "people") == 0)
-		return pstrdup("person");
-	if (strcmp(word, "children") == 0)
-		return pstrdup("child");
-	if (ends_with(word, len, "ies"))
-		return psprintf("%.*sy", len - 3, word);
-	if (ends_with(word, len, "sses") || ends_with(word, len, "xes") ||
-		ends_with(word, len, "ches") || ends_with(word, len, "shes") ||
-		ends_with(word, len, "zzes"))
-		return pnstrdup(word, len - 2);
-	if (ends_with(word, len, "ss") || ends_with(word, len, "us") || ends_with(word, len, "is"))
-		return pstrdup(word);
-	if (ends_with(word, len, "s"))
-		return pnstrdup(word, len - 1);
+	for (int i = 0; i < len; i++)
+		lower[i] = pg_ascii_tolower((unsigned char) lower[i]);
+
+	for (int r = 0; r < lengthof(singular_rules); r++)
+	{
+		const Singular *rule = &singular_rules[r];
+		int			plen = strlen(rule->plural);
+		StringInfoData buf;
+		bool		upper;
+
+		if (rule->whole_word ? strcmp(lower, rule->plural) != 0 :
+			(len < plen || strcmp(lower + len - plen, rule->plural) != 0))
+			continue;
+
+		/* CONTACTS -> CONTACT, Companies -> Company */
+		upper = word[len - 1] >= 'A' && word[len - 1] <= 'Z';
+		initStringInfo(&buf);
+		appendBinaryStringInfo(&buf, word, len - plen);
+		for (const char *p = rule->singular; *p; p++)
+		{
+			char		c = *p;
+
+			/* a whole word keeps the case of its first letter */
+			if ((upper || (p == rule->singular && buf.len == 0 &&
+						   word[0] >= 'A' && word[0] <= 'Z')))
+				c = pg_ascii_toupper((unsigned char) c);
+			appendStringInfoChar(&buf, c);
+		}
+		return buf.data;
+	}
 	return pstrdup(word);
 }
 
