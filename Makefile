@@ -22,7 +22,7 @@ DATA = src/$(EXTENSION)--0.1.sql $(wildcard src/$(EXTENSION)--*--*.sql)
 REGRESS = append entity errors bad_names batch idempotency immutability make_append_only settings hooks capture capture_nouns capture_search_path time_travel entities_as_of rollback events_list time_travel_admin
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
-ISOLATION = stream_versions idempotency_race expected_version_race hook_registration time_travel_consistency
+ISOLATION = stream_versions idempotency_race expected_version_race hook_registration time_travel_consistency capture_race
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=$(EXTENSION)
 
 TAP_TESTS = 1

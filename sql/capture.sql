@@ -119,6 +119,27 @@ SELECT headlessly.capture('companies'), headlessly.capture('lead_events'),
 SELECT tgrelid::regclass AS captured, encode(tgargs, 'escape') AS noun_and_id
   FROM pg_trigger WHERE tgname = 'headlessly_capture' ORDER BY tgrelid::regclass::text;
 
+-- capture() needs TRIGGER and SELECT on the table, uncapture() its
+-- ownership: checked before any lock is taken, and nothing changes
+CREATE ROLE regress_capture_stranger;
+GRANT USAGE ON SCHEMA headlessly TO regress_capture_stranger;
+GRANT SELECT ON orders TO regress_capture_stranger;
+CREATE TABLE stranger_sees (id int);
+SET ROLE regress_capture_stranger;
+SELECT headlessly.capture('stranger_sees');
+\echo :LAST_ERROR_SQLSTATE
+SELECT headlessly.capture('orders');
+\echo :LAST_ERROR_SQLSTATE
+SELECT headlessly.uncapture('orders');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT tgrelid::regclass AS captured, count(*) AS triggers FROM pg_trigger
+ WHERE tgrelid IN ('stranger_sees'::regclass, 'orders'::regclass) GROUP BY 1 ORDER BY 1::text;
+DROP TABLE stranger_sees;
+REVOKE ALL ON orders FROM regress_capture_stranger;
+REVOKE ALL ON SCHEMA headlessly FROM regress_capture_stranger;
+DROP ROLE regress_capture_stranger;
+
 -- capturing twice changes nothing; uncapture stops it
 SELECT headlessly.capture('contacts');
 SELECT headlessly.uncapture('contacts'), headlessly.uncapture('contacts');

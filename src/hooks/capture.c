@@ -34,6 +34,7 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -41,6 +42,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(headlessly_capture);
 PG_FUNCTION_INFO_V1(headlessly_uncapture);
@@ -51,6 +53,12 @@ PG_FUNCTION_INFO_V1(headlessly_capture_trigger);
 
 /* rows read per fetch when capture starts or a captured table is truncated */
 #define CAPTURE_FETCH_ROWS 1000
+
+#if PG_VERSION_NUM >= 160000
+#define table_is_owned_by(relid, roleid) object_ownercheck(RelationRelationId, relid, roleid)
+#else
+#define table_is_owned_by(relid, roleid) pg_class_ownercheck(relid, roleid)
+#endif
 
 /* Names ---------------------------------------------------------------------- */
 
@@ -671,6 +679,16 @@ create_trigger(Relation rel, const char *name, const char *when, const char *lev
 			SPI_OK_UTILITY);
 }
 
+/* After waiting for a lock: the table may have gone meanwhile. */
+static void
+check_still_exists(Oid relid)
+{
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the table to capture was dropped meanwhile")));
+}
+
 Datum
 headlessly_capture(PG_FUNCTION_ARGS)
 {
@@ -696,6 +714,13 @@ headlessly_capture(PG_FUNCTION_ARGS)
 		aclcheck_error(aclresult, get_relkind_objtype(get_rel_relkind(relid)),
 					   get_rel_name(relid));
 
+	/*
+	 * Writers wait until the triggers are in place, so no row escapes both
+	 * the catch-up and the trigger; a concurrent capture() of the same table
+	 * waits, then finds it captured.
+	 */
+	LockRelationOid(relid, ShareRowExclusiveLock);
+	check_still_exists(relid);
 	relname = get_rel_name(relid);
 
 	if (get_rel_relkind(relid) != RELKIND_RELATION)
@@ -746,7 +771,12 @@ headlessly_capture(PG_FUNCTION_ARGS)
 	rel = table_open(relid, NoLock);
 	hl_spi_connect();
 
-	snapshot = GetActiveSnapshot();
+	/*
+	 * Rows committed while we waited for the lock are in the table too: read
+	 * it with a snapshot taken now, also in a REPEATABLE READ transaction
+	 * whose own snapshot is older.
+	 */
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	{
 		int			nestlevel = pin_search_path();
 		char	   *query = psprintf("SELECT FROM ONLY %s WHERE %s IS NULL LIMIT 1",
@@ -768,6 +798,7 @@ headlessly_capture(PG_FUNCTION_ARGS)
 	}
 
 	catch_up(rel, &args, snapshot);
+	UnregisterSnapshot(snapshot);
 
 	create_trigger(rel, CAPTURE_TRIGGER_NAME, "AFTER INSERT OR UPDATE OR DELETE", "ROW", &args);
 	create_trigger(rel, CAPTURE_TRUNCATE_TRIGGER_NAME, "BEFORE TRUNCATE", "STATEMENT", &args);
@@ -783,6 +814,15 @@ headlessly_uncapture(PG_FUNCTION_ARGS)
 	Oid			relid = PG_GETARG_OID(0);
 	char	   *qualified;
 
+	if (!has_trigger(relid, CAPTURE_TRIGGER_NAME))
+		PG_RETURN_BOOL(false);
+
+	/* DROP TRIGGER's right and lock, taken before looking again */
+	if (!table_is_owned_by(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(get_rel_relkind(relid)),
+					   get_rel_name(relid));
+	LockRelationOid(relid, AccessExclusiveLock);
+	check_still_exists(relid);
 	if (!has_trigger(relid, CAPTURE_TRIGGER_NAME))
 		PG_RETURN_BOOL(false);
 
