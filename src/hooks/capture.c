@@ -434,22 +434,23 @@ execute(const char *query, int expected)
 	unpin_search_path(nestlevel);
 }
 
-/*
- * Every row of the table itself (not its children) as the snapshot sees
- * them, a batch at a time.
- */
+static char *
+qualified_name(Relation rel)
+{
+	return quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+									  RelationGetRelationName(rel));
+}
+
+/* A cursor over query as the snapshot sees the tables, read a batch at a time. */
 static Portal
-open_rows(Relation rel, Snapshot snapshot)
+open_cursor(const char *query, int nargs, Oid *argtypes, Datum *args, Snapshot snapshot)
 {
 	int			nestlevel = pin_search_path();
-	char	   *query = psprintf("SELECT * FROM ONLY %s",
-								 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-															RelationGetRelationName(rel)));
 	Portal		portal;
 
 	/* a read-only cursor keeps the active snapshot */
 	PushActiveSnapshot(snapshot);
-	portal = SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL,
+	portal = SPI_cursor_open_with_args(NULL, query, nargs, argtypes, args, NULL,
 									   true, CURSOR_OPT_NO_SCROLL);
 	PopActiveSnapshot();
 	unpin_search_path(nestlevel);
@@ -509,8 +510,9 @@ headlessly_capture_trigger(PG_FUNCTION_ARGS)
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 	{
-		/* every row goes: each entity is deleted */
-		Portal		portal = open_rows(rel, GetActiveSnapshot());
+		/* every row of the table itself goes: each entity is deleted */
+		Portal		portal = open_cursor(psprintf("SELECT * FROM ONLY %s", qualified_name(rel)),
+										 0, NULL, NULL, GetActiveSnapshot());
 		Jsonb	   *metadata = capture_metadata(rel, "TRUNCATE");
 		SPITupleTable *rows;
 		uint64		n;
@@ -569,94 +571,82 @@ headlessly_capture_trigger(PG_FUNCTION_ARGS)
 
 /* capture() and uncapture() -------------------------------------------------- */
 
-#define ENTITY_STATE_QUERY \
-	"SELECT state FROM " HL_SCHEMA ".entities" \
-	" WHERE tenant OPERATOR(pg_catalog.=) $1 AND target OPERATOR(pg_catalog.=) $2"
-
-static SPIPlanPtr entity_state_plan = NULL;
-
-/* The entity's current state, or NULL if it is not alive. */
-static Jsonb *
-entity_state(const char *tenant, const char *target)
-{
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		args[2];
-	int			rc;
-	bool		isnull;
-	Jsonb	   *state = NULL;
-
-	hl_prepare_cached(&entity_state_plan, ENTITY_STATE_QUERY, 2, argtypes);
-	args[0] = CStringGetTextDatum(tenant);
-	args[1] = CStringGetTextDatum(target);
-	rc = SPI_execute_plan(entity_state_plan, args, NULL, false, 1);
-	hl_spi_check(rc, SPI_OK_SELECT, ENTITY_STATE_QUERY);
-	if (SPI_processed > 0)
-	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			state = DatumGetJsonbPCopy(d);
-	}
-	SPI_freetuptable(SPI_tuptable);
-	return state;
-}
-
 /*
  * Rows that exist when capture starts become entities, or catch an entity
  * of the same target up with the changed columns: the state a captured row
- * would have had if it had been captured all along.
+ * would have had if it had been captured all along.  One query reads each
+ * row with its entity's state; the target is computed from the id's output
+ * function (format's %s) as row_target() does, to join on.
  */
 static void
 catch_up(Relation rel, const CaptureArgs *args, Snapshot snapshot)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
-	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
-													"headlessly capture catch-up",
-													ALLOCSET_DEFAULT_SIZES);
-	const char *tenant = hl_current_tenant();
+	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext,
+												  "headlessly capture catch-up",
+												  ALLOCSET_DEFAULT_SIZES);
 	Jsonb	   *metadata = capture_metadata(rel, "CAPTURE");
-	Portal		portal = open_rows(rel, snapshot);
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		query_args[2];
+	char	   *query;
+	Portal		portal;
 	SPITupleTable *rows;
 	uint64		n;
 
+	query = psprintf("SELECT r.row, s.state"
+					 "  FROM (SELECT t AS row,"
+					 "               CASE WHEN pg_catalog.starts_with(i.id, $2) THEN i.id"
+					 "                    ELSE $2 OPERATOR(pg_catalog.||) i.id END AS target"
+					 "          FROM ONLY %s t,"
+					 "               LATERAL (SELECT pg_catalog.format('%%s', t.%s) AS id) i) r"
+					 "  LEFT JOIN " HL_SCHEMA ".entities s"
+					 "    ON s.tenant OPERATOR(pg_catalog.=) $1"
+					 "   AND s.target OPERATOR(pg_catalog.=) r.target",
+					 qualified_name(rel), quote_identifier(args->id_column));
+	query_args[0] = CStringGetTextDatum(hl_current_tenant());
+	query_args[1] = CStringGetTextDatum(args->prefix);
+	portal = open_cursor(query, 2, argtypes, query_args, snapshot);
+
 	while ((rows = fetch_rows(portal, &n)) != NULL && n > 0)
 	{
-		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
-		char	  **targets = palloc(n * sizeof(char *));
-		Jsonb	  **states = palloc(n * sizeof(Jsonb *));
-		int			nestlevel;
-
-		/* read first, with our search_path; append after, with the caller's */
-		nestlevel = pin_search_path();
 		for (uint64 i = 0; i < n; i++)
 		{
-			targets[i] = row_target(rel, rows->vals[i], args);
-			states[i] = entity_state(tenant, targets[i]);
-		}
-		unpin_search_path(nestlevel);
+			MemoryContext old = MemoryContextSwitchTo(row_cxt);
+			bool		isnull;
+			HeapTupleHeader header;
+			HeapTupleData row;
+			Datum		state;
+			char	   *target;
+			Jsonb	   *data;
 
-		for (uint64 i = 0; i < n; i++)
-		{
-			Jsonb	   *row = hl_strip_top_level_nulls(hl_row_to_jsonb(tupdesc, rows->vals[i]));
+			/* the whole-row value is a tuple of the table's own row type */
+			header = DatumGetHeapTupleHeader(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+			row.t_len = HeapTupleHeaderGetDatumLength(header);
+			ItemPointerSetInvalid(&row.t_self);
+			row.t_tableOid = RelationGetRelid(rel);
+			row.t_data = header;
 
-			if (states[i] == NULL)
-				append(args, "Created", targets[i], row, metadata);
+			target = row_target(rel, &row, args);
+			data = hl_strip_top_level_nulls(hl_row_to_jsonb(tupdesc, &row));
+			state = SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull);
+			if (isnull)
+				append(args, "Created", target, data, metadata);
 			else
 			{
-				Jsonb	   *patch = hl_changed_keys(states[i], row);
+				Jsonb	   *patch = hl_changed_keys(DatumGetJsonbP(state), data);
 
 				if (patch != NULL)
-					append(args, "Updated", targets[i], patch, metadata);
+					append(args, "Updated", target, patch, metadata);
 			}
+
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(row_cxt);
 			CHECK_FOR_INTERRUPTS();
 		}
-
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(batch_cxt);
 		SPI_freetuptable(rows);
 	}
 	SPI_cursor_close(portal);
-	MemoryContextDelete(batch_cxt);
+	MemoryContextDelete(row_cxt);
 }
 
 static bool
@@ -671,10 +661,7 @@ create_trigger(Relation rel, const char *name, const char *when, const char *lev
 {
 	execute(psprintf("CREATE TRIGGER %s %s ON %s FOR EACH %s"
 					 " EXECUTE FUNCTION " HL_SCHEMA ".capture_trigger(%s, %s, %s)",
-					 name, when,
-					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-												RelationGetRelationName(rel)),
-					 level, quote_literal_cstr(args->noun),
+					 name, when, qualified_name(rel), level, quote_literal_cstr(args->noun),
 					 quote_literal_cstr(args->id_column), quote_literal_cstr(args->prefix)),
 			SPI_OK_UTILITY);
 }
@@ -780,9 +767,7 @@ headlessly_capture(PG_FUNCTION_ARGS)
 	{
 		int			nestlevel = pin_search_path();
 		char	   *query = psprintf("SELECT FROM ONLY %s WHERE %s IS NULL LIMIT 1",
-									 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-																relname),
-									 quote_identifier(args.id_column));
+									 qualified_name(rel), quote_identifier(args.id_column));
 		int			rc;
 
 		PushActiveSnapshot(snapshot);
