@@ -167,6 +167,8 @@ SELECT headlessly.capture('contact_view');
 \echo :LAST_ERROR_SQLSTATE
 SELECT headlessly.capture('contacts', id_column => 'uuid');
 \echo :LAST_ERROR_SQLSTATE
+SELECT headlessly.capture('contacts', id_column => 'ctid');
+\echo :LAST_ERROR_SQLSTATE
 SELECT headlessly.capture('contacts', noun => 'contact');
 \echo :LAST_ERROR_SQLSTATE
 SELECT headlessly.capture('headlessly.streams');

@@ -673,7 +673,7 @@ check_still_exists(Oid relid)
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("the table to capture was dropped meanwhile")));
+				 errmsg("the table was dropped while waiting for its lock")));
 }
 
 Datum
@@ -684,6 +684,7 @@ headlessly_capture(PG_FUNCTION_ARGS)
 	Relation	rel;
 	CaptureArgs args;
 	AclResult	aclresult;
+	AttrNumber	attno;
 	Snapshot	snapshot;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
@@ -720,11 +721,19 @@ headlessly_capture(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("the tables of the %s schema cannot be captured", HL_SCHEMA)));
 
-	if (get_attnum(relid, args.id_column) == InvalidAttrNumber)
+	attno = get_attnum(relid, args.id_column);
+	if (attno == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("table \"%s\" has no column \"%s\"", relname, args.id_column),
 				 errhint("Name the column that identifies a row: headlessly.capture(rel, noun, id_column).")));
+	/* ctid and the like change without the row changing */
+	if (attno < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("system column \"%s\" cannot identify the rows of \"%s\"",
+						args.id_column, relname),
+				 errhint("Name a column of the table: headlessly.capture(rel, noun, id_column).")));
 
 	if (PG_ARGISNULL(1))
 	{
