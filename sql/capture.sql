@@ -161,7 +161,8 @@ SELECT headlessly.uncapture('contacts'), headlessly.uncapture('contacts');
 INSERT INTO contacts VALUES (7, 'Uncaptured', NULL, NULL, NULL);
 SELECT count(*) AS events_for_7 FROM headlessly.events WHERE tenant = 'capture_test' AND target = 'contact_7';
 
--- what cannot be captured
+-- what cannot be captured: refused, and nothing is appended or installed
+SELECT count(*) AS events_before_refusals FROM headlessly.events WHERE tenant = 'capture_test' \gset
 CREATE VIEW contact_view AS SELECT * FROM contacts;
 SELECT headlessly.capture('contact_view');
 \echo :LAST_ERROR_SQLSTATE
@@ -185,6 +186,10 @@ SELECT headlessly.capture('nullable_ids');
 INSERT INTO nullable_ids VALUES (NULL, 2);
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS rows_kept FROM nullable_ids;
+SELECT count(*) - :events_before_refusals AS events_appended,
+       (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'headlessly_capture%'
+           AND tgrelid IN ('"9lives"'::regclass, 'contact_view'::regclass)) AS triggers_installed
+  FROM headlessly.events WHERE tenant = 'capture_test';
 
 DROP VIEW contact_view;
 DROP TABLE contacts, deals, companies, lead_events, addresses, status, "9lives", nullable_ids,
