@@ -48,7 +48,8 @@ SELECT to_hex(c) AS code_point,
 -- a combining mark with nothing to combine with
 SELECT pg_temp.refusal(chr(x'0301'::int) || 'page_view') AS at_start,
        pg_temp.refusal('Contact.' || chr(x'0301'::int) || 'Created', 'bad_1') AS after_dot,
-       pg_temp.refusal('page ' || chr(x'20DD'::int) || 'view') AS after_space;
+       pg_temp.refusal('page ' || chr(x'20DD'::int) || 'view') AS after_space,
+       pg_temp.refusal('page_' || chr(x'0308'::int) || 'view') AS after_underscore;
 -- the ASCII rules hold after a letter beyond ASCII too
 SELECT pg_temp.refusal(U&'caf\00E9.*') AS star, pg_temp.refusal(U&'caf\00E9' || E'\n') AS control;
 SELECT pg_temp.nothing_stored();

@@ -171,8 +171,8 @@ as_utf8(const char *value, int len, int *utf8_len)
 
 /*
  * The first character of value that cannot be seen: one of unseen_ranges,
- * or a combining mark with nothing to sit on (at the start, after a space or
- * a dot).  0 if there is none.
+ * or a combining mark with no letter to sit on (at the start, or after an
+ * ASCII space or punctuation such as the dot).  0 if there is none.
  */
 static pg_wchar
 first_unseen_character(const char *value, int len)
@@ -189,7 +189,7 @@ first_unseen_character(const char *value, int len)
 		pg_wchar	c = IS_HIGHBIT_SET(*p) ? utf8_to_unicode(p) : *p;
 
 		if (is_unseen(c) ||
-			(is_combining_mark(c) && (previous == ' ' || previous == '.')))
+			(is_combining_mark(c) && previous < 0x80 && !is_alnum((char) previous)))
 			return c;
 		previous = c;
 	}
