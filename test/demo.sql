@@ -50,7 +50,7 @@ CREATE TABLE deals (id int PRIMARY KEY, amount int, stage text);
 SELECT headlessly.capture('deals');
 INSERT INTO deals VALUES (7, 500, 'open');
 UPDATE deals SET stage = 'won' WHERE id = 7;
-SELECT type, target, version, data, before FROM headlessly.events WHERE target = '7' ORDER BY version;
+SELECT type, target, version, data, before FROM headlessly.events WHERE target = 'deal_7' ORDER BY version;
 
 -- The log is immutable, for superusers too.
 UPDATE headlessly.events SET actor = 'mallory';

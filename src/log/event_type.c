@@ -13,6 +13,8 @@
  */
 #include "log/log.h"
 
+#include "catalog/pg_conversion.h"
+#include "catalog/pg_namespace.h"
 #include "mb/pg_wchar.h"
 
 static inline bool
@@ -25,12 +27,6 @@ static inline bool
 is_alnum(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
-static inline bool
-is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
 static char *
@@ -50,9 +46,204 @@ quoted_prefix(const char *value, int len)
 	return out;
 }
 
+/* Characters that cannot be seen --------------------------------------------- */
+
+/*
+ * Unicode's White_Space characters beyond ASCII, its Default_Ignorable_Code_Point
+ * characters (zero width, joiners, bidirectional controls, fillers, variation
+ * selectors, tags) and the C1 controls.  In a name they make values that look
+ * the same and are not.  Sorted, for a binary search.
+ */
+static const struct
+{
+	pg_wchar	first;
+	pg_wchar	last;
+}			unseen_ranges[] =
+{
+	{0x0080, 0x00A0},			/* C1 controls (NEL U+0085), no-break space */
+	{0x00AD, 0x00AD},			/* soft hyphen */
+	{0x034F, 0x034F},			/* combining grapheme joiner */
+	{0x061C, 0x061C},			/* Arabic letter mark */
+	{0x115F, 0x1160},			/* Hangul fillers */
+	{0x1680, 0x1680},			/* Ogham space mark */
+	{0x17B4, 0x17B5},			/* Khmer inherent vowels */
+	{0x180B, 0x180F},			/* Mongolian variation selectors, vowel separator */
+	{0x2000, 0x200F},			/* en quad .. hair space, zero width space and joiners, LRM, RLM */
+	{0x2028, 0x202F},			/* line and paragraph separators, bidi embeddings, narrow no-break space */
+	{0x205F, 0x206F},			/* medium mathematical space, word joiner, invisible operators, bidi isolates */
+	{0x3000, 0x3000},			/* ideographic space */
+	{0x3164, 0x3164},			/* Hangul filler */
+	{0xFE00, 0xFE0F},			/* variation selectors */
+	{0xFEFF, 0xFEFF},			/* zero width no-break space (byte order mark) */
+	{0xFFA0, 0xFFA0},			/* halfwidth Hangul filler */
+	{0xFFF0, 0xFFF8},			/* reserved, default ignorable */
+	{0x1BCA0, 0x1BCA3},			/* shorthand format controls */
+	{0x1D173, 0x1D17A},			/* musical symbol format controls */
+	{0xE0000, 0xE0FFF},			/* tags, variation selectors supplement */
+};
+
+static bool
+is_unseen(pg_wchar c)
+{
+	int			lo = 0;
+	int			hi = lengthof(unseen_ranges) - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (c < unseen_ranges[mid].first)
+			hi = mid - 1;
+		else if (c > unseen_ranges[mid].last)
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+/* The blocks of combining diacritical marks: accents that sit on a letter. */
+static bool
+is_combining_mark(pg_wchar c)
+{
+	return (c >= 0x0300 && c <= 0x036F) || (c >= 0x1AB0 && c <= 0x1AFF) ||
+		(c >= 0x1DC0 && c <= 0x1DFF) || (c >= 0x20D0 && c <= 0x20FF) ||
+		(c >= 0xFE20 && c <= 0xFE2F);
+}
+
+/*
+ * The value as UTF-8, whatever the database encoding, or NULL when its
+ * characters cannot be known: in a SQL_ASCII database, bytes that are not
+ * UTF-8 have no declared meaning.  A character Unicode lacks becomes U+FFFD,
+ * which is visible.
+ */
+static const unsigned char *
+as_utf8(const char *value, int len, int *utf8_len)
+{
+	static bool looked_up = false;
+	static Oid	to_utf8 = InvalidOid;
+	int			encoding = GetDatabaseEncoding();
+	StringInfoData buf;
+
+	if (encoding == PG_UTF8 ||
+		(encoding == PG_SQL_ASCII && pg_verify_mbstr(PG_UTF8, value, len, true)))
+	{
+		*utf8_len = len;
+		return (const unsigned char *) value;
+	}
+	if (encoding == PG_SQL_ASCII)
+		return NULL;
+
+	if (!looked_up)
+	{
+		/* pg_catalog's own conversion, never one that search_path finds first */
+		to_utf8 = FindDefaultConversion(PG_CATALOG_NAMESPACE, encoding, PG_UTF8);
+		looked_up = true;
+	}
+	if (!OidIsValid(to_utf8))
+		return NULL;
+
+	initStringInfo(&buf);
+	while (len > 0)
+	{
+		int			done;
+
+		enlargeStringInfo(&buf, len * MAX_CONVERSION_GROWTH + 1);
+		done = pg_do_encoding_conversion_buf(to_utf8, encoding, PG_UTF8,
+											 (unsigned char *) value, len,
+											 (unsigned char *) buf.data + buf.len,
+											 buf.maxlen - buf.len, true);
+		buf.len += strlen(buf.data + buf.len);
+		value += done;
+		len -= done;
+		if (len > 0)
+		{
+			int			skip = pg_mblen(value);
+
+			appendBinaryStringInfo(&buf, "\xEF\xBF\xBD", 3);
+			value += skip;
+			len -= skip;
+		}
+	}
+	*utf8_len = buf.len;
+	return (const unsigned char *) buf.data;
+}
+
+/*
+ * The first character of value that cannot be seen: one of unseen_ranges,
+ * or a combining mark with no letter to sit on (at the start, or after an
+ * ASCII space or punctuation such as the dot).  0 if there is none.
+ */
+static pg_wchar
+first_unseen_character(const char *value, int len)
+{
+	int			utf8_len;
+	const unsigned char *p = as_utf8(value, len, &utf8_len);
+	const unsigned char *end;
+	pg_wchar	previous = ' ';
+
+	if (p == NULL)
+		return 0;
+	for (end = p + utf8_len; p < end; p += pg_utf_mblen(p))
+	{
+		pg_wchar	c = IS_HIGHBIT_SET(*p) ? utf8_to_unicode(p) : *p;
+
+		if (is_unseen(c) ||
+			(is_combining_mark(c) && previous < 0x80 && !is_alnum((char) previous)))
+			return c;
+		previous = c;
+	}
+	return 0;
+}
+
+static inline bool
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+static inline bool
+is_visible_ascii(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f;
+}
+
+/* Nothing to see: only white space, controls and invisible characters. */
+static bool
+is_blank(const char *value, int len)
+{
+	int			utf8_len;
+	const unsigned char *p;
+	const unsigned char *end;
+
+	/* the usual name starts with something visible */
+	if (is_visible_ascii(value[0]))
+		return false;
+
+	p = as_utf8(value, len, &utf8_len);
+	if (p == NULL)
+	{
+		/* undecodable bytes count as visible */
+		for (int i = 0; i < len; i++)
+			if (IS_HIGHBIT_SET(value[i]) || is_visible_ascii(value[i]))
+				return false;
+		return true;
+	}
+	for (end = p + utf8_len; p < end; p += pg_utf_mblen(p))
+	{
+		if (IS_HIGHBIT_SET(*p) ? !is_unseen(utf8_to_unicode(p)) : is_visible_ascii(*p))
+			return false;
+	}
+	return true;
+}
+
+/* Types and names ------------------------------------------------------------ */
+
 void
 hl_check_event_type(const char *type, int len)
 {
+	bool		ascii = true;
+
 	if (len == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_HL_INVALID_EVENT),
@@ -87,6 +278,28 @@ hl_check_event_type(const char *type, int len)
 					(errcode(ERRCODE_HL_INVALID_EVENT),
 					 errmsg("event type \"%s\" contains \"*\"", quoted_prefix(type, len)),
 					 errdetail("\"*\" is reserved for hook patterns such as \"Contact.*\".")));
+		if (IS_HIGHBIT_SET(c))
+			ascii = false;
+	}
+
+	/* not ASCII: look at the characters themselves */
+	if (!ascii)
+	{
+		pg_wchar	bad = first_unseen_character(type, len);
+
+		if (bad != 0 && is_combining_mark(bad))
+			ereport(ERROR,
+					(errcode(ERRCODE_HL_INVALID_EVENT),
+					 errmsg("event type \"%s\" contains the combining mark U+%04X with no letter to combine with",
+							quoted_prefix(type, len), bad),
+					 errhint("Put the mark after the letter it belongs to, or remove it.")));
+		if (bad != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_HL_INVALID_EVENT),
+					 errmsg("event type \"%s\" contains the invisible or white-space character U+%04X",
+							quoted_prefix(type, len), bad),
+					 errdetail("Such characters make types that look alike but differ; only the ASCII space may separate words in a type."),
+					 errhint("Remove the character, or replace it with an ASCII space.")));
 	}
 }
 
@@ -131,6 +344,29 @@ hl_parse_event_type(const char *type, int len)
  * Tenants, targets, actors, sources and keys: non-empty, and short enough to
  * live in a btree index.
  */
+/*
+ * A target names an entity: one that has nothing to see (white space and
+ * invisible characters only) would be a stream no one could tell apart.
+ * NULL is fine: an event about no entity.
+ */
+void
+hl_check_target(const text *target)
+{
+	const char *value;
+	int			len;
+
+	if (target == NULL)
+		return;
+	value = VARDATA_ANY(target);
+	len = VARSIZE_ANY_EXHDR(target);
+	if (len > 0 && is_blank(value, len))
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_INVALID_EVENT),
+				 errmsg("target \"%s\" is blank", quoted_prefix(value, len)),
+				 errdetail("It has only white space or invisible characters."),
+				 errhint("Pass the id of the entity the event is about, or NULL for an event about no entity.")));
+}
+
 void
 hl_check_name(const char *what, const char *value, int len)
 {

@@ -152,7 +152,7 @@ prepare_event(Datum *values, bool *nulls)
 	else
 		checked_name(values, nulls, cols.tenant, "tenant");
 
-	checked_name(values, nulls, cols.target, "target");
+	hl_check_target(checked_name(values, nulls, cols.target, "target"));
 	checked_name(values, nulls, cols.actor, "actor");
 	checked_name(values, nulls, cols.source, "source");
 	checked_name(values, nulls, cols.external_event_id, "external_event_id");

@@ -100,9 +100,9 @@ CREATE TABLE bench.audit_events (LIKE bench.plain_events INCLUDING ALL);
 CREATE FUNCTION bench.audit() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO bench.audit_events (type, target, version, actor, source, source_type, data, metadata)
-    VALUES ('Contact.Created', NEW.id::text, 1, current_user, 'capture', 'internal',
+    VALUES ('Contact.Created', 'contact_' || NEW.id, 1, current_user, 'capture', 'internal',
             jsonb_strip_nulls(to_jsonb(NEW)),
-            jsonb_build_object('table', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, 'operation', TG_OP));
+            jsonb_build_object('schema', TG_TABLE_SCHEMA, 'table', TG_TABLE_NAME, 'operation', TG_OP));
     RETURN NULL;
 END $$;
 CREATE TRIGGER audit AFTER INSERT ON bench.contacts_audited FOR EACH ROW EXECUTE FUNCTION bench.audit();

@@ -63,7 +63,7 @@ is($node->safe_psql('restored', 'SELECT count(*) FROM lead_events'), '1', 'its r
 is($node->safe_psql('restored', q{SELECT data->>'tagged' FROM headlessly.events_append('Contact.Updated', 'c1', '{"n": 1}')}),
 	'true', 'hooks come back and run');
 $node->safe_psql('restored', q{UPDATE contacts SET name = 'Bea' WHERE id = 1});
-is($node->safe_psql('restored', q{SELECT state->>'name' FROM headlessly.entities WHERE target = '1'}),
+is($node->safe_psql('restored', q{SELECT state->>'name' FROM headlessly.entities WHERE target = 'contact_1'}),
 	'Bea', 'table capture goes on after restore');
 
 $node->stop;
