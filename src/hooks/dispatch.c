@@ -293,6 +293,12 @@ headlessly_events_after_insert(PG_FUNCTION_ARGS)
 
 	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	row = trigdata->tg_trigtuple;
+
+	/* a restored event had its hooks run when it was first appended */
+	if (hl_event_is_restored(DatumGetInt64(heap_getattr(row, SPI_fnumber(tupdesc, "seq"),
+														tupdesc, &isnull))))
+		return PointerGetDatum(NULL);
+
 	type = DatumGetTextPP(heap_getattr(row, SPI_fnumber(tupdesc, "type"), tupdesc, &isnull));
 	typestr = VARDATA_ANY(type);
 	typelen = VARSIZE_ANY_EXHDR(type);
