@@ -175,7 +175,14 @@ VALUES (9000000, 'evt_tb_r1', 'Account.Updated', 'tb_acct', 6, '2020-01-01', :'l
 COPY headlessly.events (seq, id, tenant, type, target, version, occurred_at, recorded_at, data, before, external_event_id, source) FROM stdin;
 9000004	evt_tb_r5	tb	Account.Updated	tb_new	2	2020-01-01 00:00:00+00	2030-01-01 00:00:00+00	{"plan": "z"}	{"plan": "y"}	tb_key_2	stripe
 \.
-SELECT seq, id, type, target, version, occurred_at, recorded_at = :'last_at' AS kept_recorded_at, data, before
+-- headlessly.max_event_bytes is about new appends: a stored event comes back whatever its size
+SET headlessly.max_event_bytes = '1kB';
+INSERT INTO headlessly.events (seq, id, type, occurred_at, recorded_at, data)
+VALUES (9000005, 'evt_tb_r6', 'upload', '2020-01-01', :'last_at', jsonb_build_object('blob', repeat('b', 2000)));
+SELECT headlessly.events_append('upload', data => jsonb_build_object('blob', repeat('b', 2000)));
+\echo :LAST_ERROR_SQLSTATE
+RESET headlessly.max_event_bytes;
+SELECT seq, id, type, target, version, occurred_at, recorded_at = :'last_at' AS kept_recorded_at, left(data::text, 40) AS data, before
   FROM headlessly.events WHERE id LIKE 'evt_tb_r_' ORDER BY seq;
 SELECT target, version, noun, state FROM headlessly.streams WHERE tenant = 'tb' ORDER BY target;
 -- no hook ran for them: hooks ran when the events were first appended
@@ -184,7 +191,7 @@ SELECT count(*) AS hook_calls FROM tb_hook_calls WHERE id LIKE 'evt_tb_r_';
 SELECT id FROM headlessly.events_append('charge', source => 'stripe', external_event_id => 'tb_key_2');
 -- appends continue after the restored events: next version, seq past them,
 -- recorded_at not before the stream's last
-SELECT seq > 9000004 AS seq_after_restored, version, recorded_at = '2030-01-01 00:00:00+00' AS recorded_at_raised
+SELECT seq > 9000005 AS seq_after_restored, version, recorded_at = '2030-01-01 00:00:00+00' AS recorded_at_raised
   FROM headlessly.events_append('Account.Updated', 'tb_new', '{"plan": "w"}');
 SELECT count(*) AS drift FROM headlessly.check_state('tb');
 

@@ -39,7 +39,6 @@
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -63,10 +62,6 @@
 static SPIPlanPtr stored_plan = NULL;
 static SPIPlanPtr stored_null_source_plan = NULL;
 
-/* the key index, looked up once, forgotten on relcache invalidation */
-static Oid	key_index_relid = InvalidOid;
-static bool relcache_callback_registered = false;
-
 /* key locks held, with where they were taken */
 typedef struct KeyLock
 {
@@ -80,13 +75,6 @@ typedef struct KeyLock
 static KeyLock key_locks[MAX_KEY_LOCKS];
 static int	nkey_locks = 0;
 static bool xact_callbacks_registered = false;
-
-static void
-key_index_relcache_callback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == key_index_relid)
-		key_index_relid = InvalidOid;
-}
 
 static void
 key_locks_xact_callback(XactEvent event, void *arg)
@@ -112,23 +100,6 @@ key_locks_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			key_locks[keep++] = key_locks[i];
 	}
 	nkey_locks = keep;
-}
-
-static Oid
-key_index(Relation log)
-{
-	if (OidIsValid(key_index_relid))
-		return key_index_relid;
-	if (!relcache_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(key_index_relcache_callback, (Datum) 0);
-		relcache_callback_registered = true;
-	}
-	key_index_relid = get_relname_relid("events_idempotency_idx",
-										RelationGetNamespace(log));
-	if (!OidIsValid(key_index_relid))
-		elog(ERROR, "index %s.events_idempotency_idx is missing", HL_SCHEMA);
-	return key_index_relid;
 }
 
 /*
@@ -229,12 +200,13 @@ find_key(Relation log, Relation idx, text *tenant, text *source, text *key,
 
 /*
  * Claim the key for the row the trigger is appending at trigger nesting
- * level trigger_level.  Returns false if an event with that key is already
- * stored (committed, or appended earlier by this transaction).
+ * level trigger_level; key_index is the log's unique index on the key.
+ * Returns false if an event with that key is already stored (committed, or
+ * appended earlier by this transaction).
  */
 bool
-hl_claim_idempotency_key(Relation log, text *tenant, text *source, text *key,
-						 int trigger_level)
+hl_claim_idempotency_key(Relation log, Oid key_index, text *tenant, text *source,
+						 text *key, int trigger_level)
 {
 	Relation	idx;
 	LOCKTAG		tag;
@@ -252,7 +224,7 @@ hl_claim_idempotency_key(Relation log, text *tenant, text *source, text *key,
 	hl_release_key_locks(trigger_level);
 
 	key_lock_tag(&tag, tenant, source, key);
-	idx = index_open(key_index(log), RowExclusiveLock);
+	idx = index_open(key_index, RowExclusiveLock);
 	for (;;)
 	{
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);

@@ -122,8 +122,8 @@ extern Datum hl_append_event(Datum *values, char *nulls, bool want_row);
 extern Datum hl_stored_duplicate(Datum *values, char *nulls);
 
 /* idempotency keys (idempotency.c) */
-extern bool hl_claim_idempotency_key(Relation log, text *tenant, text *source,
-									 text *key, int trigger_level);
+extern bool hl_claim_idempotency_key(Relation log, Oid key_index, text *tenant,
+									 text *source, text *key, int trigger_level);
 extern void hl_release_key_locks(int trigger_level);
 extern Datum hl_stored_event_by_key(text *tenant, text *source, text *key);
 

@@ -66,6 +66,7 @@ typedef struct EventColumns
 	int			session_id;
 	bool		seq_is_identity;	/* a log still at version 0.1 */
 	Oid			seq_relid;		/* the sequence seq is drawn from */
+	Oid			key_index;		/* the unique index on the idempotency key */
 } EventColumns;
 
 static EventColumns cols;
@@ -144,6 +145,11 @@ resolve_columns(Relation rel)
 		cols.seq_relid = get_relname_relid("events_seq_seq", RelationGetNamespace(rel));
 	if (!OidIsValid(cols.seq_relid))
 		elog(ERROR, "sequence %s.events_seq_seq is missing", HL_SCHEMA);
+
+	/* a change to the log's indexes invalidates the log too */
+	cols.key_index = get_relname_relid("events_idempotency_idx", RelationGetNamespace(rel));
+	if (!OidIsValid(cols.key_index))
+		elog(ERROR, "index %s.events_idempotency_idx is missing", HL_SCHEMA);
 	cols.relid = RelationGetRelid(rel);
 }
 
@@ -652,7 +658,8 @@ claim_key(Relation rel, Datum *values, bool *nulls)
 {
 	text	   *source = nulls[cols.source] ? NULL : DatumGetTextPP(values[cols.source]);
 
-	return hl_claim_idempotency_key(rel, DatumGetTextPP(values[cols.tenant]), source,
+	return hl_claim_idempotency_key(rel, cols.key_index,
+									DatumGetTextPP(values[cols.tenant]), source,
 									DatumGetTextPP(values[cols.external_event_id]),
 									trigger_nesting);
 }
