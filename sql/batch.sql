@@ -62,6 +62,11 @@ SELECT headlessly.events_append_batch('[{"type": "ok_1", "occurred_at": "yesterd
 -- the element and the key are named for timestamps too
 SELECT headlessly.events_append_batch('[{"type": "ok_1"}, {"type": "ok_2"}, {"type": "ok_3", "occurred_at": "2026-13-45"}]');
 \echo :LAST_ERROR_SQLSTATE
+-- errors raised while the rows are appended name the element too (context)
+\set SHOW_CONTEXT errors
+SELECT headlessly.events_append_batch('[{"type": "ok_1"}, {"type": "ok_2"}, {"type": ""}]');
+SELECT headlessly.events_append_batch('[{"type": "ok_1"}, {"type": "Deal.Created", "target": "deal_1"}]');
+\set SHOW_CONTEXT never
 -- expected_version must be a whole number in range: jsonb would round 0.4 to 0
 SELECT headlessly.events_append_batch('[{"type": "ok_1"}, {"type": "Deal.Updated", "target": "deal_9", "expected_version": 0.4}]');
 \echo :LAST_ERROR_SQLSTATE

@@ -260,6 +260,31 @@ column_array(BatchColumns *bc, HlAppendColumn col, int n)
 							  hl_append_column_types[col], typlen, typbyval, typalign);
 }
 
+/* An error while the batch's rows are inserted names the element. */
+typedef struct BatchErrorContext
+{
+	BatchColumns *bc;
+	int			n;
+} BatchErrorContext;
+
+static void
+batch_error_context(void *arg)
+{
+	BatchErrorContext *ctx = arg;
+	text	   *id = hl_current_event_id();
+
+	if (id == NULL)
+		return;
+	for (int i = 0; i < ctx->n; i++)
+	{
+		if (hl_text_equal(id, DatumGetTextPP(ctx->bc->values[A_ID][i])))
+		{
+			errcontext("batch element %d", i + 1);
+			return;
+		}
+	}
+}
+
 static void
 put_event(Tuplestorestate *store, Datum event)
 {
@@ -342,6 +367,8 @@ headlessly_events_append_batch(PG_FUNCTION_ARGS)
 		uint64		ninserted;
 		uint64		next = 0;
 		bool		expecting = false;
+		BatchErrorContext errctx;
+		ErrorContextCallback errcallback;
 		int			rc;
 
 		/*
@@ -368,7 +395,14 @@ headlessly_events_append_batch(PG_FUNCTION_ARGS)
 		hl_spi_connect();
 
 		hl_prepare_cached(&insert_many_plan, INSERT_MANY_QUERY, A_NCOLUMNS, argtypes);
+		errctx.bc = &bc;
+		errctx.n = n;
+		errcallback.callback = batch_error_context;
+		errcallback.arg = &errctx;
+		errcallback.previous = error_context_stack;
+		error_context_stack = &errcallback;
 		rc = SPI_execute_plan(insert_many_plan, arrays, NULL, false, 0);
+		error_context_stack = errcallback.previous;
 		hl_spi_check(rc, SPI_OK_INSERT_RETURNING, INSERT_MANY_QUERY);
 		inserted = SPI_tuptable;
 		ninserted = SPI_processed;

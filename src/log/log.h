@@ -134,6 +134,7 @@ extern void hl_forget_expected_version(text *id);
 
 /* the log's trigger (log_trigger.c) */
 extern int	hl_trigger_nesting(void);
+extern text *hl_current_event_id(void);
 extern bool hl_event_is_restored(int64 seq);
 
 /* the log's relation, and acting as its owner (log_relation.c) */

@@ -75,6 +75,9 @@ static bool cols_callback_registered = false;
 /* how many of our triggers are running in this backend, innermost included */
 static int	trigger_nesting = 0;
 
+/* the id of the row the innermost of them is appending, if it came with one */
+static text *current_event_id = NULL;
+
 /* restored rows of this transaction, whose after hooks must not run */
 static HTAB *restored_seqs = NULL;
 static LocalTransactionId restored_seqs_lxid = InvalidLocalTransactionId;
@@ -87,6 +90,13 @@ int
 hl_trigger_nesting(void)
 {
 	return trigger_nesting;
+}
+
+/* For error context: the id of the row being appended, or NULL. */
+text *
+hl_current_event_id(void)
+{
+	return current_event_id;
 }
 
 static void
@@ -777,6 +787,7 @@ headlessly_events_before_insert(PG_FUNCTION_ARGS)
 	Datum	   *values;
 	bool	   *nulls;
 	HeapTuple	newtuple;
+	text	   *saved_event_id;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -801,6 +812,8 @@ headlessly_events_before_insert(PG_FUNCTION_ARGS)
 
 	/* the idempotency key locks count how deep appends nest */
 	trigger_nesting++;
+	saved_event_id = current_event_id;
+	current_event_id = nulls[cols.id] ? NULL : DatumGetTextPP(values[cols.id]);
 	PG_TRY();
 	{
 		if (!nulls[cols.recorded_at])
@@ -811,6 +824,7 @@ headlessly_events_before_insert(PG_FUNCTION_ARGS)
 	PG_FINALLY();
 	{
 		trigger_nesting--;
+		current_event_id = saved_event_id;
 	}
 	PG_END_TRY();
 
