@@ -19,3 +19,29 @@ COMMIT;
 SELECT headlessly.unhook(:probe);
 DROP TABLE key_lock_counts;
 DROP FUNCTION count_key_locks(jsonb);
+
+-- a plain INSERT keeps its key lock until this backend's next append, in
+-- this statement or a later one (its row is in the index by then), also
+-- across a rolled-back savepoint; no warning, nothing released twice
+BEGIN;
+SAVEPOINT a;
+INSERT INTO headlessly.events (type, external_event_id) VALUES ('sp_probe', 'sp_k1');
+SELECT count(*) AS key_locks_held FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory';
+ROLLBACK TO SAVEPOINT a;
+SELECT count(*) AS key_locks_held FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory';
+INSERT INTO headlessly.events (type, external_event_id) VALUES ('sp_probe', 'sp_k1');
+INSERT INTO headlessly.events (type, external_event_id) VALUES ('sp_probe', 'sp_k2');
+SELECT count(*) AS key_locks_held FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory';
+COMMIT;
+DO $$
+BEGIN
+    BEGIN
+        PERFORM headlessly.events_append('Nobody.Updated', 'sp_missing', external_event_id => 'sp_k3');
+    EXCEPTION WHEN sqlstate 'ZE004' THEN
+        RAISE NOTICE 'refused: %', SQLERRM;
+    END;
+    PERFORM headlessly.events_append('sp_probe', external_event_id => 'sp_k3');
+END
+$$;
+SELECT external_event_id, count(*) FROM headlessly.events WHERE type = 'sp_probe'
+ GROUP BY external_event_id ORDER BY 1;

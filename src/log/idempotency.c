@@ -40,7 +40,9 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
 /* field4 of our advisory lock tags (stream.c uses 0x484c) */
@@ -62,19 +64,23 @@
 static SPIPlanPtr stored_plan = NULL;
 static SPIPlanPtr stored_null_source_plan = NULL;
 
-/* key locks held, with where they were taken */
+/*
+ * Key locks held, with the trigger nesting level they were taken at.  They
+ * belong to the top transaction's resource owner: a statement's own owner
+ * is gone when the next statement releases its predecessor's lock, and a
+ * subtransaction that aborts leaves them to be released as usual.
+ */
 typedef struct KeyLock
 {
 	LOCKTAG		tag;
 	int			trigger_level;	/* hl_trigger_nesting() when taken */
-	int			nest_level;		/* transaction nesting level when taken */
 } KeyLock;
 
-#define MAX_KEY_LOCKS 64
-
-static KeyLock key_locks[MAX_KEY_LOCKS];
+/* a stack, deepest level last: one entry per nesting level at most */
+static KeyLock *key_locks = NULL;
 static int	nkey_locks = 0;
-static bool xact_callbacks_registered = false;
+static int	max_key_locks = 0;
+static bool xact_callback_registered = false;
 
 static void
 key_locks_xact_callback(XactEvent event, void *arg)
@@ -84,22 +90,23 @@ key_locks_xact_callback(XactEvent event, void *arg)
 }
 
 static void
-key_locks_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-						   SubTransactionId parentSubid, void *arg)
+key_lock(const LOCKTAG *tag, bool acquire)
 {
-	int			level;
-	int			keep = 0;
+	ResourceOwner owner = CurrentResourceOwner;
 
-	if (event != SUBXACT_EVENT_ABORT_SUB)
-		return;
-	/* the aborted subtransaction's resource owner releases its locks */
-	level = GetCurrentTransactionNestLevel();
-	for (int i = 0; i < nkey_locks; i++)
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	PG_TRY();
 	{
-		if (key_locks[i].nest_level < level)
-			key_locks[keep++] = key_locks[i];
+		if (acquire)
+			(void) LockAcquire(tag, ExclusiveLock, false, false);
+		else
+			LockRelease(tag, ExclusiveLock, false);
 	}
-	nkey_locks = keep;
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = owner;
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -112,7 +119,7 @@ hl_release_key_locks(int trigger_level)
 	while (nkey_locks > 0 && key_locks[nkey_locks - 1].trigger_level >= trigger_level)
 	{
 		nkey_locks--;
-		LockRelease(&key_locks[nkey_locks].tag, ExclusiveLock, false);
+		key_lock(&key_locks[nkey_locks].tag, false);
 	}
 }
 
@@ -213,11 +220,10 @@ hl_claim_idempotency_key(Relation log, Oid key_index, text *tenant, text *source
 	TransactionId xwait;
 	bool		found;
 
-	if (!xact_callbacks_registered)
+	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(key_locks_xact_callback, NULL);
-		RegisterSubXactCallback(key_locks_subxact_callback, NULL);
-		xact_callbacks_registered = true;
+		xact_callback_registered = true;
 	}
 
 	/* the rows of the locks held at this level and deeper are in the index */
@@ -227,12 +233,12 @@ hl_claim_idempotency_key(Relation log, Oid key_index, text *tenant, text *source
 	idx = index_open(key_index, RowExclusiveLock);
 	for (;;)
 	{
-		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		key_lock(&tag, true);
 		found = find_key(log, idx, tenant, source, key, &xwait);
 		if (found && TransactionIdIsValid(xwait))
 		{
 			/* another append of the key is in progress: its outcome decides */
-			LockRelease(&tag, ExclusiveLock, false);
+			key_lock(&tag, false);
 			XactLockTableWait(xwait, log, NULL, XLTW_InsertIndex);
 			continue;
 		}
@@ -242,15 +248,19 @@ hl_claim_idempotency_key(Relation log, Oid key_index, text *tenant, text *source
 
 	if (found)
 	{
-		LockRelease(&tag, ExclusiveLock, false);
+		key_lock(&tag, false);
 		return false;
 	}
 
-	if (nkey_locks >= MAX_KEY_LOCKS)
-		elog(ERROR, "too many idempotency key locks held");
+	if (nkey_locks == max_key_locks)
+	{
+		max_key_locks = Max(8, max_key_locks * 2);
+		key_locks = key_locks == NULL ?
+			MemoryContextAlloc(TopMemoryContext, max_key_locks * sizeof(KeyLock)) :
+			repalloc(key_locks, max_key_locks * sizeof(KeyLock));
+	}
 	key_locks[nkey_locks].tag = tag;
 	key_locks[nkey_locks].trigger_level = trigger_level;
-	key_locks[nkey_locks].nest_level = GetCurrentTransactionNestLevel();
 	nkey_locks++;
 	return true;
 }
