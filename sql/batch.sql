@@ -59,6 +59,28 @@ SELECT headlessly.events_append_batch('[{"type": "ok_1", "target": "t", "expecte
 \echo :LAST_ERROR_SQLSTATE
 SELECT headlessly.events_append_batch('[{"type": "ok_1", "occurred_at": "yesterday-ish"}]');
 \echo :LAST_ERROR_SQLSTATE
+-- the element and the key are named for timestamps too
+SELECT headlessly.events_append_batch('[{"type": "ok_1"}, {"type": "ok_2"}, {"type": "ok_3", "occurred_at": "2026-13-45"}]');
+\echo :LAST_ERROR_SQLSTATE
+-- errors raised while the rows are appended name the element too (context)
+\set SHOW_CONTEXT errors
+SELECT headlessly.events_append_batch('[{"type": "ok_1"}, {"type": "ok_2"}, {"type": ""}]');
+SELECT headlessly.events_append_batch('[{"type": "ok_1"}, {"type": "Deal.Created", "target": "deal_1"}]');
+\set SHOW_CONTEXT never
+-- expected_version must be a whole number in range: jsonb would round 0.4 to 0
+SELECT headlessly.events_append_batch('[{"type": "ok_1"}, {"type": "Deal.Updated", "target": "deal_9", "expected_version": 0.4}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT headlessly.events_append_batch('[{"type": "Deal.Updated", "target": "deal_1", "data": {"x": 1}, "expected_version": 3.5}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT headlessly.events_append_batch('[{"type": "ok_1"}, {"type": "ok_2", "target": "t", "expected_version": -1}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT headlessly.events_append_batch('[{"type": "ok_1", "target": "t", "expected_version": 1e30}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT headlessly.events_append_batch('[{"type": "ok_1", "target": "t", "expected_version": 9223372036854775807}]');
+\echo :LAST_ERROR_SQLSTATE
+-- a whole number written with a fraction part is still that number
+SELECT type, version FROM headlessly.events_append_batch('[{"type": "Deal.Updated", "target": "deal_1", "data": {"y": 1}, "expected_version": 3.0}]');
+UPDATE baseline SET events = events + 1;
 -- not an array
 SELECT headlessly.events_append_batch('{"type": "page_view"}');
 \echo :LAST_ERROR_SQLSTATE

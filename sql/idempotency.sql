@@ -45,3 +45,7 @@ SELECT pg_get_indexdef('headlessly.events_idempotency_idx'::regclass);
 
 -- a duplicate runs no part of the append: the stream head is untouched
 SELECT target, version FROM headlessly.streams WHERE target IN ('order_1', 'order_2', 'order_3') AND tenant = 'default' ORDER BY target;
+
+-- the log's unique index is the keys' only store
+SELECT count(*) AS key_tables FROM pg_class
+ WHERE relnamespace = 'headlessly'::regnamespace AND relname = 'event_keys';

@@ -103,7 +103,7 @@ SELECT type, data FROM headlessly.events_rollback('guard_2',
 -- but cannot change the derived tables directly
 UPDATE headlessly.streams SET version = 0;
 \echo :LAST_ERROR_SQLSTATE
-INSERT INTO headlessly.event_keys VALUES ('t', 's', 'k', 1);
+INSERT INTO headlessly.snapshots VALUES ('t', 'guard_2', 1, now(), '{}', now(), now());
 \echo :LAST_ERROR_SQLSTATE
 \c - :admin
 REVOKE ALL ON headlessly.events, headlessly.streams, headlessly.snapshots FROM regress_hl_writer;

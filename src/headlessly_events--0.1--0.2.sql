@@ -46,3 +46,40 @@ CREATE EVENT TRIGGER headlessly_guard_ddl
                  'CREATE VIEW', 'DROP TRIGGER', 'DROP INDEX', 'DROP SEQUENCE')
     EXECUTE FUNCTION headlessly.guard_ddl();
 ALTER EVENT TRIGGER headlessly_guard_ddl ENABLE ALWAYS;
+
+-- log ------------------------------------------------------------------------
+
+-- seq is no longer an identity column: the log's trigger draws it from a
+-- plain sequence once the stream is locked, and refuses one chosen by the
+-- inserting role.  The new sequence takes over the identity's position and
+-- name.  ALTER EXTENSION ... DROP forgets a table's or sequence's dump
+-- configuration (a plain DROP would leave its OID behind in extconfig).
+CREATE SEQUENCE headlessly.events_seq_next AS bigint CACHE 1;
+SELECT pg_catalog.setval('headlessly.events_seq_next', last_value, is_called)
+  FROM headlessly.events_seq_seq;
+ALTER EXTENSION headlessly_events DROP SEQUENCE headlessly.events_seq_seq;
+ALTER TABLE headlessly.events ALTER COLUMN seq DROP IDENTITY;
+ALTER SEQUENCE headlessly.events_seq_next RENAME TO events_seq_seq;
+ALTER SEQUENCE headlessly.events_seq_seq OWNED BY headlessly.events.seq;
+COMMENT ON COLUMN headlessly.events.seq IS
+    'Position in the whole log, assigned by the log once the event''s stream is locked: along a stream, seq order is version order.';
+COMMENT ON SEQUENCE headlessly.events_seq_seq IS
+    'Source of headlessly.events.seq; only the log''s trigger draws from it.';
+
+-- Idempotency keys have one store, the log's own unique index.
+ALTER EXTENSION headlessly_events DROP TABLE headlessly.event_keys;
+DROP TABLE headlessly.event_keys;
+
+-- Restoring replays the log through its trigger, which rebuilds the derived
+-- tables: they are no longer dumped (dropping a table from the extension and
+-- adding it back forgets its dump configuration).  The log is dumped with
+-- each stream in version order.
+ALTER EXTENSION headlessly_events DROP TABLE headlessly.streams;
+ALTER EXTENSION headlessly_events ADD TABLE headlessly.streams;
+ALTER EXTENSION headlessly_events DROP TABLE headlessly.snapshots;
+ALTER EXTENSION headlessly_events ADD TABLE headlessly.snapshots;
+SELECT pg_catalog.pg_extension_config_dump('headlessly.events',
+    'ORDER BY CASE WHEN target IS NULL THEN seq'
+    ' ELSE pg_catalog.min(seq) OVER (PARTITION BY tenant, target ORDER BY version DESC) END,'
+    ' version');
+SELECT pg_catalog.pg_extension_config_dump('headlessly.events_seq_seq', '');

@@ -414,6 +414,11 @@ headlessly_events_after_insert(PG_FUNCTION_ARGS)
 	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	row = trigdata->tg_trigtuple;
 
+	/* a restored event had its hooks run when it was first appended */
+	if (hl_event_is_restored(DatumGetInt64(heap_getattr(row, SPI_fnumber(tupdesc, "seq"),
+														tupdesc, &isnull))))
+		return PointerGetDatum(NULL);
+
 	/* the state right after this event, kept aside by the append trigger */
 	state = hl_take_state_after(DatumGetInt64(heap_getattr(row, SPI_fnumber(tupdesc, "seq"),
 														   tupdesc, &isnull)));

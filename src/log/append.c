@@ -5,9 +5,10 @@
  *
  * Appending is thin: they turn their arguments into an INSERT into the log, and
  * the log's trigger (log_trigger.c) does the rest.  What is left here is
- * resolving the tenant, mapping expected_version onto the version the row
- * must get, and giving back the stored row when the idempotency key was
- * already taken (the trigger then skips the row and nothing is returned).
+ * resolving the tenant, handing expected_version to the trigger (by the
+ * event's id, expectation.c), and giving back the stored row when the
+ * idempotency key was already taken (the trigger then skips the row and
+ * nothing is returned).
  *
  * A single append inserts its row the way logical replication's apply
  * worker does (ExecSimpleRelationInsert: row triggers, constraints, heap
@@ -36,6 +37,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
@@ -65,12 +67,22 @@ static const char *const column_names[A_NCOLUMNS] = {
 typedef struct LogLayout
 {
 	Oid			relid;
-	Oid			seq_relid;		/* the identity sequence of seq */
+	Oid			seq_relid;		/* a 0.1 log's identity sequence of seq, else invalid */
 	int			seq_attno;
 	int			attnos[A_NCOLUMNS];
 } LogLayout;
 
 static LogLayout layout;
+static bool layout_callback_registered = false;
+
+static Datum insert_event(Datum *values, char *nulls, bool want_row);
+
+static void
+layout_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == layout.relid)
+		layout.relid = InvalidOid;
+}
 
 /* The version a row must get for the caller's expected_version. */
 int64
@@ -111,6 +123,11 @@ resolve_layout(Relation rel)
 
 	if (layout.relid == RelationGetRelid(rel))
 		return;
+	if (!layout_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(layout_relcache_callback, (Datum) 0);
+		layout_callback_registered = true;
+	}
 	layout.relid = InvalidOid;
 	for (int i = 0; i < A_NCOLUMNS; i++)
 	{
@@ -121,7 +138,10 @@ resolve_layout(Relation rel)
 	layout.seq_attno = SPI_fnumber(tupdesc, "seq");
 	if (layout.seq_attno <= 0)
 		elog(ERROR, "column \"seq\" is missing from the log");
-	layout.seq_relid = hl_identity_sequence(rel, layout.seq_attno);
+	/* a log still at 0.1 fills seq from an identity, which this path must do */
+	layout.seq_relid = InvalidOid;
+	if (TupleDescAttr(tupdesc, layout.seq_attno - 1)->attidentity != '\0')
+		layout.seq_relid = hl_identity_sequence(rel, layout.seq_attno);
 	layout.relid = RelationGetRelid(rel);
 }
 
@@ -189,10 +209,13 @@ insert_directly(Datum *values, char *nulls, bool want_row, bool *stored, Datum *
 		slot->tts_values[layout.attnos[i] - 1] = values[i];
 		slot->tts_isnull[layout.attnos[i] - 1] = nulls[i] == 'n';
 	}
-	/* the identity column's default, as INSERT would take it */
-	slot->tts_values[layout.seq_attno - 1] =
-		Int64GetDatum(nextval_internal(layout.seq_relid, false));
-	slot->tts_isnull[layout.seq_attno - 1] = false;
+	/* seq is the trigger's to draw, except from a 0.1 log's identity */
+	if (OidIsValid(layout.seq_relid))
+	{
+		slot->tts_values[layout.seq_attno - 1] =
+			Int64GetDatum(nextval_internal(layout.seq_relid, false));
+		slot->tts_isnull[layout.seq_attno - 1] = false;
+	}
 	ExecStoreVirtualTuple(slot);
 	ItemPointerSetInvalid(&slot->tts_tid);
 
@@ -219,12 +242,41 @@ insert_directly(Datum *values, char *nulls, bool want_row, bool *stored, Datum *
 }
 
 /*
- * Append one event given as the columns of HL_APPEND_COLUMNS.  Returns the
- * stored row (the one stored first, for a taken idempotency key) as a
- * headlessly.events datum, or 0 if want_row is false.
+ * Append one event given as the columns of HL_APPEND_COLUMNS; A_VERSION,
+ * if given, is the version the row must get (expected_version + 1).
+ * Returns the stored row (the one stored first, for a taken idempotency
+ * key) as a headlessly.events datum, or 0 if want_row is false.
  */
 Datum
 hl_append_event(Datum *values, char *nulls, bool want_row)
+{
+	Datum		result;
+	text	   *expecting = NULL;
+
+	/* the version column is the log's: the expectation goes by the event's id */
+	if (nulls[A_VERSION] != 'n')
+	{
+		if (nulls[A_ID] == 'n')
+		{
+			values[A_ID] = PointerGetDatum(hl_generate_event_id());
+			nulls[A_ID] = ' ';
+		}
+		expecting = DatumGetTextPP(values[A_ID]);
+		hl_expect_version(expecting, DatumGetInt64(values[A_VERSION]));
+		nulls[A_VERSION] = 'n';
+	}
+
+	result = insert_event(values, nulls, want_row);
+
+	/* the row is in: nothing of its append stays behind */
+	if (expecting)
+		hl_forget_expected_version(expecting);
+	hl_release_key_locks(hl_trigger_nesting() + 1);
+	return result;
+}
+
+static Datum
+insert_event(Datum *values, char *nulls, bool want_row)
 {
 	Oid			argtypes[A_NCOLUMNS];
 	Datum		result = (Datum) 0;

@@ -19,6 +19,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(headlessly_events_append_batch);
@@ -95,6 +96,69 @@ wrong_json_type(int element, const char *key, const char *expected)
 			 errmsg("batch element %d: \"%s\" must be %s", element, key, expected)));
 }
 
+/*
+ * A timestamp; a malformed one keeps its datetime SQLSTATE and message,
+ * which then name the element and the key.  Only data exceptions are
+ * caught: anything else, a cancel included, goes on as it was.
+ */
+static Datum
+batch_timestamptz(int element, const char *key, char *input)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		result = (Datum) 0;
+
+	PG_TRY();
+	{
+		result = DirectFunctionCall3(timestamptz_in, CStringGetDatum(input),
+									 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("batch element %d: \"%s\" is not a valid timestamp: %s",
+						element, key, edata->message),
+				 errhint("Pass an ISO 8601 timestamp such as \"2026-01-15T10:00:00Z\".")));
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
+ * The version a row must get for an element's expected_version: a whole
+ * number from 0 up (jsonb would otherwise round 0.4 down to 0 silently).
+ */
+static int64
+batch_expected_version(int element, const char *key, Numeric n)
+{
+	Datum		d = NumericGetDatum(n);
+	Datum		whole = DirectFunctionCall2(numeric_trunc, d, Int32GetDatum(0));
+
+	if (!DatumGetBool(DirectFunctionCall2(numeric_eq, d, whole)))
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_INVALID_EVENT),
+				 errmsg("batch element %d: \"%s\" must be a whole number, not %s",
+						element, key, numeric_normalize(n)),
+				 errhint("Pass the version the target is at now, or 0 for a target without events.")));
+	if (DatumGetBool(DirectFunctionCall2(numeric_lt, d,
+										 NumericGetDatum(int64_to_numeric(0)))) ||
+		DatumGetBool(DirectFunctionCall2(numeric_ge, d,
+										 NumericGetDatum(int64_to_numeric(PG_INT64_MAX)))))
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_INVALID_EVENT),
+				 errmsg("batch element %d: \"%s\" %s is out of range",
+						element, key, numeric_normalize(n)),
+				 errhint("Pass the version the target is at now, or 0 for a target without events.")));
+	return hl_version_for_expected(DatumGetInt64(DirectFunctionCall1(numeric_int8, d)));
+}
+
 static Datum
 batch_value(int element, const BatchKey *bk, JsonbValue *v, bool *isnull)
 {
@@ -119,17 +183,12 @@ batch_value(int element, const BatchKey *bk, JsonbValue *v, bool *isnull)
 		case BV_TIMESTAMPTZ:
 			if (v->type != jbvString)
 				wrong_json_type(element, bk->name, "a timestamp string");
-			return DirectFunctionCall3(timestamptz_in,
-									   CStringGetDatum(pnstrdup(v->val.string.val,
-																v->val.string.len)),
-									   ObjectIdGetDatum(InvalidOid),
-									   Int32GetDatum(-1));
+			return batch_timestamptz(element, bk->name,
+									 pnstrdup(v->val.string.val, v->val.string.len));
 		case BV_EXPECTED_VERSION:
 			if (v->type != jbvNumeric)
 				wrong_json_type(element, bk->name, "a number");
-			return Int64GetDatum(hl_version_for_expected(
-													  DatumGetInt64(DirectFunctionCall1(numeric_int8,
-																						NumericGetDatum(v->val.numeric)))));
+			return Int64GetDatum(batch_expected_version(element, bk->name, v->val.numeric));
 	}
 	pg_unreachable();
 }
@@ -199,6 +258,31 @@ column_array(BatchColumns *bc, HlAppendColumn col, int n)
 	get_typlenbyvalalign(hl_append_column_types[col], &typlen, &typbyval, &typalign);
 	return construct_md_array(bc->values[col], bc->nulls[col], 1, dims, lbs,
 							  hl_append_column_types[col], typlen, typbyval, typalign);
+}
+
+/* An error while the batch's rows are inserted names the element. */
+typedef struct BatchErrorContext
+{
+	BatchColumns *bc;
+	int			n;
+} BatchErrorContext;
+
+static void
+batch_error_context(void *arg)
+{
+	BatchErrorContext *ctx = arg;
+	text	   *id = hl_current_event_id();
+
+	if (id == NULL)
+		return;
+	for (int i = 0; i < ctx->n; i++)
+	{
+		if (hl_text_equal(id, DatumGetTextPP(ctx->bc->values[A_ID][i])))
+		{
+			errcontext("batch element %d", i + 1);
+			return;
+		}
+	}
 }
 
 static void
@@ -282,7 +366,25 @@ headlessly_events_append_batch(PG_FUNCTION_ARGS)
 		SPITupleTable *inserted;
 		uint64		ninserted;
 		uint64		next = 0;
+		bool		expecting = false;
+		BatchErrorContext errctx;
+		ErrorContextCallback errcallback;
 		int			rc;
+
+		/*
+		 * The version column is the log's: each expected_version goes to the
+		 * trigger by the element's id instead.
+		 */
+		for (i = 0; i < n; i++)
+		{
+			if (!bc.nulls[A_VERSION][i])
+			{
+				hl_expect_version(DatumGetTextPP(bc.values[A_ID][i]),
+								  DatumGetInt64(bc.values[A_VERSION][i]));
+				bc.nulls[A_VERSION][i] = true;
+				expecting = true;
+			}
+		}
 
 		for (int c = 0; c < A_NCOLUMNS; c++)
 		{
@@ -293,10 +395,22 @@ headlessly_events_append_batch(PG_FUNCTION_ARGS)
 		hl_spi_connect();
 
 		hl_prepare_cached(&insert_many_plan, INSERT_MANY_QUERY, A_NCOLUMNS, argtypes);
+		errctx.bc = &bc;
+		errctx.n = n;
+		errcallback.callback = batch_error_context;
+		errcallback.arg = &errctx;
+		errcallback.previous = error_context_stack;
+		error_context_stack = &errcallback;
 		rc = SPI_execute_plan(insert_many_plan, arrays, NULL, false, 0);
+		error_context_stack = errcallback.previous;
 		hl_spi_check(rc, SPI_OK_INSERT_RETURNING, INSERT_MANY_QUERY);
 		inserted = SPI_tuptable;
 		ninserted = SPI_processed;
+
+		/* the rows are in: nothing of their appends stays behind */
+		for (i = 0; expecting && i < n; i++)
+			hl_forget_expected_version(DatumGetTextPP(bc.values[A_ID][i]));
+		hl_release_key_locks(hl_trigger_nesting() + 1);
 
 		/* stored rows come back in input order; the gaps are duplicates */
 		for (i = 0; i < n; i++)

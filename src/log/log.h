@@ -16,6 +16,7 @@
 #include "common/common.h"
 
 #include "storage/itemptr.h"
+#include "utils/relcache.h"
 
 /* settings (settings.c) */
 extern char *hl_tenant_setting;
@@ -122,9 +123,20 @@ extern Datum hl_append_event(Datum *values, char *nulls, bool want_row);
 extern Datum hl_stored_duplicate(Datum *values, char *nulls);
 
 /* idempotency keys (idempotency.c) */
-extern bool hl_claim_idempotency_key(text *tenant, text *source, text *key,
-									 int64 seq);
+extern bool hl_claim_idempotency_key(Relation log, Oid key_index, text *tenant,
+									 text *source, text *key, int trigger_level);
+extern void hl_release_key_locks(int trigger_level);
 extern Datum hl_stored_event_by_key(text *tenant, text *source, text *key);
+
+/* expected_version on its way to the trigger (expectation.c) */
+extern void hl_expect_version(text *id, int64 version);
+extern bool hl_take_expected_version(text *id, int64 *version);
+extern void hl_forget_expected_version(text *id);
+
+/* the log's trigger (log_trigger.c) */
+extern int	hl_trigger_nesting(void);
+extern text *hl_current_event_id(void);
+extern bool hl_event_is_restored(int64 seq);
 
 /* the log's relation, and acting as its owner (log_relation.c) */
 typedef struct HlSavedUser

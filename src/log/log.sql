@@ -1,11 +1,11 @@
--- The log: events, stream heads, idempotency claims, and appending -----------
+-- The log: events, stream heads, and appending --------------------------------
 
 -- The log.  Every column the contract names, in this order; the C code finds
 -- columns by name, so later versions may add columns at the end.  Names and
 -- keys compare byte by byte (COLLATE "C"): they are identifiers, and a
 -- linguistic collation made every index insertion call strcoll().
 CREATE TABLE headlessly.events (
-    seq               bigint GENERATED ALWAYS AS IDENTITY,
+    seq               bigint NOT NULL,
     id                text COLLATE "C" NOT NULL,
     tenant            text COLLATE "C" NOT NULL,
     type              text COLLATE "C" NOT NULL,
@@ -28,13 +28,26 @@ CREATE TABLE headlessly.events (
 
 COMMENT ON TABLE headlessly.events IS
     'The immutable event log: append with headlessly.events_append(); rows are never updated or deleted.';
+COMMENT ON COLUMN headlessly.events.seq IS
+    'Position in the whole log, assigned by the log once the event''s stream is locked: along a stream, seq order is version order.';
 COMMENT ON COLUMN headlessly.events.session_id IS
     'metadata->>''sessionId'', kept as a column so that sessions can be indexed and queried; set by the log.';
+
+-- seq comes from this sequence, taken by the log's trigger (not a column
+-- default: a default cannot be told from a value the inserting role chose).
+-- CACHE 1 is what keeps seq order equal to version order along a stream:
+-- with cached values, a later append could draw a smaller number.
+CREATE SEQUENCE headlessly.events_seq_seq AS bigint CACHE 1 OWNED BY headlessly.events.seq;
+
+COMMENT ON SEQUENCE headlessly.events_seq_seq IS
+    'Source of headlessly.events.seq; only the log''s trigger draws from it.';
 
 -- One entity's stream in version order; also makes versions unique per stream.
 CREATE UNIQUE INDEX events_stream_idx
     ON headlessly.events (tenant, target, version) WHERE target IS NOT NULL;
--- The idempotency key.  NULLS NOT DISTINCT: a key without a source is still a key.
+-- The idempotency key, and its only store: the log's trigger looks a key up
+-- here before anything else of the append happens (idempotency.c).  NULLS
+-- NOT DISTINCT: a key without a source is still a key.
 CREATE UNIQUE INDEX events_idempotency_idx
     ON headlessly.events (tenant, source, external_event_id) NULLS NOT DISTINCT
     WHERE external_event_id IS NOT NULL;
@@ -63,19 +76,6 @@ CREATE TABLE headlessly.streams (
 COMMENT ON TABLE headlessly.streams IS
     'Derived from headlessly.events: the head of every stream and the current state of live entities.';
 
--- Idempotency claims.  INSERT ... ON CONFLICT on this table is how concurrent
--- appends of one key wait for each other without an unbounded number of locks.
-CREATE TABLE headlessly.event_keys (
-    tenant            text COLLATE "C" NOT NULL,
-    source            text COLLATE "C",
-    external_event_id text COLLATE "C" NOT NULL,
-    seq               bigint NOT NULL,
-    CONSTRAINT event_keys_pkey UNIQUE NULLS NOT DISTINCT (tenant, source, external_event_id)
-);
-
-COMMENT ON TABLE headlessly.event_keys IS
-    'Derived from headlessly.events: one row per idempotency key, pointing at the stored event.';
-
 CREATE VIEW headlessly.entities AS
     SELECT tenant, target, noun, version, state, created_at, updated_at
       FROM headlessly.streams
@@ -84,11 +84,18 @@ CREATE VIEW headlessly.entities AS
 COMMENT ON VIEW headlessly.entities IS
     'Current state of every live entity, one row each.';
 
--- pg_dump keeps the data of these tables (and the position of the log's sequence).
-SELECT pg_catalog.pg_extension_config_dump('headlessly.events', '');
+-- pg_dump keeps the log and the position of its sequence.  Restoring replays
+-- the log through its trigger, which validates every row and rebuilds the
+-- derived tables (stream heads, snapshots), so those are not dumped.  The
+-- trigger needs each stream in version order: the filter (pg_dump appends it
+-- to its SELECT) lists events by seq, except that an event comes no later
+-- than its stream's later versions (logs written before seq was assigned
+-- under the stream lock may have two appends' seq the wrong way round).
+SELECT pg_catalog.pg_extension_config_dump('headlessly.events',
+    'ORDER BY CASE WHEN target IS NULL THEN seq'
+    ' ELSE pg_catalog.min(seq) OVER (PARTITION BY tenant, target ORDER BY version DESC) END,'
+    ' version');
 SELECT pg_catalog.pg_extension_config_dump('headlessly.events_seq_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('headlessly.streams', '');
-SELECT pg_catalog.pg_extension_config_dump('headlessly.event_keys', '');
 
 -- Appending ------------------------------------------------------------------
 

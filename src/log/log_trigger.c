@@ -5,7 +5,15 @@
  *
  * Every way into the log (events_append, the batch, a plain INSERT, COPY)
  * goes through this trigger, so the rules live here once: defaults, checks,
- * idempotency, the stream's version and recorded_at, and entity state.
+ * idempotency, the stream's version, seq and recorded_at, and entity state.
+ *
+ * The log assigns seq, recorded_at, version and before.  A row that arrives
+ * with recorded_at is a stored event coming back (a restore): only the
+ * log's owner or a superuser may insert one, and it is validated as an
+ * append is -- well-formed, continuing its stream by one version, not going
+ * back in time along it, its before what the stream gives -- and keeps the
+ * stream heads in step, but runs no hooks (they ran when it was first
+ * appended).  Any other row that names an assigned column is refused.
  *
  *-------------------------------------------------------------------------
  */
@@ -15,12 +23,22 @@
 
 #include "access/detoast.h"
 #include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 
 PG_FUNCTION_INFO_V1(headlessly_events_before_insert);
@@ -46,9 +64,47 @@ typedef struct EventColumns
 	int			metadata;
 	int			raw_payload;
 	int			session_id;
+	bool		seq_is_identity;	/* a log still at version 0.1 */
+	Oid			seq_relid;		/* the sequence seq is drawn from */
+	Oid			key_index;		/* the unique index on the idempotency key */
 } EventColumns;
 
 static EventColumns cols;
+static bool cols_callback_registered = false;
+
+/* how many of our triggers are running in this backend, innermost included */
+static int	trigger_nesting = 0;
+
+/* the id of the row the innermost of them is appending, if it came with one */
+static text *current_event_id = NULL;
+
+/* restored rows of this transaction, whose after hooks must not run */
+static HTAB *restored_seqs = NULL;
+static LocalTransactionId restored_seqs_lxid = InvalidLocalTransactionId;
+
+/* in this transaction, the sequence is known to have reached this value */
+static int64 seq_known_high = 0;
+static LocalTransactionId seq_known_lxid = InvalidLocalTransactionId;
+
+int
+hl_trigger_nesting(void)
+{
+	return trigger_nesting;
+}
+
+/* For error context: the id of the row being appended, or NULL. */
+text *
+hl_current_event_id(void)
+{
+	return current_event_id;
+}
+
+static void
+cols_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == cols.relid)
+		cols.relid = InvalidOid;
+}
 
 static int
 column_number(Relation rel, const char *name)
@@ -66,6 +122,12 @@ resolve_columns(Relation rel)
 {
 	if (cols.relid == RelationGetRelid(rel))
 		return;
+	if (!cols_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(cols_relcache_callback, (Datum) 0);
+		cols_callback_registered = true;
+	}
+	cols.relid = InvalidOid;
 
 	cols.seq = column_number(rel, "seq");
 	cols.id = column_number(rel, "id");
@@ -84,6 +146,20 @@ resolve_columns(Relation rel)
 	cols.metadata = column_number(rel, "metadata");
 	cols.raw_payload = column_number(rel, "raw_payload");
 	cols.session_id = column_number(rel, "session_id");
+
+	/* 0.1 filled seq from an identity; 0.2 draws it here, from a sequence */
+	cols.seq_is_identity = TupleDescAttr(RelationGetDescr(rel), cols.seq)->attidentity != '\0';
+	if (cols.seq_is_identity)
+		cols.seq_relid = getIdentitySequence(RelationGetRelid(rel), cols.seq + 1, false);
+	else
+		cols.seq_relid = get_relname_relid("events_seq_seq", RelationGetNamespace(rel));
+	if (!OidIsValid(cols.seq_relid))
+		elog(ERROR, "sequence %s.events_seq_seq is missing", HL_SCHEMA);
+
+	/* a change to the log's indexes invalidates the log too */
+	cols.key_index = get_relname_relid("events_idempotency_idx", RelationGetNamespace(rel));
+	if (!OidIsValid(cols.key_index))
+		elog(ERROR, "index %s.events_idempotency_idx is missing", HL_SCHEMA);
 	cols.relid = RelationGetRelid(rel);
 }
 
@@ -126,11 +202,12 @@ check_payload_size(Datum *values, bool *nulls)
 }
 
 /*
- * Validate the row and fill in what the log assigns (except version and
- * before, which need the stream).
+ * Validate the row and fill in the defaults.  A restored row keeps its id
+ * and is not held to headlessly.max_event_bytes: that limit is about what
+ * may be appended now, and the event was accepted when it was appended.
  */
 static void
-prepare_event(Datum *values, bool *nulls)
+prepare_event(Datum *values, bool *nulls, bool restoring)
 {
 	text	   *type;
 	Jsonb	   *data;
@@ -207,7 +284,8 @@ prepare_event(Datum *values, bool *nulls)
 		}
 	}
 
-	check_payload_size(values, nulls);
+	if (!restoring)
+		check_payload_size(values, nulls);
 
 	if (nulls[cols.id])
 	{
@@ -226,20 +304,118 @@ prepare_event(Datum *values, bool *nulls)
 					 errhint("Leave id NULL to have one generated.")));
 		values[cols.id] = PointerGetDatum(id);
 	}
+}
 
-	if (nulls[cols.target] && !nulls[cols.version])
-		ereport(ERROR,
-				(errcode(ERRCODE_HL_INVALID_EVENT),
-				 errmsg("expected_version requires a target"),
-				 errdetail("Only events about a target have versions.")));
+/* A column the log assigns came with a row that is not a restored event. */
+static void
+refuse_assigned_column(const char *column, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_HL_INVALID_EVENT),
+			 errmsg("%s is assigned by the log", column),
+			 errdetail("seq, recorded_at, version and before come from the log; only the log's owner restores stored events with them, recorded_at included."),
+			 errhint("%s", hint)));
+}
 
-	if (!nulls[cols.version] && DatumGetInt64(values[cols.version]) < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_HL_INVALID_EVENT),
-				 errmsg("expected_version must not be negative")));
+static void
+refuse_assigned_columns(Datum *values, bool *nulls)
+{
+	/* a log still at 0.1 fills seq from its identity before we see the row */
+	if (!nulls[cols.seq] && !cols.seq_is_identity)
+		refuse_assigned_column("seq", "Leave seq out of the INSERT or COPY.");
+	if (!nulls[cols.version])
+		refuse_assigned_column("version",
+							   "Leave version out; to make an append conditional, pass expected_version to headlessly.events_append().");
+	if (!nulls[cols.before])
+		refuse_assigned_column("before",
+							   "Leave before out; the log fills it in from the entity's state.");
+}
 
-	/* "before" is the log's to fill in */
-	nulls[cols.before] = true;
+/* Draw the event's seq: once its stream is locked, for events with a target. */
+static void
+assign_seq(Datum *values, bool *nulls)
+{
+	if (cols.seq_is_identity)
+		return;
+	values[cols.seq] = Int64GetDatum(nextval_internal(cols.seq_relid, false));
+	nulls[cols.seq] = false;
+}
+
+/*
+ * A restored seq: the sequence must go on past it, or later appends would
+ * draw it again.  The sequence is locked against nextval meanwhile: an
+ * append running during a restore waits for it instead of drawing a
+ * number the restore is bringing back.
+ */
+static void
+advance_sequence_past(int64 seq)
+{
+	HlSavedUser saved;
+	int64		last;
+
+	if (seq_known_lxid != MyProc->lxid)
+	{
+		seq_known_lxid = MyProc->lxid;
+		seq_known_high = 0;
+	}
+	if (seq <= seq_known_high)
+		return;
+
+	LockRelationOid(cols.seq_relid, AccessExclusiveLock);
+	hl_become_log_owner(&saved);
+	{
+		LOCAL_FCINFO(fcinfo, 1);
+		Datum		d;
+
+		InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+		fcinfo->args[0].value = ObjectIdGetDatum(cols.seq_relid);
+		fcinfo->args[0].isnull = false;
+		d = pg_sequence_last_value(fcinfo);
+		last = fcinfo->isnull ? 0 : DatumGetInt64(d);
+	}
+	if (last < seq)
+	{
+		(void) DirectFunctionCall2(setval_oid, ObjectIdGetDatum(cols.seq_relid),
+								   Int64GetDatum(seq));
+		last = seq;
+	}
+	hl_restore_user(&saved);
+	seq_known_high = last;
+}
+
+/* Remember a restored row, so that the after hooks leave it alone. */
+static void
+remember_restored(int64 seq)
+{
+	bool		found;
+
+	if (restored_seqs_lxid != MyProc->lxid || restored_seqs == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(int64);
+		ctl.hcxt = TopTransactionContext;
+		restored_seqs = hash_create("headlessly restored events", 256, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		restored_seqs_lxid = MyProc->lxid;
+	}
+	(void) hash_search(restored_seqs, &seq, HASH_ENTER, &found);
+}
+
+/*
+ * Was the row with this seq restored by this transaction?  The log's after
+ * trigger asks, since hooks ran when the event was first appended.
+ */
+bool
+hl_event_is_restored(int64 seq)
+{
+	bool		found;
+
+	if (restored_seqs == NULL || restored_seqs_lxid != MyProc->lxid)
+		return false;
+	(void) hash_search(restored_seqs, &seq, HASH_FIND, &found);
+	return found;
 }
 
 static void
@@ -258,10 +434,11 @@ check_noun(text *target, const HlStreamHead *head, const char *type, int noun_le
 
 /*
  * Lock the target's stream, check expected_version against it, and take
- * its next version and recorded_at.
+ * its next version and recorded_at.  expected is the version the row must
+ * get, or 0 for none.
  */
 static void
-lock_stream(Datum *values, bool *nulls, bool expected_given, bool create,
+lock_stream(Datum *values, bool *nulls, int64 expected, bool create,
 			HlStreamHead *head)
 {
 	text	   *tenant = DatumGetTextPP(values[cols.tenant]);
@@ -269,12 +446,11 @@ lock_stream(Datum *values, bool *nulls, bool expected_given, bool create,
 
 	hl_stream_lock(tenant, target, create, head);
 
-	if (expected_given && DatumGetInt64(values[cols.version]) != head->version + 1)
+	if (expected > 0 && expected != head->version + 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_HL_VERSION_CONFLICT),
 				 errmsg("target \"%s\" is at version " INT64_FORMAT ", not the expected version " INT64_FORMAT,
-						text_to_cstring(target), head->version,
-						DatumGetInt64(values[cols.version]) - 1),
+						text_to_cstring(target), head->version, expected - 1),
 				 errdetail("expected_version makes an append conditional on the version the target is at."),
 				 errhint("Read the target's current state and retry with expected_version " INT64_FORMAT ".",
 						 head->version)));
@@ -367,10 +543,12 @@ apply_event(HlStreamHead *head, HlEventType et, const char *type, text *target,
 
 /*
  * Append the row to its target's stream: lock the stream, run the before
- * hooks, apply the event and write the head back.
+ * hooks, apply the event and write the head back.  seq is drawn once the
+ * stream's head is final, so that along a stream seq order is version
+ * order: again if a hook or a concurrent first append moved the stream on.
  */
 static void
-append_to_stream(TupleDesc tupdesc, Datum *values, bool *nulls)
+append_to_stream(TupleDesc tupdesc, Datum *values, bool *nulls, int64 expected)
 {
 	text	   *tenant = DatumGetTextPP(values[cols.tenant]);
 	text	   *target = DatumGetTextPP(values[cols.target]);
@@ -378,8 +556,8 @@ append_to_stream(TupleDesc tupdesc, Datum *values, bool *nulls)
 	const char *type = VARDATA_ANY(typetext);
 	int			typelen = VARSIZE_ANY_EXHDR(typetext);
 	HlEventType et = hl_parse_event_type(type, typelen);
-	bool		expected_given = !nulls[cols.version];
 	bool		hooks = hl_hooks_match(HL_HOOK_BEFORE, type, typelen);
+	int64		seq_drawn_at = -1;
 	Jsonb	   *before;
 	HlStreamHead head;
 
@@ -392,13 +570,23 @@ append_to_stream(TupleDesc tupdesc, Datum *values, bool *nulls)
 	 */
 	do
 	{
-		lock_stream(values, nulls, expected_given, hooks, &head);
+		lock_stream(values, nulls, expected, hooks, &head);
+		if (seq_drawn_at != head.version)
+		{
+			assign_seq(values, nulls);
+			seq_drawn_at = head.version;
+		}
 		if (hooks &&
 			run_before_hooks(tupdesc, values, nulls,
 							 et.kind == HL_NOT_ENTITY ? NULL : head.state))
 		{
 			/* a hook may have appended to this very stream: read it again */
-			lock_stream(values, nulls, expected_given, hooks, &head);
+			lock_stream(values, nulls, expected, hooks, &head);
+			if (seq_drawn_at != head.version)
+			{
+				assign_seq(values, nulls);
+				seq_drawn_at = head.version;
+			}
 		}
 		before = apply_event(&head, et, type, target, values);
 	} while (!hl_stream_store(tenant, target, &head));
@@ -417,17 +605,189 @@ append_to_stream(TupleDesc tupdesc, Datum *values, bool *nulls)
 		hl_keep_state_after(DatumGetInt64(values[cols.seq]), head.state);
 }
 
+/*
+ * Put a restored event back on its stream: it must be the stream's next
+ * version, not earlier than the stream's last event, follow the entity
+ * rules, and carry the before they give.
+ */
+static void
+restore_to_stream(Datum *values, bool *nulls, const char *id)
+{
+	text	   *tenant = DatumGetTextPP(values[cols.tenant]);
+	text	   *target = DatumGetTextPP(values[cols.target]);
+	text	   *typetext = DatumGetTextPP(values[cols.type]);
+	const char *type = VARDATA_ANY(typetext);
+	HlEventType et = hl_parse_event_type(type, VARSIZE_ANY_EXHDR(typetext));
+	int64		version = DatumGetInt64(values[cols.version]);
+	TimestampTz recorded_at = DatumGetTimestampTz(values[cols.recorded_at]);
+	Jsonb	   *before;
+	HlStreamHead head;
+
+	do
+	{
+		hl_stream_lock(tenant, target, false, &head);
+		if (version != head.version + 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_HL_INVALID_EVENT),
+					 errmsg("restored event \"%s\" is version " INT64_FORMAT " of target \"%s\", whose stream is at version " INT64_FORMAT,
+							id, version, text_to_cstring(target), head.version),
+					 errdetail("Each restored event must continue its stream by one version."),
+					 errhint("Restore each stream's events in version order, none missing.")));
+		if (head.has_last_recorded_at && head.last_recorded_at > recorded_at)
+		{
+			/* timestamptz_to_str() returns a static buffer */
+			char	   *at = pstrdup(timestamptz_to_str(recorded_at));
+			char	   *last = pstrdup(timestamptz_to_str(head.last_recorded_at));
+
+			ereport(ERROR,
+					(errcode(ERRCODE_HL_INVALID_EVENT),
+					 errmsg("restored event \"%s\" was recorded at %s, before the last event of target \"%s\" at %s",
+							id, at, text_to_cstring(target), last),
+					 errdetail("recorded_at never goes back along a stream.")));
+		}
+		before = apply_event(&head, et, type, target, values);
+	} while (!hl_stream_store(tenant, target, &head));
+
+	hl_snapshot_maybe_write(tenant, target, &head);
+
+	if (nulls[cols.before] != (before == NULL) ||
+		(before != NULL &&
+		 !DatumGetBool(DirectFunctionCall2(jsonb_eq, values[cols.before],
+										   JsonbPGetDatum(before)))))
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_INVALID_EVENT),
+				 errmsg("before of restored event \"%s\" does not match its stream", id),
+				 errdetail("The stream gives %s.",
+						   before ? JsonbToCString(NULL, &before->root, VARSIZE(before)) : "NULL"),
+				 errhint("before holds the prior values of the keys the event changed; restore the events unchanged.")));
+}
+
+/* Claim the row's idempotency key; false if it is taken. */
+static bool
+claim_key(Relation rel, Datum *values, bool *nulls)
+{
+	text	   *source = nulls[cols.source] ? NULL : DatumGetTextPP(values[cols.source]);
+
+	return hl_claim_idempotency_key(rel, cols.key_index,
+									DatumGetTextPP(values[cols.tenant]), source,
+									DatumGetTextPP(values[cols.external_event_id]),
+									trigger_nesting);
+}
+
+/* A new event, by any path: the log assigns what it assigns. */
+static HeapTuple
+append_row(Relation rel, Datum *values, bool *nulls)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	int64		expected = 0;
+
+	refuse_assigned_columns(values, nulls);
+
+	/* expected_version, left by our own append functions for this id */
+	if (!nulls[cols.id] &&
+		hl_take_expected_version(DatumGetTextPP(values[cols.id]), &expected) &&
+		nulls[cols.target])
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_INVALID_EVENT),
+				 errmsg("expected_version requires a target"),
+				 errdetail("Only events about a target have versions.")));
+
+	hl_check_hook_depth();
+	prepare_event(values, nulls, false);
+
+	values[cols.recorded_at] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	nulls[cols.recorded_at] = false;
+
+	/* the key is taken: store nothing, run nothing */
+	if (!nulls[cols.external_event_id] && !claim_key(rel, values, nulls))
+		return NULL;
+
+	if (!nulls[cols.target])
+		append_to_stream(tupdesc, values, nulls, expected);
+	else
+	{
+		assign_seq(values, nulls);
+		run_before_hooks(tupdesc, values, nulls, NULL);
+	}
+
+	if (nulls[cols.occurred_at])
+	{
+		values[cols.occurred_at] = values[cols.recorded_at];
+		nulls[cols.occurred_at] = false;
+	}
+	return heap_form_tuple(tupdesc, values, nulls);
+}
+
+/* A stored event coming back, as pg_restore brings it. */
+static HeapTuple
+restore_row(Relation rel, Datum *values, bool *nulls)
+{
+	char	   *id;
+
+	if (!hl_relation_ownercheck(RelationGetRelid(rel), GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_INVALID_EVENT),
+				 errmsg("recorded_at is assigned by the log"),
+				 errdetail("Only the owner of the log may insert stored events as they are, as a restore does."),
+				 errhint("Leave recorded_at NULL; pass occurred_at for when the event happened.")));
+
+	prepare_event(values, nulls, true);
+	id = TextDatumGetCString(values[cols.id]);
+
+	if (nulls[cols.target] != nulls[cols.version])
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_INVALID_EVENT),
+				 errmsg("restored event \"%s\" has %s", id,
+						nulls[cols.target] ? "a version but no target" : "a target but no version"),
+				 errdetail("Events about a target have a version, other events none.")));
+	if (nulls[cols.target] && !nulls[cols.before])
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_INVALID_EVENT),
+				 errmsg("restored event \"%s\" has before but no target", id),
+				 errdetail("Only entity events about a target have before.")));
+	if (!nulls[cols.seq] && DatumGetInt64(values[cols.seq]) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_INVALID_EVENT),
+				 errmsg("restored event \"%s\" has seq " INT64_FORMAT, id,
+						DatumGetInt64(values[cols.seq])),
+				 errdetail("seq starts at 1.")));
+
+	if (!nulls[cols.external_event_id] && !claim_key(rel, values, nulls))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("idempotency key \"%s\" of restored event \"%s\" is stored already",
+						TextDatumGetCString(values[cols.external_event_id]), id),
+				 errdetail("Each idempotency key belongs to one event.")));
+
+	if (nulls[cols.seq])
+		assign_seq(values, nulls);
+	else
+		advance_sequence_past(DatumGetInt64(values[cols.seq]));
+
+	if (!nulls[cols.target])
+		restore_to_stream(values, nulls, id);
+
+	if (nulls[cols.occurred_at])
+	{
+		values[cols.occurred_at] = values[cols.recorded_at];
+		nulls[cols.occurred_at] = false;
+	}
+
+	if (rel->trigdesc && rel->trigdesc->trig_insert_after_row)
+		remember_restored(DatumGetInt64(values[cols.seq]));
+	return heap_form_tuple(RelationGetDescr(rel), values, nulls);
+}
+
 Datum
 headlessly_events_before_insert(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	MemoryContext rowcxt = CurrentMemoryContext;
 	Relation	rel;
 	TupleDesc	tupdesc;
-	HeapTuple	newtuple;
 	Datum	   *values;
 	bool	   *nulls;
-	bool		use_spi;
+	HeapTuple	newtuple;
+	text	   *saved_event_id;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -450,63 +810,23 @@ headlessly_events_before_insert(PG_FUNCTION_ARGS)
 	nulls = palloc(tupdesc->natts * sizeof(bool));
 	heap_deform_tuple(trigdata->tg_trigtuple, tupdesc, values, nulls);
 
-	/*
-	 * A row that arrives with recorded_at already set is a stored event
-	 * coming back: pg_restore reloading the log.  Only the log's owner may do
-	 * that, and the row is kept exactly as it was.
-	 */
-	if (!nulls[cols.recorded_at])
+	/* the idempotency key locks count how deep appends nest */
+	trigger_nesting++;
+	saved_event_id = current_event_id;
+	current_event_id = nulls[cols.id] ? NULL : DatumGetTextPP(values[cols.id]);
+	PG_TRY();
 	{
-		if (!hl_relation_ownercheck(RelationGetRelid(rel), GetUserId()))
-			ereport(ERROR,
-					(errcode(ERRCODE_HL_INVALID_EVENT),
-					 errmsg("recorded_at is assigned by the log"),
-					 errdetail("Only the owner of the log may insert stored events as they are, as a restore does."),
-					 errhint("Leave recorded_at NULL; pass occurred_at for when the event happened.")));
-		return PointerGetDatum(trigdata->tg_trigtuple);
+		if (!nulls[cols.recorded_at])
+			newtuple = restore_row(rel, values, nulls);
+		else
+			newtuple = append_row(rel, values, nulls);
 	}
-
-	hl_check_hook_depth();
-	prepare_event(values, nulls);
-
-	values[cols.recorded_at] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	nulls[cols.recorded_at] = false;
-
-	/* only the idempotency claim needs SPI of ours */
-	use_spi = !nulls[cols.external_event_id];
-	if (use_spi && SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	if (!nulls[cols.external_event_id])
+	PG_FINALLY();
 	{
-		text	   *source = nulls[cols.source] ? NULL : DatumGetTextPP(values[cols.source]);
-
-		if (!hl_claim_idempotency_key(DatumGetTextPP(values[cols.tenant]), source,
-									  DatumGetTextPP(values[cols.external_event_id]),
-									  DatumGetInt64(values[cols.seq])))
-		{
-			/* the key is taken: store nothing, run nothing */
-			SPI_finish();
-			return PointerGetDatum(NULL);
-		}
+		trigger_nesting--;
+		current_event_id = saved_event_id;
 	}
-
-	if (!nulls[cols.target])
-		append_to_stream(tupdesc, values, nulls);
-	else
-		run_before_hooks(tupdesc, values, nulls, NULL);
-
-	if (nulls[cols.occurred_at])
-	{
-		values[cols.occurred_at] = values[cols.recorded_at];
-		nulls[cols.occurred_at] = false;
-	}
-
-	/* the returned row must outlive SPI's memory */
-	MemoryContextSwitchTo(rowcxt);
-	newtuple = heap_form_tuple(tupdesc, values, nulls);
-	if (use_spi)
-		SPI_finish();
+	PG_END_TRY();
 
 	return PointerGetDatum(newtuple);
 }

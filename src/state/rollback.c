@@ -29,7 +29,7 @@ PG_FUNCTION_INFO_V1(headlessly_events_rollback);
 	"   FOR UPDATE"
 
 #define INSERT_QUERY \
-	"INSERT INTO " HL_SCHEMA ".events AS e (tenant, type, target, version, actor, data, metadata)" \
+	"INSERT INTO " HL_SCHEMA ".events AS e (tenant, type, target, id, actor, data, metadata)" \
 	" VALUES ($1, $2, $3, $4, $5, $6," \
 	"         pg_catalog.jsonb_build_object('rollbackTo', $7::pg_catalog.timestamptz," \
 	"                                       'rollbackToVersion', $8::pg_catalog.int8))" \
@@ -52,7 +52,7 @@ Datum
 headlessly_events_rollback(PG_FUNCTION_ARGS)
 {
 	Oid			lock_types[2] = {TEXTOID, TEXTOID};
-	Oid			insert_types[8] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID,
+	Oid			insert_types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 	JSONBOID, TIMESTAMPTZOID, INT8OID};
 	Datum		args[8];
 	char		nulls[8];
@@ -164,7 +164,9 @@ headlessly_events_rollback(PG_FUNCTION_ARGS)
 	args[0] = PointerGetDatum(tenant);
 	args[1] = CStringGetTextDatum(psprintf("%s.%s", noun, verb));
 	args[2] = PointerGetDatum(target);
-	args[3] = Int64GetDatum(version + 1);	/* nothing in between: we hold the lock */
+	/* nothing comes in between, we hold the lock; yet a hook might */
+	args[3] = PointerGetDatum(hl_generate_event_id());
+	hl_expect_version(DatumGetTextPP(args[3]), version + 1);
 	if (PG_ARGISNULL(2))
 		nulls[4] = 'n';
 	else
@@ -174,6 +176,7 @@ headlessly_events_rollback(PG_FUNCTION_ARGS)
 	args[7] = Int64GetDatum(then.version);
 
 	rc = SPI_execute_plan(insert_plan, args, nulls, false, 0);
+	hl_forget_expected_version(DatumGetTextPP(args[3]));
 	hl_spi_check(rc, SPI_OK_INSERT_RETURNING, INSERT_QUERY);
 	if (SPI_processed != 1)
 		elog(ERROR, "rollback event of \"%s\" was not stored", target_str);

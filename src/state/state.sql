@@ -30,9 +30,8 @@ CREATE INDEX snapshots_time_idx
 COMMENT ON TABLE headlessly.snapshots IS
     'Derived from headlessly.events: entity state right after every headlessly.snapshot_interval-th version (state NULL: not alive then).';
 
--- Dumped like the stream heads, so that a restored database reads the past
--- as fast as the original; as_of stays correct without them.
-SELECT pg_catalog.pg_extension_config_dump('headlessly.snapshots', '');
+-- Not dumped: restoring the log through its trigger writes them again, at
+-- the restoring server's headlessly.snapshot_interval.
 
 CREATE FUNCTION headlessly.as_of(target text, at timestamptz DEFAULT NULL, tenant text DEFAULT NULL)
 RETURNS jsonb

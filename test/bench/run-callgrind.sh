@@ -22,6 +22,9 @@ single < "$TOP/test/bench/setup.sql" >/dev/null
 cases=(
 "plain INSERT|INSERT INTO bench.plain_events (type, data, metadata, session_id) VALUES ('page_view', '{\"path\": \"/pricing\"}', '{\"sessionId\": \"s1\"}', 's1')"
 "events_append, no target|PERFORM headlessly.events_append('page_view', data => '{\"path\": \"/pricing\"}', metadata => '{\"sessionId\": \"s1\"}')"
+"events_append, no target, new idempotency key|PERFORM headlessly.events_append('page_view', data => '{\"path\": \"/pricing\"}', source => 'web', external_event_id => 'k' || i)"
+"events_append, no target, duplicate idempotency key|PERFORM headlessly.events_append('page_view', data => '{\"path\": \"/pricing\"}', source => 'web', external_event_id => 'dup')"
+"events_append_batch of 100 events with new keys (per batch)|PERFORM count(*) FROM headlessly.events_append_batch((SELECT jsonb_agg(jsonb_build_object('type', 'page_view', 'external_event_id', 'b' || i || '_' || j)) FROM generate_series(1, 100) j))"
 "PL/pgSQL store, entity update|PERFORM bench.pl_append('Account.Updated', 'acct_' || (i % 1000 + 1), jsonb_build_object('n', i))"
 "events_append, entity update|PERFORM headlessly.events_append('Account.Updated', 'acct_' || (i % 1000 + 1), jsonb_build_object('n', i))"
 "INSERT, uncaptured table|INSERT INTO bench.contacts_plain (name, email, stage) VALUES ('Alice', 'alice@example.com', 'lead')"

@@ -77,6 +77,27 @@ foreach my $from (@versions)
 			  FROM headlessly.entities WHERE target = 'contact_1'}),
 		'3 4 {"name": "Alice", "stage": "sql"}',
 		"appends, idempotency and state keep working after updating from $from");
+
+	# seq: drawn by the log now, from where the identity column left off
+	is($node->safe_psql($db, q{
+			SELECT e.seq = m.seq + 1 FROM (SELECT max(seq) AS seq FROM headlessly.events) m,
+			       headlessly.events_append('page_view') e}),
+		't', "after updating from $from, seq goes on from the identity's position");
+	my ($ret, $out, $err) = $node->psql($db,
+		q{INSERT INTO headlessly.events (seq, type) OVERRIDING SYSTEM VALUE VALUES (1000, 'forged')});
+	like($err, qr/seq is assigned by the log/, "after updating from $from, a chosen seq is refused");
+
+	# the updated database dumps and restores like a fresh one
+	my $dump = "${PostgreSQL::Test::Utils::tmp_check}/$db.dump";
+	command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr($db) ], "pg_dump after updating from $from");
+	$node->safe_psql('postgres', "CREATE DATABASE ${db}_restored");
+	command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr("${db}_restored"), $dump ],
+		"pg_restore after updating from $from");
+	my $all = q{SELECT string_agg(e::text, E'\n' ORDER BY seq) FROM headlessly.events e};
+	is($node->safe_psql("${db}_restored", $all), $node->safe_psql($db, $all),
+		"events appended under $from and after come back unchanged");
+	is($node->safe_psql("${db}_restored", 'SELECT count(*) FROM headlessly.check_state()'), '0',
+		'and the restore rebuilt the stream heads');
 }
 
 $node->stop;
