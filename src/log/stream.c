@@ -73,19 +73,26 @@ static const char *const column_names[S_NCOLUMNS] = {
 /* field4 of the advisory lock tags we use; SQL's own advisory locks use 1 and 2 */
 #define HL_LOCKTAG_STREAM_CREATE 0x484c
 
-/* OIDs of the table and its primary key, looked up once, reset on relcache inval */
-static Oid	streams_relid = InvalidOid;
-static Oid	streams_pkey_relid = InvalidOid;
+/*
+ * OIDs of the table and its primary key, looked up once and forgotten on a
+ * relcache invalidation of either.  VACUUM and ANALYZE send those all the
+ * time, and any lock or catalog lookup may process one, so callers take a
+ * copy (StreamsRelids) and never read the cache again in between.
+ */
+typedef struct StreamsRelids
+{
+	Oid			rel;
+	Oid			pkey;
+} StreamsRelids;
+
+static StreamsRelids cached_relids;
 static bool callback_registered = false;
 
 static void
 streams_relcache_callback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == streams_relid || relid == streams_pkey_relid)
-	{
-		streams_relid = InvalidOid;
-		streams_pkey_relid = InvalidOid;
-	}
+	if (relid == InvalidOid || relid == cached_relids.rel || relid == cached_relids.pkey)
+		cached_relids.rel = cached_relids.pkey = InvalidOid;
 }
 
 static void
@@ -103,14 +110,15 @@ check_streams_columns(Relation rel)
 	}
 }
 
-static void
+static StreamsRelids
 resolve_streams(void)
 {
+	StreamsRelids found;
 	Oid			nsp;
 	Relation	rel;
 
-	if (OidIsValid(streams_relid))
-		return;
+	if (OidIsValid(cached_relids.rel))
+		return cached_relids;
 	if (!callback_registered)
 	{
 		CacheRegisterRelcacheCallback(streams_relcache_callback, (Datum) 0);
@@ -118,14 +126,18 @@ resolve_streams(void)
 	}
 
 	nsp = get_namespace_oid(HL_SCHEMA, false);
-	streams_relid = get_relname_relid("streams", nsp);
-	streams_pkey_relid = get_relname_relid("streams_pkey", nsp);
-	if (!OidIsValid(streams_relid) || !OidIsValid(streams_pkey_relid))
+	found.rel = get_relname_relid("streams", nsp);
+	found.pkey = get_relname_relid("streams_pkey", nsp);
+	if (!OidIsValid(found.rel) || !OidIsValid(found.pkey))
 		elog(ERROR, "table %s.streams or its primary key is missing", HL_SCHEMA);
 
-	rel = table_open(streams_relid, AccessShareLock);
+	rel = table_open(found.rel, AccessShareLock);
 	check_streams_columns(rel);
 	table_close(rel, AccessShareLock);
+
+	/* cached only now: an invalidation processed above must not clear it half-set */
+	cached_relids = found;
+	return found;
 }
 
 static void
@@ -162,7 +174,7 @@ set_scan_keys(ScanKeyData *keys, Relation idx, text *tenant, text *target)
  * Find the head of (tenant, target) and lock it; false if there is none.
  */
 static bool
-lock_existing_head(text *tenant, text *target, HlStreamHead *head)
+lock_existing_head(StreamsRelids relids, text *tenant, text *target, HlStreamHead *head)
 {
 	Relation	rel;
 	Relation	idx;
@@ -175,8 +187,8 @@ lock_existing_head(text *tenant, text *target, HlStreamHead *head)
 	TM_Result	result;
 	bool		found;
 
-	rel = table_open(streams_relid, RowExclusiveLock);
-	idx = index_open(streams_pkey_relid, RowExclusiveLock);
+	rel = table_open(relids.rel, RowExclusiveLock);
+	idx = index_open(relids.pkey, RowExclusiveLock);
 
 	set_scan_keys(keys, idx, tenant, target);
 
@@ -233,11 +245,11 @@ lock_existing_head(text *tenant, text *target, HlStreamHead *head)
 void
 hl_stream_lock(text *tenant, text *target, bool create, HlStreamHead *head)
 {
-	resolve_streams();
+	StreamsRelids relids = resolve_streams();
 
 	for (;;)
 	{
-		if (lock_existing_head(tenant, target, head))
+		if (lock_existing_head(relids, tenant, target, head))
 		{
 			head->is_new = false;
 			return;
@@ -276,9 +288,9 @@ insert_index_entries(Relation rel, HeapTuple tuple)
  * (after waiting for that transaction to end): then the caller starts over.
  */
 static bool
-create_head(Relation rel, text *tenant, text *target, HeapTuple tuple)
+create_head(Relation rel, Oid pkey, text *tenant, text *target, HeapTuple tuple)
 {
-	Relation	idx = index_open(streams_pkey_relid, RowExclusiveLock);
+	Relation	idx = index_open(pkey, RowExclusiveLock);
 	SnapshotData dirty;
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
@@ -334,9 +346,9 @@ hl_stream_store(text *tenant, text *target, const HlStreamHead *head)
 	bool	   *nulls;
 	HeapTuple	tuple;
 	ItemPointerData otid = head->tid;
+	StreamsRelids relids = resolve_streams();
 
-	resolve_streams();
-	rel = table_open(streams_relid, RowExclusiveLock);
+	rel = table_open(relids.rel, RowExclusiveLock);
 	tupdesc = RelationGetDescr(rel);
 
 	/* columns added by later versions keep their defaults: none yet */
@@ -370,7 +382,7 @@ hl_stream_store(text *tenant, text *target, const HlStreamHead *head)
 	tuple = heap_form_tuple(tupdesc, values, nulls);
 	if (head->is_new)
 	{
-		bool		created = create_head(rel, tenant, target, tuple);
+		bool		created = create_head(rel, relids.pkey, tenant, target, tuple);
 
 		heap_freetuple(tuple);
 		table_close(rel, NoLock);
