@@ -19,10 +19,10 @@ SQL_SCRIPT = src/$(EXTENSION)--$(EXTVERSION).sql
 DATA_built = $(SQL_SCRIPT)
 DATA = src/$(EXTENSION)--0.1.sql $(wildcard src/$(EXTENSION)--*--*.sql)
 
-REGRESS = append entity errors batch idempotency immutability make_append_only settings hooks capture time_travel entities_as_of rollback events_list time_travel_admin
+REGRESS = append entity errors batch idempotency immutability make_append_only settings hooks capture time_travel entities_as_of rollback events_list time_travel_admin time_travel_heads
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
-ISOLATION = stream_versions idempotency_race expected_version_race hook_registration time_travel_consistency
+ISOLATION = stream_versions idempotency_race expected_version_race hook_registration time_travel_consistency stream_heads
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=$(EXTENSION)
 
 TAP_TESTS = 1

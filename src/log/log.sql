@@ -76,13 +76,53 @@ CREATE TABLE headlessly.event_keys (
 COMMENT ON TABLE headlessly.event_keys IS
     'Derived from headlessly.events: one row per idempotency key, pointing at the stored event.';
 
+-- A head that a transaction changes again after writing it is kept in that
+-- transaction's memory and written once, at commit (many events to one
+-- entity in one transaction then leave one or two row versions, not one per
+-- event).  pending_heads() returns those heads; headlessly.heads shows them
+-- in place of their rows, so readers in the same transaction see every append.
+CREATE FUNCTION headlessly.pending_heads()
+RETURNS SETOF headlessly.streams
+AS 'MODULE_PATHNAME', 'headlessly_pending_heads'
+LANGUAGE C STABLE PARALLEL RESTRICTED
+ROWS 10;
+
+COMMENT ON FUNCTION headlessly.pending_heads() IS
+    'Stream heads this transaction has changed but not written yet (they are written at commit); empty in any other session.';
+
+CREATE VIEW headlessly.heads AS
+    SELECT s.tenant, s.target, s.version, s.last_recorded_at, s.noun, s.state,
+           s.created_at, s.updated_at
+      FROM headlessly.streams s
+     WHERE (s.tenant, s.target) NOT IN (SELECT p.tenant, p.target FROM headlessly.pending_heads() p)
+    UNION ALL
+    SELECT p.tenant, p.target, p.version, p.last_recorded_at, p.noun, p.state,
+           p.created_at, p.updated_at
+      FROM headlessly.pending_heads() p;
+
+COMMENT ON VIEW headlessly.heads IS
+    'Every stream head as this transaction sees it: headlessly.streams, with the heads this transaction has not written yet in place of their rows.';
+
 CREATE VIEW headlessly.entities AS
     SELECT tenant, target, noun, version, state, created_at, updated_at
-      FROM headlessly.streams
+      FROM headlessly.heads
      WHERE state IS NOT NULL;
 
 COMMENT ON VIEW headlessly.entities IS
     'Current state of every live entity, one row each.';
+
+-- A direct change of headlessly.streams makes the appending code look its
+-- rows up again; in a transaction with unwritten heads it is refused.
+CREATE FUNCTION headlessly.streams_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'headlessly_streams_changed'
+LANGUAGE C;
+
+CREATE TRIGGER streams_direct_change
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON headlessly.streams
+    FOR EACH STATEMENT EXECUTE FUNCTION headlessly.streams_changed();
+ALTER TABLE headlessly.streams ENABLE ALWAYS TRIGGER streams_direct_change;
+REVOKE ALL ON FUNCTION headlessly.streams_changed() FROM PUBLIC;
 
 -- pg_dump keeps the data of these tables (and the position of the log's sequence).
 SELECT pg_catalog.pg_extension_config_dump('headlessly.events', '');

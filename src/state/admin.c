@@ -18,6 +18,7 @@
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(headlessly_check_state);
 PG_FUNCTION_INFO_V1(headlessly_rebuild_state);
@@ -387,11 +388,13 @@ headlessly_check_state(PG_FUNCTION_ARGS)
 	StreamWork	w;
 	Datum		tenant_arg = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
 	char		tenant_null = PG_ARGISNULL(0) ? 'n' : ' ';
+	bool		pushed;
 
 	hl_result_set_init(fcinfo, "check_state", &rs);
 	memset(&w, 0, sizeof(w));
 	w.rs = &rs;
 
+	pushed = hl_write_pending_heads();
 	hl_spi_connect();
 
 	replay_log(&w, tenant_arg, tenant_null);
@@ -402,6 +405,8 @@ headlessly_check_state(PG_FUNCTION_ARGS)
 				   "snapshot of a stream without events");
 
 	SPI_finish();
+	if (pushed)
+		PopActiveSnapshot();
 	PG_RETURN_NULL();
 }
 
@@ -425,6 +430,8 @@ headlessly_rebuild_state(PG_FUNCTION_ARGS)
 	memset(&w, 0, sizeof(w));
 	w.rebuild = true;
 
+	/* its queries take snapshots of their own: writing the heads is enough */
+	hl_streams_flush();
 	hl_spi_connect();
 
 	/* no appends meanwhile: they would change what is being rebuilt */

@@ -16,6 +16,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgrprotos.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(headlessly_entities_as_of);
 
@@ -442,6 +443,7 @@ Datum
 headlessly_entities_as_of(PG_FUNCTION_ARGS)
 {
 	EntitiesOutput out;
+	bool		pushed;
 	Datum		args[4];
 	Oid			types[4] = {TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
 
@@ -469,6 +471,7 @@ headlessly_entities_as_of(PG_FUNCTION_ARGS)
 	args[1] = PG_GETARG_DATUM(0);
 	args[2] = JsonbPGetDatum(out.filter);
 
+	pushed = hl_write_pending_heads();
 	hl_spi_connect();
 
 	if (PG_ARGISNULL(1))
@@ -491,5 +494,7 @@ headlessly_entities_as_of(PG_FUNCTION_ARGS)
 	}
 
 	SPI_finish();
+	if (pushed)
+		PopActiveSnapshot();
 	PG_RETURN_NULL();
 }

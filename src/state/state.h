@@ -90,6 +90,7 @@ extern bool hl_snapshot_find(text *tenant, text *target, const HlPoint *point,
 							 bool read_only, HlReplay *r, int64 *upper);
 
 /* as_of and friends (time_travel.c) */
+extern bool hl_write_pending_heads(void);
 extern bool hl_entity_at(text *tenant, text *target, const HlPoint *point,
 						 bool read_only, HlReplay *r, char **noun);
 

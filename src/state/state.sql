@@ -108,16 +108,16 @@ AS $$
                sum(pg_column_size(e.*))::bigint AS event_bytes,
                max(e.recorded_at) AS last_recorded_at
           FROM headlessly.events e
-          LEFT JOIN headlessly.streams s ON s.tenant = e.tenant AND s.target = e.target
+          LEFT JOIN headlessly.heads s ON s.tenant = e.tenant AND s.target = e.target
          GROUP BY e.tenant, s.noun),
     st AS (
         SELECT s.tenant, s.noun, count(*) AS streams, count(s.state) AS entities
-          FROM headlessly.streams s
+          FROM headlessly.heads s
          GROUP BY s.tenant, s.noun),
     sn AS (
         SELECT x.tenant, s.noun, count(*) AS snapshots
           FROM headlessly.snapshots x
-          JOIN headlessly.streams s ON s.tenant = x.tenant AND s.target = x.target
+          JOIN headlessly.heads s ON s.tenant = x.tenant AND s.target = x.target
          GROUP BY x.tenant, s.noun),
     per_noun AS (
         SELECT ev.tenant, ev.noun, ev.events, coalesce(st.streams, 0) AS streams,
