@@ -36,6 +36,23 @@ SELECT version, state FROM headlessly.streams WHERE tenant = 'tt_heads' AND targ
 SELECT count(*) AS pending_after_commit FROM headlessly.pending_heads();
 SELECT count(*) AS problems FROM headlessly.check_state('tt_heads');
 
+-- the heads have no index on what an append changes: updates are HOT (no
+-- index entries, old versions pruned as the page is used)
+CREATE FUNCTION pg_temp.hot_writes() RETURNS bigint LANGUAGE sql AS
+  $$ SELECT n_tup_hot_upd FROM pg_stat_xact_user_tables
+      WHERE relid = 'headlessly.streams'::regclass $$;
+SELECT count(*) FROM headlessly.events_append_batch('[
+  {"type": "Hot.Created", "target": "h1", "data": {"n": 0}, "tenant": "tt_hot"},
+  {"type": "Hot.Created", "target": "h2", "data": {"n": 0}, "tenant": "tt_hot"},
+  {"type": "page_view", "target": "h3", "tenant": "tt_hot"}]');
+BEGIN;
+SELECT pg_temp.head_writes() AS writes_before, pg_temp.hot_writes() AS hot_before \gset
+SELECT version FROM headlessly.events_append('Hot.Updated', 'h1', '{"n": 1, "more": [1, 2, 3]}', tenant => 'tt_hot');
+SELECT version FROM headlessly.events_append('Hot.Deleted', 'h2', tenant => 'tt_hot');
+SELECT version FROM headlessly.events_append('page_view', 'h3', tenant => 'tt_hot');
+SELECT pg_temp.head_writes() - :writes_before AS head_writes, pg_temp.hot_writes() - :hot_before AS hot;
+COMMIT;
+
 -- a savepoint rolled back puts the head back as it was at the savepoint
 BEGIN;
 SELECT version FROM headlessly.events_append('Account.Updated', 'a1', '{"k": "before"}');

@@ -9,7 +9,14 @@ COMMENT ON FUNCTION headlessly.unhook(bigint) IS
 COMMENT ON FUNCTION headlessly.uncapture(regclass) IS
     'Stop capturing a table; false if it was not captured.';
 
--- Streams: a head changed again in one transaction is written at commit ------
+-- Streams: a head changed again in one transaction is written at commit, and
+-- updating a head is HOT (no index on a column that appends change) ----------
+
+DROP INDEX headlessly.streams_state_idx;
+DROP INDEX headlessly.streams_noun_changed_idx;
+CREATE INDEX streams_noun_idx
+    ON headlessly.streams (tenant, noun) WHERE noun IS NOT NULL;
+ALTER TABLE headlessly.streams SET (fillfactor = 80);
 
 CREATE FUNCTION headlessly.pending_heads()
 RETURNS SETOF headlessly.streams

@@ -58,7 +58,9 @@ CREATE TABLE headlessly.streams (
     created_at       timestamptz,
     updated_at       timestamptz,
     CONSTRAINT streams_pkey PRIMARY KEY (tenant, target)
-);
+)
+-- room on each page for the next versions of its heads: updates stay HOT
+WITH (fillfactor = 80);
 
 COMMENT ON TABLE headlessly.streams IS
     'Derived from headlessly.events: the head of every stream and the current state of live entities.';

@@ -1,13 +1,12 @@
 -- Time travel ----------------------------------------------------------------
 
--- headlessly.entities WHERE state @> '{...}': the view's own predicate makes
--- this partial index usable.
-CREATE INDEX streams_state_idx
-    ON headlessly.streams USING gin (state jsonb_path_ops) WHERE state IS NOT NULL;
--- entities_as_of(noun, at): a noun's streams by when they last changed.  Those
--- unchanged since `at` answer from their head, only the others are replayed.
-CREATE INDEX streams_noun_changed_idx
-    ON headlessly.streams (tenant, noun, last_recorded_at) WHERE noun IS NOT NULL;
+-- A noun's entities (headlessly.entities by noun, entities_as_of).  The heads
+-- have no index on a column that every append changes (state, version,
+-- last_recorded_at), so that updating a head is a HOT update: no index
+-- entries, and the page's old versions pruned as it goes.  The noun is set
+-- once, by a stream's first Created.
+CREATE INDEX streams_noun_idx
+    ON headlessly.streams (tenant, noun) WHERE noun IS NOT NULL;
 
 -- Snapshots of entity state, every headlessly.snapshot_interval versions.
 -- Derived from the log: written by the append that reaches the version,

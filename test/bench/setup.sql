@@ -32,10 +32,15 @@ CREATE INDEX ON bench.plain_events (tenant, actor, recorded_at) WHERE actor IS N
 CREATE INDEX ON bench.plain_events (tenant, session_id, recorded_at) WHERE session_id IS NOT NULL;
 
 -- A straightforward PL/pgSQL event store: row-locked stream head, insert, head
--- update.  Its heads table has the columns and indexes of headlessly.streams,
--- whatever those are, and the store maintains the same columns.
+-- update.  Its heads table has the columns, indexes and storage parameters of
+-- headlessly.streams, whatever those are, and the store maintains the same
+-- columns.
 CREATE TABLE bench.pl_events (LIKE bench.plain_events INCLUDING ALL);
 CREATE TABLE bench.pl_streams (LIKE headlessly.streams INCLUDING ALL);
+DO $$ BEGIN
+    EXECUTE coalesce((SELECT format('ALTER TABLE bench.pl_streams SET (%s)', array_to_string(reloptions, ', '))
+                        FROM pg_class WHERE oid = 'headlessly.streams'::regclass), 'SELECT');
+END $$;
 CREATE FUNCTION bench.pl_append(p_type text, p_target text, p_data jsonb) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
