@@ -29,14 +29,16 @@
  *
  * Heads a transaction changes more than once.  Once a transaction holds a
  * head, nobody else can change it until the transaction ends, so the
- * transaction may keep the head in memory: a per-transaction cache maps
- * (tenant, target) to the head row version it holds (no index lookup for
- * the next append), and, once the transaction has written a version of the
- * row itself, to the head as later appends leave it, written once when the
- * transaction commits (XACT_EVENT_PRE_COMMIT).  So N appends to one stream
- * in one transaction cost N small in-memory changes and at most two row
+ * transaction may keep the head in memory.  The first append to a stream
+ * in a transaction writes the head as above; the next one finds that the
+ * row version is the transaction's own, and from then on a per-transaction
+ * cache maps (tenant, target) to that row version (no index lookup) and to
+ * the head as the appends leave it, written once when the transaction
+ * commits (XACT_EVENT_PRE_COMMIT).  So N appends to one stream in one
+ * transaction cost N small in-memory changes and at most two new row
  * versions, not N versions that every later reader of the head walks until
- * VACUUM removes them.  The cache follows subtransactions: what a
+ * VACUUM removes them, and a transaction that appends once to each stream
+ * costs the cache nothing.  The cache follows subtransactions: what a
  * subtransaction changed is put back when it aborts (a savepoint rolled
  * back, a failed after hook, an EXCEPTION block), and it is forgotten when
  * the transaction ends.
@@ -800,12 +802,17 @@ head_cache_entry(StreamsRelids relids, text *tenant, text *target, bool create)
 	return e;
 }
 
-/* Remember the row version of (tenant, target) this transaction holds. */
+/*
+ * Remember the row version of (tenant, target) this transaction holds.  An
+ * entry the cache has is brought up to date; a new one is made only if
+ * make (for a row this transaction wrote: its next change stays in
+ * memory), so a stream appended to once in a transaction costs nothing here.
+ */
 static void
 remember_head(StreamsRelids relids, text *tenant, text *target, ItemPointer tid,
-			  bool own_version)
+			  bool own_version, bool make)
 {
-	HeadEntry  *e = head_cache_entry(relids, tenant, target, true);
+	HeadEntry  *e = head_cache_entry(relids, tenant, target, make);
 
 	if (e != NULL)
 		entry_set(e, tid, own_version, NULL);
@@ -1043,7 +1050,7 @@ hl_stream_lock(text *tenant, text *target, bool create, HlStreamHead *head)
 		if (lock_existing_head(relids, tenant, target, head, &own))
 		{
 			head->is_new = false;
-			remember_head(relids, tenant, target, &head->tid, own);
+			remember_head(relids, tenant, target, &head->tid, own, own);
 			return;
 		}
 		memset(head, 0, sizeof(*head));
@@ -1092,13 +1099,13 @@ hl_stream_store(text *tenant, text *target, const HlStreamHead *head)
 		heap_freetuple(tuple);
 		table_close(rel, NoLock);
 		if (created)
-			remember_head(relids, tenant, target, &tid, true);
+			remember_head(relids, tenant, target, &tid, true, false);
 		return created;
 	}
 
 	tid = update_head(rel, (ItemPointer) &head->tid, tenant, target, head);
 	table_close(rel, NoLock);
-	remember_head(relids, tenant, target, &tid, true);
+	remember_head(relids, tenant, target, &tid, true, false);
 	return true;
 }
 

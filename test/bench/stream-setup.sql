@@ -18,11 +18,12 @@
 DROP SCHEMA IF EXISTS mdb CASCADE;
 CREATE SCHEMA mdb;
 
-CREATE FUNCTION mdb.category(stream_name text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT split_part(stream_name, '-', 1) $$;
+-- as in Message DB, the category and the lock's hash are PL/pgSQL functions
+CREATE FUNCTION mdb.category(stream_name varchar) RETURNS varchar
+LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN split_part(stream_name, '-', 1); END $$;
 
-CREATE FUNCTION mdb.hash_64(value text) RETURNS bigint
-LANGUAGE sql IMMUTABLE AS $$ SELECT ('x' || left(md5(value), 16))::bit(64)::bigint $$;
+CREATE FUNCTION mdb.hash_64(value varchar) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN ('x' || left(md5(value), 16))::bit(64)::bigint; END $$;
 
 CREATE TABLE mdb.messages (
     global_position bigserial PRIMARY KEY,
