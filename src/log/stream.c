@@ -727,6 +727,21 @@ entry_remove(HeadEntry *e)
 }
 
 /*
+ * A rewrite of the table in this transaction (CLUSTER, ALTER TABLE) moves
+ * every row: the TIDs the cache has are then looked up again by key.
+ */
+static void
+check_table_file(Relation rel)
+{
+	if (RelationGetForm(rel)->relfilenode != head_cache.relfilenode)
+	{
+		head_cache.relfilenode = RelationGetForm(rel)->relfilenode;
+		head_cache.generation++;
+	}
+	head_cache_check_file = false;
+}
+
+/*
  * The cache entry of (tenant, target), made if create; NULL if there is
  * none or the cache cannot be used for this table.
  */
@@ -742,19 +757,13 @@ head_cache_entry(StreamsRelids relids, text *tenant, text *target, bool create)
 
 	if (head_cache.entries != NULL && head_cache_check_file)
 	{
-		/* a rewrite of the table (in this transaction) moves every row */
 		Relation	rel = RelationIdGetRelation(head_cache.relid);
 
 		if (RelationIsValid(rel))
 		{
-			if (RelationGetForm(rel)->relfilenode != head_cache.relfilenode)
-			{
-				head_cache.relfilenode = RelationGetForm(rel)->relfilenode;
-				head_cache.generation++;
-			}
+			check_table_file(rel);
 			RelationClose(rel);
 		}
-		head_cache_check_file = false;
 	}
 
 	if (head_cache.entries == NULL)
@@ -873,6 +882,7 @@ hl_streams_flush(void)
 	rel = try_table_open(head_cache.relid, RowExclusiveLock);
 	if (rel == NULL)
 		return false;
+	check_table_file(rel);
 	pkey = RelationGetPrimaryKeyIndex(rel);
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly head flush",
@@ -1036,6 +1046,14 @@ hl_stream_lock(text *tenant, text *target, bool create, HlStreamHead *head)
 		HeadEntry  *e = head_cache_entry(relids, tenant, target, false);
 		bool		own;
 
+		if (e != NULL && e->value.dirty && e->value.generation != head_cache.generation)
+		{
+			/* its row moved; the head is still the one in memory */
+			Relation	rel = table_open(relids.rel, RowExclusiveLock);
+
+			entry_relocate(e, rel, relids.pkey);
+			table_close(rel, NoLock);
+		}
 		if (e != NULL && e->value.generation == head_cache.generation)
 		{
 			/* held by this transaction already */
