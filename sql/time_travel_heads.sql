@@ -191,6 +191,19 @@ COMMIT;
 SELECT target, version, state ->> 'w' AS w FROM headlessly.streams
  WHERE tenant = 'tt_heads' AND target IN ('a1', 'a3') ORDER BY target;
 SELECT count(*) AS problems FROM headlessly.check_state();
+-- also when the heads were written meanwhile (by entities_as_of), after an
+-- ANALYZE made the appending code forget the table's OIDs
+BEGIN;
+SELECT version FROM headlessly.events_append('Account.Updated', 'a1', '{"w": 3}');
+SELECT version FROM headlessly.events_append('Account.Updated', 'a1', '{"w": 4}');
+ANALYZE headlessly.streams;
+SELECT count(*) FROM headlessly.entities_as_of('Account');
+CLUSTER headlessly.streams USING streams_pkey;
+SELECT version FROM headlessly.events_append('Account.Updated', 'a1', '{"w": 5}');
+SELECT version FROM headlessly.events_append('Account.Updated', 'a1', '{"w": 6}');
+COMMIT;
+SELECT version, state ->> 'w' AS w FROM headlessly.streams WHERE tenant = 'tt_heads' AND target = 'a1';
+SELECT count(*) AS problems FROM headlessly.check_state();
 
 -- rollback in the transaction that changed the head sees its appends
 BEGIN;

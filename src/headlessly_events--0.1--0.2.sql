@@ -18,6 +18,9 @@ CREATE INDEX streams_noun_idx
     ON headlessly.streams (tenant, noun) WHERE noun IS NOT NULL;
 ALTER TABLE headlessly.streams SET (fillfactor = 80);
 
+COMMENT ON TABLE headlessly.streams IS
+    'Derived from headlessly.events: the head of every stream and the current state of live entities. A transaction that appends to a stream again writes its head when it commits; headlessly.heads shows it meanwhile.';
+
 CREATE FUNCTION headlessly.pending_heads()
 RETURNS SETOF headlessly.streams
 AS 'MODULE_PATHNAME', 'headlessly_pending_heads'

@@ -63,7 +63,7 @@ CREATE TABLE headlessly.streams (
 WITH (fillfactor = 80);
 
 COMMENT ON TABLE headlessly.streams IS
-    'Derived from headlessly.events: the head of every stream and the current state of live entities.';
+    'Derived from headlessly.events: the head of every stream and the current state of live entities. A transaction that appends to a stream again writes its head when it commits; headlessly.heads shows it meanwhile.';
 
 -- Idempotency claims.  INSERT ... ON CONFLICT on this table is how concurrent
 -- appends of one key wait for each other without an unbounded number of locks.

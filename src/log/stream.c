@@ -135,14 +135,15 @@ static bool callback_registered = false;
 /* the per-transaction head cache (below) must check the table's file */
 static bool head_cache_check_file = false;
 
+static Oid	head_cache_relid(void);
+
 static void
 streams_relcache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == cached_relids.rel || relid == cached_relids.pkey)
-	{
 		cached_relids.rel = cached_relids.pkey = InvalidOid;
+	if (relid == InvalidOid || relid == head_cache_relid())
 		head_cache_check_file = true;
-	}
 }
 
 static void
@@ -625,6 +626,13 @@ head_cache_create(Oid relid, Oid relfilenode)
 	head_cache.relfilenode = relfilenode;
 }
 
+/* the table whose rows the cache's TIDs are, if there is a cache */
+static Oid
+head_cache_relid(void)
+{
+	return head_cache.entries != NULL ? head_cache.relid : InvalidOid;
+}
+
 /* At transaction end: the memory goes with the transaction's. */
 static void
 head_cache_forget(void)
@@ -644,18 +652,28 @@ value_free(HeadValue *v)
 	}
 }
 
+/* Room for one more undo record: allocated before anything changes. */
+static void
+undo_reserve(void)
+{
+	if (head_cache.nundo < head_cache.maxundo)
+		return;
+	if (head_cache.undo == NULL)
+	{
+		head_cache.undo = MemoryContextAlloc(head_cache.cxt, 64 * sizeof(HeadUndo));
+		head_cache.maxundo = 64;
+	}
+	else
+	{
+		head_cache.undo = repalloc(head_cache.undo, 2 * head_cache.maxundo * sizeof(HeadUndo));
+		head_cache.maxundo *= 2;
+	}
+}
+
 static void
 undo_push(HeadEntry *e, SubTransactionId subid)
 {
-	if (head_cache.nundo == head_cache.maxundo)
-	{
-		head_cache.maxundo = Max(64, head_cache.maxundo * 2);
-		if (head_cache.undo == NULL)
-			head_cache.undo = MemoryContextAlloc(head_cache.cxt,
-												 head_cache.maxundo * sizeof(HeadUndo));
-		else
-			head_cache.undo = repalloc(head_cache.undo, head_cache.maxundo * sizeof(HeadUndo));
-	}
+	Assert(head_cache.nundo < head_cache.maxundo);
 	head_cache.undo[head_cache.nundo].entry = e;
 	head_cache.undo[head_cache.nundo].subid = subid;
 	head_cache.nundo++;
@@ -692,6 +710,8 @@ entry_set(HeadEntry *e, ItemPointer tid, bool own_version, const HlStreamHead *d
 	{
 		HeadSave   *save = MemoryContextAlloc(head_cache.cxt, sizeof(HeadSave));
 
+		/* nothing may fail once the entry starts to change */
+		undo_reserve();
 		save->value = e->value;
 		save->changed_subid = e->changed_subid;
 		save->prev = e->saved;
@@ -797,12 +817,16 @@ head_cache_entry(StreamsRelids relids, text *tenant, text *target, bool create)
 		table_close(rel, NoLock);
 	}
 
+	if (GetCurrentTransactionNestLevel() > 1)
+		undo_reserve();
 	e = hash_search(head_cache.entries, &key, HASH_ENTER, &found);
 	if (!found)
 	{
 		SubTransactionId cur = GetCurrentSubTransactionId();
 
+		/* a miss until the caller sets it */
 		memset(&e->value, 0, sizeof(e->value));
+		e->value.generation = head_cache.generation - 1;
 		e->created_subid = e->changed_subid = cur;
 		e->saved = NULL;
 		if (cur != TopSubTransactionId)

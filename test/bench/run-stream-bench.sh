@@ -137,6 +137,18 @@ $PSQL -At -c "SELECT 'headlessly.streams after $ROUNDS x $N appends to one entit
                      || pg_size_pretty(pg_indexes_size('headlessly.streams')) || ' indexes, '
                      || (SELECT count(*) FROM headlessly.streams) || ' heads'" | tee -a "$NOTES"
 
+# the same number of appends to one entity, each in its own transaction:
+# what the heads table grows by (HOT updates are pruned as the page is used)
+size_of_streams() { $PSQL -At -c "SELECT pg_table_size('headlessly.streams') + pg_indexes_size('headlessly.streams')"; }
+$PSQL -c "SELECT headlessly.events_append('Item.Created', 'hot_each', '{\"n\": 0}', tenant => 'hot')" >/dev/null
+cat > "$scripts/append_each.sql" <<'SQL'
+SELECT version FROM headlessly.events_append('Item.Updated', 'hot_each', jsonb_build_object('n', random()), tenant => 'hot');
+SQL
+before=$(size_of_streams)
+"$PG_BIN/pgbench" -n -M prepared -c 1 -t "$N" -f "$scripts/append_each.sql" postgres >/dev/null 2>&1
+echo "$N appends to one entity, each in its own transaction: headlessly.streams and its indexes grew by" \
+     "$(( ($(size_of_streams) - before) / 1024 )) kB" | tee -a "$NOTES"
+
 say "2. as_of right after, without VACUUM"
 compare_as_of "as_of(present) right after $N appends to it in one transaction / as_of of a 100-event entity" "hot_$ROUNDS"
 
