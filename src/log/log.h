@@ -93,6 +93,14 @@ typedef struct HlStreamHead
 extern void hl_stream_lock(text *tenant, text *target, bool create, HlStreamHead *head);
 extern bool hl_stream_store(text *tenant, text *target, const HlStreamHead *head);
 
+/*
+ * A head changed again after this transaction wrote it is kept in memory
+ * until commit (stream.c): readers that use SQL on headlessly.streams write
+ * such heads first, others read them here.
+ */
+extern bool hl_streams_flush(void);
+extern bool hl_stream_pending_head(text *tenant, text *target, HlStreamHead *head);
+
 /* the columns an append supplies, in this order (append.c, batch.c) */
 typedef enum HlAppendColumn
 {

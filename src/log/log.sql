@@ -71,18 +71,60 @@ CREATE TABLE headlessly.streams (
     created_at       timestamptz,
     updated_at       timestamptz,
     CONSTRAINT streams_pkey PRIMARY KEY (tenant, target)
-);
+)
+-- room on each page for the next versions of its heads: updates stay HOT
+WITH (fillfactor = 80);
 
 COMMENT ON TABLE headlessly.streams IS
-    'Derived from headlessly.events: the head of every stream and the current state of live entities.';
+    'Derived from headlessly.events: the head of every stream and the current state of live entities. A transaction that appends to a stream again writes its head when it commits; headlessly.heads shows it meanwhile.';
+
+-- A head that a transaction changes again after writing it is kept in that
+-- transaction's memory and written once, at commit (many events to one
+-- entity in one transaction then leave one or two row versions, not one per
+-- event).  pending_heads() returns those heads; headlessly.heads shows them
+-- in place of their rows, so readers in the same transaction see every append.
+CREATE FUNCTION headlessly.pending_heads()
+RETURNS SETOF headlessly.streams
+AS 'MODULE_PATHNAME', 'headlessly_pending_heads'
+LANGUAGE C STABLE PARALLEL RESTRICTED
+ROWS 10;
+
+COMMENT ON FUNCTION headlessly.pending_heads() IS
+    'Stream heads this transaction has changed but not written yet (they are written at commit); empty in any other session.';
+
+CREATE VIEW headlessly.heads AS
+    SELECT s.tenant, s.target, s.version, s.last_recorded_at, s.noun, s.state,
+           s.created_at, s.updated_at
+      FROM headlessly.streams s
+     WHERE (s.tenant, s.target) NOT IN (SELECT p.tenant, p.target FROM headlessly.pending_heads() p)
+    UNION ALL
+    SELECT p.tenant, p.target, p.version, p.last_recorded_at, p.noun, p.state,
+           p.created_at, p.updated_at
+      FROM headlessly.pending_heads() p;
+
+COMMENT ON VIEW headlessly.heads IS
+    'Every stream head as this transaction sees it: headlessly.streams, with the heads this transaction has not written yet in place of their rows.';
 
 CREATE VIEW headlessly.entities AS
     SELECT tenant, target, noun, version, state, created_at, updated_at
-      FROM headlessly.streams
+      FROM headlessly.heads
      WHERE state IS NOT NULL;
 
 COMMENT ON VIEW headlessly.entities IS
     'Current state of every live entity, one row each.';
+
+-- A direct change of headlessly.streams makes the appending code look its
+-- rows up again; in a transaction with unwritten heads it is refused.
+CREATE FUNCTION headlessly.streams_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'headlessly_streams_changed'
+LANGUAGE C;
+
+CREATE TRIGGER streams_direct_change
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON headlessly.streams
+    FOR EACH STATEMENT EXECUTE FUNCTION headlessly.streams_changed();
+ALTER TABLE headlessly.streams ENABLE ALWAYS TRIGGER streams_direct_change;
+REVOKE ALL ON FUNCTION headlessly.streams_changed() FROM PUBLIC;
 
 -- pg_dump keeps the log and the position of its sequence.  Restoring replays
 -- the log through its trigger, which validates every row and rebuilds the

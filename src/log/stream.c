@@ -27,6 +27,31 @@
  * what the others find.  The lock is held for microseconds, so a
  * transaction that creates many streams does not fill the lock table.
  *
+ * Heads a transaction changes more than once.  Once a transaction holds a
+ * head, nobody else can change it until the transaction ends, so the
+ * transaction may keep the head in memory.  The first append to a stream
+ * in a transaction writes the head as above; the next one finds that the
+ * row version is the transaction's own, and from then on a per-transaction
+ * cache maps (tenant, target) to that row version (no index lookup) and to
+ * the head as the appends leave it, written once when the transaction
+ * commits (XACT_EVENT_PRE_COMMIT).  So N appends to one stream in one
+ * transaction cost N small in-memory changes and at most two new row
+ * versions, not N versions that every later reader of the head walks until
+ * VACUUM removes them, and a transaction that appends once to each stream
+ * costs the cache nothing.  The cache follows subtransactions: what a
+ * subtransaction changed is put back when it aborts (a savepoint rolled
+ * back, a failed after hook, an EXCEPTION block), and it is forgotten when
+ * the transaction ends.
+ *
+ * Readers see those heads: headlessly.entities overlays them
+ * (pending_heads()), as_of reads them here (hl_stream_pending_head), and
+ * functions that read heads with SQL first write them (hl_streams_flush).
+ * A direct INSERT, UPDATE, DELETE or TRUNCATE of headlessly.streams in such
+ * a transaction is refused (it would act on an outdated row); one in any
+ * other transaction makes the cache look its rows up again.  Databases
+ * whose schema predates this (no trigger on headlessly.streams) keep
+ * writing every change at once.
+ *
  *-------------------------------------------------------------------------
  */
 #include "log/log.h"
@@ -37,6 +62,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -45,11 +71,17 @@
 #include "nodes/makefuncs.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+
+PG_FUNCTION_INFO_V1(headlessly_pending_heads);
+PG_FUNCTION_INFO_V1(headlessly_streams_changed);
 
 /* columns of headlessly.streams, in table order */
 enum
@@ -73,19 +105,45 @@ static const char *const column_names[S_NCOLUMNS] = {
 /* field4 of the advisory lock tags we use; SQL's own advisory locks use 1 and 2 */
 #define HL_LOCKTAG_STREAM_CREATE 0x484c
 
-/* OIDs of the table and its primary key, looked up once, reset on relcache inval */
-static Oid	streams_relid = InvalidOid;
-static Oid	streams_pkey_relid = InvalidOid;
+/* the trigger that tells the cache about direct changes of the table */
+#define DIRECT_CHANGE_TRIGGER "streams_direct_change"
+
+/*
+ * A transaction keeps at most this many heads (or this much memory) in its
+ * cache; beyond, the cache's unwritten heads are written and it starts
+ * afresh (at the top level of the transaction, where nothing needs undoing).
+ */
+#define HEAD_CACHE_MAX_ENTRIES 16384
+#define HEAD_CACHE_MAX_BYTES (64 * 1024 * 1024)
+
+/*
+ * OIDs of the table and its primary key, looked up once and forgotten on a
+ * relcache invalidation of either.  VACUUM and ANALYZE send those all the
+ * time, and any lock or catalog lookup may process one, so callers take a
+ * copy (StreamsRelids) and never read the cache again in between.
+ */
+typedef struct StreamsRelids
+{
+	Oid			rel;
+	Oid			pkey;
+	bool		cache_ok;		/* the schema overlays unwritten heads */
+} StreamsRelids;
+
+static StreamsRelids cached_relids;
 static bool callback_registered = false;
+
+/* the per-transaction head cache (below) must check the table's file */
+static bool head_cache_check_file = false;
+
+static Oid	head_cache_relid(void);
 
 static void
 streams_relcache_callback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == streams_relid || relid == streams_pkey_relid)
-	{
-		streams_relid = InvalidOid;
-		streams_pkey_relid = InvalidOid;
-	}
+	if (relid == InvalidOid || relid == cached_relids.rel || relid == cached_relids.pkey)
+		cached_relids.rel = cached_relids.pkey = InvalidOid;
+	if (relid == InvalidOid || relid == head_cache_relid())
+		head_cache_check_file = true;
 }
 
 static void
@@ -103,14 +161,29 @@ check_streams_columns(Relation rel)
 	}
 }
 
-static void
+/* whether the table has the trigger of schema versions that overlay heads */
+static bool
+has_direct_change_trigger(Relation rel)
+{
+	TriggerDesc *trigdesc = rel->trigdesc;
+
+	for (int i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
+	{
+		if (strcmp(trigdesc->triggers[i].tgname, DIRECT_CHANGE_TRIGGER) == 0)
+			return true;
+	}
+	return false;
+}
+
+static StreamsRelids
 resolve_streams(void)
 {
+	StreamsRelids found;
 	Oid			nsp;
 	Relation	rel;
 
-	if (OidIsValid(streams_relid))
-		return;
+	if (OidIsValid(cached_relids.rel))
+		return cached_relids;
 	if (!callback_registered)
 	{
 		CacheRegisterRelcacheCallback(streams_relcache_callback, (Datum) 0);
@@ -118,15 +191,22 @@ resolve_streams(void)
 	}
 
 	nsp = get_namespace_oid(HL_SCHEMA, false);
-	streams_relid = get_relname_relid("streams", nsp);
-	streams_pkey_relid = get_relname_relid("streams_pkey", nsp);
-	if (!OidIsValid(streams_relid) || !OidIsValid(streams_pkey_relid))
+	found.rel = get_relname_relid("streams", nsp);
+	found.pkey = get_relname_relid("streams_pkey", nsp);
+	if (!OidIsValid(found.rel) || !OidIsValid(found.pkey))
 		elog(ERROR, "table %s.streams or its primary key is missing", HL_SCHEMA);
 
-	rel = table_open(streams_relid, AccessShareLock);
+	rel = table_open(found.rel, AccessShareLock);
 	check_streams_columns(rel);
+	found.cache_ok = has_direct_change_trigger(rel);
 	table_close(rel, AccessShareLock);
+
+	/* cached only now: an invalidation processed above must not clear it half-set */
+	cached_relids = found;
+	return found;
 }
+
+/* Rows and heads ------------------------------------------------------------ */
 
 static void
 read_head(TupleTableSlot *slot, HlStreamHead *head)
@@ -149,6 +229,52 @@ read_head(TupleTableSlot *slot, HlStreamHead *head)
 	head->has_updated_at = !isnull;
 }
 
+/*
+ * The head as a row of the table: values and nulls for tupdesc's columns
+ * (columns added by later versions are NULL).
+ */
+static void
+head_values(TupleDesc tupdesc, text *tenant, text *target, const HlStreamHead *head,
+			Datum *values, bool *nulls)
+{
+	memset(values, 0, tupdesc->natts * sizeof(Datum));
+	memset(nulls, true, tupdesc->natts * sizeof(bool));
+
+	values[S_TENANT - 1] = PointerGetDatum(tenant);
+	nulls[S_TENANT - 1] = false;
+	values[S_TARGET - 1] = PointerGetDatum(target);
+	nulls[S_TARGET - 1] = false;
+	values[S_VERSION - 1] = Int64GetDatum(head->version);
+	nulls[S_VERSION - 1] = false;
+	values[S_LAST_RECORDED_AT - 1] = TimestampTzGetDatum(head->last_recorded_at);
+	nulls[S_LAST_RECORDED_AT - 1] = !head->has_last_recorded_at;
+	if (head->noun)
+	{
+		values[S_NOUN - 1] = CStringGetTextDatum(head->noun);
+		nulls[S_NOUN - 1] = false;
+	}
+	if (head->state)
+	{
+		values[S_STATE - 1] = JsonbPGetDatum(head->state);
+		nulls[S_STATE - 1] = false;
+	}
+	values[S_CREATED_AT - 1] = TimestampTzGetDatum(head->created_at);
+	nulls[S_CREATED_AT - 1] = !head->has_created_at;
+	values[S_UPDATED_AT - 1] = TimestampTzGetDatum(head->updated_at);
+	nulls[S_UPDATED_AT - 1] = !head->has_updated_at;
+}
+
+static HeapTuple
+form_head_tuple(Relation rel, text *tenant, text *target, const HlStreamHead *head)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	Datum	   *values = palloc(tupdesc->natts * sizeof(Datum));
+	bool	   *nulls = palloc(tupdesc->natts * sizeof(bool));
+
+	head_values(tupdesc, tenant, target, head, values, nulls);
+	return heap_form_tuple(tupdesc, values, nulls);
+}
+
 static void
 set_scan_keys(ScanKeyData *keys, Relation idx, text *tenant, text *target)
 {
@@ -159,26 +285,58 @@ set_scan_keys(ScanKeyData *keys, Relation idx, text *tenant, text *target)
 }
 
 /*
- * Find the head of (tenant, target) and lock it; false if there is none.
+ * Find the head of (tenant, target) with the snapshot; the row goes into
+ * slot.  False if there is none.
  */
 static bool
-lock_existing_head(text *tenant, text *target, HlStreamHead *head)
+find_head(Relation rel, Relation idx, Snapshot snapshot, text *tenant, text *target,
+		  TupleTableSlot *slot)
+{
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	bool		found;
+
+	set_scan_keys(keys, idx, tenant, target);
+	scan = hl_index_beginscan(rel, idx, snapshot, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	return found;
+}
+
+/* whether this transaction wrote the row version in slot */
+static bool
+written_by_us(TupleTableSlot *slot)
+{
+	bool		should_free;
+	HeapTuple	tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
+	bool		ours = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tuple->t_data));
+
+	if (should_free)
+		heap_freetuple(tuple);
+	return ours;
+}
+
+/*
+ * Find the head of (tenant, target) and lock it; false if there is none.
+ * *own says whether this transaction wrote the row version found (then it
+ * needs no lock: nobody else can change it).
+ */
+static bool
+lock_existing_head(StreamsRelids relids, text *tenant, text *target, HlStreamHead *head,
+				   bool *own)
 {
 	Relation	rel;
 	Relation	idx;
 	Snapshot	snapshot;
-	IndexScanDesc scan;
 	TupleTableSlot *slot;
-	ScanKeyData keys[2];
 	ItemPointerData tid;
 	TM_FailureData tmfd;
 	TM_Result	result;
 	bool		found;
 
-	rel = table_open(streams_relid, RowExclusiveLock);
-	idx = index_open(streams_pkey_relid, RowExclusiveLock);
-
-	set_scan_keys(keys, idx, tenant, target);
+	rel = table_open(relids.rel, RowExclusiveLock);
+	idx = index_open(relids.pkey, RowExclusiveLock);
 
 	/*
 	 * The newest committed head, and our own changes (hence the command
@@ -189,15 +347,13 @@ lock_existing_head(text *tenant, text *target, HlStreamHead *head)
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	slot = table_slot_create(rel, NULL);
 
-	scan = hl_index_beginscan(rel, idx, snapshot, 2, 0);
-	index_rescan(scan, keys, 2, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
-	if (found)
-		tid = slot->tts_tid;
-	index_endscan(scan);
-
-	if (found)
+	found = find_head(rel, idx, snapshot, tenant, target, slot);
+	*own = found && written_by_us(slot);
+	if (found && *own)
+		read_head(slot, head);
+	else if (found)
 	{
+		tid = slot->tts_tid;
 		result = table_tuple_lock(rel, &tid, snapshot, slot,
 								  GetCurrentCommandId(false),
 								  LockTupleExclusive, LockWaitBlock,
@@ -224,32 +380,19 @@ lock_existing_head(text *tenant, text *target, HlStreamHead *head)
 	return found;
 }
 
-/*
- * Lock the head of (tenant, target) and read it into *head.  A stream
- * without a head comes back with is_new set and nothing locked, unless
- * create is given: then a head at version 0 is inserted first, so that the
- * stream is held from here on (needed when hooks run before the store).
- */
-void
-hl_stream_lock(text *tenant, text *target, bool create, HlStreamHead *head)
+/* The head at tid, a row version this transaction holds. */
+static void
+read_head_at(Oid relid, ItemPointer tid, HlStreamHead *head)
 {
-	resolve_streams();
+	Relation	rel = table_open(relid, RowExclusiveLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
 
-	for (;;)
-	{
-		if (lock_existing_head(tenant, target, head))
-		{
-			head->is_new = false;
-			return;
-		}
-		memset(head, 0, sizeof(*head));
-		head->is_new = true;
-		if (!create)
-			return;
-		/* a concurrent creator makes this a no-op: then lock its head */
-		if (hl_stream_store(tenant, target, head))
-			head->is_new = false;
-	}
+	if (!table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot))
+		elog(ERROR, "stream head at (%u,%u) is missing",
+			 ItemPointerGetBlockNumber(tid), ItemPointerGetOffsetNumber(tid));
+	read_head(slot, head);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);
 }
 
 /* Index entries for a head that moved off its page (non-HOT update). */
@@ -276,13 +419,11 @@ insert_index_entries(Relation rel, HeapTuple tuple, HlIndexUpdate which)
  * (after waiting for that transaction to end): then the caller starts over.
  */
 static bool
-create_head(Relation rel, text *tenant, text *target, HeapTuple tuple)
+create_head(Relation rel, Oid pkey, text *tenant, text *target, HeapTuple tuple)
 {
-	Relation	idx = index_open(streams_pkey_relid, RowExclusiveLock);
+	Relation	idx = index_open(pkey, RowExclusiveLock);
 	SnapshotData dirty;
-	IndexScanDesc scan;
 	TupleTableSlot *slot;
-	ScanKeyData keys[2];
 	LOCKTAG		tag;
 	uint64		hash;
 	bool		found;
@@ -297,14 +438,10 @@ create_head(Relation rel, text *tenant, text *target, HeapTuple tuple)
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 
 	InitDirtySnapshot(dirty);
-	set_scan_keys(keys, idx, tenant, target);
 	slot = table_slot_create(rel, NULL);
-	scan = hl_index_beginscan(rel, idx, &dirty, 2, 0);
-	index_rescan(scan, keys, 2, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	found = find_head(rel, idx, &dirty, tenant, target, slot);
 	if (found)
 		xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
-	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 
 	if (!found)
@@ -316,74 +453,766 @@ create_head(Relation rel, text *tenant, text *target, HeapTuple tuple)
 	index_close(idx, NoLock);
 
 	if (found && TransactionIdIsValid(xwait))
-		XactLockTableWait(xwait, rel, NULL, XLTW_InsertIndex);
+		XactLockTableWait(xwait, NULL, NULL, XLTW_None);
 	return !found;
+}
+
+/* Write the head over the row version at otid; returns the new version's TID. */
+static ItemPointerData
+update_head(Relation rel, ItemPointer otid, text *tenant, text *target,
+			const HlStreamHead *head)
+{
+	HeapTuple	tuple = form_head_tuple(rel, tenant, target, head);
+	ItemPointerData tid;
+	HlIndexUpdate which;
+
+	/* we hold the row, so this cannot meet a concurrent update */
+	which = hl_simple_heap_update(rel, otid, tuple);
+	if (which != HL_INDEX_UPDATE_NONE)
+		insert_index_entries(rel, tuple, which);
+
+	tid = tuple->t_self;
+	heap_freetuple(tuple);
+	return tid;
+}
+
+/* The per-transaction head cache ----------------------------------------------- */
+
+typedef struct HeadKey
+{
+	const char *tenant;
+	const char *target;
+	int			tenant_len;
+	int			target_len;
+} HeadKey;
+
+/* what a subtransaction's abort puts back */
+typedef struct HeadValue
+{
+	ItemPointerData tid;		/* the row version this transaction holds */
+	bool		own_version;	/* written by this transaction: change it in memory */
+	bool		dirty;			/* head has changes the row has not */
+	uint32		generation;		/* head_cache.generation when tid was found */
+	HlStreamHead head;			/* if dirty; noun and state in cache memory */
+} HeadValue;
+
+typedef struct HeadSave
+{
+	HeadValue	value;
+	SubTransactionId changed_subid; /* who had changed it before */
+	struct HeadSave *prev;
+} HeadSave;
+
+typedef struct HeadEntry
+{
+	HeadKey		key;			/* hash key: must be first */
+	HeadValue	value;
+	SubTransactionId created_subid; /* abort of it removes the entry */
+	SubTransactionId changed_subid; /* abort of it restores saved */
+	HeadSave   *saved;			/* the value before changed_subid changed it */
+} HeadEntry;
+
+/* an entry a subtransaction created or first changed */
+typedef struct HeadUndo
+{
+	HeadEntry  *entry;
+	SubTransactionId subid;
+} HeadUndo;
+
+static struct
+{
+	MemoryContext cxt;			/* child of TopTransactionContext */
+	HTAB	   *entries;
+	Oid			relid;			/* the table whose rows the TIDs are */
+	Oid			relfilenode;	/* its file when they were found */
+	uint32		generation;		/* changed by direct changes of the table */
+	int			ndirty;			/* entries with unwritten heads */
+	HeadUndo   *undo;			/* oldest first; only for subtransactions */
+	int			nundo;
+	int			maxundo;
+}			head_cache;
+
+static bool xact_callbacks_registered = false;
+
+static uint32
+head_key_hash(const void *key, Size keysize)
+{
+	const HeadKey *k = key;
+
+	return hash_combine(hash_bytes((const unsigned char *) k->tenant, k->tenant_len),
+						hash_bytes((const unsigned char *) k->target, k->target_len));
+}
+
+static int
+head_key_match(const void *key1, const void *key2, Size keysize)
+{
+	const HeadKey *a = key1;
+	const HeadKey *b = key2;
+
+	if (a->tenant_len != b->tenant_len || a->target_len != b->target_len ||
+		memcmp(a->target, b->target, a->target_len) != 0 ||
+		memcmp(a->tenant, b->tenant, a->tenant_len) != 0)
+		return 1;
+	return 0;
+}
+
+/* entries keep their key's bytes in cache memory */
+static void *
+head_key_copy(void *dest, const void *src, Size keysize)
+{
+	const HeadKey *s = src;
+	HeadKey    *d = dest;
+	char	   *bytes = MemoryContextAlloc(head_cache.cxt, s->tenant_len + s->target_len);
+
+	memcpy(bytes, s->tenant, s->tenant_len);
+	memcpy(bytes + s->tenant_len, s->target, s->target_len);
+	d->tenant = bytes;
+	d->target = bytes + s->tenant_len;
+	d->tenant_len = s->tenant_len;
+	d->target_len = s->target_len;
+	return dest;
+}
+
+static HeadKey
+make_key(text *tenant, text *target)
+{
+	HeadKey		key;
+
+	key.tenant = VARDATA_ANY(tenant);
+	key.tenant_len = VARSIZE_ANY_EXHDR(tenant);
+	key.target = VARDATA_ANY(target);
+	key.target_len = VARSIZE_ANY_EXHDR(target);
+	return key;
+}
+
+static void head_cache_xact_callback(XactEvent event, void *arg);
+static void head_cache_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+										SubTransactionId parentSubid, void *arg);
+
+static void
+head_cache_create(Oid relid, Oid relfilenode)
+{
+	HASHCTL		ctl;
+
+	if (!xact_callbacks_registered)
+	{
+		RegisterXactCallback(head_cache_xact_callback, NULL);
+		RegisterSubXactCallback(head_cache_subxact_callback, NULL);
+		xact_callbacks_registered = true;
+	}
+
+	memset(&head_cache, 0, sizeof(head_cache));
+	head_cache.cxt = AllocSetContextCreate(TopTransactionContext, "headlessly stream heads",
+										   ALLOCSET_DEFAULT_SIZES);
+	ctl.keysize = sizeof(HeadKey);
+	ctl.entrysize = sizeof(HeadEntry);
+	ctl.hash = head_key_hash;
+	ctl.match = head_key_match;
+	ctl.keycopy = head_key_copy;
+	ctl.hcxt = head_cache.cxt;
+	head_cache.entries = hash_create("headlessly stream heads", 256, &ctl,
+									 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
+									 HASH_KEYCOPY | HASH_CONTEXT);
+	head_cache.relid = relid;
+	head_cache.relfilenode = relfilenode;
+}
+
+/* the table whose rows the cache's TIDs are, if there is a cache */
+static Oid
+head_cache_relid(void)
+{
+	return head_cache.entries != NULL ? head_cache.relid : InvalidOid;
+}
+
+/* At transaction end: the memory goes with the transaction's. */
+static void
+head_cache_forget(void)
+{
+	memset(&head_cache, 0, sizeof(head_cache));
+}
+
+static void
+value_free(HeadValue *v)
+{
+	if (v->dirty)
+	{
+		if (v->head.noun)
+			pfree(v->head.noun);
+		if (v->head.state)
+			pfree(v->head.state);
+	}
+}
+
+/* Room for one more undo record: allocated before anything changes. */
+static void
+undo_reserve(void)
+{
+	if (head_cache.nundo < head_cache.maxundo)
+		return;
+	if (head_cache.undo == NULL)
+	{
+		head_cache.undo = MemoryContextAlloc(head_cache.cxt, 64 * sizeof(HeadUndo));
+		head_cache.maxundo = 64;
+	}
+	else
+	{
+		head_cache.undo = repalloc(head_cache.undo, 2 * head_cache.maxundo * sizeof(HeadUndo));
+		head_cache.maxundo *= 2;
+	}
+}
+
+static void
+undo_push(HeadEntry *e, SubTransactionId subid)
+{
+	Assert(head_cache.nundo < head_cache.maxundo);
+	head_cache.undo[head_cache.nundo].entry = e;
+	head_cache.undo[head_cache.nundo].subid = subid;
+	head_cache.nundo++;
+}
+
+/*
+ * Replace the entry's value in the current subtransaction, keeping the old
+ * one if an abort of this subtransaction must put it back.  The new head, if
+ * dirty, is copied into cache memory.
+ */
+static void
+entry_set(HeadEntry *e, ItemPointer tid, bool own_version, const HlStreamHead *dirty_head)
+{
+	SubTransactionId cur = GetCurrentSubTransactionId();
+	HeadValue	v;
+
+	memset(&v, 0, sizeof(v));
+	v.tid = *tid;
+	v.own_version = own_version;
+	v.generation = head_cache.generation;
+	if (dirty_head != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(head_cache.cxt);
+
+		v.dirty = true;
+		v.head = *dirty_head;
+		v.head.noun = dirty_head->noun ? pstrdup(dirty_head->noun) : NULL;
+		v.head.state = dirty_head->state ?
+			DatumGetJsonbP(datumCopy(JsonbPGetDatum(dirty_head->state), false, -1)) : NULL;
+		MemoryContextSwitchTo(old);
+	}
+
+	if (e->changed_subid != cur && e->created_subid != cur && cur != TopSubTransactionId)
+	{
+		HeadSave   *save = MemoryContextAlloc(head_cache.cxt, sizeof(HeadSave));
+
+		/* nothing may fail once the entry starts to change */
+		undo_reserve();
+		save->value = e->value;
+		save->changed_subid = e->changed_subid;
+		save->prev = e->saved;
+		e->saved = save;
+		undo_push(e, cur);
+	}
+	else
+		value_free(&e->value);
+	e->changed_subid = cur;
+
+	head_cache.ndirty += (int) v.dirty - (int) e->value.dirty;
+	e->value = v;
+}
+
+static void
+entry_remove(HeadEntry *e)
+{
+	char	   *key_bytes = (char *) e->key.tenant;
+
+	if (e->value.dirty)
+		head_cache.ndirty--;
+	value_free(&e->value);
+	while (e->saved != NULL)
+	{
+		HeadSave   *save = e->saved;
+
+		e->saved = save->prev;
+		value_free(&save->value);
+		pfree(save);
+	}
+	hash_search(head_cache.entries, &e->key, HASH_REMOVE, NULL);
+	pfree(key_bytes);
+}
+
+/*
+ * A rewrite of the table in this transaction (CLUSTER, ALTER TABLE) moves
+ * every row: the TIDs the cache has are then looked up again by key.
+ */
+static void
+check_table_file(Relation rel)
+{
+	if (RelationGetForm(rel)->relfilenode != head_cache.relfilenode)
+	{
+		head_cache.relfilenode = RelationGetForm(rel)->relfilenode;
+		head_cache.generation++;
+	}
+	head_cache_check_file = false;
+}
+
+/*
+ * The cache entry of (tenant, target), made if create; NULL if there is
+ * none or the cache cannot be used for this table.
+ */
+static HeadEntry *
+head_cache_entry(StreamsRelids relids, text *tenant, text *target, bool create)
+{
+	HeadKey		key = make_key(tenant, target);
+	HeadEntry  *e;
+	bool		found;
+
+	if (!relids.cache_ok)
+		return NULL;
+
+	if (head_cache.entries != NULL && head_cache_check_file)
+	{
+		Relation	rel = RelationIdGetRelation(head_cache.relid);
+
+		if (RelationIsValid(rel))
+		{
+			check_table_file(rel);
+			RelationClose(rel);
+		}
+	}
+
+	if (head_cache.entries == NULL)
+	{
+		Relation	rel;
+
+		if (!create)
+			return NULL;
+		rel = table_open(relids.rel, RowExclusiveLock);
+		head_cache_create(relids.rel, RelationGetForm(rel)->relfilenode);
+		table_close(rel, NoLock);
+	}
+	/* the extension dropped and created again in this transaction */
+	if (head_cache.relid != relids.rel)
+		return NULL;
+
+	if (!create)
+		return hash_search(head_cache.entries, &key, HASH_FIND, NULL);
+
+	/* a full cache is written and emptied where no subtransaction needs it */
+	if (GetCurrentTransactionNestLevel() == 1 &&
+		(hash_get_num_entries(head_cache.entries) >= HEAD_CACHE_MAX_ENTRIES ||
+		 MemoryContextMemAllocated(head_cache.cxt, true) >= HEAD_CACHE_MAX_BYTES))
+	{
+		Relation	rel = table_open(relids.rel, RowExclusiveLock);
+		Oid			relfilenode = RelationGetForm(rel)->relfilenode;
+
+		hl_streams_flush();
+		MemoryContextDelete(head_cache.cxt);
+		head_cache_create(relids.rel, relfilenode);
+		table_close(rel, NoLock);
+	}
+
+	if (GetCurrentTransactionNestLevel() > 1)
+		undo_reserve();
+	e = hash_search(head_cache.entries, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		SubTransactionId cur = GetCurrentSubTransactionId();
+
+		/* a miss until the caller sets it */
+		memset(&e->value, 0, sizeof(e->value));
+		e->value.generation = head_cache.generation - 1;
+		e->created_subid = e->changed_subid = cur;
+		e->saved = NULL;
+		if (cur != TopSubTransactionId)
+			undo_push(e, cur);
+	}
+	return e;
+}
+
+/*
+ * Remember the row version of (tenant, target) this transaction holds.  An
+ * entry the cache has is brought up to date; a new one is made only if
+ * make (for a row this transaction wrote: its next change stays in
+ * memory), so a stream appended to once in a transaction costs nothing here.
+ */
+static void
+remember_head(StreamsRelids relids, text *tenant, text *target, ItemPointer tid,
+			  bool own_version, bool make)
+{
+	HeadEntry  *e = head_cache_entry(relids, tenant, target, make);
+
+	if (e != NULL)
+		entry_set(e, tid, own_version, NULL);
+}
+
+static void
+copy_head_out(const HlStreamHead *from, HlStreamHead *to)
+{
+	*to = *from;
+	to->noun = from->noun ? pstrdup(from->noun) : NULL;
+	to->state = from->state ?
+		DatumGetJsonbP(datumCopy(JsonbPGetDatum(from->state), false, -1)) : NULL;
+}
+
+/*
+ * The row version of an entry whose TID is out of date (the table was
+ * rewritten): found again by its key.
+ */
+static void
+entry_relocate(HeadEntry *e, Relation rel, Oid pkey)
+{
+	Relation	idx = index_open(pkey, RowExclusiveLock);
+	text	   *tenant = cstring_to_text_with_len(e->key.tenant, e->key.tenant_len);
+	text	   *target = cstring_to_text_with_len(e->key.target, e->key.target_len);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Snapshot	snapshot;
+	HlStreamHead head;
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	if (!find_head(rel, idx, snapshot, tenant, target, slot))
+		elog(ERROR, "the head of stream \"%s\" is missing", text_to_cstring(target));
+	head = e->value.head;
+	entry_set(e, &slot->tts_tid, written_by_us(slot), e->value.dirty ? &head : NULL);
+	UnregisterSnapshot(snapshot);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, NoLock);
+}
+
+/*
+ * Write every head this transaction keeps unwritten.  Returns whether
+ * there were any.
+ */
+bool
+hl_streams_flush(void)
+{
+	HASH_SEQ_STATUS status;
+	HeadEntry  *e;
+	Relation	rel;
+	Oid			pkey;
+	MemoryContext cxt;
+	MemoryContext old;
+
+	if (head_cache.entries == NULL || head_cache.ndirty == 0)
+		return false;
+
+	/* gone with DROP EXTENSION in this transaction: nothing to write to */
+	rel = try_table_open(head_cache.relid, RowExclusiveLock);
+	if (rel == NULL)
+		return false;
+	check_table_file(rel);
+	pkey = RelationGetPrimaryKeyIndex(rel);
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly head flush",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	hash_seq_init(&status, head_cache.entries);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		text	   *tenant;
+		text	   *target;
+		ItemPointerData tid;
+
+		if (!e->value.dirty)
+			continue;
+		if (e->value.generation != head_cache.generation)
+			entry_relocate(e, rel, pkey);
+		tenant = cstring_to_text_with_len(e->key.tenant, e->key.tenant_len);
+		target = cstring_to_text_with_len(e->key.target, e->key.target_len);
+		tid = update_head(rel, &e->value.tid, tenant, target, &e->value.head);
+		entry_set(e, &tid, true, NULL);
+		MemoryContextReset(cxt);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	table_close(rel, NoLock);
+	return true;
+}
+
+/*
+ * This transaction's unwritten head of (tenant, target), copied into *head;
+ * false if it has none (then the table's row is the head).
+ */
+bool
+hl_stream_pending_head(text *tenant, text *target, HlStreamHead *head)
+{
+	HeadKey		key;
+	HeadEntry  *e;
+
+	if (head_cache.entries == NULL || head_cache.ndirty == 0)
+		return false;
+	key = make_key(tenant, target);
+	e = hash_search(head_cache.entries, &key, HASH_FIND, NULL);
+	if (e == NULL || !e->value.dirty)
+		return false;
+	copy_head_out(&e->value.head, head);
+	head->tid = e->value.tid;
+	head->is_new = false;
+	return true;
+}
+
+/* A subtransaction ends: put back what an abort undoes, pass the rest up. */
+static void
+head_cache_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							SubTransactionId parentSubid, void *arg)
+{
+	int			first;
+	int			kept;
+
+	if (head_cache.entries == NULL ||
+		(event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB))
+		return;
+
+	/* the records of this subtransaction are the last ones */
+	first = head_cache.nundo;
+	while (first > 0 && head_cache.undo[first - 1].subid == mySubid)
+		first--;
+
+	kept = first;
+	for (int i = first; i < head_cache.nundo; i++)
+	{
+		HeadEntry  *e = head_cache.undo[i].entry;
+		bool		keep = false;
+
+		if (event == SUBXACT_EVENT_ABORT_SUB)
+		{
+			if (e->created_subid == mySubid)
+				entry_remove(e);
+			else
+			{
+				HeadSave   *save = e->saved;
+
+				Assert(e->changed_subid == mySubid && save != NULL);
+				head_cache.ndirty += (int) save->value.dirty - (int) e->value.dirty;
+				value_free(&e->value);
+				e->value = save->value;
+				e->changed_subid = save->changed_subid;
+				e->saved = save->prev;
+				pfree(save);
+			}
+			continue;
+		}
+
+		if (e->created_subid == mySubid)
+		{
+			e->created_subid = parentSubid;
+			keep = true;
+		}
+		if (e->changed_subid == mySubid)
+		{
+			HeadSave   *save = e->saved;
+
+			e->changed_subid = parentSubid;
+			if (save != NULL &&
+				(save->changed_subid == parentSubid || parentSubid == TopSubTransactionId))
+			{
+				/* the parent's own saved value, if it needs one, is older */
+				e->saved = save->prev;
+				value_free(&save->value);
+				pfree(save);
+			}
+			else if (save != NULL)
+				keep = true;
+		}
+		/* the top level needs no undoing */
+		if (keep && parentSubid != TopSubTransactionId)
+		{
+			head_cache.undo[kept].entry = e;
+			head_cache.undo[kept].subid = parentSubid;
+			kept++;
+		}
+	}
+	head_cache.nundo = kept;
+}
+
+static void
+head_cache_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			hl_streams_flush();
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			head_cache_forget();
+			break;
+		default:
+			break;
+	}
+}
+
+/* Locking and storing heads -------------------------------------------------- */
+
+/*
+ * Lock the head of (tenant, target) and read it into *head.  A stream
+ * without a head comes back with is_new set and nothing locked, unless
+ * create is given: then a head at version 0 is inserted first, so that the
+ * stream is held from here on (needed when hooks run before the store).
+ */
+void
+hl_stream_lock(text *tenant, text *target, bool create, HlStreamHead *head)
+{
+	StreamsRelids relids = resolve_streams();
+
+	for (;;)
+	{
+		HeadEntry  *e = head_cache_entry(relids, tenant, target, false);
+		bool		own;
+
+		if (e != NULL && e->value.dirty && e->value.generation != head_cache.generation)
+		{
+			/* its row moved; the head is still the one in memory */
+			Relation	rel = table_open(relids.rel, RowExclusiveLock);
+
+			entry_relocate(e, rel, relids.pkey);
+			table_close(rel, NoLock);
+		}
+		if (e != NULL && e->value.generation == head_cache.generation)
+		{
+			/* held by this transaction already */
+			if (e->value.dirty)
+				copy_head_out(&e->value.head, head);
+			else
+				read_head_at(relids.rel, &e->value.tid, head);
+			head->tid = e->value.tid;
+			head->is_new = false;
+			return;
+		}
+		if (lock_existing_head(relids, tenant, target, head, &own))
+		{
+			head->is_new = false;
+			remember_head(relids, tenant, target, &head->tid, own, own);
+			return;
+		}
+		memset(head, 0, sizeof(*head));
+		head->is_new = true;
+		if (!create)
+			return;
+		/* a concurrent creator makes this a no-op: then lock its head */
+		(void) hl_stream_store(tenant, target, head);
+	}
 }
 
 /*
  * Write back a head locked by hl_stream_lock in this transaction, or insert
  * a new stream's head.  False only for a new stream whose head another
  * transaction inserted (and committed) meanwhile: the caller starts over.
+ *
+ * A head whose row this transaction has written already is kept in memory
+ * and written when the transaction commits (see the top of this file).
  */
 bool
 hl_stream_store(text *tenant, text *target, const HlStreamHead *head)
 {
+	StreamsRelids relids = resolve_streams();
+	HeadEntry  *e;
 	Relation	rel;
-	TupleDesc	tupdesc;
-	Datum	   *values;
-	bool	   *nulls;
-	HeapTuple	tuple;
-	ItemPointerData otid = head->tid;
-	HlIndexUpdate which;
+	ItemPointerData tid;
 
-	resolve_streams();
-	rel = table_open(streams_relid, RowExclusiveLock);
-	tupdesc = RelationGetDescr(rel);
-
-	/* columns added by later versions keep their defaults: none yet */
-	values = palloc0(tupdesc->natts * sizeof(Datum));
-	nulls = palloc(tupdesc->natts * sizeof(bool));
-	memset(nulls, true, tupdesc->natts * sizeof(bool));
-
-	values[S_TENANT - 1] = PointerGetDatum(tenant);
-	nulls[S_TENANT - 1] = false;
-	values[S_TARGET - 1] = PointerGetDatum(target);
-	nulls[S_TARGET - 1] = false;
-	values[S_VERSION - 1] = Int64GetDatum(head->version);
-	nulls[S_VERSION - 1] = false;
-	values[S_LAST_RECORDED_AT - 1] = TimestampTzGetDatum(head->last_recorded_at);
-	nulls[S_LAST_RECORDED_AT - 1] = !head->has_last_recorded_at;
-	if (head->noun)
+	if (!head->is_new)
 	{
-		values[S_NOUN - 1] = CStringGetTextDatum(head->noun);
-		nulls[S_NOUN - 1] = false;
+		e = head_cache_entry(relids, tenant, target, false);
+		if (e != NULL && e->value.generation == head_cache.generation &&
+			e->value.own_version && ItemPointerEquals(&e->value.tid, (ItemPointer) &head->tid))
+		{
+			entry_set(e, &e->value.tid, true, head);
+			return true;
+		}
 	}
-	if (head->state)
-	{
-		values[S_STATE - 1] = JsonbPGetDatum(head->state);
-		nulls[S_STATE - 1] = false;
-	}
-	values[S_CREATED_AT - 1] = TimestampTzGetDatum(head->created_at);
-	nulls[S_CREATED_AT - 1] = !head->has_created_at;
-	values[S_UPDATED_AT - 1] = TimestampTzGetDatum(head->updated_at);
-	nulls[S_UPDATED_AT - 1] = !head->has_updated_at;
 
-	tuple = heap_form_tuple(tupdesc, values, nulls);
+	rel = table_open(relids.rel, RowExclusiveLock);
 	if (head->is_new)
 	{
-		bool		created = create_head(rel, tenant, target, tuple);
+		HeapTuple	tuple = form_head_tuple(rel, tenant, target, head);
+		bool		created = create_head(rel, relids.pkey, tenant, target, tuple);
 
+		tid = tuple->t_self;
 		heap_freetuple(tuple);
 		table_close(rel, NoLock);
+		if (created)
+			remember_head(relids, tenant, target, &tid, true, false);
 		return created;
 	}
 
-	/* we hold the row lock, so this cannot meet a concurrent update */
-	which = hl_simple_heap_update(rel, &otid, tuple);
-	if (which != HL_INDEX_UPDATE_NONE)
-		insert_index_entries(rel, tuple, which);
-
-	heap_freetuple(tuple);
+	tid = update_head(rel, (ItemPointer) &head->tid, tenant, target, head);
 	table_close(rel, NoLock);
+	remember_head(relids, tenant, target, &tid, true, false);
 	return true;
+}
+
+/* SQL: the unwritten heads, and direct changes of the table -------------------- */
+
+/*
+ * pending_heads() RETURNS SETOF headlessly.streams: the heads this
+ * transaction changed after writing them, as they are now; they replace
+ * the table's rows in headlessly.heads (and so headlessly.entities).
+ */
+Datum
+headlessly_pending_heads(PG_FUNCTION_ARGS)
+{
+	HlResultSet rs;
+	HASH_SEQ_STATUS status;
+	HeadEntry  *e;
+	Datum	   *values;
+	bool	   *nulls;
+
+	hl_result_set_init(fcinfo, "pending_heads", &rs);
+	if (head_cache.entries == NULL || head_cache.ndirty == 0)
+		PG_RETURN_NULL();
+
+	if (rs.tupdesc->natts < S_NCOLUMNS)
+		elog(ERROR, "pending_heads() must return rows of %s.streams", HL_SCHEMA);
+	values = palloc(rs.tupdesc->natts * sizeof(Datum));
+	nulls = palloc(rs.tupdesc->natts * sizeof(bool));
+	hash_seq_init(&status, head_cache.entries);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		if (!e->value.dirty)
+			continue;
+		head_values(rs.tupdesc,
+					cstring_to_text_with_len(e->key.tenant, e->key.tenant_len),
+					cstring_to_text_with_len(e->key.target, e->key.target_len),
+					&e->value.head, values, nulls);
+		tuplestore_putvalues(rs.store, rs.tupdesc, values, nulls);
+	}
+	PG_RETURN_NULL();
+}
+
+/*
+ * Trigger BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ... FOR EACH
+ * STATEMENT on headlessly.streams: a direct change may move any row, so
+ * the cache looks its heads up again; while this transaction keeps heads
+ * unwritten, the change would act on outdated rows, so it is refused.
+ */
+Datum
+headlessly_streams_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s was not called by the trigger manager",
+						"headlessly.streams_changed()")));
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s must be fired BEFORE ... FOR EACH STATEMENT",
+						"headlessly.streams_changed()")));
+
+	if (head_cache.entries == NULL)
+		return PointerGetDatum(NULL);
+	if (head_cache.ndirty > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot change %s.streams directly in this transaction", HL_SCHEMA),
+				 errdetail("This transaction appended more than once to %d stream(s); "
+						   "their heads are written when it commits.",
+						   head_cache.ndirty),
+				 errhint("Change %s.streams in a transaction of its own.", HL_SCHEMA)));
+	head_cache.generation++;
+	return PointerGetDatum(NULL);
 }

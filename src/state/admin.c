@@ -18,8 +18,7 @@
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
-#include "utils/datum.h"
-#include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(headlessly_check_state);
 PG_FUNCTION_INFO_V1(headlessly_rebuild_state);
@@ -175,8 +174,12 @@ head_args(StreamWork *w, Datum *args, char *nulls)
 }
 
 static void
-start_stream(StreamWork *w)
+start_stream(void *arg, text *tenant, text *target, HeapTuple tup, TupleDesc desc)
 {
+	StreamWork *w = arg;
+
+	w->tenant = tenant;
+	w->target = target;
 	hl_replay_init(&w->r);
 	w->noun = NULL;
 	w->nsnapshots = w->next_snapshot = 0;
@@ -261,8 +264,9 @@ at_version(StreamWork *w)
 }
 
 static void
-finish_stream(StreamWork *w)
+finish_stream(void *arg)
 {
+	StreamWork *w = arg;
 	Oid			types[8] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID,
 	JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		args[8];
@@ -311,85 +315,41 @@ finish_stream(StreamWork *w)
 	}
 }
 
+/* one event of the open stream */
+static void
+replay_event(void *arg, HeapTuple tup, TupleDesc desc)
+{
+	StreamWork *w = arg;
+	bool		isnull;
+	text	   *type = DatumGetTextPP(SPI_getbinval(tup, desc, 4, &isnull));
+	HlEventType et = hl_parse_event_type(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type));
+
+	if (et.kind == HL_VERB_CREATED && w->noun == NULL)
+		w->noun = pnstrdup(VARDATA_ANY(type), et.noun_len);
+	hl_replay_apply(&w->r,
+					DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)),
+					type,
+					DatumGetJsonbP(SPI_getbinval(tup, desc, 5, &isnull)),
+					DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull)));
+	at_version(w);
+}
+
+static void
+keep_stream(void *arg)
+{
+	hl_replay_keep(&((StreamWork *) arg)->r);
+}
+
 /* Replay every stream of the log (of one tenant if given). */
 static void
 replay_log(StreamWork *w, Datum tenant_arg, char tenant_null)
 {
+	static const HlStreamWalk walk = {.tenant_column = 1, .target_column = 2,
+		.start = start_stream, .row = replay_event, .keep = keep_stream, .finish = finish_stream};
 	Oid			types[1] = {TEXTOID};
-	MemoryContext spi_cxt = CurrentMemoryContext;
-	MemoryContext stream_cxt;
-	Portal		portal;
-	bool		open = false;
 
 	hl_prepare_cached(&streams_plan, STREAMS_QUERY, 1, types);
-	portal = SPI_cursor_open(NULL, streams_plan, &tenant_arg, &tenant_null, !w->rebuild);
-	stream_cxt = AllocSetContextCreate(spi_cxt, "headlessly replay stream",
-									   ALLOCSET_DEFAULT_SIZES);
-
-	for (;;)
-	{
-		SPITupleTable *tuptable;
-		uint64		n;
-
-		SPI_cursor_fetch(portal, true, 1000);
-		tuptable = SPI_tuptable;
-		n = SPI_processed;
-		if (n == 0)
-			break;
-
-		MemoryContextSwitchTo(stream_cxt);
-		for (uint64 i = 0; i < n; i++)
-		{
-			HeapTuple	tup = tuptable->vals[i];
-			TupleDesc	desc = tuptable->tupdesc;
-			bool		isnull;
-			text	   *tenant = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
-			text	   *target = DatumGetTextPP(SPI_getbinval(tup, desc, 2, &isnull));
-			text	   *type = DatumGetTextPP(SPI_getbinval(tup, desc, 4, &isnull));
-			HlEventType et;
-
-			if (!open || !hl_text_equal(w->tenant, tenant) || !hl_text_equal(w->target, target))
-			{
-				if (open)
-					finish_stream(w);
-				MemoryContextReset(stream_cxt);
-				w->tenant = DatumGetTextPP(datumCopy(PointerGetDatum(tenant), false, -1));
-				w->target = DatumGetTextPP(datumCopy(PointerGetDatum(target), false, -1));
-				start_stream(w);
-				open = true;
-			}
-
-			et = hl_parse_event_type(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type));
-			if (et.kind == HL_VERB_CREATED && w->noun == NULL)
-				w->noun = pnstrdup(VARDATA_ANY(type), et.noun_len);
-			hl_replay_apply(&w->r,
-							DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)),
-							type,
-							DatumGetJsonbP(SPI_getbinval(tup, desc, 5, &isnull)),
-							DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull)));
-			at_version(w);
-		}
-
-		/* the fetched rows go away: keep the open stream's state */
-		if (open)
-		{
-			Jsonb	   *state = hl_replay_state(&w->r);
-
-			if (state != NULL)
-				w->r.base = DatumGetJsonbP(datumCopy(JsonbPGetDatum(state), false, -1));
-		}
-		MemoryContextSwitchTo(spi_cxt);
-		SPI_freetuptable(tuptable);
-	}
-
-	if (open)
-	{
-		MemoryContextSwitchTo(stream_cxt);
-		finish_stream(w);
-		MemoryContextSwitchTo(spi_cxt);
-	}
-	SPI_cursor_close(portal);
-	MemoryContextDelete(stream_cxt);
+	hl_walk_streams(streams_plan, &tenant_arg, &tenant_null, !w->rebuild, &walk, w);
 }
 
 /* Report each (tenant, target, version, state) row the query finds. */
@@ -428,11 +388,13 @@ headlessly_check_state(PG_FUNCTION_ARGS)
 	StreamWork	w;
 	Datum		tenant_arg = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
 	char		tenant_null = PG_ARGISNULL(0) ? 'n' : ' ';
+	bool		pushed;
 
 	hl_result_set_init(fcinfo, "check_state", &rs);
 	memset(&w, 0, sizeof(w));
 	w.rs = &rs;
 
+	pushed = hl_write_pending_heads();
 	hl_spi_connect();
 
 	replay_log(&w, tenant_arg, tenant_null);
@@ -443,6 +405,8 @@ headlessly_check_state(PG_FUNCTION_ARGS)
 				   "snapshot of a stream without events");
 
 	SPI_finish();
+	if (pushed)
+		PopActiveSnapshot();
 	PG_RETURN_NULL();
 }
 
@@ -466,6 +430,8 @@ headlessly_rebuild_state(PG_FUNCTION_ARGS)
 	memset(&w, 0, sizeof(w));
 	w.rebuild = true;
 
+	/* its queries take snapshots of their own: writing the heads is enough */
+	hl_streams_flush();
 	hl_spi_connect();
 
 	/* no appends meanwhile: they would change what is being rebuilt */

@@ -16,7 +16,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgrprotos.h"
-#include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(headlessly_entities_as_of);
 
@@ -81,23 +81,28 @@ PG_FUNCTION_INFO_V1(headlessly_entities_as_of);
  * Streams changed after $3, each with its head and its last few events,
  * newest first: most streams changed after a recent point have only one or
  * two events after it, and are answered by undoing those from the head.
- * Only the head's first row carries the head's state.
+ * Only the head's first row carries the head's state.  They are found from
+ * the events after $3 (the log's (tenant, recorded_at) index): the heads
+ * keep no index on when they changed, so that updating them stays HOT.
  */
 #define UNDO_DEPTH 4
 #define UNDO_QUERY \
 	"SELECT s.target, s.version, s.created_at," \
 	"       CASE WHEN t.version OPERATOR(pg_catalog.=) s.version THEN s.state END," \
 	"       t.version, t.type, t.before, t.recorded_at" \
-	"  FROM " HL_SCHEMA ".streams s" \
+	"  FROM (SELECT DISTINCT c.target FROM " HL_SCHEMA ".events c" \
+	"         WHERE c.tenant OPERATOR(pg_catalog.=) $1" \
+	"           AND c.recorded_at OPERATOR(pg_catalog.>) $3" \
+	"           AND c.target IS NOT NULL) changed" \
+	"  JOIN " HL_SCHEMA ".streams s" \
+	"    ON s.tenant OPERATOR(pg_catalog.=) $1 AND s.target OPERATOR(pg_catalog.=) changed.target" \
 	"  CROSS JOIN LATERAL (" \
 	"       SELECT e.version, e.type, e.before, e.recorded_at" \
 	"         FROM " HL_SCHEMA ".events e" \
 	"        WHERE e.tenant OPERATOR(pg_catalog.=) $1" \
 	"          AND e.target OPERATOR(pg_catalog.=) s.target" \
 	"        ORDER BY e.version DESC LIMIT " CppAsString2(UNDO_DEPTH) ") t" \
-	" WHERE s.tenant OPERATOR(pg_catalog.=) $1" \
-	"   AND s.noun OPERATOR(pg_catalog.=) $2" \
-	"   AND s.last_recorded_at OPERATOR(pg_catalog.>) $3"
+	" WHERE s.noun OPERATOR(pg_catalog.=) $2"
 
 static SPIPlanPtr undo_plan = NULL;
 static SPIPlanPtr current_plan = NULL;
@@ -134,6 +139,62 @@ emit_replayed(EntitiesOutput *out, text *target, HlReplay *r)
 	tuplestore_putvalues(out->rs.store, out->rs.tupdesc, values, nulls);
 }
 
+/* One stream being replayed forwards from its nearest snapshot. */
+typedef struct ReplayStream
+{
+	EntitiesOutput *out;
+	text	   *target;
+	HlReplay	r;
+	int64		last_event;
+} ReplayStream;
+
+static void
+replay_start(void *arg, text *tenant, text *target, HeapTuple tup, TupleDesc desc)
+{
+	ReplayStream *rs = arg;
+	bool		isnull;
+	Datum		version = SPI_getbinval(tup, desc, 2, &isnull);
+
+	rs->target = target;
+	rs->last_event = 0;
+	hl_replay_init(&rs->r);
+	if (!isnull)
+		hl_replay_start_from_row(&rs->r, DatumGetInt64(version), tup, desc, 3);
+}
+
+static void
+replay_row(void *arg, HeapTuple tup, TupleDesc desc)
+{
+	ReplayStream *rs = arg;
+	bool		isnull;
+	Datum		version = SPI_getbinval(tup, desc, 7, &isnull);
+
+	if (isnull)
+		return;					/* no events to replay after the snapshot */
+	if (DatumGetInt64(version) <= rs->last_event)
+		elog(ERROR, "entities_as_of: events of \"%s\" out of order",
+			 text_to_cstring(rs->target));
+	rs->last_event = DatumGetInt64(version);
+	hl_replay_apply(&rs->r, rs->last_event,
+					DatumGetTextPP(SPI_getbinval(tup, desc, 8, &isnull)),
+					DatumGetJsonbP(SPI_getbinval(tup, desc, 9, &isnull)),
+					DatumGetTimestampTz(SPI_getbinval(tup, desc, 10, &isnull)));
+}
+
+static void
+replay_keep(void *arg)
+{
+	hl_replay_keep(&((ReplayStream *) arg)->r);
+}
+
+static void
+replay_finish(void *arg)
+{
+	ReplayStream *rs = arg;
+
+	emit_replayed(rs->out, rs->target, &rs->r);
+}
+
 /*
  * Streams changed after at that undoing could not answer: replay each
  * from its nearest snapshot.  args: tenant, noun, at, text[] of targets.
@@ -141,102 +202,13 @@ emit_replayed(EntitiesOutput *out, text *target, HlReplay *r)
 static void
 replay_changed(Datum *args, EntitiesOutput *out)
 {
+	static const HlStreamWalk walk = {.target_column = 1,
+		.start = replay_start, .row = replay_row, .keep = replay_keep, .finish = replay_finish};
 	Oid			types[4] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTARRAYOID};
-	MemoryContext entity_cxt;
-	MemoryContext spi_cxt = CurrentMemoryContext;
-	Portal		portal;
-	HlReplay	r;
-	text	   *current = NULL;
-	int64		last_event = 0;
+	ReplayStream rs = {.out = out};
 
 	hl_prepare_cached(&changed_plan, CHANGED_QUERY, 4, types);
-	portal = SPI_cursor_open(NULL, changed_plan, args, NULL, true);
-
-	entity_cxt = AllocSetContextCreate(spi_cxt, "headlessly entities_as_of entity",
-									   ALLOCSET_DEFAULT_SIZES);
-	hl_replay_init(&r);
-
-	for (;;)
-	{
-		SPITupleTable *tuptable;
-		uint64		n;
-
-		SPI_cursor_fetch(portal, true, 1000);
-		tuptable = SPI_tuptable;
-		n = SPI_processed;
-		if (n == 0)
-			break;
-
-		MemoryContextSwitchTo(entity_cxt);
-		for (uint64 i = 0; i < n; i++)
-		{
-			HeapTuple	tup = tuptable->vals[i];
-			TupleDesc	desc = tuptable->tupdesc;
-			bool		isnull;
-			text	   *target = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
-			Datum		d;
-
-			if (current == NULL || !hl_text_equal(current, target))
-			{
-				/* a new stream: finish the last one, start from the snapshot */
-				if (current != NULL)
-					emit_replayed(out, current, &r);
-				MemoryContextReset(entity_cxt);
-				current = DatumGetTextPP(datumCopy(PointerGetDatum(target), false, -1));
-				hl_replay_init(&r);
-				last_event = 0;
-
-				d = SPI_getbinval(tup, desc, 2, &isnull);
-				if (!isnull)
-				{
-					r.version = DatumGetInt64(d);
-					r.last_recorded_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
-					r.has_last_recorded_at = !isnull;
-					d = SPI_getbinval(tup, desc, 4, &isnull);
-					r.alive = !isnull;
-					r.base = isnull ? NULL : DatumGetJsonbP(d);
-					r.created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
-					r.has_created_at = !isnull;
-					r.updated_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
-					r.has_updated_at = !isnull;
-				}
-			}
-
-			d = SPI_getbinval(tup, desc, 7, &isnull);
-			if (isnull)
-				continue;		/* no events to replay after the snapshot */
-			if (DatumGetInt64(d) <= last_event)
-				elog(ERROR, "entities_as_of: events of \"%s\" out of order", text_to_cstring(target));
-			last_event = DatumGetInt64(d);
-			hl_replay_apply(&r, last_event,
-							DatumGetTextPP(SPI_getbinval(tup, desc, 8, &isnull)),
-							DatumGetJsonbP(SPI_getbinval(tup, desc, 9, &isnull)),
-							DatumGetTimestampTz(SPI_getbinval(tup, desc, 10, &isnull)));
-		}
-
-		/*
-		 * The fetched rows go away now: fold what the current stream has so
-		 * far into memory of its own.
-		 */
-		if (current != NULL)
-		{
-			Jsonb	   *state = hl_replay_state(&r);
-
-			if (state != NULL)
-				r.base = DatumGetJsonbP(datumCopy(JsonbPGetDatum(state), false, -1));
-		}
-		MemoryContextSwitchTo(spi_cxt);
-		SPI_freetuptable(tuptable);
-	}
-
-	if (current != NULL)
-	{
-		MemoryContextSwitchTo(entity_cxt);
-		emit_replayed(out, current, &r);
-		MemoryContextSwitchTo(spi_cxt);
-	}
-	SPI_cursor_close(portal);
-	MemoryContextDelete(entity_cxt);
+	hl_walk_streams(changed_plan, args, NULL, true, &walk, &rs);
 }
 
 /*
@@ -266,6 +238,15 @@ typedef struct UndoStream
 	bool		fallback;
 } UndoStream;
 
+typedef struct UndoWalk
+{
+	UndoStream	u;
+	EntitiesOutput *out;
+	TimestampTz at;
+	ArrayBuildState *fallbacks; /* targets to replay instead */
+	MemoryContext keep_cxt;		/* where those are kept */
+} UndoWalk;
+
 static bool
 has_null_value(Jsonb *obj)
 {
@@ -291,41 +272,6 @@ undo_fold(UndoStream *u)
 		u->state = hl_fold_patches(u->state, u->befores, u->nbefores);
 	}
 	u->nbefores = 0;
-}
-
-static void
-undo_finish(UndoStream *u, EntitiesOutput *out, ArrayBuildState **fallbacks,
-			MemoryContext keep_cxt)
-{
-	if (u->target == NULL)
-		return;
-	if (!u->done && !u->reached && u->rows < UNDO_DEPTH)
-	{
-		/* every event of the stream is after `at`: it did not exist yet */
-		u->done = true;
-		return;
-	}
-	if (!u->done || u->fallback)
-	{
-		*fallbacks = accumArrayResult(*fallbacks, PointerGetDatum(u->target), false,
-									  TEXTOID, keep_cxt);
-		return;
-	}
-	if (u->alive)
-	{
-		HlReplay	r;
-
-		undo_fold(u);
-		hl_replay_init(&r);
-		r.version = u->version;
-		r.alive = true;
-		r.base = u->state;
-		r.has_created_at = u->has_created_at;
-		r.created_at = u->created_at;
-		r.has_updated_at = u->has_updated_at;
-		r.updated_at = u->updated_at;
-		emit_replayed(out, u->target, &r);
-	}
 }
 
 /* One event of the stream, newest first. */
@@ -384,6 +330,86 @@ undo_step(UndoStream *u, TimestampTz at, int64 version, text *type, Jsonb *befor
 	}
 }
 
+static void
+undo_finish(void *arg)
+{
+	UndoWalk   *w = arg;
+	UndoStream *u = &w->u;
+
+	if (!u->done && !u->reached && u->rows < UNDO_DEPTH)
+	{
+		/* every event of the stream is after `at`: it did not exist yet */
+		u->done = true;
+		return;
+	}
+	if (!u->done || u->fallback)
+	{
+		w->fallbacks = accumArrayResult(w->fallbacks, PointerGetDatum(u->target), false,
+										TEXTOID, w->keep_cxt);
+		return;
+	}
+	if (u->alive)
+	{
+		HlReplay	r;
+
+		undo_fold(u);
+		hl_replay_init(&r);
+		r.version = u->version;
+		r.alive = true;
+		r.base = u->state;
+		r.has_created_at = u->has_created_at;
+		r.created_at = u->created_at;
+		r.has_updated_at = u->has_updated_at;
+		r.updated_at = u->updated_at;
+		emit_replayed(w->out, u->target, &r);
+	}
+}
+
+/* A stream's first row: its head. */
+static void
+undo_start(void *arg, text *tenant, text *target, HeapTuple tup, TupleDesc desc)
+{
+	UndoStream *u = &((UndoWalk *) arg)->u;
+	bool		isnull;
+	Datum		d;
+
+	memset(u, 0, sizeof(*u));
+	u->target = target;
+	u->befores = palloc(UNDO_DEPTH * sizeof(Jsonb *));
+	u->version = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	d = SPI_getbinval(tup, desc, 3, &isnull);
+	u->has_created_at = !isnull;
+	u->created_at = isnull ? 0 : DatumGetTimestampTz(d);
+	d = SPI_getbinval(tup, desc, 4, &isnull);
+	u->alive = !isnull;
+	u->state = isnull ? NULL : DatumGetJsonbP(d);
+}
+
+static void
+undo_row(void *arg, HeapTuple tup, TupleDesc desc)
+{
+	UndoWalk   *w = arg;
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, 7, &isnull);
+	Jsonb	   *before = isnull ? NULL : DatumGetJsonbP(d);
+
+	undo_step(&w->u, w->at,
+			  DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull)),
+			  DatumGetTextPP(SPI_getbinval(tup, desc, 6, &isnull)),
+			  before,
+			  DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull)));
+}
+
+static void
+undo_keep(void *arg)
+{
+	UndoStream *u = &((UndoWalk *) arg)->u;
+
+	undo_fold(u);
+	if (u->state != NULL)
+		u->state = DatumGetJsonbP(datumCopy(JsonbPGetDatum(u->state), false, -1));
+}
+
 /*
  * Entities of the noun whose streams changed after at: undo the few events
  * after at from the head where that is exact, replay the rest.
@@ -392,92 +418,23 @@ undo_step(UndoStream *u, TimestampTz at, int64 version, text *type, Jsonb *befor
 static void
 undo_changed(Datum *args, EntitiesOutput *out)
 {
+	static const HlStreamWalk walk = {.target_column = 1,
+		.start = undo_start, .row = undo_row, .keep = undo_keep, .finish = undo_finish};
 	Oid			types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	MemoryContext spi_cxt = CurrentMemoryContext;
-	MemoryContext entity_cxt;
-	TimestampTz at = DatumGetTimestampTz(args[2]);
-	ArrayBuildState *fallbacks = NULL;
-	Portal		portal;
-	UndoStream	u;
+	UndoWalk	w = {.out = out, .at = DatumGetTimestampTz(args[2]),
+		.keep_cxt = CurrentMemoryContext};
 
 	hl_prepare_cached(&undo_plan, UNDO_QUERY, 3, types);
-	portal = SPI_cursor_open(NULL, undo_plan, args, NULL, true);
-	entity_cxt = AllocSetContextCreate(spi_cxt, "headlessly entities_as_of undo",
-									   ALLOCSET_DEFAULT_SIZES);
-	memset(&u, 0, sizeof(u));
+	hl_walk_streams(undo_plan, args, NULL, true, &walk, &w);
 
-	for (;;)
-	{
-		SPITupleTable *tuptable;
-		uint64		n;
-
-		SPI_cursor_fetch(portal, true, 1000);
-		tuptable = SPI_tuptable;
-		n = SPI_processed;
-		if (n == 0)
-			break;
-
-		MemoryContextSwitchTo(entity_cxt);
-		for (uint64 i = 0; i < n; i++)
-		{
-			HeapTuple	tup = tuptable->vals[i];
-			TupleDesc	desc = tuptable->tupdesc;
-			bool		isnull;
-			text	   *target = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
-			Datum		d;
-			Jsonb	   *before;
-
-			if (u.target == NULL || !hl_text_equal(u.target, target))
-			{
-				/* a new stream: finish the last one, start from the head */
-				undo_finish(&u, out, &fallbacks, spi_cxt);
-				MemoryContextReset(entity_cxt);
-				memset(&u, 0, sizeof(u));
-				u.target = DatumGetTextPP(datumCopy(PointerGetDatum(target), false, -1));
-				u.befores = palloc(UNDO_DEPTH * sizeof(Jsonb *));
-				u.version = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-				d = SPI_getbinval(tup, desc, 3, &isnull);
-				u.has_created_at = !isnull;
-				u.created_at = isnull ? 0 : DatumGetTimestampTz(d);
-				d = SPI_getbinval(tup, desc, 4, &isnull);
-				u.alive = !isnull;
-				u.state = isnull ? NULL : DatumGetJsonbP(d);
-			}
-
-			d = SPI_getbinval(tup, desc, 7, &isnull);
-			before = isnull ? NULL : DatumGetJsonbP(d);
-			undo_step(&u, at,
-					  DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull)),
-					  DatumGetTextPP(SPI_getbinval(tup, desc, 6, &isnull)),
-					  before,
-					  DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull)));
-		}
-
-		/* the fetched rows go away: keep the open stream's state */
-		if (u.target != NULL)
-		{
-			undo_fold(&u);
-			if (u.state != NULL)
-				u.state = DatumGetJsonbP(datumCopy(JsonbPGetDatum(u.state), false, -1));
-		}
-		MemoryContextSwitchTo(spi_cxt);
-		SPI_freetuptable(tuptable);
-	}
-
-	MemoryContextSwitchTo(entity_cxt);
-	undo_finish(&u, out, &fallbacks, spi_cxt);
-	MemoryContextSwitchTo(spi_cxt);
-	SPI_cursor_close(portal);
-	MemoryContextDelete(entity_cxt);
-
-	if (fallbacks != NULL)
+	if (w.fallbacks != NULL)
 	{
 		Datum		replay_args[4];
 
 		replay_args[0] = args[0];
 		replay_args[1] = args[1];
 		replay_args[2] = args[2];
-		replay_args[3] = makeArrayResult(fallbacks, spi_cxt);
+		replay_args[3] = makeArrayResult(w.fallbacks, w.keep_cxt);
 		replay_changed(replay_args, out);
 	}
 }
@@ -491,6 +448,7 @@ Datum
 headlessly_entities_as_of(PG_FUNCTION_ARGS)
 {
 	EntitiesOutput out;
+	bool		pushed;
 	Datum		args[4];
 	Oid			types[4] = {TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
 
@@ -518,6 +476,7 @@ headlessly_entities_as_of(PG_FUNCTION_ARGS)
 	args[1] = PG_GETARG_DATUM(0);
 	args[2] = JsonbPGetDatum(out.filter);
 
+	pushed = hl_write_pending_heads();
 	hl_spi_connect();
 
 	if (PG_ARGISNULL(1))
@@ -540,5 +499,7 @@ headlessly_entities_as_of(PG_FUNCTION_ARGS)
 	}
 
 	SPI_finish();
+	if (pushed)
+		PopActiveSnapshot();
 	PG_RETURN_NULL();
 }

@@ -16,6 +16,8 @@
 #include "state/state.h"
 
 #include "lib/qunique.h"
+#include "utils/datum.h"
+#include "utils/memutils.h"
 
 typedef struct PatchEntry
 {
@@ -234,4 +236,104 @@ hl_replay_start_from_row(HlReplay *r, int64 version, HeapTuple tup, TupleDesc de
 	r->has_created_at = !isnull;
 	r->updated_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
 	r->has_updated_at = !isnull;
+}
+
+/*
+ * Fold the pending patches and copy the state into the current memory
+ * context: the rows it points into are about to go away.
+ */
+void
+hl_replay_keep(HlReplay *r)
+{
+	Jsonb	   *state = hl_replay_state(r);
+
+	if (state != NULL)
+		r->base = DatumGetJsonbP(datumCopy(JsonbPGetDatum(state), false, -1));
+}
+
+static bool
+same_stream(const HlStreamWalk *walk, text *tenant, text *target, HeapTuple tup,
+			TupleDesc desc)
+{
+	bool		isnull;
+
+	if (walk->tenant_column > 0 &&
+		!hl_text_equal(tenant, DatumGetTextPP(SPI_getbinval(tup, desc, walk->tenant_column,
+															&isnull))))
+		return false;
+	return hl_text_equal(target, DatumGetTextPP(SPI_getbinval(tup, desc, walk->target_column,
+															  &isnull)));
+}
+
+static text *
+copy_key(HeapTuple tup, TupleDesc desc, int column)
+{
+	bool		isnull;
+
+	if (column <= 0)
+		return NULL;
+	return DatumGetTextPP(datumCopy(SPI_getbinval(tup, desc, column, &isnull), false, -1));
+}
+
+/*
+ * Run the plan as a cursor and walk its rows stream by stream (see
+ * HlStreamWalk), passing arg to the callbacks.  Must run inside SPI.
+ */
+void
+hl_walk_streams(SPIPlanPtr plan, Datum *args, const char *nulls, bool read_only,
+				const HlStreamWalk *walk, void *arg)
+{
+	MemoryContext spi_cxt = CurrentMemoryContext;
+	MemoryContext stream_cxt;
+	Portal		portal;
+	text	   *tenant = NULL;
+	text	   *target = NULL;
+
+	portal = SPI_cursor_open(NULL, plan, args, nulls, read_only);
+	stream_cxt = AllocSetContextCreate(spi_cxt, "headlessly stream walk",
+									   ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		SPITupleTable *tuptable;
+		uint64		n;
+
+		SPI_cursor_fetch(portal, true, 1000);
+		tuptable = SPI_tuptable;
+		n = SPI_processed;
+		if (n == 0)
+			break;
+
+		MemoryContextSwitchTo(stream_cxt);
+		for (uint64 i = 0; i < n; i++)
+		{
+			HeapTuple	tup = tuptable->vals[i];
+			TupleDesc	desc = tuptable->tupdesc;
+
+			if (target == NULL || !same_stream(walk, tenant, target, tup, desc))
+			{
+				if (target != NULL)
+					walk->finish(arg);
+				MemoryContextReset(stream_cxt);
+				tenant = copy_key(tup, desc, walk->tenant_column);
+				target = copy_key(tup, desc, walk->target_column);
+				walk->start(arg, tenant, target, tup, desc);
+			}
+			walk->row(arg, tup, desc);
+		}
+
+		if (target != NULL)
+			walk->keep(arg);
+		MemoryContextSwitchTo(spi_cxt);
+		SPI_freetuptable(tuptable);
+	}
+
+	if (target != NULL)
+	{
+		MemoryContextSwitchTo(stream_cxt);
+		walk->finish(arg);
+		MemoryContextSwitchTo(spi_cxt);
+	}
+	SPI_cursor_close(portal);
+	MemoryContextDelete(stream_cxt);
 }

@@ -20,14 +20,6 @@
 
 PG_FUNCTION_INFO_V1(headlessly_events_rollback);
 
-/* locks the stream, as an append would, so that nothing moves meanwhile */
-#define LOCK_QUERY \
-	"SELECT version, noun, state" \
-	"  FROM " HL_SCHEMA ".streams" \
-	" WHERE tenant OPERATOR(pg_catalog.=) $1" \
-	"   AND target OPERATOR(pg_catalog.=) $2" \
-	"   FOR UPDATE"
-
 #define INSERT_QUERY \
 	"INSERT INTO " HL_SCHEMA ".events AS e (tenant, type, target, id, actor, data, metadata)" \
 	" VALUES ($1, $2, $3, $4, $5, $6," \
@@ -35,7 +27,6 @@ PG_FUNCTION_INFO_V1(headlessly_events_rollback);
 	"                                       'rollbackToVersion', $8::pg_catalog.int8))" \
 	" RETURNING e"
 
-static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 
 static char *
@@ -51,7 +42,6 @@ timestamp_text(TimestampTz t)
 Datum
 headlessly_events_rollback(PG_FUNCTION_ARGS)
 {
-	Oid			lock_types[2] = {TEXTOID, TEXTOID};
 	Oid			insert_types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 	JSONBOID, TIMESTAMPTZOID, INT8OID};
 	Datum		args[8];
@@ -62,15 +52,11 @@ headlessly_events_rollback(PG_FUNCTION_ARGS)
 	TimestampTz to_time;
 	HlPoint		point = {0};
 	HlReplay	then;
-	int64		version;
-	char	   *noun;
-	Jsonb	   *now_state;
+	HlStreamHead head;
 	Jsonb	   *then_state;
 	const char *verb;
 	Jsonb	   *data;
 	bool		isnull;
-	HlSavedUser saved;
-	Datum		d;
 	Datum		result;
 	int			rc;
 
@@ -94,33 +80,22 @@ headlessly_events_rollback(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_HL_INVALID_EVENT),
 				 errmsg("to_time must be finite, not %s", timestamp_text(to_time))));
 
-	hl_spi_connect();
-
-	hl_prepare_cached(&lock_plan, LOCK_QUERY, 2, lock_types);
-	args[0] = PointerGetDatum(tenant);
-	args[1] = PointerGetDatum(target);
-	/* the head is the extension's: lock it with the log owner's rights */
-	hl_become_log_owner(&saved);
-	rc = SPI_execute_plan(lock_plan, args, NULL, false, 1);
-	hl_restore_user(&saved);
-	hl_spi_check(rc, SPI_OK_SELECT, LOCK_QUERY);
-	if (SPI_processed == 0)
+	/* lock the stream as an append would, so that nothing moves meanwhile */
+	hl_stream_lock(tenant, target, false, &head);
+	if (head.is_new)
 		ereport(ERROR,
 				(errcode(ERRCODE_HL_ENTITY_STATE),
 				 errmsg("target \"%s\" has no events", target_str),
 				 errdetail("Tenant \"%s\" has never had an event about this target.",
 						   text_to_cstring(tenant)),
 				 errhint("Check the target and the tenant (argument or headlessly.tenant).")));
-	version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-	noun = isnull ? NULL : TextDatumGetCString(d);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
-	now_state = isnull ? NULL : DatumGetJsonbP(d);
-	if (noun == NULL)
+	if (head.noun == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_HL_ENTITY_STATE),
 				 errmsg("target \"%s\" is not an entity", target_str),
 				 errdetail("Its stream has no Created event, so it has no state to roll back.")));
+
+	hl_spi_connect();
 
 	/* the stream is locked: read the past as of now, past our own lock */
 	point.at = to_time;
@@ -130,11 +105,11 @@ headlessly_events_rollback(PG_FUNCTION_ARGS)
 	if (then_state == NULL && !then.has_updated_at)
 		ereport(ERROR,
 				(errcode(ERRCODE_HL_ENTITY_STATE),
-				 errmsg("%s \"%s\" did not exist yet at %s", noun, target_str, timestamp_text(to_time)),
+				 errmsg("%s \"%s\" did not exist yet at %s", head.noun, target_str, timestamp_text(to_time)),
 				 errdetail("Its first Created event was recorded after that time."),
 				 errhint("Roll back to a time at or after the entity's creation; as_of(target, to_time) shows the state a rollback would restore.")));
 
-	if (then_state != NULL && now_state == NULL)
+	if (then_state != NULL && head.state == NULL)
 	{
 		verb = "Created";
 		data = then_state;
@@ -142,11 +117,11 @@ headlessly_events_rollback(PG_FUNCTION_ARGS)
 	else if (then_state != NULL)
 	{
 		verb = "Updated";
-		data = hl_changed_keys(now_state, then_state);
+		data = hl_changed_keys(head.state, then_state);
 		if (data == NULL)
 			data = hl_empty_object();
 	}
-	else if (now_state != NULL)
+	else if (head.state != NULL)
 	{
 		verb = "Deleted";
 		data = hl_empty_object();
@@ -154,7 +129,7 @@ headlessly_events_rollback(PG_FUNCTION_ARGS)
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_HL_ENTITY_STATE),
-				 errmsg("%s \"%s\" was deleted at %s and is deleted now", noun, target_str,
+				 errmsg("%s \"%s\" was deleted at %s and is deleted now", head.noun, target_str,
 						timestamp_text(to_time)),
 				 errdetail("Its state then and now is the same: it does not exist."),
 				 errhint("Roll back to a time when it existed to bring it back.")));
@@ -162,11 +137,11 @@ headlessly_events_rollback(PG_FUNCTION_ARGS)
 	hl_prepare_cached(&insert_plan, INSERT_QUERY, 8, insert_types);
 	memset(nulls, ' ', sizeof(nulls));
 	args[0] = PointerGetDatum(tenant);
-	args[1] = CStringGetTextDatum(psprintf("%s.%s", noun, verb));
+	args[1] = CStringGetTextDatum(psprintf("%s.%s", head.noun, verb));
 	args[2] = PointerGetDatum(target);
 	/* nothing comes in between, we hold the lock; yet a hook might */
 	args[3] = PointerGetDatum(hl_generate_event_id());
-	hl_expect_version(DatumGetTextPP(args[3]), version + 1);
+	hl_expect_version(DatumGetTextPP(args[3]), head.version + 1);
 	if (PG_ARGISNULL(2))
 		nulls[4] = 'n';
 	else

@@ -47,6 +47,30 @@ extern Jsonb *hl_replay_state(HlReplay *r);
 extern Jsonb *hl_fold_patches(Jsonb *base, Jsonb **patches, int npatches);
 extern void hl_replay_start_from_row(HlReplay *r, int64 version, HeapTuple tup,
 									 TupleDesc desc, int recorded_at_column);
+extern void hl_replay_keep(HlReplay *r);
+
+/*
+ * Walking the rows of a query stream by stream (replay.c): the query
+ * returns each stream's rows together, and the walk calls start() on a
+ * stream's first row (with its key copied into the stream's own memory),
+ * row() on every row, and finish() after its last.  Rows are fetched in
+ * batches; keep() is called before a batch's rows go away, for the open
+ * stream to copy what it still needs.  The callbacks run in a memory
+ * context that is emptied at every new stream.
+ */
+typedef struct HlStreamWalk
+{
+	int			tenant_column;	/* 0: the rows are of one tenant */
+	int			target_column;
+	void		(*start) (void *arg, text *tenant, text *target, HeapTuple tup,
+						  TupleDesc desc);
+	void		(*row) (void *arg, HeapTuple tup, TupleDesc desc);
+	void		(*keep) (void *arg);
+	void		(*finish) (void *arg);
+} HlStreamWalk;
+
+extern void hl_walk_streams(SPIPlanPtr plan, Datum *args, const char *nulls,
+							bool read_only, const HlStreamWalk *walk, void *arg);
 
 /* snapshots (snapshot.c) */
 extern void hl_snapshot_maybe_write(text *tenant, text *target, const HlStreamHead *head);
@@ -66,6 +90,7 @@ extern bool hl_snapshot_find(text *tenant, text *target, const HlPoint *point,
 							 bool read_only, HlReplay *r, int64 *upper);
 
 /* as_of and friends (time_travel.c) */
+extern bool hl_write_pending_heads(void);
 extern bool hl_entity_at(text *tenant, text *target, const HlPoint *point,
 						 bool read_only, HlReplay *r, char **noun);
 

@@ -1,13 +1,12 @@
 -- Time travel ----------------------------------------------------------------
 
--- headlessly.entities WHERE state @> '{...}': the view's own predicate makes
--- this partial index usable.
-CREATE INDEX streams_state_idx
-    ON headlessly.streams USING gin (state jsonb_path_ops) WHERE state IS NOT NULL;
--- entities_as_of(noun, at): a noun's streams by when they last changed.  Those
--- unchanged since `at` answer from their head, only the others are replayed.
-CREATE INDEX streams_noun_changed_idx
-    ON headlessly.streams (tenant, noun, last_recorded_at) WHERE noun IS NOT NULL;
+-- A noun's entities (headlessly.entities by noun, entities_as_of).  The heads
+-- have no index on a column that every append changes (state, version,
+-- last_recorded_at), so that updating a head is a HOT update: no index
+-- entries, and the page's old versions pruned as it goes.  The noun is set
+-- once, by a stream's first Created.
+CREATE INDEX streams_noun_idx
+    ON headlessly.streams (tenant, noun) WHERE noun IS NOT NULL;
 
 -- Snapshots of entity state, every headlessly.snapshot_interval versions.
 -- Derived from the log: written by the append that reaches the version,
@@ -107,16 +106,16 @@ AS $$
                sum(pg_column_size(e.*))::bigint AS event_bytes,
                max(e.recorded_at) AS last_recorded_at
           FROM headlessly.events e
-          LEFT JOIN headlessly.streams s ON s.tenant = e.tenant AND s.target = e.target
+          LEFT JOIN headlessly.heads s ON s.tenant = e.tenant AND s.target = e.target
          GROUP BY e.tenant, s.noun),
     st AS (
         SELECT s.tenant, s.noun, count(*) AS streams, count(s.state) AS entities
-          FROM headlessly.streams s
+          FROM headlessly.heads s
          GROUP BY s.tenant, s.noun),
     sn AS (
         SELECT x.tenant, s.noun, count(*) AS snapshots
           FROM headlessly.snapshots x
-          JOIN headlessly.streams s ON s.tenant = x.tenant AND s.target = x.target
+          JOIN headlessly.heads s ON s.tenant = x.tenant AND s.target = x.target
          GROUP BY x.tenant, s.noun),
     per_noun AS (
         SELECT ev.tenant, ev.noun, ev.events, coalesce(st.streams, 0) AS streams,

@@ -18,6 +18,7 @@
 #include "state/state.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -25,6 +26,7 @@
 #include "utils/datum.h"
 #include "utils/array.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(headlessly_as_of);
@@ -50,14 +52,59 @@ PG_FUNCTION_INFO_V1(headlessly_as_of_version);
 static SPIPlanPtr head_plan = NULL;
 static SPIPlanPtr replay_plan = NULL;
 
+/* the head as the replay right after its last version */
 static void
-replay_from_head(HlReplay *r, HeapTuple tup, TupleDesc desc)
+replay_from_pending(HlReplay *r, const HlStreamHead *head)
 {
-	bool		isnull;
-
 	hl_replay_init(r);
-	hl_replay_start_from_row(r, DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)),
+	r->version = head->version;
+	r->has_last_recorded_at = head->has_last_recorded_at;
+	r->last_recorded_at = head->last_recorded_at;
+	r->alive = head->state != NULL;
+	r->base = head->state;
+	r->has_created_at = head->has_created_at;
+	r->created_at = head->created_at;
+	r->has_updated_at = head->has_updated_at;
+	r->updated_at = head->updated_at;
+}
+
+/*
+ * The stream's head into *head (a replay right after its last version),
+ * and its noun; false if the stream does not exist.  A head this
+ * transaction has not written yet is read from memory.
+ */
+static bool
+read_head(text *tenant, text *target, bool read_only, HlReplay *head, char **noun)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2] = {PointerGetDatum(tenant), PointerGetDatum(target)};
+	HlStreamHead pending;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+	int			rc;
+
+	if (hl_stream_pending_head(tenant, target, &pending))
+	{
+		replay_from_pending(head, &pending);
+		*noun = pending.noun;
+		return true;
+	}
+
+	hl_prepare_cached(&head_plan, HEAD_QUERY, 2, types);
+	rc = SPI_execute_plan(head_plan, args, NULL, read_only, 1);
+	hl_spi_check(rc, SPI_OK_SELECT, HEAD_QUERY);
+	if (SPI_processed == 0)
+		return false;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	hl_replay_init(head);
+	hl_replay_start_from_row(head, DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)),
 							 tup, desc, 2);
+	d = SPI_getbinval(tup, desc, 3, &isnull);
+	*noun = isnull ? NULL : TextDatumGetCString(d);
+	return true;
 }
 
 /*
@@ -71,36 +118,28 @@ bool
 hl_entity_at(text *tenant, text *target, const HlPoint *point, bool read_only,
 			 HlReplay *r, char **noun)
 {
-	Oid			head_types[2] = {TEXTOID, TEXTOID};
 	Oid			replay_types[5] = {TEXTOID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID};
 	Datum		args[5];
 	HlReplay	head;
+	char	   *head_noun;
 	int64		upper;
 	int			rc;
 	bool		isnull;
-	Datum		d;
 	SPITupleTable *tuptable;
 
-	hl_prepare_cached(&head_plan, HEAD_QUERY, 2, head_types);
 	hl_prepare_cached(&replay_plan, REPLAY_QUERY, 5, replay_types);
 
-	args[0] = PointerGetDatum(tenant);
-	args[1] = PointerGetDatum(target);
-	rc = SPI_execute_plan(head_plan, args, NULL, read_only, 1);
-	hl_spi_check(rc, SPI_OK_SELECT, HEAD_QUERY);
-	if (SPI_processed == 0)
+	if (!read_head(tenant, target, read_only, &head, &head_noun))
 	{
 		hl_replay_init(r);
 		if (noun)
 			*noun = NULL;
 		return false;
 	}
-	replay_from_head(&head, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 	if (noun)
-	{
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
-		*noun = isnull ? NULL : TextDatumGetCString(d);
-	}
+		*noun = head_noun;
+	args[0] = PointerGetDatum(tenant);
+	args[1] = PointerGetDatum(target);
 
 	/* nothing changed since the point: the head is the answer */
 	if (point->present ||
@@ -135,6 +174,24 @@ hl_entity_at(text *tenant, text *target, const HlPoint *point, bool read_only,
 						DatumGetJsonbP(SPI_getbinval(tup, desc, 3, &isnull)),
 						DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull)));
 	}
+	return true;
+}
+
+/*
+ * Before a STABLE function reads stream heads with SQL: write the heads
+ * this transaction keeps in memory (stream.c).  Its queries see the calling
+ * statement's snapshot, taken before that write, so the snapshot is moved
+ * past it: a copy with the new command id is pushed.  Returns whether one
+ * was; the caller pops it (PopActiveSnapshot) when its queries are done.
+ */
+bool
+hl_write_pending_heads(void)
+{
+	if (!hl_streams_flush())
+		return false;
+	CommandCounterIncrement();
+	PushCopiedSnapshot(GetActiveSnapshot());
+	UpdateActiveSnapshotCommandId();
 	return true;
 }
 

@@ -6,19 +6,14 @@
 # Usage: bash test/bench/run-bench.sh [SECONDS] [ROUNDS] [SECTION...]
 # Sections: log (appends, batch), hooks, capture; all by default.
 source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/bench-lib.sh"
 
 SECONDS_PER_RUN=${1:-8}
 ROUNDS=${2:-3}
 shift 2 2>/dev/null || shift $#
 SECTIONS=${*:-log hooks capture}
-BENCH=$TOP/test/bench
 
-ensure_packages
-build_and_install
-make_workdir
-start_cluster "shared_buffers = 512MB" "max_wal_size = 4GB" "checkpoint_timeout = 30min" \
-              "autovacuum = on" "wal_level = minimal" "max_wal_senders = 0"
-PSQL="$PG_BIN/psql -X -q -v ON_ERROR_STOP=1 -d postgres"
+bench_cluster "autovacuum = on"
 
 say "fixtures"
 $PSQL -f "$BENCH/setup.sql" >/dev/null
@@ -80,28 +75,16 @@ cp "$scripts/append_no_target.sql" "$scripts/append_after_hook.sql"
 
 # tps of one pgbench run
 run() {
-    local clients=$1 script=$2 jobs
+    local clients=$1 script=$2
     [ -n "${PRE[$script]:-}" ] && $PSQL -c "${PRE[$script]}" >/dev/null
-    jobs=$(( clients < 2 ? clients : 2 ))
-    "$PG_BIN/pgbench" -n -M prepared -c "$clients" -j "$jobs" -T "$SECONDS_PER_RUN" \
-        -f "$scripts/$script.sql" postgres 2>&1 |
-        sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+    pgbench_tps "$clients" "$scripts/$script.sql"
 }
-
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 REPORT=$WORKDIR/report.md
 # compare LABEL CLIENTS BASELINE SUBJECT UNIT_FACTOR GOAL
 compare() {
-    local label=$1 clients=$2 base=$3 subject=$4 factor=$5 goal=$6
-    local b=() s=()
-    for r in $(seq "$ROUNDS"); do
-        b+=("$(run "$clients" "$base")")
-        s+=("$(run "$clients" "$subject")")
-    done
-    local bm sm
-    bm=$(printf '%s\n' "${b[@]}" | median)
-    sm=$(printf '%s\n' "${s[@]}" | median)
+    local label=$1 clients=$2 base=$3 subject=$4 factor=$5 goal=$6 bm sm
+    read -r bm sm < <(alternate "run $clients $base" "run $clients $subject")
     awk -v l="$label" -v c="$clients" -v sc="$SYNC" -v b="$bm" -v s="$sm" -v f="$factor" -v g="$goal" -v bn="$base" -v sn="$subject" 'BEGIN {
         printf "| %s | %s | %s | %s: %.0f | %s: %.0f | **%.2f** | %s |\n", l, c, sc, bn, b * f, sn, s * f, s / b, g }' | tee -a "$REPORT"
 }
@@ -133,8 +116,8 @@ for SYNC in off on; do
 done
 
 say "results"
-$PSQL -c "SELECT version()" -At
-echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB; pgbench -M prepared, ${SECONDS_PER_RUN}s x $ROUNDS rounds per side, medians"
+machine_line
+echo "pgbench -M prepared, ${SECONDS_PER_RUN}s x $ROUNDS rounds per side, medians"
 cat "$REPORT"
 mkdir -p "$BENCH/results"
 cp "$REPORT" "$BENCH/results/latest.md"

@@ -8,23 +8,19 @@
 #   3. entities_as_of(noun, at, filter) over 100,000 entities / 1,000,000
 #      events, now and at two points in the past / SELECT ... FROM
 #      headlessly.entities WHERE state @> filter (the present)
+#   4. that present query without / with a GIN index on state (which 0.2
+#      dropped so that head updates are HOT), broad and selective filters
 # and the time check_state() and rebuild_state() take on that tenant.
 # Takes about 4 to 6 minutes on 2 cores, most of it appending the events.
 # Usage: bash test/bench/run-time-travel-bench.sh [SECONDS] [ROUNDS]
 source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/bench-lib.sh"
 
 SECONDS_PER_RUN=${1:-3}
 ROUNDS=${2:-3}
-BENCH=$TOP/test/bench
 started=$(date +%s)
 
-ensure_packages
-build_and_install
-make_workdir
-start_cluster "shared_buffers = 512MB" "max_wal_size = 4GB" "checkpoint_timeout = 30min" \
-              "synchronous_commit = off" "wal_level = minimal" "max_wal_senders = 0" \
-              "work_mem = 16MB"
-PSQL="$PG_BIN/psql -X -q -v ON_ERROR_STOP=1 -d postgres"
+bench_cluster "synchronous_commit = off" "work_mem = 16MB"
 
 say "fixtures: streams of 100, 10,000 and 100,000 events; 1,000,000 events on 100,000 entities"
 $PSQL -f "$BENCH/time-travel-setup.sql" >/dev/null
@@ -85,24 +81,14 @@ done
 
 # milliseconds per call of one pgbench run
 run() {
-    "$PG_BIN/pgbench" -n -M prepared -c 1 -T "$SECONDS_PER_RUN" -f "$scripts/$1.sql" postgres 2>&1 |
-        sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | awk '{ printf "%.4f\n", 1000 / $1 }'
+    pgbench_tps 1 "$scripts/$1.sql" | awk '{ printf "%.4f\n", 1000 / $1 }'
 }
-
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 REPORT=$WORKDIR/report.md
 # compare LABEL BASELINE SUBJECT GOAL: ratio = subject time / baseline time
 compare() {
-    local label=$1 base=$2 subject=$3 goal=$4
-    local b=() s=()
-    for r in $(seq "$ROUNDS"); do
-        b+=("$(run "$base")")
-        s+=("$(run "$subject")")
-    done
-    local bm sm
-    bm=$(printf '%s\n' "${b[@]}" | median)
-    sm=$(printf '%s\n' "${s[@]}" | median)
+    local label=$1 base=$2 subject=$3 goal=$4 bm sm
+    read -r bm sm < <(alternate "run $base" "run $subject")
     awk -v l="$label" -v b="$bm" -v s="$sm" -v g="$goal" -v bn="$base" -v sn="$subject" 'BEGIN {
         printf "| %s | %s: %.3f ms | %s: %.3f ms | **%.2f** | %s |\n", l, bn, b, sn, s, s / b, g }' | tee -a "$REPORT"
 }
@@ -120,6 +106,29 @@ for p in $POINTS; do
     compare "entities_as_of(at = before the last ${AFTER[$p]} events; ${CHANGED[$p]} of 100,000 entities changed since) / entities WHERE state @> filter" \
         entities_present "entities_as_of_$p" "≤ 10"
 done
+
+# 0.2 dropped the GIN index on state so that head updates are HOT: what the
+# present costs with and without it, in the same run (the index is made
+# and dropped between the rounds), for a broad and a selective filter
+SELECTIVE='{"owner": "u7", "amount": 42}'
+cat > "$scripts/entities_selective.sql" <<SQL
+SELECT count(*) FROM (SELECT target, version, state, created_at, updated_at FROM headlessly.entities
+                       WHERE tenant = 'bench_many' AND noun = 'Deal' AND state @> '$SELECTIVE') x;
+SQL
+with_gin() {
+    $PSQL -c "CREATE INDEX bench_state_gin ON headlessly.streams USING gin (state jsonb_path_ops)
+                WHERE state IS NOT NULL" -c "ANALYZE headlessly.streams" >/dev/null
+}
+without_gin() { $PSQL -c "DROP INDEX IF EXISTS headlessly.bench_state_gin" >/dev/null; }
+compare_gin() {
+    local label=$1 script=$2 bm sm
+    read -r bm sm < <(alternate "with_gin; run $script" "without_gin; run $script")
+    awk -v l="$label" -v b="$bm" -v s="$sm" 'BEGIN {
+        printf "| %s | with GIN: %.3f ms | without: %.3f ms | **%.2f** | report |\n", l, b, s, s / b }' | tee -a "$REPORT"
+}
+say "entities WHERE state @> filter with and without a GIN index on state"
+compare_gin "entities WHERE state @> '$FILTER' (about 25% of 100,000 deals): without / with a GIN index on state" entities_present
+compare_gin "entities WHERE state @> '$SELECTIVE' (about 1 in 100,000): without / with a GIN index on state" entities_selective
 
 say "check_state() and rebuild_state() of the 1,000,000-event tenant"
 t0=$(date +%s%N)
@@ -143,10 +152,9 @@ $PSQL -c "EXPLAIN (COSTS OFF) SELECT target FROM headlessly.entities WHERE state
 cat "$PLANS"
 
 say "results"
-$PSQL -c "SELECT version()" -At
-echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB; pgbench -M prepared, 1 client," \
-     "${SECONDS_PER_RUN}s x $ROUNDS rounds per side, medians; generation $((generated - started))s," \
-     "total $(( $(date +%s) - started ))s"
+machine_line
+echo "pgbench -M prepared, 1 client, ${SECONDS_PER_RUN}s x $ROUNDS rounds per side, medians;" \
+     "generation $((generated - started))s, total $(( $(date +%s) - started ))s"
 cat "$REPORT"
 cat "$WORKDIR/admin.txt"
 cat "$WORKDIR/admin.txt" >> "$REPORT"

@@ -31,15 +31,16 @@ CREATE INDEX ON bench.plain_events (tenant, type, recorded_at);
 CREATE INDEX ON bench.plain_events (tenant, actor, recorded_at) WHERE actor IS NOT NULL;
 CREATE INDEX ON bench.plain_events (tenant, session_id, recorded_at) WHERE session_id IS NOT NULL;
 
--- A straightforward PL/pgSQL event store: row-locked stream head, insert, head update.
+-- A straightforward PL/pgSQL event store: row-locked stream head, insert, head
+-- update.  Its heads table has the columns, indexes and storage parameters of
+-- headlessly.streams, whatever those are, and the store maintains the same
+-- columns.
 CREATE TABLE bench.pl_events (LIKE bench.plain_events INCLUDING ALL);
-CREATE TABLE bench.pl_streams (
-    tenant text COLLATE "C" NOT NULL,
-    target text COLLATE "C" NOT NULL,
-    version bigint NOT NULL,
-    state jsonb,
-    PRIMARY KEY (tenant, target)
-);
+CREATE TABLE bench.pl_streams (LIKE headlessly.streams INCLUDING ALL);
+DO $$ BEGIN
+    EXECUTE coalesce((SELECT format('ALTER TABLE bench.pl_streams SET (%s)', array_to_string(reloptions, ', '))
+                        FROM pg_class WHERE oid = 'headlessly.streams'::regclass), 'SELECT');
+END $$;
 CREATE FUNCTION bench.pl_append(p_type text, p_target text, p_data jsonb) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -48,7 +49,8 @@ BEGIN
     SELECT * INTO head FROM bench.pl_streams
      WHERE tenant = 'default' AND target = p_target FOR UPDATE;
     IF NOT FOUND THEN
-        INSERT INTO bench.pl_streams VALUES ('default', p_target, 0, '{}')
+        INSERT INTO bench.pl_streams (tenant, target, version, noun, state, created_at)
+        VALUES ('default', p_target, 0, split_part(p_type, '.', 1), '{}', now())
             ON CONFLICT DO NOTHING;
         SELECT * INTO head FROM bench.pl_streams
          WHERE tenant = 'default' AND target = p_target FOR UPDATE;
@@ -56,7 +58,9 @@ BEGIN
     INSERT INTO bench.pl_events (type, target, version, data, before)
     VALUES (p_type, p_target, head.version + 1, p_data,
             (SELECT jsonb_object_agg(k, head.state -> k) FROM jsonb_object_keys(p_data) k));
-    UPDATE bench.pl_streams SET version = head.version + 1, state = head.state || p_data
+    UPDATE bench.pl_streams
+       SET version = head.version + 1, state = head.state || p_data,
+           last_recorded_at = now(), updated_at = now()
      WHERE tenant = 'default' AND target = p_target;
     RETURN head.version + 1;
 END $$;

@@ -1,0 +1,42 @@
+# Shared by the benchmark scripts, after test/lib.sh: a throwaway cluster
+# set up for benchmarks, pgbench runs, and medians of alternating rounds.
+# The scripts set SECONDS_PER_RUN and ROUNDS.
+
+BENCH=$TOP/test/bench
+
+# bench_cluster [postgresql.conf lines...]: build, install and start a
+# cluster sized for benchmarks; PSQL runs SQL in it.
+bench_cluster() {
+    ensure_packages
+    build_and_install
+    make_workdir
+    start_cluster "shared_buffers = 512MB" "max_wal_size = 4GB" "checkpoint_timeout = 30min" \
+                  "wal_level = minimal" "max_wal_senders = 0" "$@"
+    PSQL="$PG_BIN/psql -X -q -v ON_ERROR_STOP=1 -d postgres"
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# pgbench_tps CLIENTS FILE: transactions per second of one pgbench run
+pgbench_tps() {
+    local clients=$1 file=$2 jobs=$(( $1 < 2 ? $1 : 2 ))
+    "$PG_BIN/pgbench" -n -M prepared -c "$clients" -j "$jobs" -T "$SECONDS_PER_RUN" \
+        -f "$file" postgres 2>&1 | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+}
+
+# alternate BASELINE_COMMAND SUBJECT_COMMAND: runs both ROUNDS times, in
+# turn, and prints the median of each ("baseline subject")
+alternate() {
+    local b=() s=()
+    for r in $(seq "$ROUNDS"); do
+        b+=("$(eval "$1")")
+        s+=("$(eval "$2")")
+    done
+    echo "$(printf '%s\n' "${b[@]}" | median) $(printf '%s\n' "${s[@]}" | median)"
+}
+
+# machine_line: what the figures were measured on
+machine_line() {
+    echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB," \
+         "load average $(cut -d ' ' -f 1-3 /proc/loadavg); $("$PG_BIN/psql" -X -At -d postgres -c 'SHOW server_version')"
+}
