@@ -805,7 +805,7 @@ check_vectors(const char *file, HlHasher *h)
 		HlHash		want;
 		HlHash		got;
 		HlCanonicalEvent parsed;
-		const char *problem;
+		const char *problem = NULL;
 
 		if (line[n - 1] == '\n')
 			line[--n] = '\0';
