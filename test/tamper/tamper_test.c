@@ -1007,13 +1007,20 @@ emit(const char *dir, HlHasher *h)
 			else
 				fprintf(events, "null");
 			fprintf(events, ", \"source\": \"API\", \"source_type\": null, \"external_event_id\": null");
-			/* epoch seconds with six decimals, as extract(epoch ...)::text */
+			/* as timestamptz prints in UTC with DateStyle ISO: trailing zeros dropped */
 			{
-				int64		unix_us = ts + INT64CONST(946684800000000);
+				char		iso[HL_TIMESTAMP_TEXT_MAX + 8];
+				int			len;
 
-				fprintf(events, ", \"occurred_at\": \"" INT64_FORMAT ".%06d\", \"recorded_at\": \"" INT64_FORMAT ".%06d\"",
-						unix_us / 1000000, (int) (unix_us % 1000000),
-						unix_us / 1000000, (int) (unix_us % 1000000));
+				strcpy(iso, occurred);
+				iso[10] = ' ';
+				len = strlen(iso) - 1;	/* without the Z */
+				while (iso[len - 1] == '0')
+					len--;
+				if (iso[len - 1] == '.')
+					len--;
+				strcpy(iso + len, "+00");
+				fprintf(events, ", \"occurred_at\": \"%s\", \"recorded_at\": \"%s\"", iso, iso);
 			}
 			fprintf(events, ", \"data\": ");
 			json_string(events, data);

@@ -29,9 +29,9 @@ test/tools/export.sql writes it:
   seq, version: numbers (version null without a target)
   id, tenant, type, target, actor, source, source_type, external_event_id,
   raw_payload: strings or null
-  occurred_at, recorded_at: strings, seconds since 1970-01-01 UTC with six
-      decimals, exactly as extract(epoch FROM ts)::text prints them
-      ("1767225600.123456"), or "Infinity" / "-Infinity"
+  occurred_at, recorded_at: strings, as timestamptz prints them with
+      TimeZone 'UTC' and DateStyle 'ISO' ("2026-01-15 10:00:00.123456+00",
+      "4714-11-24 00:00:00+00 BC", "infinity", "-infinity")
   data, before, metadata: strings holding the jsonb's text (data::text), or null
   hash: the stored event hash, hex (optional)
   checkpoint: the number of the checkpoint that sealed the event (optional)
@@ -49,6 +49,7 @@ import datetime
 import hashlib
 import json
 import random
+import re
 import sys
 
 MAGIC = b"hl-event-v1\n"
@@ -99,23 +100,24 @@ def timestamp_text(micros):
         when.second, when.microsecond)
 
 
-def epoch_text_to_micros(text):
-    """'1767225600.123456' as extract(epoch ...)::text prints it."""
-    negative = text.startswith("-")
-    digits = text[1:] if negative else text
-    whole, _, frac = digits.partition(".")
-    if not whole.isdigit() or (frac and not frac.isdigit()) or len(frac) > 6:
-        raise ValueError("not an epoch in seconds: %r" % text)
-    micros = int(whole) * 10**6 + int(frac.ljust(6, "0") or "0")
-    return -micros if negative else micros
+ISO_TIMESTAMP = re.compile(
+    r"^(\d{4,})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?\+00( BC)?$")
 
 
 def timestamp_field(value):
-    if value == "Infinity":
-        return "infinity"
-    if value == "-Infinity":
-        return "-infinity"
-    return timestamp_text(epoch_text_to_micros(value))
+    """The canonical text of a timestamptz printed in UTC with DateStyle ISO."""
+    if value in ("infinity", "-infinity"):
+        return value
+    m = ISO_TIMESTAMP.match(value)
+    if not m:
+        raise ValueError("not a timestamptz printed in UTC with DateStyle ISO: %r" % value)
+    year, month, day, hour, minute, second, fraction, bc = m.groups()
+    year = int(year)
+    if bc:
+        year = 1 - year         # 1 BC is year 0, 2 BC is year -1
+    sign = "-" if year < 0 else ""
+    return "%s%04d-%s-%sT%s:%s:%s.%sZ" % (sign, abs(year), month, day, hour, minute,
+                                          second, (fraction or "").ljust(6, "0"))
 
 
 def field_text(kind, value):
@@ -658,10 +660,14 @@ def selftest():
         "RFC 8032 test 2 does not verify another message")
 
     check(timestamp_text(0) == "1970-01-01T00:00:00.000000Z", "timestamp: 1970")
-    check(timestamp_field("946684800.000001") == "2000-01-01T00:00:00.000001Z",
-          "timestamp: epoch text")
-    check(timestamp_field("-0.500000") == "1969-12-31T23:59:59.500000Z",
-          "timestamp: before 1970")
+    check(timestamp_field("2000-01-01 00:00:00.00001+00") == "2000-01-01T00:00:00.000010Z",
+          "timestamp: ISO text with a short fraction")
+    check(timestamp_field("4714-11-24 00:00:00+00 BC") == "-4713-11-24T00:00:00.000000Z",
+          "timestamp: 4714 BC is astronomical year -4713")
+    check(timestamp_field("0001-01-01 00:00:00+00 BC") == "0000-01-01T00:00:00.000000Z",
+          "timestamp: 1 BC is year 0000")
+    check(timestamp_field("294276-12-31 23:59:59.999999+00") == "294276-12-31T23:59:59.999999Z",
+          "timestamp: the last one PostgreSQL has")
     check(timestamp_text(-62198755200 * 10**6) == "-0001-01-01T00:00:00.000000Z",
           "timestamp: 2 BC is year -0001")
     print("%d passed, %d failed" % (passed, failures))
