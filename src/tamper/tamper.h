@@ -47,9 +47,10 @@ typedef struct HlHash
 extern const HlHash hl_zero_hash;
 
 /*
- * A reusable SHA-256 context (hash.c).  In the backend it is tracked by the
- * current resource owner, so an error frees it; on success the caller frees
- * it with hl_hasher_free() before the resource owner is released.
+ * A reusable SHA-256 context (hash.c): create one per task and hash with it
+ * as often as needed, one hash at a time.  In the backend it lives as long
+ * as the memory context current at its creation (an error frees it with
+ * that context); hl_hasher_free() releases it sooner.
  */
 typedef struct HlHasher HlHasher;
 
