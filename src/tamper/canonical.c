@@ -34,7 +34,9 @@
 #ifndef FRONTEND
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/numeric.h"
 #include "utils/timestamp.h"
 #endif
 
@@ -1105,152 +1107,198 @@ hl_canonical_put_jsonb(StringInfo buf, Jsonb *jsonb)
 	}
 }
 
+/* escape_json's escapes, written straight into buf, a block at a time */
 static void
 append_json_string(StringInfo out, const char *s, int len)
 {
-	const char *run = s;
+	static const char hex[] = "0123456789abcdef";
 	const char *end = s + len;
+	bool		first = true;
 
-	appendStringInfoCharMacro(out, '"');
-	for (const char *p = s; p < end; p++)
+	do
 	{
-		unsigned char c = (unsigned char) *p;
-		const char *escape;
+		int			block = Min(end - s, 4096);
+		char	   *p;
 
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		if (p > run)
-			appendBinaryStringInfo(out, run, p - run);
-		run = p + 1;
-		switch (c)
+		/* at worst every byte becomes \u00xx; and the quotes */
+		enlargeStringInfo(out, block * 6 + 2);
+		p = out->data + out->len;
+		if (first)
+			*p++ = '"';
+		first = false;
+		for (const char *stop = s + block; s < stop; s++)
 		{
-			case '"':
-				escape = "\\\"";
-				break;
-			case '\\':
-				escape = "\\\\";
-				break;
-			case '\b':
-				escape = "\\b";
-				break;
-			case '\f':
-				escape = "\\f";
-				break;
-			case '\n':
-				escape = "\\n";
-				break;
-			case '\r':
-				escape = "\\r";
-				break;
-			case '\t':
-				escape = "\\t";
-				break;
-			default:
-				{
-					static const char hex[] = "0123456789abcdef";
-					char		u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+			unsigned char c = (unsigned char) *s;
 
-					appendBinaryStringInfo(out, u, 6);
-					continue;
-				}
+			if (likely(c >= 0x20 && c != '"' && c != '\\'))
+			{
+				*p++ = (char) c;
+				continue;
+			}
+			*p++ = '\\';
+			switch (c)
+			{
+				case '"':
+				case '\\':
+					*p++ = (char) c;
+					break;
+				case '\b':
+					*p++ = 'b';
+					break;
+				case '\f':
+					*p++ = 'f';
+					break;
+				case '\n':
+					*p++ = 'n';
+					break;
+				case '\r':
+					*p++ = 'r';
+					break;
+				case '\t':
+					*p++ = 't';
+					break;
+				default:
+					*p++ = 'u';
+					*p++ = '0';
+					*p++ = '0';
+					*p++ = hex[c >> 4];
+					*p++ = hex[c & 15];
+					break;
+			}
 		}
-		appendBinaryStringInfo(out, escape, 2);
-	}
-	if (end > run)
-		appendBinaryStringInfo(out, run, end - run);
-	appendStringInfoCharMacro(out, '"');
+		if (s == end)
+			*p++ = '"';
+		out->len = p - out->data;
+		*p = '\0';
+	} while (s < end);
 }
 
 static void
-append_json_scalar(StringInfo out, const JsonbValue *v)
+append_numeric(StringInfo out, Numeric n)
 {
-	switch (v->type)
-	{
-		case jbvNull:
-			appendBinaryStringInfo(out, "null", 4);
-			break;
-		case jbvString:
-			append_json_string(out, v->val.string.val, v->val.string.len);
-			break;
-		case jbvNumeric:
-			{
-				char	   *digits = DatumGetCString(DirectFunctionCall1(numeric_out,
-																		 NumericGetDatum(v->val.numeric)));
+	char	   *digits = DatumGetCString(DirectFunctionCall1(numeric_out,
+															 NumericGetDatum(n)));
 
-				appendStringInfoString(out, digits);
-				pfree(digits);
-			}
-			break;
-		case jbvBool:
-			if (v->val.boolean)
-				appendBinaryStringInfo(out, "true", 4);
-			else
-				appendBinaryStringInfo(out, "false", 5);
-			break;
-		default:
-			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
-	}
+	appendStringInfoString(out, digits);
+	pfree(digits);
+}
+
+/* the next element of a container: where its data is, from its JEntry */
+typedef struct JEntryCursor
+{
+	const JEntry *entry;
+	uint32		offset;			/* where the next element's data starts */
+} JEntryCursor;
+
+static inline uint32
+cursor_next(JEntryCursor *cur, uint32 *start)
+{
+	JEntry		e = *cur->entry++;
+
+	*start = cur->offset;
+	/* every JB_OFFSET_STRIDE-th entry holds its end offset, the others a length */
+	cur->offset = JBE_HAS_OFF(e) ? JBE_OFFLENFLD(e) : cur->offset + JBE_OFFLENFLD(e);
+	return e;
+}
+
+static void append_container(StringInfo out, const JsonbContainer *container);
+
+static void
+append_element(StringInfo out, JEntry e, const char *base, uint32 start, uint32 end)
+{
+	if (JBE_ISSTRING(e))
+		append_json_string(out, base + start, end - start);
+	else if (JBE_ISNUMERIC(e))
+		append_numeric(out, (Numeric) (base + INTALIGN(start)));
+	else if (JBE_ISBOOL_TRUE(e))
+		appendBinaryStringInfo(out, "true", 4);
+	else if (JBE_ISBOOL_FALSE(e))
+		appendBinaryStringInfo(out, "false", 5);
+	else if (JBE_ISNULL(e))
+		appendBinaryStringInfo(out, "null", 4);
+	else if (JBE_ISCONTAINER(e))
+		append_container(out, (const JsonbContainer *) (base + INTALIGN(start)));
+	else
+		elog(ERROR, "unexpected jsonb entry type %u", (unsigned) (e & JENTRY_TYPEMASK));
 }
 
 /*
- * The text jsonb_out prints, appended to buf without an intermediate copy:
- * the same walk as JsonbToCString, with strings escaped straight from the
- * container.
+ * jsonb_out's text for one container, read straight from jsonb's on-disk
+ * format (utils/jsonb.h): no iterator, no JsonbValue, no allocation but
+ * numeric_out's.  Object keys are stored in jsonb's order, keys first, then
+ * the values in the same order.
  */
+static void
+append_container(StringInfo out, const JsonbContainer *container)
+{
+	uint32		count = container->header & JB_CMASK;
+	bool		is_object = (container->header & JB_FOBJECT) != 0;
+	uint32		nentries = is_object ? count * 2 : count;
+	const char *base = (const char *) &container->children[nentries];
+	JEntryCursor keys = {container->children, 0};
+
+	check_stack_depth();
+
+	if (container->header & JB_FSCALAR)
+	{
+		uint32		start;
+		JEntry		e = cursor_next(&keys, &start);
+
+		append_element(out, e, base, start, keys.offset);
+		return;
+	}
+
+	if (is_object)
+	{
+		JEntryCursor values = {container->children, 0};
+
+		/* the values' data starts where the last key's ends */
+		for (uint32 i = 0; i < count; i++)
+		{
+			uint32		start;
+
+			(void) cursor_next(&values, &start);
+		}
+
+		appendStringInfoCharMacro(out, '{');
+		for (uint32 i = 0; i < count; i++)
+		{
+			uint32		kstart;
+			uint32		vstart;
+			JEntry		v;
+
+			if (i > 0)
+				appendBinaryStringInfo(out, ", ", 2);
+			(void) cursor_next(&keys, &kstart);
+			append_json_string(out, base + kstart, keys.offset - kstart);
+			appendBinaryStringInfo(out, ": ", 2);
+			v = cursor_next(&values, &vstart);
+			append_element(out, v, base, vstart, values.offset);
+		}
+		appendStringInfoCharMacro(out, '}');
+	}
+	else
+	{
+		appendStringInfoCharMacro(out, '[');
+		for (uint32 i = 0; i < count; i++)
+		{
+			uint32		start;
+			JEntry		e;
+
+			if (i > 0)
+				appendBinaryStringInfo(out, ", ", 2);
+			e = cursor_next(&keys, &start);
+			append_element(out, e, base, start, keys.offset);
+		}
+		appendStringInfoCharMacro(out, ']');
+	}
+}
+
+/* The text jsonb_out prints (JsonbToCString), appended to buf. */
 void
 hl_append_jsonb_text(StringInfo buf, Jsonb *jsonb)
 {
-	JsonbIterator *it = JsonbIteratorInit(&jsonb->root);
-	JsonbValue	v;
-	JsonbIteratorToken token;
-	bool		first = true;	/* nothing yet in the open container */
-	bool		after_key = false;
-
-	while ((token = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
-	{
-		switch (token)
-		{
-			case WJB_BEGIN_ARRAY:
-			case WJB_BEGIN_OBJECT:
-				if (token == WJB_BEGIN_ARRAY && v.val.array.rawScalar)
-					break;		/* a scalar is stored as a one-element array */
-				if (!first && !after_key)
-					appendBinaryStringInfo(buf, ", ", 2);
-				appendStringInfoCharMacro(buf, token == WJB_BEGIN_ARRAY ? '[' : '{');
-				first = true;
-				after_key = false;
-				break;
-			case WJB_KEY:
-				if (!first)
-					appendBinaryStringInfo(buf, ", ", 2);
-				append_json_string(buf, v.val.string.val, v.val.string.len);
-				appendBinaryStringInfo(buf, ": ", 2);
-				first = false;
-				after_key = true;
-				break;
-			case WJB_VALUE:
-				append_json_scalar(buf, &v);
-				after_key = false;
-				break;
-			case WJB_ELEM:
-				if (!first)
-					appendBinaryStringInfo(buf, ", ", 2);
-				append_json_scalar(buf, &v);
-				first = false;
-				break;
-			case WJB_END_ARRAY:
-				if (!JB_ROOT_IS_SCALAR(jsonb))
-					appendStringInfoCharMacro(buf, ']');
-				first = false;
-				break;
-			case WJB_END_OBJECT:
-				appendStringInfoCharMacro(buf, '}');
-				first = false;
-				break;
-			default:
-				elog(ERROR, "unexpected jsonb iterator token %d", (int) token);
-		}
-	}
+	append_container(buf, &jsonb->root);
 }
 
 #endif							/* !FRONTEND */

@@ -97,6 +97,22 @@ INSERT INTO corpus
                             'a', jsonb_build_array(i, -i, i::text, i % 2 = 0, NULL),
                             'o', jsonb_build_object(repeat('k', i % 5), i, 'x' || i, '{}'::jsonb))
   FROM generate_series(1, 300) i;
+-- more than JB_OFFSET_STRIDE (32) members, where jsonb stores offsets, not lengths
+INSERT INTO corpus
+  SELECT jsonb_object_agg('key' || i, CASE i % 5 WHEN 0 THEN to_jsonb(i) WHEN 1 THEN to_jsonb(md5(i::text))
+                                      WHEN 2 THEN jsonb_build_array(i, 'x', NULL) WHEN 3 THEN 'null'::jsonb
+                                      ELSE jsonb_build_object('n', i * 1.25) END)
+  FROM (VALUES (31), (32), (33), (64), (65), (200)) sizes(n), generate_series(1, n) i GROUP BY n;
+INSERT INTO corpus
+  SELECT jsonb_agg(CASE i % 4 WHEN 0 THEN to_jsonb(i / 3.0) WHEN 1 THEN to_jsonb(repeat('s', i))
+                   WHEN 2 THEN jsonb_build_object('i', i) ELSE to_jsonb(i % 2 = 0) END)
+  FROM (VALUES (31), (32), (33), (100)) sizes(n), generate_series(1, n) i GROUP BY n;
+-- long strings (written a block at a time), deep nesting
+INSERT INTO corpus VALUES
+  (to_jsonb(repeat(E'ab\u0001"\\é', 3000))),
+  (jsonb_build_object(repeat('k', 5000), repeat(E'\n', 5000))),
+  ((repeat('[', 300) || '1.50' || repeat(']', 300))::jsonb),
+  ((repeat('{"a": ', 300) || '{}' || repeat('}', 300))::jsonb);
 INSERT INTO corpus SELECT data FROM headlessly.events;
 INSERT INTO corpus SELECT before FROM headlessly.events WHERE before IS NOT NULL;
 SELECT CASE WHEN bool_and(tamper_test.jsonb_text(j) = j::text) THEN 'ok' ELSE 'not ok' END
