@@ -60,6 +60,8 @@ mkdir -p "$KEYS/data" "$KEYS/dir.pem"
     if [ "$(id -u)" = 0 ]; then cp ed25519.pem other-owner.pem && chown nobody other-owner.pem; fi
 )
 
+$VERIFY vectors 3000 42 > "$WORK/vectors.tsv"
+
 echo "==> unit checks"
 "$WORK/tamper_test" check "$KEYS" > "$WORK/check.out" || true
 cat "$WORK/check.out"
@@ -88,13 +90,23 @@ then ok "hl_verify.py's own Ed25519 verifies the C's signature, and only for its
 else not_ok "hl_verify.py's own Ed25519 verifies the C's signature, and only for its message"
 fi
 
+if command -v valgrind >/dev/null; then
+    echo "==> the unit checks and the vectors under valgrind"
+    vg() { valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+               --error-exitcode=9 "$WORK/tamper_test" "$@" > /dev/null 2> "$WORK/valgrind.err"; }
+    if vg check "$KEYS" && vg vectors "$WORK/vectors.tsv"; then
+        ok "valgrind: no invalid access, no leak in src/tamper (frontend)"
+    else
+        cat "$WORK/valgrind.err"; not_ok "valgrind: no invalid access, no leak in src/tamper (frontend)"
+    fi
+fi
+
 echo "==> hl_verify.py self test"
 $VERIFY selftest > "$WORK/selftest.out" || true
 cat "$WORK/selftest.out"
 tally "$WORK/selftest.out" "hl_verify.py selftest"
 
 echo "==> C and Python agree, both ways"
-$VERIFY vectors 3000 42 > "$WORK/vectors.tsv"
 "$WORK/tamper_test" vectors "$WORK/vectors.tsv" > "$WORK/vectors.out" || true
 cat "$WORK/vectors.out"
 tally "$WORK/vectors.out" "vectors"

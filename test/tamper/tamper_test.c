@@ -738,8 +738,10 @@ check_signing(const char *keydir)
 		{
 			b64 = hl_base64(sig.signature, HL_ED25519_SIGNATURE_LEN);
 			fprintf(f, "%s\n", b64);
+			pfree(b64);
 			b64 = hl_base64(sig.public_key, HL_ED25519_PUBLIC_KEY_LEN);
 			fprintf(f, "%s\n", b64);
+			pfree(b64);
 			fclose(f);
 		}
 	}
