@@ -1107,6 +1107,17 @@ hl_canonical_put_jsonb(StringInfo buf, Jsonb *jsonb)
 	}
 }
 
+/* the bytes escape_json escapes: control characters, '"' and '\\' */
+static const bool json_escaped[256] = {
+	[0x00] = true, [0x01] = true, [0x02] = true, [0x03] = true, [0x04] = true,
+	[0x05] = true, [0x06] = true, [0x07] = true, [0x08] = true, [0x09] = true,
+	[0x0a] = true, [0x0b] = true, [0x0c] = true, [0x0d] = true, [0x0e] = true,
+	[0x0f] = true, [0x10] = true, [0x11] = true, [0x12] = true, [0x13] = true,
+	[0x14] = true, [0x15] = true, [0x16] = true, [0x17] = true, [0x18] = true,
+	[0x19] = true, [0x1a] = true, [0x1b] = true, [0x1c] = true, [0x1d] = true,
+	[0x1e] = true, [0x1f] = true, ['"'] = true, ['\\'] = true,
+};
+
 /* escape_json's escapes, written straight into buf, a block at a time */
 static void
 append_json_string(StringInfo out, const char *s, int len)
@@ -1128,13 +1139,17 @@ append_json_string(StringInfo out, const char *s, int len)
 		first = false;
 		for (const char *stop = s + block; s < stop; s++)
 		{
-			unsigned char c = (unsigned char) *s;
+			unsigned char c;
+			const char *run = s;
 
-			if (likely(c >= 0x20 && c != '"' && c != '\\'))
-			{
-				*p++ = (char) c;
-				continue;
-			}
+			/* copy the run of bytes that need no escape at once */
+			while (s < stop && !json_escaped[(unsigned char) *s])
+				s++;
+			memcpy(p, run, s - run);
+			p += s - run;
+			if (s == stop)
+				break;
+			c = (unsigned char) *s;
 			*p++ = '\\';
 			switch (c)
 			{
