@@ -151,7 +151,15 @@ extern bool hl_canonical_parse(const char *buf, size_t len, HlCanonicalEvent *ev
 
 #ifndef FRONTEND
 
-/* Where each covered column is in a tuple of the log (found by name). */
+/*
+ * Where each covered column is in a tuple of the log, found by name and type
+ * checked.  A caller that hashes many rows makes one per relation and keeps
+ * it (its workspace in a long-lived context, e.g. CacheMemoryContext, made
+ * again when the relation's descriptor changes); the workspace makes one map
+ * usable by one caller at a time.  Columns other than the 16 covered ones
+ * (session_id, a stored hash ...) are ignored, and rows written before a
+ * column was added deform as usual.
+ */
 typedef struct HlCanonicalMap
 {
 	AttrNumber	attnum[HL_EVENT_NFIELDS];

@@ -18,6 +18,18 @@ PG_CONFIG=$PG_BIN/pg_config
 BACKEND=${BACKEND:-1}
 VERIFY="python3 $TOP/test/tools/hl_verify.py"
 
+if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+missing=""
+command -v python3 >/dev/null || missing="$missing python3"
+command -v openssl >/dev/null || missing="$missing openssl"
+command -v cc >/dev/null || missing="$missing gcc"
+[ -f /usr/include/openssl/evp.h ] || missing="$missing libssl-dev"
+if [ -n "$missing" ]; then
+    echo "==> installing:$missing"
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+
 WORK=$(mktemp -d /tmp/hl_tamper.XXXXXX)
 chmod 755 "$WORK"
 cleanup_work() { rm -rf "$WORK"; }
