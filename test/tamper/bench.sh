@@ -7,7 +7,8 @@
 #      canonical form (jsonb walked, timestamps formatted), and one that also
 #      hashes, chains and adds each hash to a Merkle tree;
 #   2. throughput over N rows (default 1,000,000) in a running server, the
-#      three walks alternated, best of ROUNDS.
+#      three walks alternated, best of ROUNDS; and the Merkle root of a
+#      checkpoint of 100,000 and 1,000,000 events.
 # Usage: PG_BIN=... bash test/tamper/bench.sh [N] [ROUNDS]
 set -eu
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -37,6 +38,9 @@ a=$(callgrind "$WORKDIR/tamper_test" bench 1000)
 b=$(callgrind "$WORKDIR/tamper_test" bench 11000)
 echo "instructions per event: $(( (b - a) / 10000 ))"
 "$WORKDIR/tamper_test" bench 1000000
+echo "==> a checkpoint's Merkle tree"
+"$WORKDIR/tamper_test" merkle 100000
+"$WORKDIR/tamper_test" merkle 1000000
 
 # The rows: the log's 16 covered columns, 90% of events on 100,000 streams.
 SETUP="

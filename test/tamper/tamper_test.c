@@ -10,6 +10,7 @@
  *	  tamper_test emit DIR			write events, checkpoints and a proof for
  *									hl_verify.py to check
  *	  tamper_test bench N			hash N canonical forms of typical size
+ *	  tamper_test merkle N			time a Merkle root over N event hashes
  *
  *	  Prints "ok N - ..." / "not ok N - ..." and "N passed, N failed".
  *
@@ -1143,6 +1144,31 @@ bench(long n, HlHasher *h)
 	return 0;
 }
 
+/* a checkpoint's tree: the root over N event hashes */
+static int
+bench_merkle(long n, HlHasher *h)
+{
+	HlMerkleBuilder b;
+	HlHash		leaf = hl_zero_hash;
+	HlHash		root;
+	struct timespec t0,
+				t1;
+	double		secs;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	hl_merkle_init(&b, h);
+	for (long i = 0; i < n; i++)
+	{
+		memcpy(leaf.bytes, &i, sizeof(i));
+		hl_merkle_add(&b, leaf.bytes, HL_HASH_LEN);
+	}
+	hl_merkle_root(&b, &root);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	printf("Merkle root over %ld event hashes in %.3f s: %.0f leaves/s\n", n, secs, n / secs);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1151,7 +1177,7 @@ main(int argc, char **argv)
 
 	if (argc < 3)
 	{
-		fprintf(stderr, "usage: %s check KEYDIR | vectors FILE | emit DIR | bench N\n", argv[0]);
+		fprintf(stderr, "usage: %s check KEYDIR | vectors FILE | emit DIR | bench N | merkle N\n", argv[0]);
 		return 2;
 	}
 	h = hl_hasher_create();
@@ -1161,6 +1187,8 @@ main(int argc, char **argv)
 		rc = emit(argv[2], h);
 	else if (strcmp(argv[1], "bench") == 0)
 		rc = bench(atol(argv[2]), h);
+	else if (strcmp(argv[1], "merkle") == 0)
+		rc = bench_merkle(atol(argv[2]), h);
 	else if (strcmp(argv[1], "check") == 0)
 	{
 		check_sha256(h);
