@@ -111,8 +111,8 @@ hl_canonical_close_value(StringInfo buf, int length_at)
 void
 hl_canonical_put_bytes(StringInfo buf, const char *data, size_t len)
 {
-	/* a StringInfo holds less than 1 GB, far below 4 GB */
-	if (len > (size_t) PG_INT32_MAX)
+	/* a StringInfo holds less than 1 GB: the 4-byte length always fits */
+	if (len > (size_t) PG_INT32_MAX - 5)
 		hl_tamper_failure("canonical form", "a value is longer than 2 GB");
 	enlargeStringInfo(buf, (int) len + 5);
 	buf->data[buf->len] = TAG_VALUE;
