@@ -5,7 +5,7 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).co
 
 MODULE_big = headlessly_events
 # one folder per capability; headers name what each may use
-SRC_DIRS = src/common src/log src/state src/hooks
+SRC_DIRS = src/common src/log src/state src/hooks src/tamper
 OBJS = src/headlessly.o $(patsubst %.c,%.o,$(sort $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))))
 HL_HEADERS = $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.h))
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -31,6 +31,8 @@ PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+# Ed25519 signatures (src/tamper/sign.c), as contrib/pgcrypto links OpenSSL
+SHLIB_LINK += $(filter -lcrypto, $(LIBS))
 
 $(SQL_SCRIPT): $(SQL_PARTS) $(EXTENSION).control
 	{ printf '%s\n' '\echo Use "CREATE EXTENSION $(EXTENSION)" to load this file. \quit'; \
