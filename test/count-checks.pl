@@ -10,6 +10,8 @@
 #   count-checks.pl tap OUTPUT
 #       units: test files; checks: their assertions (a file that died or
 #       exited non-zero counts one failure more)
+#   count-checks.pl tamper OUTPUT
+#       checks: test/tamper/run.sh's (frontend, outside verifier, backend)
 #
 # Both pg_regress formats are read: "test name ... ok" (PostgreSQL 15) and
 # "ok 1 - name" (16 and later).  A suite that printed no result counts as one
@@ -133,6 +135,16 @@ elsif ($suite eq 'tap')
 		$passed += $tests;
 		$checks = $tests;
 	}
+}
+elsif ($suite eq 'tamper')
+{
+	# test/tamper/run.sh ends with "tamper: N passed, N failed"
+	for (@lines)
+	{
+		($passed, $failed) = ($1, $2) if /^tamper: (\d+) passed, (\d+) failed/;
+	}
+	$checks = $passed + $failed;
+	$units = $checks > 0 ? 1 : 0;
 }
 else
 {

@@ -32,7 +32,9 @@ fi
 # The Debian packages the scripts need, one a line: PostgreSQL, its headers
 # and PGXS (which bring clang for the bitcode, the isolation tester and the
 # TAP modules), IPC::Run for PostgreSQL::Test::Cluster, a compiler, prove,
-# runuser (clusters run as postgres when the scripts run as root).
+# runuser (clusters run as postgres when the scripts run as root), OpenSSL's
+# headers (SHA-256 and Ed25519 of tamper evidence), python3 for the outside
+# verifier.
 REQUIRED_PACKAGES=(
     "postgresql-$PG_MAJOR"
     "postgresql-server-dev-$PG_MAJOR"
@@ -41,6 +43,9 @@ REQUIRED_PACKAGES=(
     gcc
     perl
     util-linux
+    libssl-dev
+    openssl
+    python3
 )
 
 package_installed() {

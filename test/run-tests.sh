@@ -7,8 +7,9 @@
 #
 # Usage: bash test/run-tests.sh [SUITE|TEST]...
 #   no argument       every suite
-#   regress, isolation, tap
-#                     that whole suite
+#   regress, isolation, tap, tamper
+#                     that whole suite (tamper: test/tamper/run.sh, the
+#                     tamper-evidence building blocks)
 #   a test's name     that regression test (sql/NAME.sql), isolation spec
 #                     (test/isolation/specs/NAME.spec) or TAP test
 #                     (test/t/NAME.pl; its number alone will do)
@@ -34,15 +35,16 @@ in_list() {
     return 1
 }
 
-REGRESS_SEL=; ISOLATION_SEL=; TAP_SEL=
+REGRESS_SEL=; ISOLATION_SEL=; TAP_SEL=; TAMPER_SEL=
 if [ $# = 0 ]; then
-    set -- regress isolation tap
+    set -- regress isolation tap tamper
 fi
 for arg in "$@"; do
     case "$arg" in
         regress) REGRESS_SEL="$REGRESS_SEL $ALL_REGRESS" ;;
         isolation) ISOLATION_SEL="$ISOLATION_SEL $ALL_ISOLATION" ;;
         tap) TAP_SEL="$TAP_SEL $ALL_TAP" ;;
+        tamper) TAMPER_SEL=1 ;;
         -h|--help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *)
             found=
@@ -107,6 +109,13 @@ if [ -n "$TAP_SEL" ]; then
         done
     fi
 fi
+if [ -n "$TAMPER_SEL" ]; then
+    # its own throwaway server; as the cluster user when run as root
+    say tamper
+    PG_BIN="$PG_BIN" bash "$TOP/test/tamper/run.sh" >"$WORKDIR/tamper.out" 2>&1
+    RC[tamper]=$?
+    cat "$WORKDIR/tamper.out"
+fi
 set -e
 
 # Kept for the developer: outputs, diffs, TAP logs, the server's log.
@@ -140,6 +149,7 @@ report() {
 [ -z "$ISOLATION_SEL" ] || report isolation specs permutations \
     "$WORKDIR/tree/test/isolation/expected" "$WORKDIR/tree/output_iso/results"
 [ -z "$TAP_SEL" ] || report tap files assertions
+[ -z "$TAMPER_SEL" ] || report tamper runs checks
 
 echo
 echo "headlessly_events: $total_passed passed, $total_failed failed"
