@@ -62,6 +62,15 @@ COPY headlessly.events (type, target, data, before) FROM stdin;
 Account.Updated	tb_acct	{"plan": "pro"}	{"plan": "enterprise"}
 \.
 \echo :LAST_ERROR_SQLSTATE
+-- xact_id: consumers trust it to tell what has committed
+INSERT INTO headlessly.events (type, xact_id) VALUES ('forged', '1');
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO headlessly.events (type, target, xact_id) VALUES ('Account.Updated', 'tb_acct', pg_current_xact_id());
+\echo :LAST_ERROR_SQLSTATE
+COPY headlessly.events (type, xact_id) FROM stdin;
+forged	0
+\.
+\echo :LAST_ERROR_SQLSTATE
 -- a direct INSERT gets the validation events_append gets
 INSERT INTO headlessly.events (type, target, data) VALUES ('', 'tb_acct', '{}');
 \echo :LAST_ERROR_SQLSTATE
@@ -194,6 +203,18 @@ SELECT id FROM headlessly.events_append('charge', source => 'stripe', external_e
 SELECT seq > 9000005 AS seq_after_restored, version, recorded_at = '2030-01-01 00:00:00+00' AS recorded_at_raised
   FROM headlessly.events_append('Account.Updated', 'tb_new', '{"plan": "w"}');
 SELECT count(*) AS drift FROM headlessly.check_state('tb');
+-- every event records the top-level transaction that appended it, a
+-- restored one the restoring transaction (another cluster's ids mean nothing here)
+BEGIN;
+SAVEPOINT s;
+SELECT xact_id = pg_current_xact_id() AS appended_by_this_transaction
+  FROM headlessly.events_append('Account.Updated', 'tb_new', '{"plan": "v"}');
+RELEASE s;
+INSERT INTO headlessly.events (seq, id, type, occurred_at, recorded_at, data, xact_id)
+VALUES (9000100, 'evt_tb_r7', 'charge', '2020-01-01', :'last_at', '{}', '12345');
+SELECT count(DISTINCT xact_id) AS one_transaction, bool_and(xact_id = pg_current_xact_id()) AS this_one
+  FROM headlessly.events WHERE id = 'evt_tb_r7' OR seq = (SELECT max(seq) FROM headlessly.events WHERE target = 'tb_new');
+COMMIT;
 
 -- other roles may not restore
 \c - regress_hl_app

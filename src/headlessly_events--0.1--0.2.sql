@@ -173,3 +173,13 @@ AS $$
       FROM per_noun
      ORDER BY 1 NULLS LAST, 2 NULLS FIRST
 $$;
+
+-- log: the appending transaction --------------------------------------------
+
+-- Events appended before the update have no recorded transaction: '0' sorts
+-- them before every later one, which is their true order.
+ALTER TABLE headlessly.events ADD COLUMN xact_id xid8 NOT NULL DEFAULT '0';
+ALTER TABLE headlessly.events ALTER COLUMN xact_id DROP DEFAULT;
+COMMENT ON COLUMN headlessly.events.xact_id IS
+    'The appending top-level transaction (pg_current_xact_id()), set by the log: events are handed out and sealed in (xact_id, seq) order once every older transaction has ended. A restored event has the restoring transaction''s.';
+CREATE INDEX events_xact_idx ON headlessly.events (xact_id, seq);

@@ -22,6 +22,7 @@ CREATE TABLE headlessly.events (
     metadata          jsonb,
     raw_payload       text,
     session_id        text COLLATE "C",
+    xact_id           xid8 NOT NULL,
     CONSTRAINT events_pkey PRIMARY KEY (seq),
     CONSTRAINT events_id_key UNIQUE (id)
 );
@@ -32,6 +33,9 @@ COMMENT ON COLUMN headlessly.events.seq IS
     'Position in the whole log, assigned by the log once the event''s stream is locked: along a stream, seq order is version order.';
 COMMENT ON COLUMN headlessly.events.session_id IS
     'metadata->>''sessionId'', kept as a column so that sessions can be indexed and queried; set by the log.';
+
+COMMENT ON COLUMN headlessly.events.xact_id IS
+    'The appending top-level transaction (pg_current_xact_id()), set by the log: events are handed out and sealed in (xact_id, seq) order once every older transaction has ended. A restored event has the restoring transaction''s.';
 
 -- seq comes from this sequence, taken by the log's trigger (not a column
 -- default: a default cannot be told from a value the inserting role chose).
@@ -51,6 +55,8 @@ CREATE UNIQUE INDEX events_stream_idx
 CREATE UNIQUE INDEX events_idempotency_idx
     ON headlessly.events (tenant, source, external_event_id) NULLS NOT DISTINCT
     WHERE external_event_id IS NOT NULL;
+-- What has committed since a position: consumers and checkpoints.
+CREATE INDEX events_xact_idx ON headlessly.events (xact_id, seq);
 CREATE INDEX events_tenant_time_idx ON headlessly.events (tenant, recorded_at);
 CREATE INDEX events_tenant_type_idx ON headlessly.events (tenant, type, recorded_at);
 CREATE INDEX events_tenant_actor_idx

@@ -40,6 +40,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/xid8.h"
 
 PG_FUNCTION_INFO_V1(headlessly_events_before_insert);
 
@@ -64,6 +65,7 @@ typedef struct EventColumns
 	int			metadata;
 	int			raw_payload;
 	int			session_id;
+	int			xact_id;		/* -1 in a log still at version 0.1 */
 	bool		seq_is_identity;	/* a log still at version 0.1 */
 	Oid			seq_relid;		/* the sequence seq is drawn from */
 	Oid			key_index;		/* the unique index on the idempotency key */
@@ -146,11 +148,13 @@ resolve_columns(Relation rel)
 	cols.metadata = column_number(rel, "metadata");
 	cols.raw_payload = column_number(rel, "raw_payload");
 	cols.session_id = column_number(rel, "session_id");
+	cols.xact_id = SPI_fnumber(RelationGetDescr(rel), "xact_id");
+	cols.xact_id = cols.xact_id > 0 ? cols.xact_id - 1 : -1;
 
 	/* 0.1 filled seq from an identity; 0.2 draws it here, from a sequence */
 	cols.seq_is_identity = TupleDescAttr(RelationGetDescr(rel), cols.seq)->attidentity != '\0';
 	if (cols.seq_is_identity)
-		cols.seq_relid = getIdentitySequence(RelationGetRelid(rel), cols.seq + 1, false);
+		cols.seq_relid = hl_identity_sequence(rel, cols.seq + 1);
 	else
 		cols.seq_relid = get_relname_relid("events_seq_seq", RelationGetNamespace(rel));
 	if (!OidIsValid(cols.seq_relid))
@@ -313,7 +317,7 @@ refuse_assigned_column(const char *column, const char *hint)
 	ereport(ERROR,
 			(errcode(ERRCODE_HL_INVALID_EVENT),
 			 errmsg("%s is assigned by the log", column),
-			 errdetail("seq, recorded_at, version and before come from the log; only the log's owner restores stored events with them, recorded_at included."),
+			 errdetail("seq, recorded_at, version, before and xact_id come from the log; only the log's owner restores stored events with them, recorded_at included."),
 			 errhint("%s", hint)));
 }
 
@@ -329,6 +333,23 @@ refuse_assigned_columns(Datum *values, bool *nulls)
 	if (!nulls[cols.before])
 		refuse_assigned_column("before",
 							   "Leave before out; the log fills it in from the entity's state.");
+	if (cols.xact_id >= 0 && !nulls[cols.xact_id])
+		refuse_assigned_column("xact_id",
+							   "Leave xact_id out; the log records the appending transaction.");
+}
+
+/*
+ * The appending top-level transaction, by which consumers and checkpoints
+ * tell what has committed.  A restored event gets the restoring
+ * transaction's: another cluster's transaction ids mean nothing here.
+ */
+static void
+assign_xact_id(Datum *values, bool *nulls)
+{
+	if (cols.xact_id < 0)
+		return;
+	values[cols.xact_id] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	nulls[cols.xact_id] = false;
 }
 
 /* Draw the event's seq: once its stream is locked, for events with a target. */
@@ -697,6 +718,7 @@ append_row(Relation rel, Datum *values, bool *nulls)
 
 	values[cols.recorded_at] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	nulls[cols.recorded_at] = false;
+	assign_xact_id(values, nulls);
 
 	/* the key is taken: store nothing, run nothing */
 	if (!nulls[cols.external_event_id] && !claim_key(rel, values, nulls))
@@ -733,6 +755,7 @@ restore_row(Relation rel, Datum *values, bool *nulls)
 
 	prepare_event(values, nulls, true);
 	id = TextDatumGetCString(values[cols.id]);
+	assign_xact_id(values, nulls);
 
 	if (nulls[cols.target] != nulls[cols.version])
 		ereport(ERROR,
