@@ -1,0 +1,62 @@
+-- Release 0.1 updated in place to the current version: what was appended
+-- under 0.1 is still there, unchanged, and everything keeps working on it.
+-- (test/t/005_upgrade.pl also checks that the updated catalog equals a fresh
+-- install and that the updated database dumps and restores.)
+\pset null '(null)'
+\set SHOW_CONTEXT never
+DROP EXTENSION headlessly_events CASCADE;
+CREATE EXTENSION headlessly_events VERSION '0.1';
+SELECT extversion FROM pg_extension WHERE extname = 'headlessly_events';
+
+SET headlessly.tenant = 'upgrade';
+CREATE TABLE up_contacts (id int PRIMARY KEY, name text);
+SELECT headlessly.capture('up_contacts', 'Contact');
+INSERT INTO up_contacts VALUES (1, 'Ann');
+UPDATE up_contacts SET name = 'Anna' WHERE id = 1;
+SELECT version FROM headlessly.events_append('Deal.Created', 'deal_1', '{"amount": 10}');
+SELECT version FROM headlessly.events_append('Deal.Updated', 'deal_1', '{"amount": 20}');
+SELECT version FROM headlessly.events_append('page_view', source => 'web', external_event_id => 'pv_1');
+CREATE FUNCTION up_tag(event jsonb) RETURNS jsonb LANGUAGE sql
+    AS $$ SELECT jsonb_build_object('tagged', true) $$;
+SELECT headlessly.hook('Deal.*', 'before', 'up_tag(jsonb)') > 0 AS hooked;
+CREATE TEMP TABLE before_update AS
+    SELECT seq, id, tenant, type, target, version, data, before, recorded_at FROM headlessly.events;
+
+ALTER EXTENSION headlessly_events UPDATE;
+SELECT extversion = (SELECT default_version FROM pg_available_extensions WHERE name = 'headlessly_events')
+    AS at_default_version
+  FROM pg_extension WHERE extname = 'headlessly_events';
+
+-- the events of 0.1, unchanged
+SELECT count(*) AS events_0_1,
+       count(*) FILTER (WHERE (e.seq, e.id, e.tenant, e.type, e.target, e.version, e.data, e.before, e.recorded_at)
+                              IS NOT DISTINCT FROM (b.seq, b.id, b.tenant, b.type, b.target, b.version, b.data, b.before, b.recorded_at))
+           AS unchanged
+  FROM before_update b LEFT JOIN headlessly.events e USING (seq);
+
+-- appends go on: versions, before hooks, idempotency, capture, state
+SELECT version, data FROM headlessly.events_append('Deal.Updated', 'deal_1', '{"amount": 30}');
+SELECT e.id = b.id AS duplicate_returns_stored_event
+  FROM headlessly.events_append('page_view', source => 'web', external_event_id => 'pv_1') e,
+       before_update b WHERE b.type = 'page_view';
+SELECT count(*) AS page_views FROM headlessly.events WHERE type = 'page_view';
+UPDATE up_contacts SET name = 'Anne' WHERE id = 1;
+-- a table captured before the update goes on with the same target
+SELECT target, version, state FROM headlessly.entities WHERE tenant = 'upgrade' ORDER BY target;
+SELECT headlessly.as_of('deal_1') AS deal_now,
+       headlessly.as_of_version('deal_1', 1) AS deal_v1;
+SELECT type, version FROM headlessly.events_list(target => 'deal_1') ORDER BY version;
+SELECT count(*) AS drift FROM headlessly.check_state('upgrade');
+
+-- and 0.2's promises hold on the updated log
+INSERT INTO headlessly.events (seq, type) VALUES (1000, 'forged');
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM headlessly.events;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS zero_xact_ids_before_update FROM headlessly.events WHERE xact_id = '0';
+SELECT xact_id = pg_current_xact_id() AS xact_recorded FROM headlessly.events_append('page_view');
+
+DROP TABLE up_contacts;
+DROP FUNCTION up_tag(jsonb);
+DROP EXTENSION headlessly_events CASCADE;
+CREATE EXTENSION headlessly_events;
