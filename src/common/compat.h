@@ -23,8 +23,10 @@
 #include "catalog/pg_proc.h"
 #include "executor/executor.h"
 #include "nodes/parsenodes.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 
 #if PG_VERSION_NUM >= 160000
 #include "parser/parse_relation.h"
@@ -150,6 +152,31 @@ hl_index_beginscan(Relation heap, Relation index, Snapshot snapshot,
 	return index_beginscan(heap, index, snapshot, NULL, nkeys, norderbys);
 #else
 	return index_beginscan(heap, index, snapshot, nkeys, norderbys);
+#endif
+}
+
+/* The relation's primary key index.  (18: whether a deferrable one will do) */
+static inline Oid
+hl_relation_primary_key(Relation rel)
+{
+#if PG_VERSION_NUM >= 180000
+	return RelationGetPrimaryKeyIndex(rel, false);
+#else
+	return RelationGetPrimaryKeyIndex(rel);
+#endif
+}
+
+/*
+ * This backend's local transaction id, by which state kept across statements
+ * can tell that its transaction ended.  (17: moved into PGPROC.vxid)
+ */
+static inline LocalTransactionId
+hl_local_xid(void)
+{
+#if PG_VERSION_NUM >= 170000
+	return MyProc->vxid.lxid;
+#else
+	return MyProc->lxid;
 #endif
 }
 

@@ -172,7 +172,7 @@ find_key(Relation log, Relation idx, text *tenant, text *source, text *key,
 
 	InitDirtySnapshot(dirty);
 	slot = table_slot_create(log, NULL);
-	scan = index_beginscan(log, idx, &dirty, 3, 0);
+	scan = hl_index_beginscan(log, idx, &dirty, 3, 0);
 	index_rescan(scan, keys, 3, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	*xwait = InvalidTransactionId;

@@ -374,9 +374,9 @@ advance_sequence_past(int64 seq)
 	HlSavedUser saved;
 	int64		last;
 
-	if (seq_known_lxid != MyProc->lxid)
+	if (seq_known_lxid != hl_local_xid())
 	{
-		seq_known_lxid = MyProc->lxid;
+		seq_known_lxid = hl_local_xid();
 		seq_known_high = 0;
 	}
 	if (seq <= seq_known_high)
@@ -410,7 +410,7 @@ remember_restored(int64 seq)
 {
 	bool		found;
 
-	if (restored_seqs_lxid != MyProc->lxid || restored_seqs == NULL)
+	if (restored_seqs_lxid != hl_local_xid() || restored_seqs == NULL)
 	{
 		HASHCTL		ctl;
 
@@ -419,7 +419,7 @@ remember_restored(int64 seq)
 		ctl.hcxt = TopTransactionContext;
 		restored_seqs = hash_create("headlessly restored events", 256, &ctl,
 									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		restored_seqs_lxid = MyProc->lxid;
+		restored_seqs_lxid = hl_local_xid();
 	}
 	(void) hash_search(restored_seqs, &seq, HASH_ENTER, &found);
 }
@@ -433,7 +433,7 @@ hl_event_is_restored(int64 seq)
 {
 	bool		found;
 
-	if (restored_seqs == NULL || restored_seqs_lxid != MyProc->lxid)
+	if (restored_seqs == NULL || restored_seqs_lxid != hl_local_xid())
 		return false;
 	(void) hash_search(restored_seqs, &seq, HASH_FIND, &found);
 	return found;

@@ -898,7 +898,7 @@ hl_streams_flush(void)
 	if (rel == NULL)
 		return false;
 	check_table_file(rel);
-	pkey = RelationGetPrimaryKeyIndex(rel);
+	pkey = hl_relation_primary_key(rel);
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly head flush",
 								ALLOCSET_DEFAULT_SIZES);
