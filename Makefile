@@ -5,7 +5,7 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).co
 
 MODULE_big = headlessly_events
 # one folder per capability; headers name what each may use
-SRC_DIRS = src/common src/log src/state src/hooks src/tamper src/delivery
+SRC_DIRS = src/common src/log src/state src/hooks src/tamper src/delivery src/worker
 OBJS = src/headlessly.o $(patsubst %.c,%.o,$(sort $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))))
 HL_HEADERS = $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.h))
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -14,7 +14,8 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # SQL, in dependency order.  Released scripts (the full 0.1 script and every
 # upgrade script) are kept as they were shipped.
 SQL_PARTS = src/log/log.sql src/log/guard.sql src/hooks/hooks.sql \
-	src/hooks/capture.sql src/state/state.sql src/delivery/webhook.sql
+	src/hooks/capture.sql src/state/state.sql src/delivery/webhook.sql \
+	src/worker/worker.sql
 SQL_SCRIPT = src/$(EXTENSION)--$(EXTVERSION).sql
 DATA_built = $(SQL_SCRIPT)
 DATA = src/$(EXTENSION)--0.1.sql $(wildcard src/$(EXTENSION)--*--*.sql)

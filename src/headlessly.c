@@ -5,12 +5,14 @@
  *
  * Nothing here requires shared_preload_libraries: the library is loaded by
  * the first call of any of its functions, or by the DDL event trigger.
+ * Preloaded, it also starts the background worker (src/worker/).
  *
  *-------------------------------------------------------------------------
  */
 #include "hooks/hooks.h"
 #include "log/log.h"
 #include "state/state.h"
+#include "worker/worker.h"
 
 #include "utils/guc.h"
 
@@ -24,6 +26,7 @@ _PG_init(void)
 	hl_log_init();
 	hl_state_init();
 	hl_hooks_init();
+	hl_worker_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("headlessly");

@@ -20,6 +20,7 @@
 #include "log/log.h"
 #include "hooks/hooks.h"
 #include "state/state.h"
+#include "worker/worker.h"
 
 #include "access/detoast.h"
 #include "access/htup_details.h"
@@ -346,6 +347,8 @@ refuse_assigned_columns(Datum *values, bool *nulls)
 static void
 assign_xact_id(Datum *values, bool *nulls)
 {
+	/* at commit, the database's delivery worker is woken */
+	hl_worker_note_append();
 	if (cols.xact_id < 0)
 		return;
 	values[cols.xact_id] = FullTransactionIdGetDatum(GetTopFullTransactionId());
