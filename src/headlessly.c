@@ -8,6 +8,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "delivery/delivery.h"
 #include "hooks/hooks.h"
 #include "log/log.h"
 #include "state/state.h"
@@ -24,6 +25,7 @@ _PG_init(void)
 	hl_log_init();
 	hl_state_init();
 	hl_hooks_init();
+	hl_delivery_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("headlessly");
