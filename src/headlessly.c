@@ -9,6 +9,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "delivery/delivery.h"
 #include "hooks/hooks.h"
 #include "log/log.h"
 #include "state/state.h"
@@ -26,6 +27,7 @@ _PG_init(void)
 	hl_log_init();
 	hl_state_init();
 	hl_hooks_init();
+	hl_delivery_init();
 	hl_worker_init();
 
 #if PG_VERSION_NUM >= 150000

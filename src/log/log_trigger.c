@@ -18,6 +18,7 @@
  *-------------------------------------------------------------------------
  */
 #include "log/log.h"
+#include "delivery/delivery.h"
 #include "hooks/hooks.h"
 #include "state/state.h"
 #include "worker/worker.h"
@@ -740,6 +741,9 @@ append_row(Relation rel, Datum *values, bool *nulls)
 		values[cols.occurred_at] = values[cols.recorded_at];
 		nulls[cols.occurred_at] = false;
 	}
+
+	/* realtime subscribers hear of it when the transaction commits */
+	hl_notify_event(tupdesc, values, nulls);
 	return heap_form_tuple(tupdesc, values, nulls);
 }
 
