@@ -7,10 +7,15 @@
  *
  * Wakes happen at commit (XACT_EVENT_COMMIT), never before: a worker woken
  * earlier would not see the events, nor the launcher's probe the extension.
+ * Whether the database has anything to deliver (hl_delivery_wanted(), a
+ * cache that may need a query) is asked just before, while the transaction
+ * can still run one; a database without hook or webhook subscriptions is
+ * not woken by its appends.
  *
  *-------------------------------------------------------------------------
  */
 #include "worker/worker.h"
+#include "delivery/delivery.h"
 #include "delivery/webhook.h"
 
 #include "access/xact.h"
@@ -29,6 +34,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /* this transaction's wakes */
 static bool appended = false;
+static bool wake_worker = false;
 static bool installed = false;
 
 static int
@@ -125,8 +131,12 @@ worker_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			/* still in the transaction: the subscriptions cache may load */
+			wake_worker = appended && hl_delivery_wanted();
+			return;
 		case XACT_EVENT_COMMIT:
-			if (appended)
+			if (wake_worker)
 				wake_database_worker(MyDatabaseId);
 			if (installed)
 			{
@@ -150,6 +160,7 @@ worker_xact_callback(XactEvent event, void *arg)
 			return;
 	}
 	appended = false;
+	wake_worker = false;
 	installed = false;
 }
 

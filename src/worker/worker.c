@@ -16,6 +16,7 @@
  *-------------------------------------------------------------------------
  */
 #include "worker/worker.h"
+#include "delivery/delivery.h"
 
 #include "access/xact.h"
 #include "commands/extension.h"
@@ -26,10 +27,15 @@
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "catalog/namespace.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
 PGDLLEXPORT void hl_worker_main(Datum arg);
+
+/* events one round may attempt before the worker looks at its latch again */
+#define HL_ROUND_EVENTS 1000
 
 static int	my_slot = -1;
 
@@ -52,15 +58,57 @@ worker_detach(int code, Datum arg)
 	hl_wake_launcher();
 }
 
-static bool
-extension_installed(void)
+typedef enum DatabaseState
 {
-	bool		installed;
+	DB_NO_EXTENSION,
+	DB_OLD_SCHEMA,				/* still at 0.1: nothing to deliver until updated */
+	DB_READY
+} DatabaseState;
+
+static DatabaseState
+database_state(void)
+{
+	DatabaseState state = DB_NO_EXTENSION;
+	Oid			nsp;
 
 	StartTransactionCommand();
-	installed = OidIsValid(get_extension_oid(HL_EXTENSION_NAME, true));
+	if (OidIsValid(get_extension_oid(HL_EXTENSION_NAME, true)))
+	{
+		nsp = get_namespace_oid(HL_SCHEMA, true);
+		state = OidIsValid(nsp) && OidIsValid(get_relname_relid("subscriptions", nsp)) ?
+			DB_READY : DB_OLD_SCHEMA;
+	}
 	CommitTransactionCommand();
-	return installed;
+	return state;
+}
+
+/*
+ * One delivery round; an error is logged and the round given up (the next
+ * one starts after the naptime), as autovacuum does with a failed table.
+ * Shutdown (FATAL) is not an error that comes here.
+ */
+static int
+delivery_round(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile int attempted = 0;
+
+	PG_TRY();
+	{
+		attempted = hl_delivery_round(HL_ROUND_EVENTS, true);
+	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		AbortOutOfAnyTransaction();
+		FlushErrorState();
+		RESUME_INTERRUPTS();
+		attempted = 0;
+	}
+	PG_END_TRY();
+	return attempted;
 }
 
 static void
@@ -106,7 +154,7 @@ hl_worker_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("headlessly_events worker");
 
-	if (!extension_installed())
+	if (database_state() == DB_NO_EXTENSION)
 	{
 		set_state(HL_SLOT_ABSENT);
 		proc_exit(0);
@@ -116,6 +164,9 @@ hl_worker_main(Datum arg)
 
 	for (;;)
 	{
+		DatabaseState state;
+		int			attempted = 0;
+
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -123,8 +174,12 @@ hl_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		/* what a commit woke us for is in the tables: reset first, then look */
+		ResetLatch(MyLatch);
+
 		pgstat_report_activity(STATE_RUNNING, "delivery round");
-		if (!extension_installed())
+		state = database_state();
+		if (state == DB_NO_EXTENSION)
 		{
 			ereport(LOG,
 					(errmsg("headlessly_events worker leaving database %u: the extension was dropped",
@@ -132,10 +187,15 @@ hl_worker_main(Datum arg)
 			set_state(HL_SLOT_ABSENT);
 			proc_exit(0);
 		}
+		if (state == DB_READY)
+			attempted = delivery_round();
 		pgstat_report_activity(STATE_IDLE, NULL);
+		pgstat_report_stat(true);
 
+		/* a full round leaves more to do: go on at once */
+		if (attempted >= HL_ROUND_EVENTS)
+			continue;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 hl_worker_naptime_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
 	}
 }
