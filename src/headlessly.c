@@ -13,6 +13,7 @@
 #include "hooks/hooks.h"
 #include "log/log.h"
 #include "state/state.h"
+#include "tamper/tamper.h"
 #include "worker/worker.h"
 
 #include "utils/guc.h"
@@ -27,6 +28,7 @@ _PG_init(void)
 	hl_log_init();
 	hl_state_init();
 	hl_hooks_init();
+	hl_tamper_init();
 	hl_delivery_init();
 	hl_worker_init();
 
