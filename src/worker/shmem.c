@@ -26,6 +26,7 @@
 #include "utils/guc.h"
 
 int			hl_worker_naptime_ms = 1000;
+int			hl_checkpoint_interval_ms = 60 * 1000;
 
 HlWorkerShared *hl_worker_shared = NULL;
 
@@ -174,6 +175,15 @@ hl_worker_init(void)
 							"Commits that append wake it at once; the naptime bounds how late retries and prepared transactions are seen.",
 							&hl_worker_naptime_ms,
 							1000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("headlessly.checkpoint_interval",
+							"How often the background worker seals new events with a checkpoint.",
+							"0 turns the worker's checkpoints off; headlessly.checkpoint() still makes one.",
+							&hl_checkpoint_interval_ms,
+							60 * 1000, 0, 24 * 3600 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -5,6 +5,8 @@
  *	  and if so runs delivery rounds until it is stopped.
  *
  * Woken by commits that appended (shmem.c) and every headlessly.worker_naptime.
+ * Every headlessly.checkpoint_interval it also seals what has committed
+ * (tamper evidence, hl_tamper_checkpoint_all()).
  * A round manages its own short transactions; between them, and while it
  * waits for the network or on its latch, the worker holds no transaction,
  * so it keeps back no vacuum horizon and no consumer.
@@ -17,6 +19,7 @@
  */
 #include "worker/worker.h"
 #include "delivery/delivery.h"
+#include "tamper/tamper.h"
 
 #include "access/xact.h"
 #include "commands/extension.h"
@@ -31,6 +34,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 PGDLLEXPORT void hl_worker_main(Datum arg);
 
@@ -83,19 +87,19 @@ database_state(void)
 }
 
 /*
- * One delivery round; an error is logged and the round given up (the next
- * one starts after the naptime), as autovacuum does with a failed table.
- * Shutdown (FATAL) is not an error that comes here.
+ * Runs one step of the worker's work; an error is logged and the step given
+ * up (it is tried again after the naptime), as autovacuum does with a
+ * failed table.  Shutdown (FATAL) is not an error that comes here.
  */
 static int
-delivery_round(void)
+guarded(int (*step) (void))
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	volatile int attempted = 0;
+	volatile int result = 0;
 
 	PG_TRY();
 	{
-		attempted = hl_delivery_round(HL_ROUND_EVENTS, true);
+		result = step();
 	}
 	PG_CATCH();
 	{
@@ -105,10 +109,32 @@ delivery_round(void)
 		AbortOutOfAnyTransaction();
 		FlushErrorState();
 		RESUME_INTERRUPTS();
-		attempted = 0;
+		result = 0;
 	}
 	PG_END_TRY();
-	return attempted;
+	return result;
+}
+
+/* a round manages its own transactions */
+static int
+delivery_round(void)
+{
+	return hl_delivery_round(HL_ROUND_EVENTS, true);
+}
+
+/* seals what has committed, in a transaction of its own */
+static int
+checkpoint(void)
+{
+	int64		made;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	made = hl_tamper_checkpoint_all();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return (int) Min(made, (int64) INT_MAX);
 }
 
 static void
@@ -127,6 +153,7 @@ hl_worker_main(Datum arg)
 {
 	Oid			dboid;
 	HlDbSlot   *slot;
+	TimestampTz next_checkpoint = 0;
 
 	my_slot = DatumGetInt32(arg);
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
@@ -166,6 +193,7 @@ hl_worker_main(Datum arg)
 	{
 		DatabaseState state;
 		int			attempted = 0;
+		long		timeout = hl_worker_naptime_ms;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -188,14 +216,28 @@ hl_worker_main(Datum arg)
 			proc_exit(0);
 		}
 		if (state == DB_READY)
-			attempted = delivery_round();
+		{
+			attempted = guarded(delivery_round);
+			if (hl_checkpoint_interval_ms > 0 &&
+				GetCurrentTimestamp() >= next_checkpoint)
+			{
+				pgstat_report_activity(STATE_RUNNING, "checkpoint");
+				(void) guarded(checkpoint);
+				next_checkpoint = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															  hl_checkpoint_interval_ms);
+			}
+		}
 		pgstat_report_activity(STATE_IDLE, NULL);
 		pgstat_report_stat(true);
 
 		/* a full round leaves more to do: go on at once */
 		if (attempted >= HL_ROUND_EVENTS)
 			continue;
+		/* the next checkpoint may be due before the naptime ends */
+		if (hl_checkpoint_interval_ms > 0 && next_checkpoint != 0)
+			timeout = Min(timeout, Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																		  next_checkpoint)));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 hl_worker_naptime_ms, PG_WAIT_EXTENSION);
+						 timeout, PG_WAIT_EXTENSION);
 	}
 }

@@ -26,6 +26,7 @@
 
 /* settings */
 extern int	hl_worker_naptime_ms;
+extern int	hl_checkpoint_interval_ms;	/* 0: the worker makes no checkpoints */
 
 /* from _PG_init */
 extern void hl_worker_init(void);

@@ -1,6 +1,7 @@
 # after_commit hooks run by the background worker (hl_delivery_round from
 # src/worker/worker.c): within moments of the commit (the commit wakes the
 # worker), never for a rolled-back append, retried when the handler fails;
+# checkpoints made by the worker every headlessly.checkpoint_interval;
 # a kill -9 of the worker while handlers run and a server restart lose
 # nothing (at least once), and delivery goes on.
 use strict;
@@ -21,6 +22,7 @@ headlessly.worker_naptime = 5s
 headlessly.retry_base_delay = 100ms
 headlessly.retry_max_delay = 200ms
 headlessly.http_timeout = 1s
+headlessly.checkpoint_interval = 1s
 });
 $node->start;
 $node->safe_psql('postgres', q{
@@ -62,6 +64,13 @@ $node->safe_psql('postgres', q{
 	SELECT headlessly.events_append('Order.Created', 'order_' || i, '{}') FROM generate_series(1, 5) i});
 ok(all_handled('Order.%', 5), 'after_commit hooks run by the worker');
 cmp_ok(time - $t0, '<', 2, 'within moments of the commit, woken by it');
+
+# --- the worker seals what has committed, every checkpoint_interval ---
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) > 0 FROM headlessly.checkpoints WHERE tenant = 'default'}),
+	'the worker makes checkpoints without headlessly.checkpoint() being called');
+is($node->safe_psql('postgres', q{SELECT bool_and(ok) FROM headlessly.verify()}), 't',
+	'and verify() accepts them');
 
 # --- a rolled-back append is never delivered ---
 $node->safe_psql('postgres', q{
