@@ -7,6 +7,11 @@
 #   deliver  the worker: N events appended (1,000 a transaction) while a
 #            webhook subscription is active; events/s from the first commit
 #            to the N-th request recorded by the receiver, median of ROUNDS;
+#   hooks    the worker's wake-up at commit, without the network: an
+#            after_commit hook that records clock_timestamp(); N events
+#            (1,000 a transaction): events/s from the first commit to the last
+#            handled; and LATENCY_EVENTS single-event commits, one every
+#            20 ms: handled_at - recorded_at, p50 and p99;
 #   latency  commit -> receiver: LATENCY_EVENTS single-event transactions,
 #            one every 20 ms; for each, the time the receiver recorded it
 #            minus the event's recorded_at (its transaction's start, so a
@@ -18,7 +23,7 @@ source "$(dirname "$0")/bench-lib.sh"
 N=${1:-20000}
 ROUNDS=${2:-3}
 shift 2 2>/dev/null || shift $#
-SECTIONS=${*:-send deliver latency}
+SECTIONS=${*:-send hooks deliver latency}
 LATENCY_EVENTS=${LATENCY_EVENTS:-300}
 SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 
@@ -41,8 +46,20 @@ received() {
 calc() { awk "BEGIN { print $1 }"; }
 # wait_received COUNT: until the receiver has COUNT requests; prints the time
 wait_received() {
-    while [ "$(received)" -lt "$1" ]; do sleep 0.02; done
+    local deadline=$((SECONDS + 300))
+    while [ "$(received)" -lt "$1" ]; do
+        [ $SECONDS -lt $deadline ] || die "the receiver got $(received) requests of $1 in 300 s"
+        sleep 0.02
+    done
     date +%s.%N
+}
+# wait_handled COUNT: until the hook has recorded COUNT events
+wait_handled() {
+    local deadline=$((SECONDS + 300))
+    while [ "$($PSQL -At -c 'SELECT count(*) FROM handled')" -lt "$1" ]; do
+        [ $SECONDS -lt $deadline ] || die "the hook handled $($PSQL -At -c 'SELECT count(*) FROM handled') events of $1 in 300 s"
+        sleep 0.05
+    done
 }
 
 $PSQL -c "CREATE EXTENSION headlessly_events" >/dev/null
@@ -64,6 +81,42 @@ case " $SECTIONS " in *" send "*)
     done
     rate=$(printf '%s\n' "${rates[@]}" | median)
     printf '| webhook_send, events/s (median of %d) | %.0f | |\n' "$ROUNDS" "$rate" >> "$REPORT"
+    ;;
+esac
+
+case " $SECTIONS " in *" hooks "*)
+    say "hooks: $N events through an after_commit hook, then $LATENCY_EVENTS single commits"
+    $PSQL >/dev/null <<'SQL'
+CREATE TABLE handled (event_id text, handled_at timestamptz DEFAULT clock_timestamp());
+CREATE FUNCTION record_event(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    INSERT INTO handled (event_id) VALUES (event->>'id'); SELECT NULL::jsonb $$;
+SELECT headlessly.hook('hooked', 'after_commit', 'record_event(jsonb)');
+SQL
+    start=$(date +%s.%N)
+    for b in $(seq 1000 1000 "$N"); do
+        echo "SELECT count(*) FROM headlessly.events_append_batch(
+                (SELECT jsonb_agg(jsonb_build_object('type', 'hooked', 'target', 'h_' || (i % 500),
+                                                     'data', jsonb_build_object('i', i)))
+                   FROM generate_series($b - 999, $b) i));"
+    done | $PSQL >/dev/null
+    wait_handled "$N"
+    rate=$(calc "$N / ($(date +%s.%N) - $start)")
+    printf '| after_commit hook run by the worker, events/s (%d events) | %.0f | |\n' "$N" "$rate" >> "$REPORT"
+    echo "$(printf '%.0f' "$rate") events/s"
+    $PSQL -c "TRUNCATE handled" >/dev/null
+    for i in $(seq "$LATENCY_EVENTS"); do
+        echo "SELECT 1 FROM headlessly.events_append('hooked', 'once_$i');"
+        echo "SELECT pg_sleep(0.02);"
+    done | $PSQL >/dev/null
+    wait_handled "$LATENCY_EVENTS"
+    read -r p50 p99 < <($PSQL -At -F ' ' -c "
+        SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+               round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)
+          FROM (SELECT extract(epoch FROM h.handled_at - e.recorded_at) * 1000 AS ms
+                  FROM handled h JOIN headlessly.events e ON e.id = h.event_id) l")
+    echo "p50 $p50 ms, p99 $p99 ms"
+    printf '| commit -> after_commit hook ran, p50 / p99 ms (%d events) | %s / %s | |\n' \
+        "$LATENCY_EVENTS" "$p50" "$p99" >> "$REPORT"
     ;;
 esac
 
