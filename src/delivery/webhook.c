@@ -810,7 +810,8 @@ hl_webhook_send_all(HlWebhookRequest *reqs, int n)
 	MemoryContext work_cxt;
 	MemoryContext old;
 	Transfer   *transfers;
-	int			next = 0;
+	/* read in PG_CATCH after a longjmp: kept in memory, not a register */
+	volatile int next = 0;
 	int			active = 0;
 	int			i;
 
@@ -839,6 +840,7 @@ hl_webhook_send_all(HlWebhookRequest *reqs, int n)
 			int			running;
 			int			left;
 			CURLMsg    *msg;
+			CURLMcode	mc;
 
 			while (next < n && active < hl_webhook_max_in_flight)
 			{
@@ -848,7 +850,11 @@ hl_webhook_send_all(HlWebhookRequest *reqs, int n)
 				next++;
 			}
 
-			curl_multi_perform(multi, &running);
+			mc = curl_multi_perform(multi, &running);
+			if (mc != CURLM_OK)
+				ereport(ERROR,
+						(errcode(ERRCODE_SYSTEM_ERROR),
+						 errmsg("libcurl failed: %s", curl_multi_strerror(mc))));
 			while ((msg = curl_multi_info_read(multi, &left)) != NULL)
 			{
 				Transfer   *t;
@@ -862,8 +868,11 @@ hl_webhook_send_all(HlWebhookRequest *reqs, int n)
 
 			/* query cancel, statement_timeout, shutdown */
 			CHECK_FOR_INTERRUPTS();
-			if (active > 0)
-				curl_multi_poll(multi, NULL, 0, POLL_MS, NULL);
+			if (active > 0 &&
+				(mc = curl_multi_poll(multi, NULL, 0, POLL_MS, NULL)) != CURLM_OK)
+				ereport(ERROR,
+						(errcode(ERRCODE_SYSTEM_ERROR),
+						 errmsg("libcurl failed: %s", curl_multi_strerror(mc))));
 		}
 	}
 	PG_CATCH();
