@@ -67,6 +67,13 @@ like($node->safe_psql('postgres', q{
 	  FROM headlessly.webhook_send('http://127.0.0.1:1/x', '[{"id": "evt_conn"}]')}),
 	qr/^-\|Couldn't connect to server/, 'a refused connection: no status, the reason');
 
+# --- headlessly.http_timeout bounds a request ---
+my $timed = $node->safe_psql('postgres', qq{
+	SET headlessly.http_timeout = '300ms';
+	SELECT coalesce(http_status::text, '-') || '|' || error || '|' || (duration_ms < 1500)
+	  FROM headlessly.webhook_send('${\ $recv->url('sleep/3/t')}', '[{"id": "evt_timeout"}]')});
+like($timed, qr/^-\|timed out.*\|true$/, 'a receiver slower than headlessly.http_timeout: timed out, no status, promptly');
+
 # --- query cancel is never swallowed by the wait ---
 my ($ret, $out, $err) = $node->psql('postgres', qq{
 	SET statement_timeout = '300ms';
