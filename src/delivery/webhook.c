@@ -34,6 +34,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/resowner.h"
 
 int			hl_webhook_max_in_flight = 64;
 
@@ -803,9 +804,25 @@ transfer_done(Transfer *t, CURLcode result, MemoryContext result_cxt)
 	transfer_free(t);
 }
 
+/*
+ * PostgreSQL's HMAC (with OpenSSL) registers its context with the current
+ * resource owner; the worker sends between transactions, where there is
+ * none, so the sender brings its own for the call.
+ */
+static void
+release_owner(ResourceOwner owner, bool commit)
+{
+	CurrentResourceOwner = NULL;
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_BEFORE_LOCKS, commit, true);
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_LOCKS, commit, true);
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_AFTER_LOCKS, commit, true);
+	ResourceOwnerDelete(owner);
+}
+
 void
 hl_webhook_send_all(HlWebhookRequest *reqs, int n)
 {
+	ResourceOwner own_owner = NULL;
 	MemoryContext result_cxt = CurrentMemoryContext;
 	MemoryContext work_cxt;
 	MemoryContext old;
@@ -827,6 +844,9 @@ hl_webhook_send_all(HlWebhookRequest *reqs, int n)
 		reqs[i].duration_ms = 0;
 		reqs[i].retry_after_s = -1;
 	}
+
+	if (CurrentResourceOwner == NULL)
+		CurrentResourceOwner = own_owner = ResourceOwnerCreate(NULL, "headlessly webhooks");
 
 	work_cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly webhooks",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -879,10 +899,14 @@ hl_webhook_send_all(HlWebhookRequest *reqs, int n)
 	{
 		for (i = 0; i < next; i++)
 			transfer_free(&transfers[i]);
+		if (own_owner != NULL)
+			release_owner(own_owner, false);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
+	if (own_owner != NULL)
+		release_owner(own_owner, true);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(work_cxt);
 }

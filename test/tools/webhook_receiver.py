@@ -26,7 +26,8 @@ The chosen port is written to --port-file once the server listens.
 Each log line: {"t": unix time, "path", "id", "timestamp", "signature_ok":
 true | false | null (no secret given), "headers": {lower-case name: value},
 "body": the parsed JSON body (or "raw": the text if not JSON), "answer": status,
-"attempt": this id's attempt number on this mode, "peer": the client's port}.
+"attempt": this id's attempt number on this mode, "peer": the client's port},
+written when the request arrives (before a sleep).
 """
 
 import argparse
@@ -136,9 +137,10 @@ class Receiver:
                     status, extra, out = 404, [], b""
                 else:
                     status, extra, wait, attempt = self.behaviour(path, headers.get("webhook-id"))
+                    # recorded on arrival: a client that gives up still shows
+                    self.record(method, path, headers, body, peer, status, attempt)
                     if wait:
                         await asyncio.sleep(wait)
-                    self.record(method, path, headers, body, peer, status, attempt)
                     out = b"answered %d\n" % status
                 head = "HTTP/1.1 %d %s\r\nContent-Length: %d\r\n" % (
                     status, REASONS.get(status, "Status"), len(out))
