@@ -25,6 +25,7 @@
  *-------------------------------------------------------------------------
  */
 #include "delivery/delivery_internal.h"
+#include "delivery/webhook.h"
 #include "hooks/hooks.h"
 
 #include "access/xact.h"
@@ -122,6 +123,33 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 	" WHERE status OPERATOR(pg_catalog.=) 'delivered'" \
 	"   AND last_attempt_at OPERATOR(pg_catalog.<) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $1)"
 
+#define WEBHOOK_SUBSCRIPTIONS_QUERY \
+	"SELECT s.name FROM " HL_SCHEMA ".subscriptions s" \
+	" WHERE s.kind OPERATOR(pg_catalog.=) 'webhook' AND s.state OPERATOR(pg_catalog.=) 'active'" \
+	" ORDER BY s.name"
+
+#define WEBHOOK_DONE_QUERY \
+	"UPDATE " HL_SCHEMA ".deliveries" \
+	"   SET status = 'delivered', error = NULL, next_attempt_at = NULL," \
+	"       http_status = $3, duration_ms = $4" \
+	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND event_id OPERATOR(pg_catalog.=) $2"
+
+#define WEBHOOK_FAILED_QUERY \
+	"UPDATE " HL_SCHEMA ".deliveries" \
+	"   SET status = CASE WHEN attempts OPERATOR(pg_catalog.>=) $3 THEN 'dead' ELSE 'failed' END," \
+	"       error = $4, duration_ms = $5, http_status = $7," \
+	"       next_attempt_at = CASE WHEN attempts OPERATOR(pg_catalog.>=) $3 THEN NULL" \
+	"           ELSE pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $6 END" \
+	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND event_id OPERATOR(pg_catalog.=) $2"
+
+#define PAUSE_QUERY \
+	"UPDATE " HL_SCHEMA ".subscriptions SET state = 'paused'" \
+	" WHERE name OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'active'"
+
+static SPIPlanPtr webhook_subscriptions_plan = NULL;
+static SPIPlanPtr webhook_done_plan = NULL;
+static SPIPlanPtr webhook_failed_plan = NULL;
+static SPIPlanPtr pause_plan = NULL;
 static SPIPlanPtr hook_subscriptions_plan = NULL;
 static SPIPlanPtr new_events_plan = NULL;
 static SPIPlanPtr new_events_restored_plan = NULL;
@@ -605,6 +633,184 @@ round_of_hooks(MemoryContext round_cxt, int max_events, bool in_worker)
 	return attempted;
 }
 
+/* Webhook subscriptions, by name. */
+static List *
+webhook_subscriptions(void)
+{
+	List	   *names = NIL;
+	int			rc;
+
+	hl_prepare_cached(&webhook_subscriptions_plan, WEBHOOK_SUBSCRIPTIONS_QUERY, 0, NULL);
+	rc = hl_run_as_log_owner(webhook_subscriptions_plan, NULL, NULL, false, 0);
+	hl_spi_check(rc, SPI_OK_SELECT, WEBHOOK_SUBSCRIPTIONS_QUERY);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		names = lappend(names, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	return names;
+}
+
+/*
+ * Records one answer: delivered; or failed, to be retried after the backoff
+ * (after Retry-After on 429 and 503), dead after max_attempts.  410 Gone
+ * pauses the subscription; the event is retried once it is resumed.
+ * Returns whether the subscription was paused.
+ */
+static bool
+record_webhook(HlSubscription *sub, Claimed *c, HlWebhookRequest *req)
+{
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	args[0] = CStringGetTextDatum(sub->name);
+	args[1] = CStringGetTextDatum(c->event_id);
+	if (req == NULL || hl_webhook_succeeded(req))
+	{
+		Oid			types[4] = {TEXTOID, TEXTOID, INT4OID, INT4OID};
+
+		/* req NULL: the owner may no longer read the event; nothing to send */
+		args[2] = Int32GetDatum(req ? req->http_status : 0);
+		nulls[2] = req ? ' ' : 'n';
+		args[3] = Int32GetDatum(req ? req->duration_ms : 0);
+		record(&webhook_done_plan, WEBHOOK_DONE_QUERY, 4, types, args, nulls);
+		return false;
+	}
+	else
+	{
+		Oid			types[7] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INTERVALOID, INT4OID};
+		bool		honour_retry_after = req->retry_after_s >= 0 &&
+			(req->http_status == 429 || req->http_status == 503);
+
+		args[2] = Int32GetDatum(sub->max_attempts);
+		args[3] = CStringGetTextDatum(req->error);
+		args[4] = Int32GetDatum(req->duration_ms);
+		args[5] = honour_retry_after ? ms_interval(req->retry_after_s * 1000.0) : backoff(c->attempts);
+		args[6] = Int32GetDatum(req->http_status);
+		nulls[6] = req->http_status == 0 ? 'n' : ' ';
+		record(&webhook_failed_plan, WEBHOOK_FAILED_QUERY, 7, types, args, nulls);
+		if (req->http_status == 410)
+		{
+			Oid			ptypes[1] = {TEXTOID};
+			int			rc;
+
+			hl_prepare_cached(&pause_plan, PAUSE_QUERY, 1, ptypes);
+			rc = hl_run_as_log_owner(pause_plan, args, NULL, false, 0);
+			hl_spi_check(rc, SPI_OK_UPDATE, PAUSE_QUERY);
+			ereport(LOG,
+					(errmsg("webhook subscription \"%s\" paused: its URL answered 410 Gone", sub->name),
+					 errhint("Resume it with headlessly.resume('%s') once the receiver is back.", sub->name)));
+			return true;
+		}
+		return false;
+	}
+}
+
+/*
+ * One round over every webhook subscription.  Per batch: claim and build
+ * the bodies (a transaction), send them all at once with no transaction
+ * open in the worker, record the answers (a transaction).  A claim takes
+ * only the first undelivered event of each target, so one target's events
+ * go out in version order, different targets in parallel.
+ */
+static int
+round_of_webhooks(MemoryContext round_cxt, int max_events, bool in_worker)
+{
+	List	   *names;
+	ListCell   *lc;
+	int			attempted = 0;
+	TimestampTz round_start = GetCurrentTimestamp();
+
+	step_begin(in_worker);
+	MemoryContextSwitchTo(round_cxt);
+	names = webhook_subscriptions();
+	step_end(in_worker);
+	MemoryContextSwitchTo(round_cxt);
+
+	foreach(lc, names)
+	{
+		HlSubscription sub;
+		List	   *claimed;
+		bool		paused = false;
+
+		do
+		{
+			HlWebhookRequest *reqs;
+			int			n;
+			int			i;
+			ListCell   *lc2;
+
+			if (attempted >= max_events)
+				return attempted;
+
+			step_begin(in_worker);
+			MemoryContextSwitchTo(round_cxt);
+			claimed = NIL;
+			if (hl_subscription_fetch(lfirst(lc), true, &sub) && strcmp(sub.state, "active") == 0)
+				claimed = claim(&sub, max_events - attempted, round_start);
+			n = list_length(claimed);
+			reqs = palloc0(sizeof(HlWebhookRequest) * Max(n, 1));
+			i = 0;
+			foreach(lc2, claimed)
+			{
+				Claimed    *c = lfirst(lc2);
+				Jsonb	   *event = event_document(&sub, c->seq);
+
+				if (event != NULL)
+				{
+					reqs[i].url = sub.url;
+					reqs[i].event_id = c->event_id;
+					reqs[i].body = hl_webhook_body(sub.format, event, sub.headers, &reqs[i].body_len);
+					reqs[i].secret = sub.secret;
+					reqs[i].headers = sub.headers;
+					reqs[i].timeout_ms = hl_http_timeout;
+				}
+				i++;
+			}
+			step_end(in_worker);
+			MemoryContextSwitchTo(round_cxt);
+			if (n == 0)
+				break;
+
+			/* the network: in the worker, outside any transaction */
+			{
+				HlWebhookRequest *send = palloc(sizeof(HlWebhookRequest) * n);
+				int			nsend = 0;
+
+				for (i = 0; i < n; i++)
+					if (reqs[i].url != NULL)
+						send[nsend++] = reqs[i];
+				hl_webhook_send_all(send, nsend);
+				nsend = 0;
+				for (i = 0; i < n; i++)
+					if (reqs[i].url != NULL)
+						reqs[i] = send[nsend++];
+			}
+
+			step_begin(in_worker);
+			MemoryContextSwitchTo(round_cxt);
+			i = 0;
+			foreach(lc2, claimed)
+			{
+				if (record_webhook(&sub, lfirst(lc2), reqs[i].url != NULL ? &reqs[i] : NULL))
+					paused = true;
+				i++;
+			}
+			step_end(in_worker);
+			MemoryContextSwitchTo(round_cxt);
+			attempted += n;
+		} while (!paused);
+	}
+	return attempted;
+}
+
+static int
+round_of_all(MemoryContext round_cxt, int max_events, bool in_worker)
+{
+	int			attempted = round_of_hooks(round_cxt, max_events, in_worker);
+
+	if (attempted < max_events)
+		attempted += round_of_webhooks(round_cxt, max_events - attempted, in_worker);
+	return attempted;
+}
+
 int
 hl_delivery_round(int max_events, bool in_worker)
 {
@@ -622,7 +828,7 @@ hl_delivery_round(int max_events, bool in_worker)
 	{
 		PG_TRY();
 		{
-			attempted = round_of_hooks(round_cxt, max_events, true);
+			attempted = round_of_all(round_cxt, max_events, true);
 		}
 		PG_CATCH();
 		{
@@ -633,7 +839,7 @@ hl_delivery_round(int max_events, bool in_worker)
 		PG_END_TRY();
 	}
 	else
-		attempted = round_of_hooks(round_cxt, max_events, false);
+		attempted = round_of_all(round_cxt, max_events, false);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(round_cxt);
 	return attempted;

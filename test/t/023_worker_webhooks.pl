@@ -1,0 +1,158 @@
+# Webhooks delivered by the background worker to the loopback receiver:
+# signed, one target's events in version order; a failing first attempt is
+# retried; 429 + Retry-After is honoured; 410 pauses the subscription; a
+# rolled-back append is never delivered; a server restart and a kill -9 of
+# the worker in the middle of deliveries lose nothing (at least once), and
+# deliveries go on; after_commit hooks run from the worker too.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+use WebhookReceiver;
+
+my $secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+my $recv = WebhookReceiver->new(secret => $secret);
+
+my $node = PostgreSQL::Test::Cluster->new('worker_delivery');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'headlessly_events'
+restart_after_crash = on
+headlessly.worker_naptime = 100ms
+headlessly.retry_base_delay = 200ms
+headlessly.retry_max_delay = 1s
+headlessly.http_timeout = 1s
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION headlessly_events');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'headlessly_events worker'}),
+	'the worker serves the database');
+
+sub subscribe
+{
+	my ($name, $path, $pattern) = @_;
+	$pattern //= '*';
+	$node->safe_psql('postgres', qq{
+		SELECT name FROM headlessly.subscribe('$name', '$pattern', url => '${\ $recv->url($path)}',
+		                                      secret => '$secret')});
+}
+
+# ids of the events appended by $sql, in seq order
+sub append
+{
+	my ($sql) = @_;
+	return split /\n/, $node->safe_psql('postgres', $sql);
+}
+
+# first delivered request per webhook-id for a path prefix, as id => request
+sub delivered
+{
+	my ($prefix) = @_;
+	my %first;
+	for my $r ($recv->requests_to($prefix))
+	{
+		next unless $r->{answer} >= 200 && $r->{answer} < 300;
+		$first{ $r->{id} } //= $r;
+	}
+	return \%first;
+}
+
+sub wait_delivered
+{
+	my ($prefix, $ids, $seconds) = @_;
+	return $recv->wait_for(sub {
+		my $d = delivered($prefix);
+		return !grep { !$d->{$_} } @$ids;
+	}, $seconds // 30);
+}
+
+# --- delivered, signed, in version order, within moments of the commit ---
+subscribe('orders', 'ok/orders', 'Order.*');
+my $t0 = time;
+my @ids = append(q{
+	SELECT id FROM headlessly.events_append('Order.Created', 'order_1', '{"total": 10}');
+	SELECT id FROM headlessly.events_append('Order.Updated', 'order_1', '{"total": 12}');
+	SELECT id FROM headlessly.events_append('Order.Shipped', 'order_1', '{}');
+	SELECT id FROM headlessly.events_append('page_view', 'order_1');});
+pop @ids;    # page_view does not match Order.*
+ok(wait_delivered('ok/orders', \@ids, 20), 'the three Order events are delivered');
+cmp_ok(time - $t0, '<', 5, 'within seconds of the commit');
+my @got = grep { $_->{answer} == 200 } $recv->requests_to('ok/orders');
+is(scalar @got, 3, 'and nothing else');
+is(join(',', map { $_->{body}{version} } @got), '1,2,3', 'in version order');
+ok(!grep({ !$_->{signature_ok} } @got), 'all signed correctly');
+is($got[0]{body}{type}, 'Order.Created', 'the body is the event');
+
+# --- a failing first attempt is retried ---
+subscribe('flaky', 'fail/1/flaky', 'Flaky.*');
+@ids = append(q{SELECT id FROM headlessly.events_append('Flaky.Created', 'flaky_1', '{}')});
+ok(wait_delivered('fail/1/flaky', \@ids, 20), 'a 500 is retried until it succeeds');
+my @attempts = $recv->requests_to('fail/1/flaky');
+is(join(',', map { $_->{answer} } @attempts), '500,200', 'one failure, one success');
+
+# --- 429 + Retry-After is honoured ---
+subscribe('limited', 'retry-after/2/1/limited', 'Limited.*');
+@ids = append(q{SELECT id FROM headlessly.events_append('Limited.Created', 'limited_1', '{}')});
+ok(wait_delivered('retry-after/2/1/limited', \@ids, 20), '429 then delivered');
+@attempts = $recv->requests_to('retry-after/2/1/limited');
+cmp_ok($attempts[1]{t} - $attempts[0]{t}, '>=', 1.9, 'not before Retry-After: 2 s');
+
+# --- 410 pauses the subscription ---
+subscribe('gone', 'gone/g', 'Gone.*');
+append(q{SELECT id FROM headlessly.events_append('Gone.Created', 'gone_1', '{}')});
+ok($node->poll_query_until('postgres', q{
+	SELECT state = 'paused' FROM headlessly.subscription_status() WHERE name = 'gone'}),
+	'410 Gone pauses the subscription');
+
+# --- a rolled-back append is never delivered ---
+subscribe('rb', 'ok/rb', 'Rb.*');
+$node->safe_psql('postgres', q{
+	BEGIN;
+	SELECT id FROM headlessly.events_append('Rb.Created', 'rb_never', '{}');
+	ROLLBACK;});
+@ids = append(q{SELECT id FROM headlessly.events_append('Rb.Created', 'rb_1', '{}')});
+ok(wait_delivered('ok/rb', \@ids, 20), 'the committed one is delivered');
+usleep(500_000);
+is(scalar(grep { ($_->{body}{target} // '') eq 'rb_never' } $recv->requests_to('ok/rb')), 0,
+	'the rolled-back one never');
+
+# --- kill -9 of the worker while requests are in flight: nothing lost ---
+# The receiver holds each request 0.5 s; the worker is killed as soon as the
+# first one arrives, before it can record any answer.  Its leases (the
+# claimed rows) run out after http_timeout + 60 s, then the events go again.
+subscribe('slow', 'sleep/0.5/slow', 'Slow.*');
+@ids = append(q{
+	SELECT (headlessly.events_append('Slow.Created', 'slow_' || i, '{}')).id FROM generate_series(1, 20) i});
+$recv->wait_for(sub { scalar(grep { index($_->{path}, '/sleep/0.5/slow') == 0 } @_) > 0 }, 20);
+my $pid = $node->safe_psql('postgres', q{
+	SELECT pid FROM pg_stat_activity WHERE backend_type = 'headlessly_events worker'});
+kill 'KILL', $pid;
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 20 FROM headlessly.deliveries WHERE subscription = 'slow' AND status = 'delivered'}),
+	'kill -9 mid-delivery: every event ends delivered');
+my %seen;
+$seen{ $_->{id} }++ for $recv->requests_to('sleep/0.5/slow');
+is(scalar(grep { $seen{$_} } @ids), 20, 'the receiver got every one of them');
+cmp_ok(scalar(grep { $seen{$_} >= 2 } @ids), '>', 0, 'those in flight at the kill were sent again (at least once)');
+
+# --- server restart with undelivered events ---
+subscribe('restart', 'ok/restart', 'Restart.*');
+$node->safe_psql('postgres', q{SELECT headlessly.pause('restart')});
+@ids = append(q{
+	SELECT (headlessly.events_append('Restart.Created', 'restart_' || i, '{}')).id FROM generate_series(1, 10) i});
+$node->restart;
+$node->safe_psql('postgres', q{SELECT headlessly.resume('restart')});
+ok(wait_delivered('ok/restart', \@ids, 60), 'after a restart the waiting events are delivered');
+
+# --- and deliveries go on ---
+@ids = append(q{SELECT id FROM headlessly.events_append('Order.Created', 'order_2', '{}')});
+ok(wait_delivered('ok/orders', \@ids, 20), 'new events keep being delivered');
+
+$node->stop;
+$recv->stop;
+done_testing();
