@@ -128,12 +128,6 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 	" WHERE s.kind OPERATOR(pg_catalog.=) 'webhook' AND s.state OPERATOR(pg_catalog.=) 'active'" \
 	" ORDER BY s.name"
 
-#define WEBHOOK_DONE_QUERY \
-	"UPDATE " HL_SCHEMA ".deliveries" \
-	"   SET status = 'delivered', error = NULL, next_attempt_at = NULL," \
-	"       http_status = $3, duration_ms = $4" \
-	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND event_id OPERATOR(pg_catalog.=) $2"
-
 #define WEBHOOK_FAILED_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries" \
 	"   SET status = CASE WHEN attempts OPERATOR(pg_catalog.>=) $3 THEN 'dead' ELSE 'failed' END," \
@@ -146,8 +140,30 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 	"UPDATE " HL_SCHEMA ".subscriptions SET state = 'paused'" \
 	" WHERE name OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'active'"
 
+#define WEBHOOK_DOCS_QUERY \
+	"SELECT e.seq, pg_catalog.to_jsonb(e), e.target, e.version, e.tenant" \
+	"  FROM " HL_SCHEMA ".events e WHERE e.seq OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int8[])"
+
+#define WEBHOOK_STATES_QUERY \
+	"SELECT " HL_SCHEMA ".as_of_version(u.target, u.version, u.tenant)" \
+	"  FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.int8[])," \
+	"                  pg_catalog.unnest($3::pg_catalog.text[]))" \
+	"       WITH ORDINALITY AS u (target, version, tenant, n)" \
+	" ORDER BY u.n"
+
+#define WEBHOOK_DONE_ALL_QUERY \
+	"UPDATE " HL_SCHEMA ".deliveries d" \
+	"   SET status = 'delivered', error = NULL, next_attempt_at = NULL," \
+	"       http_status = u.http_status, duration_ms = u.duration_ms" \
+	"  FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.int4[])," \
+	"                  pg_catalog.unnest($4::pg_catalog.int4[]))" \
+	"       AS u (event_id, http_status, duration_ms)" \
+	" WHERE d.subscription OPERATOR(pg_catalog.=) $1 AND d.event_id OPERATOR(pg_catalog.=) u.event_id"
+
+static SPIPlanPtr webhook_docs_plan = NULL;
+static SPIPlanPtr webhook_states_plan = NULL;
+static SPIPlanPtr webhook_done_all_plan = NULL;
 static SPIPlanPtr webhook_subscriptions_plan = NULL;
-static SPIPlanPtr webhook_done_plan = NULL;
 static SPIPlanPtr webhook_failed_plan = NULL;
 static SPIPlanPtr pause_plan = NULL;
 static SPIPlanPtr hook_subscriptions_plan = NULL;
@@ -649,7 +665,7 @@ webhook_subscriptions(void)
 }
 
 /*
- * Records one answer: delivered; or failed, to be retried after the backoff
+ * Records one failed answer: to be retried after the backoff
  * (after Retry-After on 429 and 503), dead after max_attempts.  410 Gone
  * pauses the subscription; the event is retried once it is resumed.
  * Returns whether the subscription was paused.
@@ -662,18 +678,6 @@ record_webhook(HlSubscription *sub, Claimed *c, HlWebhookRequest *req)
 
 	args[0] = CStringGetTextDatum(sub->name);
 	args[1] = CStringGetTextDatum(c->event_id);
-	if (req == NULL || hl_webhook_succeeded(req))
-	{
-		Oid			types[4] = {TEXTOID, TEXTOID, INT4OID, INT4OID};
-
-		/* req NULL: the owner may no longer read the event; nothing to send */
-		args[2] = Int32GetDatum(req ? req->http_status : 0);
-		nulls[2] = req ? ' ' : 'n';
-		args[3] = Int32GetDatum(req ? req->duration_ms : 0);
-		record(&webhook_done_plan, WEBHOOK_DONE_QUERY, 4, types, args, nulls);
-		return false;
-	}
-	else
 	{
 		Oid			types[7] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INTERVALOID, INT4OID};
 		bool		honour_retry_after = req->retry_after_s >= 0 &&
@@ -701,6 +705,160 @@ record_webhook(HlSubscription *sub, Claimed *c, HlWebhookRequest *req)
 		}
 		return false;
 	}
+}
+
+/*
+ * The events of a batch as event_document() makes them (every column, plus
+ * "state" after it), in two queries for the batch instead of two per
+ * event: docs[i] for claimed[i], NULL when the owner may not read it.
+ */
+static void
+event_documents(const HlSubscription *sub, List *claimed, Jsonb **docs)
+{
+	int			n = list_length(claimed);
+	Datum	   *seqs = palloc(n * sizeof(Datum));
+	Datum	   *targets = palloc(n * sizeof(Datum));
+	Datum	   *versions = palloc(n * sizeof(Datum));
+	Datum	   *tenants = palloc(n * sizeof(Datum));
+	int		   *with_target = palloc(n * sizeof(int));
+	int			ntargets = 0;
+	Oid			types[3] = {TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+	Datum		args[3];
+	HlSavedUser saved;
+	MemoryContext caller = CurrentMemoryContext;
+	ListCell   *lc;
+	int			i = 0;
+	int			rc;
+
+	foreach(lc, claimed)
+	{
+		seqs[i] = Int64GetDatum(((Claimed *) lfirst(lc))->seq);
+		docs[i++] = NULL;
+	}
+	args[0] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	hl_prepare_cached(&webhook_docs_plan, WEBHOOK_DOCS_QUERY, 1, types + 1);
+	hl_become_role(sub->owner, &saved);
+	rc = SPI_execute_plan(webhook_docs_plan, args, NULL, true, 0);
+	hl_restore_user(&saved);
+	MemoryContextSwitchTo(caller);
+	hl_spi_check(rc, SPI_OK_SELECT, WEBHOOK_DOCS_QUERY);
+
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		bool		no_target;
+		int64		seq = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		Datum		target;
+
+		/* claimed is in seq order */
+		for (i = 0; i < n && DatumGetInt64(seqs[i]) != seq; i++)
+			;
+		if (i == n)
+			continue;
+		docs[i] = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 2, &isnull));
+		target = SPI_getbinval(tup, desc, 3, &no_target);
+		if (!no_target)
+		{
+			with_target[ntargets] = i;
+			targets[ntargets] = PointerGetDatum(DatumGetTextPCopy(target));
+			versions[ntargets] = SPI_getbinval(tup, desc, 4, &isnull);
+			tenants[ntargets] = PointerGetDatum(DatumGetTextPCopy(SPI_getbinval(tup, desc, 5, &isnull)));
+			ntargets++;
+		}
+	}
+
+	/* the state after each event with a target: derived tables are the log owner's */
+	if (ntargets > 0)
+	{
+		args[0] = PointerGetDatum(construct_array(targets, ntargets, TEXTOID, -1, false, TYPALIGN_INT));
+		args[1] = PointerGetDatum(construct_array(versions, ntargets, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[2] = PointerGetDatum(construct_array(tenants, ntargets, TEXTOID, -1, false, TYPALIGN_INT));
+		hl_prepare_cached(&webhook_states_plan, WEBHOOK_STATES_QUERY, 3, types);
+		rc = hl_run_as_log_owner(webhook_states_plan, args, NULL, true, 0);
+		hl_spi_check(rc, SPI_OK_SELECT, WEBHOOK_STATES_QUERY);
+	}
+	for (i = 0; i < n; i++)
+	{
+		int			t;
+		bool		state_null = true;
+		Datum		state = (Datum) 0;
+		JsonbParseState *ps = NULL;
+		JsonbValue	k;
+		JsonbValue	v;
+
+		if (docs[i] == NULL)
+			continue;
+		for (t = 0; t < ntargets && with_target[t] != i; t++)
+			;
+		if (t < ntargets && (uint64) t < SPI_processed)
+			state = SPI_getbinval(SPI_tuptable->vals[t], SPI_tuptable->tupdesc, 1, &state_null);
+
+		pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+		k.type = jbvString;
+		k.val.string.val = "state";
+		k.val.string.len = 5;
+		pushJsonbValue(&ps, WJB_KEY, &k);
+		if (state_null)
+			v.type = jbvNull;
+		else
+		{
+			Jsonb	   *sj = DatumGetJsonbP(state);
+
+			v.type = jbvBinary;
+			v.val.binary.data = &sj->root;
+			v.val.binary.len = VARSIZE(sj) - VARHDRSZ;
+		}
+		pushJsonbValue(&ps, WJB_VALUE, &v);
+		docs[i] = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(docs[i]),
+													 JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL)))));
+	}
+}
+
+/* Marks every successful request of a batch delivered, in one statement. */
+static void
+record_webhooks_done(HlSubscription *sub, List *claimed, HlWebhookRequest *reqs)
+{
+	int			n = list_length(claimed);
+	Datum	   *ids = palloc(n * sizeof(Datum));
+	Datum	   *statuses = palloc(n * sizeof(Datum));
+	bool	   *status_nulls = palloc(n * sizeof(bool));
+	Datum	   *durations = palloc(n * sizeof(Datum));
+	int			dims[1];
+	int			lbs[1] = {1};
+	int			ndone = 0;
+	Oid			types[4] = {TEXTOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID};
+	Datum		args[4];
+	ListCell   *lc;
+	int			i = 0;
+	int			rc;
+
+	foreach(lc, claimed)
+	{
+		HlWebhookRequest *req = reqs[i].url != NULL ? &reqs[i] : NULL;
+
+		i++;
+		/* req NULL: the owner may no longer read the event; nothing to send */
+		if (req != NULL && !hl_webhook_succeeded(req))
+			continue;
+		ids[ndone] = CStringGetTextDatum(((Claimed *) lfirst(lc))->event_id);
+		statuses[ndone] = Int32GetDatum(req ? req->http_status : 0);
+		status_nulls[ndone] = req == NULL;
+		durations[ndone] = Int32GetDatum(req ? req->duration_ms : 0);
+		ndone++;
+	}
+	if (ndone == 0)
+		return;
+	dims[0] = ndone;
+	args[0] = CStringGetTextDatum(sub->name);
+	args[1] = PointerGetDatum(construct_array(ids, ndone, TEXTOID, -1, false, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_md_array(statuses, status_nulls, 1, dims, lbs,
+												 INT4OID, 4, true, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(durations, ndone, INT4OID, 4, true, TYPALIGN_INT));
+	hl_prepare_cached(&webhook_done_all_plan, WEBHOOK_DONE_ALL_QUERY, 4, types);
+	rc = hl_run_as_log_owner(webhook_done_all_plan, args, NULL, false, 0);
+	hl_spi_check(rc, SPI_OK_UPDATE, WEBHOOK_DONE_ALL_QUERY);
 }
 
 /*
@@ -733,6 +891,7 @@ round_of_webhooks(MemoryContext round_cxt, int max_events, bool in_worker)
 		do
 		{
 			HlWebhookRequest *reqs;
+			Jsonb	  **docs;
 			int			n;
 			int			i;
 			ListCell   *lc2;
@@ -747,11 +906,14 @@ round_of_webhooks(MemoryContext round_cxt, int max_events, bool in_worker)
 				claimed = claim(&sub, max_events - attempted, round_start);
 			n = list_length(claimed);
 			reqs = palloc0(sizeof(HlWebhookRequest) * Max(n, 1));
+			docs = palloc(sizeof(Jsonb *) * Max(n, 1));
+			if (n > 0)
+				event_documents(&sub, claimed, docs);
 			i = 0;
 			foreach(lc2, claimed)
 			{
 				Claimed    *c = lfirst(lc2);
-				Jsonb	   *event = event_document(&sub, c->seq);
+				Jsonb	   *event = docs[i];
 
 				if (event != NULL)
 				{
@@ -786,10 +948,12 @@ round_of_webhooks(MemoryContext round_cxt, int max_events, bool in_worker)
 
 			step_begin(in_worker);
 			MemoryContextSwitchTo(round_cxt);
+			record_webhooks_done(&sub, claimed, reqs);
 			i = 0;
 			foreach(lc2, claimed)
 			{
-				if (record_webhook(&sub, lfirst(lc2), reqs[i].url != NULL ? &reqs[i] : NULL))
+				if (reqs[i].url != NULL && !hl_webhook_succeeded(&reqs[i]) &&
+					record_webhook(&sub, lfirst(lc2), &reqs[i]))
 					paused = true;
 				i++;
 			}
