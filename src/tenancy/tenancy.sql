@@ -93,7 +93,19 @@ CREATE POLICY tenant_isolation ON headlessly.hook_failures
                          WHERE e.id OPERATOR(pg_catalog.=) hook_failures.event_id
                            AND headlessly.tenant_writable(e.tenant)));
 
--- The views over the heads read them as the querying role, so that its
--- row security applies (a view otherwise reads as its owner).
-ALTER VIEW headlessly.heads SET (security_invoker = true);
-ALTER VIEW headlessly.entities SET (security_invoker = true);
+-- The views over the heads read them with their owner's rights (a role may
+-- be granted entities alone), so row security on streams, which checks the
+-- owner's rights, does not filter them: they filter with the same
+-- predicate.  security_barrier: a caller's own conditions (leaky functions)
+-- see only rows that passed it.
+CREATE OR REPLACE VIEW headlessly.heads WITH (security_barrier = true) AS
+    SELECT s.tenant, s.target, s.version, s.last_recorded_at, s.noun, s.state,
+           s.created_at, s.updated_at
+      FROM headlessly.streams s
+     WHERE (s.tenant, s.target) NOT IN (SELECT p.tenant, p.target FROM headlessly.pending_heads() p)
+       AND headlessly.tenant_readable(s.tenant)
+    UNION ALL
+    SELECT p.tenant, p.target, p.version, p.last_recorded_at, p.noun, p.state,
+           p.created_at, p.updated_at
+      FROM headlessly.pending_heads() p
+     WHERE headlessly.tenant_readable(p.tenant);
