@@ -11,6 +11,7 @@
 #include "hooks/hooks.h"
 #include "log/log.h"
 #include "state/state.h"
+#include "tenancy/tenancy.h"
 
 #include "utils/guc.h"
 
@@ -24,6 +25,7 @@ _PG_init(void)
 	hl_log_init();
 	hl_state_init();
 	hl_hooks_init();
+	hl_tenancy_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("headlessly");

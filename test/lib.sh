@@ -46,6 +46,7 @@ REQUIRED_PACKAGES=(
     libssl-dev
     openssl
     python3
+    pgbouncer
 )
 
 package_installed() {
