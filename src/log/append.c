@@ -104,13 +104,14 @@ nullable_text(Datum *values, char *nulls, HlAppendColumn col)
 
 /*
  * The row stored for an append whose INSERT returned nothing: its
- * idempotency key was taken.
+ * idempotency key was taken.  (Datum) 0 if there is none: a BEFORE INSERT
+ * trigger of the owner's, firing before the log's own, skipped the row.
  */
 Datum
 hl_stored_duplicate(Datum *values, char *nulls)
 {
 	if (nulls[A_KEY] == 'n')
-		elog(ERROR, "append without an idempotency key stored nothing");
+		return (Datum) 0;
 	return hl_stored_event_by_key(DatumGetTextPP(values[A_TENANT]),
 								  nullable_text(values, nulls, A_SOURCE),
 								  DatumGetTextPP(values[A_KEY]));
@@ -245,7 +246,10 @@ insert_directly(Datum *values, char *nulls, bool want_row, bool *stored, Datum *
  * Append one event given as the columns of HL_APPEND_COLUMNS; A_VERSION,
  * if given, is the version the row must get (expected_version + 1).
  * Returns the stored row (the one stored first, for a taken idempotency
- * key) as a headlessly.events datum, or 0 if want_row is false.
+ * key) as a headlessly.events datum; (Datum) 0 if want_row is false, or if
+ * nothing was stored and no stored row holds the key (a BEFORE INSERT
+ * trigger of the owner's skipped the row, as it may: it fires before the
+ * log's own).
  */
 Datum
 hl_append_event(Datum *values, char *nulls, bool want_row)
@@ -289,7 +293,9 @@ insert_event(Datum *values, char *nulls, bool want_row)
 		if (stored || !want_row)
 			return result;
 		hl_spi_connect();
-		result = SPI_datumTransfer(hl_stored_duplicate(values, nulls), false, -1);
+		result = hl_stored_duplicate(values, nulls);
+		if (result != (Datum) 0)
+			result = SPI_datumTransfer(result, false, -1);
 		SPI_finish();
 		return result;
 	}
@@ -315,7 +321,8 @@ insert_event(Datum *values, char *nulls, bool want_row)
 			result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		else
 			result = hl_stored_duplicate(values, nulls);
-		result = SPI_datumTransfer(result, false, -1);
+		if (result != (Datum) 0)
+			result = SPI_datumTransfer(result, false, -1);
 	}
 	SPI_finish();
 	return result;
@@ -328,6 +335,7 @@ headlessly_events_append(PG_FUNCTION_ARGS)
 	static const int argno[A_NCOLUMNS] = {-1, 4, 0, 1, -1, 3, 5, 6, 7, 8, 2, 10, 11};
 	Datum		values[A_NCOLUMNS];
 	char		nulls[A_NCOLUMNS];
+	Datum		result;
 
 	for (int i = 0; i < A_NCOLUMNS; i++)
 	{
@@ -353,5 +361,8 @@ headlessly_events_append(PG_FUNCTION_ARGS)
 		nulls[A_VERSION] = ' ';
 	}
 
-	PG_RETURN_DATUM(hl_append_event(values, nulls, true));
+	result = hl_append_event(values, nulls, true);
+	if (result == (Datum) 0)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
 }
