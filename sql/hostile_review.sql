@@ -36,3 +36,39 @@ SELECT count(*) - :events_before AS stored FROM headlessly.events;
 SELECT count(*) AS skipped_stored FROM headlessly.events WHERE type = 'spam';
 DROP TRIGGER a_hr_skip_spam ON headlessly.events;
 DROP FUNCTION public.hr_skip_spam();
+
+-- A guarded table's rows hold values of user types.  Renaming an enum label
+-- or a composite type's attribute changes what every stored row says
+-- without touching it: refused with ZE001 for a type a guarded table uses
+-- (directly, in an array, a domain, a range or a composite), allowed for
+-- any other.
+CREATE TYPE public.hr_status AS ENUM ('paid', 'refunded');
+CREATE DOMAIN public.hr_status_d AS public.hr_status;
+CREATE TYPE public.hr_money AS (amount numeric, currency text);
+CREATE TYPE public.hr_free AS ENUM ('a', 'b');
+CREATE TYPE public.hr_free_pair AS (x int, y int);
+CREATE TABLE public.hr_ledger (id int, status public.hr_status_d[], price public.hr_money);
+SELECT headlessly.make_append_only('public.hr_ledger');
+INSERT INTO public.hr_ledger VALUES (1, '{paid}', (10, 'EUR'));
+-- a new session, where the library is not loaded: the event trigger refuses
+\c -
+ALTER TYPE public.hr_status RENAME VALUE 'paid' TO 'refunded_later';
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE public.hr_money RENAME ATTRIBUTE amount TO refund;
+\echo :LAST_ERROR_SQLSTATE
+-- a table's row type used as a column is held the same way
+CREATE TABLE public.hr_row (a int);
+CREATE TABLE public.hr_ledger2 (id int, r public.hr_row);
+SELECT headlessly.make_append_only('public.hr_ledger2');
+ALTER TABLE public.hr_row RENAME COLUMN a TO b;
+\echo :LAST_ERROR_SQLSTATE
+SELECT to_jsonb(l) FROM public.hr_ledger l;
+SELECT e.enumlabel FROM pg_enum e WHERE e.enumtypid = 'public.hr_status'::regtype ORDER BY e.enumsortorder;
+-- types no guarded table uses, and adding a label, stay free
+ALTER TYPE public.hr_status ADD VALUE 'disputed';
+ALTER TYPE public.hr_free RENAME VALUE 'a' TO 'c';
+ALTER TYPE public.hr_free_pair RENAME ATTRIBUTE x TO z;
+DROP TABLE public.hr_ledger, public.hr_ledger2, public.hr_row;
+DROP TYPE public.hr_money, public.hr_free, public.hr_free_pair;
+DROP DOMAIN public.hr_status_d;
+DROP TYPE public.hr_status;

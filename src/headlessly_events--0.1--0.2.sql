@@ -183,3 +183,17 @@ ALTER TABLE headlessly.events ALTER COLUMN xact_id DROP DEFAULT;
 COMMENT ON COLUMN headlessly.events.xact_id IS
     'The appending top-level transaction (pg_current_xact_id()), set by the log: events are handed out and sealed in (xact_id, seq) order once every older transaction has ended. A restored event has the restoring transaction''s.';
 CREATE INDEX events_xact_idx ON headlessly.events (xact_id, seq);
+
+-- review-fixes: the event trigger also runs for ALTER TYPE (renaming an enum
+-- label or a composite type's attribute that a guarded table holds) --------
+
+DROP EVENT TRIGGER headlessly_guard_ddl;
+CREATE EVENT TRIGGER headlessly_guard_ddl
+    ON ddl_command_start
+    WHEN TAG IN ('ALTER TABLE', 'ALTER INDEX', 'ALTER SEQUENCE', 'ALTER VIEW', 'ALTER SCHEMA',
+                 'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER TRIGGER',
+                 'ALTER EXTENSION', 'CREATE TABLE', 'CREATE FOREIGN TABLE', 'CREATE SCHEMA',
+                 'CREATE TRIGGER', 'CREATE RULE', 'CREATE FUNCTION', 'CREATE PROCEDURE',
+                 'CREATE VIEW', 'DROP TRIGGER', 'DROP INDEX', 'DROP SEQUENCE', 'ALTER TYPE')
+    EXECUTE FUNCTION headlessly.guard_ddl();
+ALTER EVENT TRIGGER headlessly_guard_ddl ENABLE ALWAYS;
