@@ -72,3 +72,41 @@ DROP TABLE public.hr_ledger, public.hr_ledger2, public.hr_row;
 DROP TYPE public.hr_money, public.hr_free, public.hr_free_pair;
 DROP DOMAIN public.hr_status_d;
 DROP TYPE public.hr_status;
+
+-- expected_version goes to the log's trigger by the event's id.  A BEFORE
+-- INSERT trigger of the owner's that fires first and gives the row another
+-- id made the append store it unchecked, whatever version was expected;
+-- now the append fails (55000) and stores nothing.  The batch, which finds
+-- its rows by id too, fails the same way instead of an internal error.
+SET headlessly.tenant = 'hr';
+SELECT version FROM headlessly.events_append('Card.Created', 'hr_card', '{"n": 1}');
+SELECT recorded_at AS hr_t2 FROM headlessly.events WHERE target = 'hr_card' \gset
+SELECT version FROM headlessly.events_append('Card.Updated', 'hr_card', '{"n": 2}');
+CREATE FUNCTION public.hr_reid() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.id := headlessly.new_event_id();
+    RETURN NEW;
+END $$;
+CREATE TRIGGER a_hr_reid BEFORE INSERT ON headlessly.events
+    FOR EACH ROW EXECUTE FUNCTION public.hr_reid();
+SELECT count(*) AS events_before FROM headlessly.events \gset
+-- (terse: the details name generated ids)
+\set VERBOSITY terse
+SELECT version FROM headlessly.events_append('Card.Updated', 'hr_card', '{"n": 3}', expected_version => 42);
+\echo :LAST_ERROR_SQLSTATE
+SELECT version FROM headlessly.events_append_batch(
+    '[{"type": "Card.Updated", "target": "hr_card", "data": {"n": 4}, "expected_version": 42}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM headlessly.events_append_batch('[{"type": "hr_a"}, {"type": "hr_b"}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT version FROM headlessly.events_rollback('hr_card', :'hr_t2');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+SELECT count(*) - :events_before AS stored FROM headlessly.events;
+SELECT version, state FROM headlessly.entities WHERE target = 'hr_card';
+-- without expected_version the trigger's ids stand; without the trigger,
+-- expected_version works as before
+SELECT version FROM headlessly.events_append('Card.Updated', 'hr_card', '{"n": 5}');
+DROP TRIGGER a_hr_reid ON headlessly.events;
+DROP FUNCTION public.hr_reid();
+SELECT version FROM headlessly.events_append('Card.Updated', 'hr_card', '{"n": 6}', expected_version => 3);

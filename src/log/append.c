@@ -75,7 +75,7 @@ typedef struct LogLayout
 static LogLayout layout;
 static bool layout_callback_registered = false;
 
-static Datum insert_event(Datum *values, char *nulls, bool want_row);
+static Datum insert_event(Datum *values, char *nulls, bool want_row, bool *stored);
 
 static void
 layout_relcache_callback(Datum arg, Oid relid)
@@ -256,6 +256,7 @@ hl_append_event(Datum *values, char *nulls, bool want_row)
 {
 	Datum		result;
 	text	   *expecting = NULL;
+	bool		stored;
 
 	/* the version column is the log's: the expectation goes by the event's id */
 	if (nulls[A_VERSION] != 'n')
@@ -270,27 +271,27 @@ hl_append_event(Datum *values, char *nulls, bool want_row)
 		nulls[A_VERSION] = 'n';
 	}
 
-	result = insert_event(values, nulls, want_row);
+	result = insert_event(values, nulls, want_row, &stored);
 
 	/* the row is in: nothing of its append stays behind */
-	if (expecting)
-		hl_forget_expected_version(expecting);
+	if (expecting && hl_forget_expected_version(expecting) && stored)
+		hl_expectation_not_checked(expecting);
 	hl_release_key_locks(hl_trigger_nesting() + 1);
 	return result;
 }
 
 static Datum
-insert_event(Datum *values, char *nulls, bool want_row)
+insert_event(Datum *values, char *nulls, bool want_row, bool *stored)
 {
 	Oid			argtypes[A_NCOLUMNS];
 	Datum		result = (Datum) 0;
-	bool		stored = false;
 	bool		isnull;
 	int			rc;
 
-	if (insert_directly(values, nulls, want_row, &stored, &result))
+	*stored = false;
+	if (insert_directly(values, nulls, want_row, stored, &result))
 	{
-		if (stored || !want_row)
+		if (*stored || !want_row)
 			return result;
 		hl_spi_connect();
 		result = hl_stored_duplicate(values, nulls);
@@ -309,6 +310,7 @@ insert_event(Datum *values, char *nulls, bool want_row)
 		hl_prepare_cached(&insert_one_plan, INSERT_ONE_QUERY, A_NCOLUMNS, argtypes);
 		rc = SPI_execute_plan(insert_one_plan, values, nulls, false, 0);
 		hl_spi_check(rc, SPI_OK_INSERT, INSERT_ONE_QUERY);
+		*stored = SPI_processed > 0;
 	}
 	else
 	{
@@ -317,6 +319,7 @@ insert_event(Datum *values, char *nulls, bool want_row)
 		rc = SPI_execute_plan(insert_one_returning_plan, values, nulls, false, 0);
 		hl_spi_check(rc, SPI_OK_INSERT_RETURNING, INSERT_ONE_RETURNING_QUERY);
 
+		*stored = SPI_processed > 0;
 		if (SPI_processed == 1)
 			result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		else

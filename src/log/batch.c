@@ -449,7 +449,11 @@ headlessly_events_append_batch(PG_FUNCTION_ARGS)
 				put_event(store, event);
 		}
 		if (next != ninserted)
-			elog(ERROR, "events_append_batch stored rows it cannot match to its input");
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("events_append_batch cannot match the events it stored to its input"),
+					 errdetail("A BEFORE INSERT trigger on headlessly.events that fires before the log's own changed the id of an event."),
+					 errhint("Leave the ids of appended events as the append functions make them.")));
 
 		SPI_finish();
 	}
