@@ -35,7 +35,8 @@ SELECT headlessly.make_append_only(guarded.tgrelid::pg_catalog.regclass)
   FROM (SELECT DISTINCT tgrelid FROM pg_catalog.pg_trigger
          WHERE tgfoid OPERATOR(pg_catalog.=) 'headlessly.append_only_guard()'::pg_catalog.regprocedure) guarded;
 
--- The event trigger runs for every command the guard now checks.
+-- The event trigger runs for every command the guard now checks (ALTER TYPE:
+-- renaming an enum label or attribute of a type a guarded table holds).
 DROP EVENT TRIGGER headlessly_guard_ddl;
 CREATE EVENT TRIGGER headlessly_guard_ddl
     ON ddl_command_start
@@ -43,7 +44,7 @@ CREATE EVENT TRIGGER headlessly_guard_ddl
                  'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER TRIGGER',
                  'ALTER EXTENSION', 'CREATE TABLE', 'CREATE FOREIGN TABLE', 'CREATE SCHEMA',
                  'CREATE TRIGGER', 'CREATE RULE', 'CREATE FUNCTION', 'CREATE PROCEDURE',
-                 'CREATE VIEW', 'DROP TRIGGER', 'DROP INDEX', 'DROP SEQUENCE')
+                 'CREATE VIEW', 'DROP TRIGGER', 'DROP INDEX', 'DROP SEQUENCE', 'ALTER TYPE')
     EXECUTE FUNCTION headlessly.guard_ddl();
 ALTER EVENT TRIGGER headlessly_guard_ddl ENABLE ALWAYS;
 
