@@ -889,6 +889,7 @@ hl_streams_flush(void)
 	Oid			pkey;
 	MemoryContext cxt;
 	MemoryContext old;
+	bool		pushed_snapshot = false;
 
 	if (head_cache.entries == NULL || head_cache.ndirty == 0)
 		return false;
@@ -897,6 +898,16 @@ hl_streams_flush(void)
 	rel = try_table_open(head_cache.relid, RowExclusiveLock);
 	if (rel == NULL)
 		return false;
+
+	/*
+	 * At commit no statement's snapshot is active, and heap_update needs one
+	 * (TOAST reads the old row's out-of-line values with it).
+	 */
+	if (!ActiveSnapshotSet())
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pushed_snapshot = true;
+	}
 	check_table_file(rel);
 	pkey = hl_relation_primary_key(rel);
 
@@ -922,6 +933,8 @@ hl_streams_flush(void)
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
+	if (pushed_snapshot)
+		PopActiveSnapshot();
 	table_close(rel, NoLock);
 	return true;
 }
