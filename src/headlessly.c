@@ -12,6 +12,7 @@
 #include "log/log.h"
 #include "state/state.h"
 #include "tenancy/tenancy.h"
+#include "tamper/tamper.h"
 
 #include "utils/guc.h"
 
@@ -26,6 +27,7 @@ _PG_init(void)
 	hl_state_init();
 	hl_hooks_init();
 	hl_tenancy_init();
+	hl_tamper_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("headlessly");

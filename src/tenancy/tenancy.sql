@@ -85,6 +85,8 @@ CREATE POLICY tenant_isolation ON headlessly.streams
     USING (headlessly.tenant_readable(tenant)) WITH CHECK (headlessly.tenant_writable(tenant));
 CREATE POLICY tenant_isolation ON headlessly.snapshots
     USING (headlessly.tenant_readable(tenant)) WITH CHECK (headlessly.tenant_writable(tenant));
+CREATE POLICY tenant_isolation ON headlessly.checkpoints
+    USING (headlessly.tenant_readable(tenant)) WITH CHECK (headlessly.tenant_writable(tenant));
 -- a hook failure belongs to its event's tenant: visible with the event
 CREATE POLICY tenant_isolation ON headlessly.hook_failures
     USING (EXISTS (SELECT FROM headlessly.events e
