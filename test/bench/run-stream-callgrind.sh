@@ -8,11 +8,13 @@
 # connecting and loading the library are left out.  What the client and the
 # kernel spend is not counted: an empty transaction (SELECT 1) shows what
 # every transaction costs the server before any work.
-# Usage: bash test/bench/run-stream-callgrind.sh [N1 N2]
+# Usage: bash test/bench/run-stream-callgrind.sh [N1 N2 [A1 A2]]
 source "$(dirname "$0")/../lib.sh"
 
-N1=${1:-30}
-N2=${2:-330}
+N1=${1:-20}
+N2=${2:-120}
+A1=${3:-2000}
+A2=${4:-3000}
 ensure_packages
 command -v valgrind >/dev/null || { $SUDO apt-get install -y -qq valgrind >/dev/null; }
 build_and_install
@@ -62,11 +64,12 @@ count() {
     rm -f $new
 }
 
+# per_transaction FILE FROM TO
 per_transaction() {
     local low high
-    low=$(count "$1" "$N1")
-    high=$(count "$1" "$N2")
-    echo $(( (high - low) / (N2 - N1) ))
+    low=$(count "$1" "$2")
+    high=$(count "$1" "$3")
+    echo $(( (high - low) / ($3 - $2) ))
 }
 
 scripts=$WORKDIR/scripts
@@ -100,14 +103,16 @@ SQL
 
 echo "| transaction (pgbench -M prepared, one statement) | instructions per transaction |"
 echo "|---|---|"
-for c in "empty transaction (SELECT 1)|empty" \
-         "events_append with a target (1,000 entities)|append_target" \
-         "PL/pgSQL store with the same indexes|plpgsql_store" \
-         "mdb.write_message|write_message" \
-         "events_list, a Message DB message's columns, 1,000 events|events_list_message" \
-         "events_list, every column, 1,000 events|events_list" \
-         "mdb.get_stream_messages, every column, 1,000 messages|get_stream_messages"; do
-    echo "| ${c%%|*} | $(per_transaction "$scripts/${c#*|}.sql") |"
+for c in "empty transaction (SELECT 1)|empty|$N1 $N2" \
+         "events_append with a target (1,000 entities)|append_target|$A1 $A2" \
+         "PL/pgSQL store with the same indexes|plpgsql_store|$A1 $A2" \
+         "mdb.write_message|write_message|$A1 $A2" \
+         "events_list, a Message DB message's columns, 1,000 events|events_list_message|$N1 $N2" \
+         "events_list, every column, 1,000 events|events_list|$N1 $N2" \
+         "mdb.get_stream_messages, every column, 1,000 messages|get_stream_messages|$N1 $N2"; do
+    IFS='|' read -r name script range <<<"$c"
+    # shellcheck disable=SC2086
+    echo "| $name (transactions ${range/ / to }) | $(per_transaction "$scripts/$script.sql" $range) |"
 done
 
 as_cluster_user "$PG_BIN/pg_ctl" -D "$WORKDIR/data" -m fast -w stop >/dev/null
