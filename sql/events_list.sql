@@ -88,7 +88,7 @@ INSERT INTO headlessly.events (seq, id, type, target, version, occurred_at, reco
 VALUES (:hi + 10, 'evt_list_r3', 'Lamp.Updated', 'lamp', 3, '2021-01-03', '2021-01-03', '{"on": false}', '{"on": true}');
 SELECT string_agg(version::text, ', ' ORDER BY ord) AS versions_in_seq_order
   FROM headlessly.events_list(target => 'lamp') WITH ORDINALITY l(seq, id, tenant, type, target, version, actor, source,
-       source_type, external_event_id, occurred_at, recorded_at, data, before, metadata, raw_payload, session_id, xact_id, ord);
+       source_type, external_event_id, occurred_at, recorded_at, data, before, metadata, raw_payload, session_id, xact_id, hash, ord);
 SELECT string_agg(version::text, ', ') AS lowest_seq
   FROM headlessly.events_list(target => 'lamp', max_rows => 1);
 SELECT pg_temp.same_as_sql('lamp', NULL) AS lamp_all, pg_temp.same_as_sql('lamp', 1) AS lamp_one,
@@ -104,7 +104,7 @@ SELECT count(*) FROM headlessly.events_list(target => 'd1');
 RESET ROLE;
 GRANT SELECT ON headlessly.events TO list_reader;
 ALTER TABLE headlessly.events ENABLE ROW LEVEL SECURITY;
-CREATE POLICY list_reader_sees ON headlessly.events FOR SELECT TO list_reader
+CREATE POLICY list_reader_sees ON headlessly.events AS RESTRICTIVE FOR SELECT TO list_reader
     USING (type OPERATOR(pg_catalog.<>) 'Deal.Closed');
 SET ROLE list_reader;
 SELECT string_agg(type, ', ') AS under_row_security FROM headlessly.events_list(target => 'd1');
