@@ -10,6 +10,13 @@
 
 #include "delivery/delivery.h"
 
+/*
+ * Events of transactions below this have all ended (delivery_horizon(),
+ * pull.c): the xmin of the statement's snapshot, leaving out the calling
+ * transaction itself, which would otherwise hold back its own reads.
+ */
+#define HL_HORIZON HL_SCHEMA ".delivery_horizon()"
+
 typedef enum HlSubscriptionKind
 {
 	HL_SUB_PULL,

@@ -51,14 +51,14 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 #define NEW_EVENTS_QUERY \
 	"SELECT e.id, e.seq, e.tenant, e.target, e.xact_id FROM " HL_SCHEMA ".events e" \
 	" WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($1::pg_catalog.xid8, $2::pg_catalog.int8)" \
-	"   AND e.xact_id OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())" \
+	"   AND e.xact_id OPERATOR(pg_catalog.<) " HL_HORIZON "" \
 	"   AND " HL_SCHEMA ".type_matches(e.type, $3)" \
 	" ORDER BY e.xact_id, e.seq LIMIT $4"
 
 #define NEW_EVENTS_RESTORED_QUERY \
 	"SELECT e.id, e.seq, e.tenant, e.target, e.xact_id FROM " HL_SCHEMA ".events e" \
 	" WHERE e.seq OPERATOR(pg_catalog.>) $2 AND $1::pg_catalog.xid8 IS NULL" \
-	"   AND e.xact_id OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())" \
+	"   AND e.xact_id OPERATOR(pg_catalog.<) " HL_HORIZON "" \
 	"   AND " HL_SCHEMA ".type_matches(e.type, $3)" \
 	" ORDER BY e.xact_id, e.seq LIMIT $4"
 

@@ -53,7 +53,7 @@ PG_FUNCTION_INFO_V1(headlessly_group_member);
 	" RETURNING *"
 
 #define START_NOW_QUERY \
-	"SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
+	"SELECT " HL_HORIZON ""
 
 #define START_TIME_QUERY \
 	"SELECT e.xact_id, e.seq OPERATOR(pg_catalog.-) 1 FROM " HL_SCHEMA ".events e" \
@@ -81,7 +81,7 @@ PG_FUNCTION_INFO_V1(headlessly_group_member);
 	"  LEFT JOIN LATERAL (SELECT pg_catalog.count(*) AS n FROM " HL_SCHEMA ".events e" \
 	"                      WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>)" \
 	"                            ROW(COALESCE(p.xact_id, s.start_xact), COALESCE(p.seq, s.start_seq))" \
-	"                        AND e.xact_id OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())" \
+	"                        AND e.xact_id OPERATOR(pg_catalog.<) " HL_HORIZON "" \
 	"                        AND " HL_SCHEMA ".type_matches(e.type, s.pattern)" \
 	"                        AND (s.tenant IS NULL OR e.tenant OPERATOR(pg_catalog.=) s.tenant)" \
 	"                        AND (s.target IS NULL OR e.target OPERATOR(pg_catalog.=) s.target)) lag ON true" \
