@@ -358,6 +358,7 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	uint64		got = 0;
 	bool		restored;
 	int64		seq;
+	int			nestlevel;
 	int			rc;
 
 	if (strcmp(sub->state, "active") != 0)
@@ -403,6 +404,7 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	args[5] = Int32GetDatum(members);
 	args[6] = Int32GetDatum(member);
 	args[7] = Int64GetDatum(max_events - (int) got);
+	nestlevel = hl_ordered_scan_begin();
 	if (restored)
 	{
 		hl_prepare_cached(&new_events_restored_plan, NEW_EVENTS_RESTORED_QUERY, 8, types);
@@ -413,6 +415,7 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 		hl_prepare_cached(&new_events_plan, NEW_EVENTS_QUERY, 8, types);
 		got += events_into_result(new_events_plan, 8, types, args, nulls, sub->owner, rs);
 	}
+	hl_ordered_scan_end(nestlevel);
 	return got;
 }
 

@@ -236,6 +236,7 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 	HlSavedUser saved;
 	List	   *claimed = NIL;
 	MemoryContext caller = CurrentMemoryContext;
+	int			nestlevel;
 	int			rc;
 
 	hl_position_of(sub, 0, 1, &args[0], &seq, &restored);
@@ -244,6 +245,7 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 	args[1] = Int64GetDatum(seq);
 	args[2] = CStringGetTextDatum(sub->pattern);
 	args[3] = Int64GetDatum(max_events);
+	nestlevel = hl_ordered_scan_begin();
 	hl_become_role(sub->owner, &saved);
 	if (restored)
 	{
@@ -256,6 +258,7 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 		rc = SPI_execute_plan(new_events_plan, args, nulls, false, 0);
 	}
 	hl_restore_user(&saved);
+	hl_ordered_scan_end(nestlevel);
 	MemoryContextSwitchTo(caller);
 	hl_spi_check(rc, SPI_OK_SELECT, NEW_EVENTS_QUERY);
 

@@ -25,6 +25,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -125,6 +126,35 @@ hl_run_as_log_owner(SPIPlanPtr plan, Datum *args, const char *nulls,
 	/* SPI returns in its procedure context, which SPI_finish() frees */
 	MemoryContextSwitchTo(caller);
 	return rc;
+}
+
+/*
+ * Walking the log after a position must be an index scan in (xact_id, seq)
+ * order that stops after max_events rows.  The rows past a position are
+ * the newest, beyond what the statistics know, so the planner underrates
+ * them and may sort every remaining event instead (seen: a bitmap scan and
+ * a sort per batch, quadratic in the backlog).  Around these statements
+ * the alternatives are switched off, as a function's SET clause would.
+ * Returns the GUC nest level for hl_ordered_scan_end().
+ */
+int
+hl_ordered_scan_begin(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+void
+hl_ordered_scan_end(int nestlevel)
+{
+	AtEOXact_GUC(true, nestlevel);
 }
 
 /* Act as role: a subscription reads events with its creator's rights. */
