@@ -55,6 +55,13 @@ DELETE FROM headlessly.events;
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS zero_xact_ids_before_update FROM headlessly.events WHERE xact_id = '0';
 SELECT xact_id = pg_current_xact_id() AS xact_recorded FROM headlessly.events_append('page_view');
+-- the events of 0.1 got their hashes, chained; appends chain on; they seal and verify
+SELECT count(*) AS unhashed FROM headlessly.events WHERE hash IS NULL;
+SELECT count(*) AS heads_without_last_hash FROM headlessly.streams s
+ WHERE s.hash IS DISTINCT FROM (SELECT e.hash FROM headlessly.events e
+                                 WHERE (e.tenant, e.target, e.version) = (s.tenant, s.target, s.version));
+SELECT headlessly.checkpoint() AS checkpoints;
+SELECT tenant, ok, checked, problem FROM headlessly.verify();
 
 DROP TABLE up_contacts;
 DROP FUNCTION up_tag(jsonb);

@@ -75,6 +75,8 @@ extern void hl_parse_type_pattern(const char *pattern, int len, HlTypePattern *r
 extern bool hl_type_pattern_matches(const HlTypePattern *pattern, const char *type, int len);
 
 /* stream heads (stream.c) */
+#define HL_HEAD_HASH_LEN 32		/* HL_HASH_LEN of tamper/tamper.h */
+
 typedef struct HlStreamHead
 {
 	bool		is_new;			/* no head row yet: store() inserts one */
@@ -88,6 +90,8 @@ typedef struct HlStreamHead
 	TimestampTz created_at;
 	bool		has_updated_at;
 	TimestampTz updated_at;
+	bool		has_hash;		/* false in a schema without streams.hash */
+	uint8		hash[HL_HEAD_HASH_LEN];	/* the last event's hash (tamper evidence) */
 } HlStreamHead;
 
 extern void hl_stream_lock(text *tenant, text *target, bool create, HlStreamHead *head);

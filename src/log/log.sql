@@ -23,6 +23,7 @@ CREATE TABLE headlessly.events (
     raw_payload       text,
     session_id        text COLLATE "C",
     xact_id           xid8 NOT NULL,
+    hash              bytea,
     CONSTRAINT events_pkey PRIMARY KEY (seq),
     CONSTRAINT events_id_key UNIQUE (id)
 );
@@ -36,6 +37,8 @@ COMMENT ON COLUMN headlessly.events.session_id IS
 
 COMMENT ON COLUMN headlessly.events.xact_id IS
     'The appending top-level transaction (pg_current_xact_id()), set by the log: events are handed out and sealed in (xact_id, seq) order once every older transaction has ended. A restored event has the restoring transaction''s.';
+COMMENT ON COLUMN headlessly.events.hash IS
+    'SHA-256 of the previous hash of the event''s stream (32 zero bytes for version 1 and events without a target) and the event''s canonical form, set by the log; checked by headlessly.verify().';
 
 -- seq comes from this sequence, taken by the log's trigger (not a column
 -- default: a default cannot be told from a value the inserting role chose).
@@ -76,6 +79,7 @@ CREATE TABLE headlessly.streams (
     state            jsonb,
     created_at       timestamptz,
     updated_at       timestamptz,
+    hash             bytea,
     CONSTRAINT streams_pkey PRIMARY KEY (tenant, target)
 )
 -- room on each page for the next versions of its heads: updates stay HOT

@@ -21,6 +21,8 @@
 #include "delivery/delivery.h"
 #include "hooks/hooks.h"
 #include "state/state.h"
+#include "tamper/tamper.h"
+#include "worker/worker.h"
 
 #include "access/detoast.h"
 #include "access/htup_details.h"
@@ -29,6 +31,7 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
@@ -67,6 +70,8 @@ typedef struct EventColumns
 	int			raw_payload;
 	int			session_id;
 	int			xact_id;		/* -1 in a log still at version 0.1 */
+	int			hash;			/* -1 in a log still at version 0.1 */
+	int			covered[HL_EVENT_NFIELDS];	/* the hashed columns, in canonical order */
 	bool		seq_is_identity;	/* a log still at version 0.1 */
 	Oid			seq_relid;		/* the sequence seq is drawn from */
 	Oid			key_index;		/* the unique index on the idempotency key */
@@ -151,6 +156,10 @@ resolve_columns(Relation rel)
 	cols.session_id = column_number(rel, "session_id");
 	cols.xact_id = SPI_fnumber(RelationGetDescr(rel), "xact_id");
 	cols.xact_id = cols.xact_id > 0 ? cols.xact_id - 1 : -1;
+	cols.hash = SPI_fnumber(RelationGetDescr(rel), "hash");
+	cols.hash = cols.hash > 0 ? cols.hash - 1 : -1;
+	for (int f = 0; f < HL_EVENT_NFIELDS; f++)
+		cols.covered[f] = column_number(rel, hl_event_fields[f].name);
 
 	/* 0.1 filled seq from an identity; 0.2 draws it here, from a sequence */
 	cols.seq_is_identity = TupleDescAttr(RelationGetDescr(rel), cols.seq)->attidentity != '\0';
@@ -318,7 +327,7 @@ refuse_assigned_column(const char *column, const char *hint)
 	ereport(ERROR,
 			(errcode(ERRCODE_HL_INVALID_EVENT),
 			 errmsg("%s is assigned by the log", column),
-			 errdetail("seq, recorded_at, version, before and xact_id come from the log; only the log's owner restores stored events with them, recorded_at included."),
+			 errdetail("seq, recorded_at, version, before, xact_id and hash come from the log; only the log's owner restores stored events with them, recorded_at included."),
 			 errhint("%s", hint)));
 }
 
@@ -337,6 +346,95 @@ refuse_assigned_columns(Datum *values, bool *nulls)
 	if (cols.xact_id >= 0 && !nulls[cols.xact_id])
 		refuse_assigned_column("xact_id",
 							   "Leave xact_id out; the log records the appending transaction.");
+	if (cols.hash >= 0 && !nulls[cols.hash])
+		refuse_assigned_column("hash",
+							   "Leave hash out; the log computes it from the event.");
+}
+
+/*
+ * The stored hash of a version of a stream whose head does not carry it
+ * (a head rebuilt from the log by an older release): read from the log.
+ */
+static bool
+stored_stream_hash(Datum tenant, Datum target, int64 version, HlHash *hash)
+{
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, INT8OID};
+	Datum		args[3] = {tenant, target, Int64GetDatum(version)};
+	bool		found = false;
+	int			rc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args("SELECT hash FROM " HL_SCHEMA ".events"
+							   " WHERE tenant OPERATOR(pg_catalog.=) $1"
+							   "   AND target OPERATOR(pg_catalog.=) $2"
+							   "   AND version OPERATOR(pg_catalog.=) $3",
+							   3, argtypes, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		found = !isnull && hl_hash_from_datum(d, hash);
+	}
+	SPI_finish();
+	return found;
+}
+
+/*
+ * The event's hash, over its final columns: chained to the stream's
+ * previous event for events with a target (head is the stream's head
+ * after this event, whose hash becomes this one), unchained otherwise.
+ * Does nothing on a log still at version 0.1.
+ */
+static void
+hash_event(Datum *values, bool *nulls, HlStreamHead *head)
+{
+	Datum		fields[HL_EVENT_NFIELDS];
+	bool		isnull[HL_EVENT_NFIELDS];
+	HlHash		prev = hl_zero_hash;
+	HlHash		hash;
+
+	if (cols.hash < 0)
+		return;
+	if (head != NULL && head->version > 1)
+	{
+		if (head->has_hash)
+			memcpy(prev.bytes, head->hash, HL_HASH_LEN);
+		else if (!stored_stream_hash(values[cols.tenant], values[cols.target],
+									 head->version - 1, &prev))
+			prev = hl_zero_hash;
+	}
+	for (int f = 0; f < HL_EVENT_NFIELDS; f++)
+	{
+		fields[f] = values[cols.covered[f]];
+		isnull[f] = nulls[cols.covered[f]];
+	}
+	hl_event_hash_of_datums(fields, isnull, &prev, &hash);
+	values[cols.hash] = PointerGetDatum(hl_hash_to_bytea(&hash));
+	nulls[cols.hash] = false;
+	if (head != NULL)
+	{
+		memcpy(head->hash, hash.bytes, HL_HASH_LEN);
+		head->has_hash = true;
+	}
+}
+
+/* A restored event's stored hash carries its stream on, as it is. */
+static void
+keep_restored_hash(Datum *values, bool *nulls, HlStreamHead *head)
+{
+	HlHash		hash;
+
+	if (hl_hash_from_datum(values[cols.hash], &hash))
+	{
+		memcpy(head->hash, hash.bytes, HL_HASH_LEN);
+		head->has_hash = true;
+	}
+	else
+		head->has_hash = false;
 }
 
 /*
@@ -347,6 +445,8 @@ refuse_assigned_columns(Datum *values, bool *nulls)
 static void
 assign_xact_id(Datum *values, bool *nulls)
 {
+	/* at commit, the database's delivery worker is woken */
+	hl_worker_note_append();
 	if (cols.xact_id < 0)
 		return;
 	values[cols.xact_id] = FullTransactionIdGetDatum(GetTopFullTransactionId());
@@ -579,6 +679,7 @@ append_to_stream(TupleDesc tupdesc, Datum *values, bool *nulls, int64 expected)
 	int			typelen = VARSIZE_ANY_EXHDR(typetext);
 	HlEventType et = hl_parse_event_type(type, typelen);
 	bool		hooks = hl_hooks_match(HL_HOOK_BEFORE, type, typelen);
+	bool		occurred_given = !nulls[cols.occurred_at];
 	int64		seq_drawn_at = -1;
 	Jsonb	   *before;
 	HlStreamHead head;
@@ -611,16 +712,20 @@ append_to_stream(TupleDesc tupdesc, Datum *values, bool *nulls, int64 expected)
 			}
 		}
 		before = apply_event(&head, et, type, target, values);
+
+		/* the row is final now: hash it, and the head carries the hash on */
+		values[cols.before] = before ? JsonbPGetDatum(before) : (Datum) 0;
+		nulls[cols.before] = before == NULL;
+		if (!occurred_given)
+		{
+			values[cols.occurred_at] = values[cols.recorded_at];
+			nulls[cols.occurred_at] = false;
+		}
+		hash_event(values, nulls, &head);
 	} while (!hl_stream_store(tenant, target, &head));
 
 	/* a snapshot every headlessly.snapshot_interval versions */
 	hl_snapshot_maybe_write(tenant, target, &head);
-
-	if (before != NULL)
-	{
-		values[cols.before] = JsonbPGetDatum(before);
-		nulls[cols.before] = false;
-	}
 
 	/* after hooks see the state this event left */
 	if (et.kind != HL_NOT_ENTITY && hl_hooks_match(HL_HOOK_AFTER, type, typelen))
@@ -668,6 +773,10 @@ restore_to_stream(Datum *values, bool *nulls, const char *id)
 					 errdetail("recorded_at never goes back along a stream.")));
 		}
 		before = apply_event(&head, et, type, target, values);
+		if (cols.hash >= 0 && !nulls[cols.hash])
+			keep_restored_hash(values, nulls, &head);
+		else
+			hash_event(values, nulls, &head);
 	} while (!hl_stream_store(tenant, target, &head));
 
 	hl_snapshot_maybe_write(tenant, target, &head);
@@ -731,12 +840,12 @@ append_row(Relation rel, Datum *values, bool *nulls)
 	{
 		assign_seq(values, nulls);
 		run_before_hooks(tupdesc, values, nulls, NULL);
-	}
-
-	if (nulls[cols.occurred_at])
-	{
-		values[cols.occurred_at] = values[cols.recorded_at];
-		nulls[cols.occurred_at] = false;
+		if (nulls[cols.occurred_at])
+		{
+			values[cols.occurred_at] = values[cols.recorded_at];
+			nulls[cols.occurred_at] = false;
+		}
+		hash_event(values, nulls, NULL);
 	}
 
 	/* realtime subscribers hear of it when the transaction commits */
@@ -791,14 +900,21 @@ restore_row(Relation rel, Datum *values, bool *nulls)
 	else
 		advance_sequence_past(DatumGetInt64(values[cols.seq]));
 
-	if (!nulls[cols.target])
-		restore_to_stream(values, nulls, id);
-
 	if (nulls[cols.occurred_at])
 	{
 		values[cols.occurred_at] = values[cols.recorded_at];
 		nulls[cols.occurred_at] = false;
 	}
+
+	/*
+	 * A restored event keeps the hash it was dumped with, unchecked: an
+	 * edited dump is then what headlessly.verify() names.  One without
+	 * (dumped from a log at 0.1) gets it computed.
+	 */
+	if (!nulls[cols.target])
+		restore_to_stream(values, nulls, id);
+	else if (cols.hash < 0 || nulls[cols.hash])
+		hash_event(values, nulls, NULL);
 
 	if (rel->trigdesc && rel->trigdesc->trig_insert_after_row)
 		remember_restored(DatumGetInt64(values[cols.seq]));

@@ -94,7 +94,8 @@ enum
 	S_STATE,
 	S_CREATED_AT,
 	S_UPDATED_AT,
-	S_NCOLUMNS = S_UPDATED_AT
+	S_NCOLUMNS = S_UPDATED_AT,
+	S_HASH						/* since 0.2: optional, the last event's hash */
 };
 
 static const char *const column_names[S_NCOLUMNS] = {
@@ -146,6 +147,15 @@ streams_relcache_callback(Datum arg, Oid relid)
 		head_cache_check_file = true;
 }
 
+/* whether rows of tupdesc carry the last event's hash (a schema since 0.2) */
+static inline bool
+has_hash_column(TupleDesc tupdesc)
+{
+	return tupdesc->natts >= S_HASH &&
+		!TupleDescAttr(tupdesc, S_HASH - 1)->attisdropped &&
+		TupleDescAttr(tupdesc, S_HASH - 1)->atttypid == BYTEAOID;
+}
+
 static void
 check_streams_columns(Relation rel)
 {
@@ -159,6 +169,9 @@ check_streams_columns(Relation rel)
 			elog(ERROR, "column %d of %s.streams is not \"%s\"",
 				 i + 1, HL_SCHEMA, column_names[i]);
 	}
+	if (has_hash_column(tupdesc) &&
+		strcmp(NameStr(TupleDescAttr(tupdesc, S_HASH - 1)->attname), "hash") != 0)
+		elog(ERROR, "column %d of %s.streams is not \"%s\"", S_HASH, HL_SCHEMA, "hash");
 }
 
 /* whether the table has the trigger of schema versions that overlay heads */
@@ -208,6 +221,7 @@ resolve_streams(void)
 
 /* Rows and heads ------------------------------------------------------------ */
 
+
 static void
 read_head(TupleTableSlot *slot, HlStreamHead *head)
 {
@@ -227,6 +241,16 @@ read_head(TupleTableSlot *slot, HlStreamHead *head)
 	head->has_created_at = !isnull;
 	head->updated_at = DatumGetTimestampTz(slot_getattr(slot, S_UPDATED_AT, &isnull));
 	head->has_updated_at = !isnull;
+	head->has_hash = false;
+	if (has_hash_column(slot->tts_tupleDescriptor))
+	{
+		d = slot_getattr(slot, S_HASH, &isnull);
+		if (!isnull && VARSIZE_ANY_EXHDR(DatumGetPointer(d)) == HL_HEAD_HASH_LEN)
+		{
+			memcpy(head->hash, VARDATA_ANY(DatumGetPointer(d)), HL_HEAD_HASH_LEN);
+			head->has_hash = true;
+		}
+	}
 }
 
 /*
@@ -262,6 +286,15 @@ head_values(TupleDesc tupdesc, text *tenant, text *target, const HlStreamHead *h
 	nulls[S_CREATED_AT - 1] = !head->has_created_at;
 	values[S_UPDATED_AT - 1] = TimestampTzGetDatum(head->updated_at);
 	nulls[S_UPDATED_AT - 1] = !head->has_updated_at;
+	if (head->has_hash && has_hash_column(tupdesc))
+	{
+		bytea	   *hash = palloc(VARHDRSZ + HL_HEAD_HASH_LEN);
+
+		SET_VARSIZE(hash, VARHDRSZ + HL_HEAD_HASH_LEN);
+		memcpy(VARDATA(hash), head->hash, HL_HEAD_HASH_LEN);
+		values[S_HASH - 1] = PointerGetDatum(hash);
+		nulls[S_HASH - 1] = false;
+	}
 }
 
 static HeapTuple

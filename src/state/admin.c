@@ -33,7 +33,8 @@ PG_FUNCTION_INFO_V1(headlessly_rebuild_state);
 /* the expected head, as jsonb, beside the stored one */
 #define HEAD_QUERY \
 	"SELECT pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.-) 'tenant'::pg_catalog.text" \
-	"                              OPERATOR(pg_catalog.-) 'target'::pg_catalog.text," \
+	"                              OPERATOR(pg_catalog.-) 'target'::pg_catalog.text" \
+	"                              OPERATOR(pg_catalog.-) 'hash'::pg_catalog.text," \
 	"       pg_catalog.jsonb_build_object('version', $3, 'last_recorded_at', $4, 'noun', $5," \
 	"                                     'state', $6, 'created_at', $7, 'updated_at', $8)" \
 	"  FROM (SELECT) AS one" \

@@ -30,6 +30,7 @@
 
 #ifndef FRONTEND
 #include "access/htup.h"
+#include "access/transam.h"
 #include "access/tupdesc.h"
 #include "utils/jsonb.h"
 #endif
@@ -190,6 +191,26 @@ extern const char *hl_server_to_utf8(const char *s, int len, int *utf8_len);
  */
 extern void hl_event_hash(HlHasher *hasher, const HlHash *prev,
 						  const char *canonical, size_t len, HlHash *result);
+
+#ifndef FRONTEND
+/* the append path's hash of a row (append_hash.c); values in HlEventField order */
+extern void hl_event_hash_of_datums(const Datum *values, const bool *isnull,
+									const HlHash *prev, HlHash *result);
+extern bytea *hl_hash_to_bytea(const HlHash *hash);
+extern bool hl_hash_from_datum(Datum value, HlHash *hash);
+
+/* settings and checkpoints (seal.c) */
+extern char *hl_signing_key_file;
+extern void hl_tamper_init(void);
+extern FullTransactionId hl_widen_xid(TransactionId xid);
+
+/*
+ * Seal what has committed, for every tenant, in the caller's transaction;
+ * returns the number of checkpoints made (0 in a database whose extension
+ * predates checkpoints).  For the background worker.
+ */
+extern int64 hl_tamper_checkpoint_all(void);
+#endif
 
 /* RFC 6962 Merkle trees (merkle.c) ------------------------------------------ */
 

@@ -103,9 +103,9 @@ sub dump_without_xact_ids
 	my @lines;
 	for my $line (split /\n/, $text)
 	{
-		$in_log = 1 if $line =~ /^COPY headlessly\.events \(.*, xact_id\) FROM stdin;$/;
+		$in_log = 1 if $line =~ /^COPY headlessly\.events \(.*, xact_id, hash\) FROM stdin;$/;
 		$in_log = 0 if $line eq '\\.';
-		$line =~ s/\t\d+$/\t(xact_id)/ if $in_log;
+		$line =~ s/\t\d+(\t[^\t]*)$/\t(xact_id)$1/ if $in_log;
 		push @lines, $line;
 	}
 	return join "\n", @lines;

@@ -1,0 +1,853 @@
+/*-------------------------------------------------------------------------
+ *
+ * verify.c
+ *	  headlessly.verify(): recompute hashes, chains and checkpoints.
+ *
+ * One pass over the log in seq order.  Each event's hash is recomputed
+ * from its canonical form and the recomputed hash of its stream's previous
+ * version (the previous event in seq order, since seq is drawn under the
+ * stream's lock) and compared with the stored one; version gaps name a
+ * removed event, versions coming back an insertion or a reordering.  Each
+ * event is also a leaf of the checkpoint whose seqs hold it: the trees are
+ * built as the leaves come, in seq order, and their roots, hashes, chain
+ * and signatures checked at the end, with the stream heads (a stream whose
+ * events are gone, or that has more than its head knows) and the digest.
+ *
+ * Of all problems of a tenant the one reported is, in this order: the
+ * first bad event in seq order; a stream whose last events are missing
+ * (named by target and the first missing version: the head still knows
+ * them); a checkpoint whose events differ from what it sealed (named by
+ * seq when its first or last event is missing, else not at all: a root
+ * does not tell which leaf differs); a digest that is not in the log.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "tamper/tamper.h"
+
+/* backend only: test/tamper/run.sh compiles src/tamper/ for a frontend too */
+#ifndef FRONTEND
+
+#include "log/log.h"
+
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/xid8.h"
+
+PG_FUNCTION_INFO_V1(headlessly_verify);
+
+typedef enum ProblemRank
+{
+	RANK_EVENT,					/* a stored event: ordered by seq */
+	RANK_STREAM,				/* a stream's head against its events */
+	RANK_CHECKPOINT,			/* a checkpoint against its events */
+	RANK_DIGEST					/* the digest kept outside */
+} ProblemRank;
+
+typedef struct Problem
+{
+	ProblemRank rank;
+	int64		order;			/* seq, for RANK_EVENT */
+	const char *problem;
+	char	   *target;			/* NULL: unknown */
+	bool		has_version;
+	int64		version;
+	char	   *event_id;
+	bool		has_seq;
+	int64		seq;
+} Problem;
+
+typedef struct Range
+{
+	int64		lower;
+	int64		upper;			/* exclusive */
+} Range;
+
+typedef struct Checkpoint
+{
+	int64		number;
+	HlHash		prev;
+	HlHash		root;
+	int64		count;
+	int64		first_seq;
+	int64		last_seq;
+	HlHash		hash;
+	bool		hash_ok;		/* the stored hashes were 32 bytes */
+	bool		has_signature;
+	uint8		signature[HL_ED25519_SIGNATURE_LEN];
+	uint8		public_key[HL_ED25519_PUBLIC_KEY_LEN];
+	bool		signature_ok;	/* well-formed */
+	Range	   *ranges;
+	int			nranges;
+	int			cursor;			/* first range not wholly below the current seq */
+	HlMerkleBuilder tree;
+	int64		members;
+	int64		min_member;
+	int64		max_member;
+} Checkpoint;
+
+typedef struct Tenant
+{
+	char	   *name;			/* hash key: the tenant's bytes, NUL-terminated */
+	int64		checked;
+	Problem    *best;
+	Checkpoint *checkpoints;	/* by number */
+	int			ncheckpoints;
+	int			maxcheckpoints;
+	int			open;			/* checkpoints before this one end below the current seq */
+} Tenant;
+
+/* the tenants' hash entries: the name's bytes, zero-padded, then the tenant */
+typedef struct TenantEntry
+{
+	char		key[HL_MAX_NAME_BYTES + 1];
+	Tenant		tenant;
+} TenantEntry;
+
+typedef struct StreamKey
+{
+	const char *data;			/* tenant NUL target */
+	int			len;
+} StreamKey;
+
+typedef struct Stream
+{
+	StreamKey	key;
+	Tenant	   *tenant;
+	int64		version;		/* the last version seen */
+	int64		last_seq;
+	HlHash		hash;			/* its recomputed hash */
+	Problem    *gap;			/* a missing version, if one was seen */
+	int64		gap_version;
+} Stream;
+
+typedef struct Verify
+{
+	MemoryContext cxt;
+	HTAB	   *tenants;
+	HTAB	   *streams;
+	HlHasher   *hasher;
+	bool		have_horizon;
+	FullTransactionId sealed_below;
+	Tenant	   *last_tenant;	/* most rows come in runs of one tenant */
+} Verify;
+
+static uint32
+stream_key_hash(const void *key, Size keysize)
+{
+	const StreamKey *k = key;
+
+	return hash_bytes((const unsigned char *) k->data, k->len);
+}
+
+static int
+stream_key_match(const void *a, const void *b, Size keysize)
+{
+	const StreamKey *x = a;
+	const StreamKey *y = b;
+
+	return x->len == y->len && memcmp(x->data, y->data, x->len) == 0 ? 0 : 1;
+}
+
+static Tenant *
+tenant_for(Verify *v, const char *name, int len)
+{
+	char		key[HL_MAX_NAME_BYTES + 1];
+	TenantEntry *e;
+	Tenant	   *t;
+	bool		found;
+
+	if (v->last_tenant != NULL && (int) strlen(v->last_tenant->name) == len &&
+		memcmp(v->last_tenant->name, name, len) == 0)
+		return v->last_tenant;
+
+	memset(key, 0, sizeof(key));
+	memcpy(key, name, Min(len, HL_MAX_NAME_BYTES));
+	e = hash_search(v->tenants, key, HASH_ENTER, &found);
+	t = &e->tenant;
+	if (!found)
+	{
+		MemoryContext old = MemoryContextSwitchTo(v->cxt);
+
+		t->name = pnstrdup(name, len);
+		t->checked = 0;
+		t->best = NULL;
+		t->ncheckpoints = 0;
+		t->maxcheckpoints = 8;
+		t->checkpoints = palloc(t->maxcheckpoints * sizeof(Checkpoint));
+		t->open = 0;
+		MemoryContextSwitchTo(old);
+	}
+	v->last_tenant = t;
+	return t;
+}
+
+static bool
+better(const Problem *a, const Problem *b)
+{
+	if (a->rank != b->rank)
+		return a->rank < b->rank;
+	return a->order < b->order;
+}
+
+static Problem *
+report(Verify *v, Tenant *t, ProblemRank rank, int64 order, const char *problem,
+	   const char *target, int target_len, bool has_version, int64 version,
+	   const char *event_id, int id_len, bool has_seq, int64 seq)
+{
+	MemoryContext old = MemoryContextSwitchTo(v->cxt);
+	Problem    *p = palloc0(sizeof(Problem));
+
+	p->rank = rank;
+	p->order = order;
+	p->problem = problem;
+	p->target = target ? pnstrdup(target, target_len) : NULL;
+	p->has_version = has_version;
+	p->version = version;
+	p->event_id = event_id ? pnstrdup(event_id, id_len) : NULL;
+	p->has_seq = has_seq;
+	p->seq = seq;
+	if (t->best == NULL || better(p, t->best))
+		t->best = p;
+	MemoryContextSwitchTo(old);
+	return p;
+}
+
+/* Checkpoints ----------------------------------------------------------------- */
+
+#define CHECKPOINTS_QUERY \
+	"SELECT c.tenant, c.number, c.prev_hash, c.root, c.count, c.first_seq, c.last_seq," \
+	"       c.hash, c.signature, c.public_key," \
+	"       (SELECT pg_catalog.array_agg(pg_catalog.lower(r) ORDER BY r)" \
+	"          FROM pg_catalog.unnest(c.seqs) AS r)," \
+	"       (SELECT pg_catalog.array_agg(pg_catalog.upper(r) ORDER BY r)" \
+	"          FROM pg_catalog.unnest(c.seqs) AS r)" \
+	"  FROM " HL_SCHEMA ".checkpoints c" \
+	" WHERE $1 IS NULL OR c.tenant OPERATOR(pg_catalog.=) $1" \
+	" ORDER BY c.tenant, c.number"
+
+static bool
+bytes_of(Datum d, bool isnull, uint8 *out, int len)
+{
+	bytea	   *b;
+
+	if (isnull)
+		return false;
+	b = DatumGetByteaPP(d);
+	if (VARSIZE_ANY_EXHDR(b) != len)
+		return false;
+	memcpy(out, VARDATA_ANY(b), len);
+	return true;
+}
+
+static void
+int8_array_values(Datum d, bool isnull, int64 **values, int *n)
+{
+	ArrayType  *a;
+	Datum	   *elems;
+	bool	   *nulls;
+
+	*values = NULL;
+	*n = 0;
+	if (isnull)
+		return;
+	a = DatumGetArrayTypeP(d);
+	deconstruct_array(a, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &elems, &nulls, n);
+	*values = palloc(Max(*n, 1) * sizeof(int64));
+	for (int i = 0; i < *n; i++)
+		(*values)[i] = nulls[i] ? PG_INT64_MAX : DatumGetInt64(elems[i]);
+}
+
+static void
+load_checkpoints(Verify *v, text *tenant)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {PointerGetDatum(tenant)};
+	char		nulls[1] = {tenant ? ' ' : 'n'};
+	int			rc;
+
+	rc = SPI_execute_with_args(CHECKPOINTS_QUERY, 1, types, args, nulls, true, 0);
+	hl_spi_check(rc, SPI_OK_SELECT, CHECKPOINTS_QUERY);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Datum		d[12];
+		bool		n[12];
+		text	   *name;
+		Tenant	   *t;
+		Checkpoint *cp;
+		int64	   *lower;
+		int64	   *upper;
+		int			nlower;
+		int			nupper;
+		MemoryContext old;
+
+		for (int c = 0; c < 12; c++)
+			d[c] = SPI_getbinval(row, desc, c + 1, &n[c]);
+		name = DatumGetTextPP(d[0]);
+		t = tenant_for(v, VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name));
+
+		old = MemoryContextSwitchTo(v->cxt);
+		if (t->ncheckpoints == t->maxcheckpoints)
+		{
+			t->maxcheckpoints *= 2;
+			t->checkpoints = repalloc(t->checkpoints, t->maxcheckpoints * sizeof(Checkpoint));
+		}
+		cp = &t->checkpoints[t->ncheckpoints++];
+		memset(cp, 0, sizeof(*cp));
+		cp->number = DatumGetInt64(d[1]);
+		cp->hash_ok = bytes_of(d[2], n[2], cp->prev.bytes, HL_HASH_LEN) &&
+			bytes_of(d[3], n[3], cp->root.bytes, HL_HASH_LEN) &&
+			bytes_of(d[7], n[7], cp->hash.bytes, HL_HASH_LEN);
+		cp->count = DatumGetInt64(d[4]);
+		cp->first_seq = DatumGetInt64(d[5]);
+		cp->last_seq = DatumGetInt64(d[6]);
+		cp->has_signature = !n[8] || !n[9];
+		cp->signature_ok = bytes_of(d[8], n[8], cp->signature, HL_ED25519_SIGNATURE_LEN) &&
+			bytes_of(d[9], n[9], cp->public_key, HL_ED25519_PUBLIC_KEY_LEN);
+		int8_array_values(d[10], n[10], &lower, &nlower);
+		int8_array_values(d[11], n[11], &upper, &nupper);
+		cp->nranges = Min(nlower, nupper);
+		cp->ranges = palloc(Max(cp->nranges, 1) * sizeof(Range));
+		for (int r = 0; r < cp->nranges; r++)
+		{
+			cp->ranges[r].lower = lower[r];
+			cp->ranges[r].upper = upper[r];
+		}
+		hl_merkle_init(&cp->tree, v->hasher);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/* The checkpoint of the tenant whose seqs hold seq, or NULL. */
+static Checkpoint *
+checkpoint_of(Tenant *t, int64 seq)
+{
+	/*
+	 * Events come in seq order, so each checkpoint's ranges are walked once;
+	 * the ones wholly below seq are done with (late commits make several
+	 * overlap in seq, so more than one may be open).
+	 */
+	for (int i = t->open; i < t->ncheckpoints; i++)
+	{
+		Checkpoint *cp = &t->checkpoints[i];
+
+		while (cp->cursor < cp->nranges && cp->ranges[cp->cursor].upper <= seq)
+			cp->cursor++;
+		if (cp->cursor < cp->nranges && cp->ranges[cp->cursor].lower <= seq)
+			return cp;
+		/* done with the prefix of checkpoints that lie wholly below seq */
+		if (i == t->open && cp->cursor == cp->nranges)
+			t->open++;
+	}
+	return NULL;
+}
+
+/* Events ---------------------------------------------------------------------- */
+
+#define EVENTS_QUERY \
+	"SELECT seq, id, tenant, type, target, version, actor, source, source_type," \
+	"       external_event_id, occurred_at, recorded_at, data, before, metadata," \
+	"       raw_payload, hash, xact_id" \
+	"  FROM " HL_SCHEMA ".events" \
+	" WHERE $1 IS NULL OR tenant OPERATOR(pg_catalog.=) $1" \
+	" ORDER BY seq"
+
+#define COL_HASH 17
+#define COL_XACT 18
+
+static void
+check_event(Verify *v, HeapTuple row, TupleDesc desc, HlCanonicalMap *map,
+			StringInfo buf)
+{
+	Datum	   *values = map->values;
+	bool	   *isnull = map->isnull;
+	text	   *tenant_t;
+	text	   *id_t;
+	Tenant	   *t;
+	int64		seq;
+	HlHash		prev = hl_zero_hash;
+	HlHash		hash;
+	HlHash		stored;
+	Stream	   *stream = NULL;
+	const char *target = NULL;
+	int			target_len = 0;
+	int64		version = 0;
+	bool		has_version;
+	Checkpoint *cp;
+
+	resetStringInfo(buf);
+	hl_canonical_from_tuple(row, desc, map, buf);	/* deforms into map->values */
+
+	seq = DatumGetInt64(values[HL_FIELD_SEQ]);
+	tenant_t = DatumGetTextPP(values[HL_FIELD_TENANT]);
+	id_t = DatumGetTextPP(values[HL_FIELD_ID]);
+	t = tenant_for(v, VARDATA_ANY(tenant_t), VARSIZE_ANY_EXHDR(tenant_t));
+	t->checked++;
+	has_version = !isnull[HL_FIELD_VERSION];
+	if (has_version)
+		version = DatumGetInt64(values[HL_FIELD_VERSION]);
+
+#define REPORT_EVENT(problem) \
+	report(v, t, RANK_EVENT, seq, (problem), target, target_len, has_version, version, \
+		   VARDATA_ANY(id_t), VARSIZE_ANY_EXHDR(id_t), true, seq)
+
+	if (!isnull[HL_FIELD_TARGET])
+	{
+		text	   *target_t = DatumGetTextPP(values[HL_FIELD_TARGET]);
+		int			tlen = VARSIZE_ANY_EXHDR(tenant_t);
+		StreamKey	key;
+		char	   *key_data;
+		bool		found;
+		int64		expected;
+
+		target = VARDATA_ANY(target_t);
+		target_len = VARSIZE_ANY_EXHDR(target_t);
+		key_data = palloc(tlen + 1 + target_len);
+		memcpy(key_data, VARDATA_ANY(tenant_t), tlen);
+		key_data[tlen] = '\0';
+		memcpy(key_data + tlen + 1, target, target_len);
+		key.data = key_data;
+		key.len = tlen + 1 + target_len;
+		stream = hash_search(v->streams, &key, HASH_ENTER, &found);
+		if (!found)
+		{
+			stream->key.data = MemoryContextAlloc(v->cxt, key.len);
+			memcpy((char *) stream->key.data, key_data, key.len);
+			stream->tenant = t;
+			stream->version = 0;
+			stream->gap = NULL;
+		}
+		expected = stream->version + 1;
+		if (!has_version || version > expected)
+		{
+			/* the missing version may still come, out of order */
+			stream->gap = REPORT_EVENT("removed");
+			stream->gap_version = expected;
+		}
+		else if (version < expected)
+		{
+			if (stream->gap != NULL && version == stream->gap_version)
+				stream->gap->problem = "reordered";
+			else
+				REPORT_EVENT("inserted");
+		}
+		if (found && version != 1)
+			prev = stream->hash;
+	}
+
+	hl_event_hash(v->hasher, &prev, buf->data, buf->len, &hash);
+	if (!bytes_of(values[COL_HASH - 1], isnull[COL_HASH - 1], stored.bytes, HL_HASH_LEN) ||
+		memcmp(stored.bytes, hash.bytes, HL_HASH_LEN) != 0)
+		REPORT_EVENT("altered");
+
+	if (stream != NULL)
+	{
+		if (!has_version || version > stream->version)
+			stream->version = has_version ? version : stream->version + 1;
+		stream->last_seq = seq;
+		stream->hash = hash;
+	}
+
+	cp = checkpoint_of(t, seq);
+	if (cp != NULL)
+	{
+		hl_merkle_add(&cp->tree, hash.bytes, HL_HASH_LEN);
+		if (cp->members == 0)
+			cp->min_member = seq;
+		cp->members++;
+		cp->max_member = seq;
+	}
+	else if (v->have_horizon && !isnull[COL_XACT - 1] &&
+			 FullTransactionIdPrecedes(DatumGetFullTransactionId(values[COL_XACT - 1]),
+									   v->sealed_below))
+	{
+		/* committed before the last checkpoint, yet sealed by none */
+		REPORT_EVENT("inserted");
+	}
+#undef REPORT_EVENT
+}
+
+static void
+scan_events(Verify *v, text *tenant)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {PointerGetDatum(tenant)};
+	char		nulls[1] = {tenant ? ' ' : 'n'};
+	SPIPlanPtr	plan;
+	Portal		portal;
+	HlCanonicalMap map;
+	bool		have_map = false;
+	StringInfoData buf;
+	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly verify row",
+												  ALLOCSET_DEFAULT_SIZES);
+
+	initStringInfo(&buf);
+	plan = SPI_prepare(EVENTS_QUERY, 1, types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", EVENTS_QUERY,
+			 SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, args, nulls, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		if (!have_map)
+		{
+			hl_canonical_map_init(SPI_tuptable->tupdesc, &map);
+			have_map = true;
+		}
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(row_cxt);
+
+			check_event(v, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &map, &buf);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(row_cxt);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	MemoryContextDelete(row_cxt);
+}
+
+/* Stream heads ---------------------------------------------------------------- */
+
+#define HEADS_QUERY \
+	"SELECT tenant, target, version FROM " HL_SCHEMA ".streams" \
+	" WHERE ($1 IS NULL OR tenant OPERATOR(pg_catalog.=) $1)" \
+	"   AND version OPERATOR(pg_catalog.>) 0"
+
+static void
+check_heads(Verify *v, text *tenant)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {PointerGetDatum(tenant)};
+	char		nulls[1] = {tenant ? ' ' : 'n'};
+	Stream	   *stream;
+	int			rc;
+
+	rc = SPI_execute_with_args(HEADS_QUERY, 1, types, args, nulls, true, 0);
+	hl_spi_check(rc, SPI_OK_SELECT, HEADS_QUERY);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		text	   *tenant_t = DatumGetTextPP(SPI_getbinval(row, desc, 1, &isnull));
+		text	   *target_t = DatumGetTextPP(SPI_getbinval(row, desc, 2, &isnull));
+		int64		head_version = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
+		int			tlen = VARSIZE_ANY_EXHDR(tenant_t);
+		int			glen = VARSIZE_ANY_EXHDR(target_t);
+		char	   *key_data = palloc(tlen + 1 + glen);
+		StreamKey	key;
+		Tenant	   *t = tenant_for(v, VARDATA_ANY(tenant_t), tlen);
+
+		memcpy(key_data, VARDATA_ANY(tenant_t), tlen);
+		key_data[tlen] = '\0';
+		memcpy(key_data + tlen + 1, VARDATA_ANY(target_t), glen);
+		key.data = key_data;
+		key.len = tlen + 1 + glen;
+		stream = hash_search(v->streams, &key, HASH_FIND, NULL);
+		if (stream == NULL || stream->version < head_version)
+			report(v, t, RANK_STREAM, 0, "removed", VARDATA_ANY(target_t), glen,
+				   true, stream ? stream->version + 1 : 1, NULL, 0, false, 0);
+		else if (stream->version > head_version)
+			report(v, t, RANK_STREAM, 0, "inserted", VARDATA_ANY(target_t), glen,
+				   true, head_version + 1, NULL, 0, false, 0);
+		pfree(key_data);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/* The end: checkpoints and digest --------------------------------------------- */
+
+static void
+check_checkpoints(Verify *v, Tenant *t)
+{
+	HlHash		prev = hl_zero_hash;
+
+	for (int i = 0; i < t->ncheckpoints; i++)
+	{
+		Checkpoint *cp = &t->checkpoints[i];
+		HlCheckpoint c;
+		HlHash		hash;
+		HlHash		root;
+		const char *problem = NULL;
+		bool		has_seq = false;
+		int64		seq = 0;
+		int			utf8_len;
+
+		c.tenant = hl_server_to_utf8(t->name, strlen(t->name), &utf8_len);
+		c.tenant_len = utf8_len;
+		c.number = cp->number;
+		c.prev = cp->prev;
+		c.root = cp->root;
+		c.count = cp->count;
+		c.first_seq = cp->first_seq;
+		c.last_seq = cp->last_seq;
+		hl_checkpoint_hash(v->hasher, &c, &hash);
+		hl_merkle_root(&cp->tree, &root);
+
+		if (!cp->hash_ok || cp->number != i + 1 ||
+			memcmp(cp->prev.bytes, prev.bytes, HL_HASH_LEN) != 0 ||
+			memcmp(hash.bytes, cp->hash.bytes, HL_HASH_LEN) != 0 ||
+			(cp->has_signature &&
+			 (!cp->signature_ok ||
+			  !hl_signature_verify(cp->public_key, cp->hash.bytes, HL_HASH_LEN, cp->signature))))
+			problem = "altered";
+		else if (memcmp(root.bytes, cp->root.bytes, HL_HASH_LEN) != 0 ||
+				 cp->members != cp->count ||
+				 (cp->members > 0 && (cp->min_member != cp->first_seq ||
+									  cp->max_member != cp->last_seq)))
+		{
+			problem = cp->members < cp->count ? "removed" :
+				cp->members > cp->count ? "inserted" : "altered";
+			/* a removed first or last event is known by its seq */
+			if (cp->members < cp->count && (cp->members == 0 || cp->max_member < cp->last_seq))
+			{
+				has_seq = true;
+				seq = cp->last_seq;
+			}
+			else if (cp->members < cp->count && cp->min_member > cp->first_seq)
+			{
+				has_seq = true;
+				seq = cp->first_seq;
+			}
+		}
+		/* which of its events is wrong the root cannot tell, except a missing end */
+		if (problem != NULL)
+			report(v, t, RANK_CHECKPOINT, cp->number, problem, NULL, 0, false, 0,
+				   NULL, 0, has_seq, seq);
+		prev = cp->hash;
+	}
+}
+
+static char *
+jsonb_string(Jsonb *j, const char *key)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&j->root, key, strlen(key), NULL);
+
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static bool
+jsonb_get_int8(Jsonb *j, const char *key, int64 *value)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&j->root, key, strlen(key), NULL);
+
+	if (v == NULL || v->type != jbvNumeric)
+		return false;
+	*value = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
+	return true;
+}
+
+/*
+ * The digest: {"tenants": [{"tenant", "number", "hash", ...}, ...]}.  Each
+ * kept checkpoint must be in the log as it was.  A digest that is not of
+ * this shape is refused before anything is read.
+ */
+static void
+check_digest(Verify *v, Jsonb *digest, text *only)
+{
+	JsonbValue *tenants;
+	JsonbIterator *it;
+	JsonbValue	elem;
+	JsonbIteratorToken tok;
+
+	if (digest == NULL)
+		return;
+	tenants = JB_ROOT_IS_OBJECT(digest) ?
+		getKeyJsonValueFromContainer(&digest->root, "tenants", 7, NULL) : NULL;
+	if (tenants == NULL || tenants->type != jbvBinary ||
+		!JsonContainerIsArray(tenants->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("digest must be a JSON object with a \"tenants\" array"),
+				 errhint("Pass what headlessly.digest() returned.")));
+
+	it = JsonbIteratorInit(tenants->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+	{
+		Jsonb	   *kept;
+		char	   *name;
+		char	   *hex;
+		int64		number;
+		HlHash		hash;
+		Tenant	   *t;
+		bool		match = false;
+
+		if (tok != WJB_ELEM)
+			continue;
+		if (elem.type != jbvBinary || !JsonContainerIsObject(elem.val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("each element of the digest's \"tenants\" must be a checkpoint object")));
+		kept = JsonbValueToJsonb(&elem);
+		name = jsonb_string(kept, "tenant");
+		hex = jsonb_string(kept, "hash");
+		if (name == NULL || hex == NULL || !jsonb_get_int8(kept, "number", &number) ||
+			!hl_hash_from_hex(hex, strlen(hex), &hash))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a checkpoint of the digest lacks \"tenant\", \"number\" or a valid \"hash\""),
+					 errhint("Pass what headlessly.digest() returned.")));
+		if (only != NULL && (strlen(name) != VARSIZE_ANY_EXHDR(only) ||
+							 memcmp(name, VARDATA_ANY(only), strlen(name)) != 0))
+			continue;
+		t = tenant_for(v, name, strlen(name));
+		for (int i = 0; i < t->ncheckpoints; i++)
+		{
+			Checkpoint *cp = &t->checkpoints[i];
+
+			if (cp->number == number)
+				match = memcmp(cp->hash.bytes, hash.bytes, HL_HASH_LEN) == 0;
+		}
+		if (!match)
+			report(v, t, RANK_DIGEST, number, "digest mismatch", NULL, 0, false, 0,
+				   NULL, 0, false, 0);
+	}
+}
+
+/* verify(tenant text, digest jsonb) RETURNS TABLE (...) */
+Datum
+headlessly_verify(PG_FUNCTION_ARGS)
+{
+	text	   *tenant = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+	Jsonb	   *digest = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	HlResultSet rs;
+	Verify		v;
+	HASHCTL		ctl;
+	HASH_SEQ_STATUS status;
+	Tenant	   *t;
+	TenantEntry *e;
+	Tenant	  **sorted;
+	int			n = 0;
+	int			rc;
+
+	hl_result_set_init(fcinfo, "verify", &rs);
+
+	/* this transaction's unwritten stream heads, so that they can be compared */
+	hl_streams_flush();
+
+	memset(&v, 0, sizeof(v));
+	v.cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly verify",
+								  ALLOCSET_DEFAULT_SIZES);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = HL_MAX_NAME_BYTES + 1;
+	ctl.entrysize = sizeof(TenantEntry);
+	ctl.hcxt = v.cxt;
+	v.tenants = hash_create("headlessly verify tenants", 64, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(StreamKey);
+	ctl.entrysize = sizeof(Stream);
+	ctl.hash = stream_key_hash;
+	ctl.match = stream_key_match;
+	ctl.hcxt = v.cxt;
+	v.streams = hash_create("headlessly verify streams", 1024, &ctl,
+							HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	v.hasher = hl_hasher_create();
+
+	hl_spi_connect();
+
+	/* the horizon, checkpoints, events and heads, all in one snapshot */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	rc = SPI_execute("SELECT sealed_below FROM " HL_SCHEMA ".checkpoint_horizon", true, 1);
+	hl_spi_check(rc, SPI_OK_SELECT, "checkpoint_horizon");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			v.have_horizon = true;
+			v.sealed_below = DatumGetFullTransactionId(d);
+		}
+	}
+	load_checkpoints(&v, tenant);
+	scan_events(&v, tenant);
+	check_heads(&v, tenant);
+	PopActiveSnapshot();
+	SPI_finish();
+
+	check_digest(&v, digest, tenant);
+
+	/* one row per tenant, by name */
+	sorted = palloc(Max(hash_get_num_entries(v.tenants), 1) * sizeof(Tenant *));
+	hash_seq_init(&status, v.tenants);
+	while ((e = hash_seq_search(&status)) != NULL)
+		sorted[n++] = &e->tenant;
+	for (int i = 0; i < n; i++)
+		check_checkpoints(&v, sorted[i]);
+	for (int i = 1; i < n; i++)
+	{
+		Tenant	   *x = sorted[i];
+		int			j = i;
+
+		for (; j > 0 && strcmp(sorted[j - 1]->name, x->name) > 0; j--)
+			sorted[j] = sorted[j - 1];
+		sorted[j] = x;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[8];
+		bool		nulls[8] = {false, false, false, true, true, true, true, true};
+		Problem    *p;
+
+		t = sorted[i];
+		if (tenant != NULL && (strlen(t->name) != VARSIZE_ANY_EXHDR(tenant) ||
+							   memcmp(t->name, VARDATA_ANY(tenant), strlen(t->name)) != 0))
+			continue;
+		p = t->best;
+		values[0] = CStringGetTextDatum(t->name);
+		values[1] = BoolGetDatum(p == NULL);
+		values[2] = Int64GetDatum(t->checked);
+		if (p != NULL)
+		{
+			if (p->target)
+			{
+				values[3] = CStringGetTextDatum(p->target);
+				nulls[3] = false;
+			}
+			if (p->has_version)
+			{
+				values[4] = Int64GetDatum(p->version);
+				nulls[4] = false;
+			}
+			if (p->event_id)
+			{
+				values[5] = CStringGetTextDatum(p->event_id);
+				nulls[5] = false;
+			}
+			if (p->has_seq)
+			{
+				values[6] = Int64GetDatum(p->seq);
+				nulls[6] = false;
+			}
+			values[7] = CStringGetTextDatum(p->problem);
+			nulls[7] = false;
+		}
+		tuplestore_putvalues(rs.store, rs.tupdesc, values, nulls);
+	}
+
+	hl_hasher_free(v.hasher);
+	MemoryContextDelete(v.cxt);
+	PG_RETURN_NULL();
+}
+
+#endif							/* !FRONTEND */
