@@ -61,6 +61,8 @@ SELECT headlessly.ack('hooks_out', 1);
 SELECT headlessly.pause('nosuch');
 \echo :SQLSTATE
 SELECT headlessly.unsubscribe('nosuch');
+-- nothing listens at example.com: deliver() below must not try
+SELECT headlessly.pause('hooks_out');
 
 -- read: only what matches, in (xact_id, seq) order, the same until acked
 SELECT version FROM headlessly.events_append('Order.Created', 'order_1', '{"n": 1}');
