@@ -63,3 +63,20 @@ SELECT headlessly.events_append('Contact.Updated', 'contact_404', '{"name": "nob
 SELECT headlessly.events_append('page_view', data => '[1, 2, 3]');
 
 SELECT count(*) AS events, count(DISTINCT target) AS targets FROM headlessly.events;
+
+-- The background worker (shared_preload_libraries) serves this database.
+SELECT backend_type, datname FROM pg_stat_activity WHERE backend_type LIKE 'headlessly%' ORDER BY 1;
+
+-- An after_commit hook runs in the worker once the append has committed.
+CREATE TABLE welcome_mails (contact text, sent_at timestamptz DEFAULT now());
+CREATE FUNCTION send_welcome(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+  INSERT INTO welcome_mails (contact) VALUES (event->>'target'); SELECT NULL::jsonb $$;
+SELECT headlessly.hook('Contact.Created', 'after_commit', 'send_welcome(jsonb)') AS hook_id;
+SELECT type, target FROM headlessly.events_append('Contact.Created', 'contact_2', '{"name": "Bob"}');
+SELECT pg_sleep(0.5);
+SELECT contact FROM welcome_mails;
+
+-- A webhook as a subscription sends it: Standard Webhooks headers, signed.
+SELECT http_status, error
+  FROM headlessly.webhook_send(:'receiver',
+       (SELECT jsonb_agg(to_jsonb(e)) FROM headlessly.events e WHERE target = 'contact_2'), :'secret');

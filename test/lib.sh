@@ -33,8 +33,8 @@ fi
 # and PGXS (which bring clang for the bitcode, the isolation tester and the
 # TAP modules), IPC::Run for PostgreSQL::Test::Cluster, a compiler, prove,
 # runuser (clusters run as postgres when the scripts run as root), OpenSSL's
-# headers (SHA-256 and Ed25519 of tamper evidence), python3 for the outside
-# verifier.
+# headers (SHA-256 and Ed25519 of tamper evidence), libcurl's (webhooks),
+# python3 for the outside verifier and the webhook receiver.
 REQUIRED_PACKAGES=(
     "postgresql-$PG_MAJOR"
     "postgresql-server-dev-$PG_MAJOR"
@@ -45,6 +45,7 @@ REQUIRED_PACKAGES=(
     util-linux
     libssl-dev
     openssl
+    libcurl4-openssl-dev
     python3
     pgbouncer
 )

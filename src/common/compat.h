@@ -21,6 +21,7 @@
 #include "catalog/dependency.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_proc.h"
+#include "common/base64.h"
 #include "executor/executor.h"
 #include "nodes/parsenodes.h"
 #include "storage/proc.h"
@@ -177,6 +178,30 @@ hl_local_xid(void)
 	return MyProc->vxid.lxid;
 #else
 	return MyProc->lxid;
+#endif
+}
+
+/*
+ * Base64 of bytes, and bytes of base64: -1 when dst is too small or src is
+ * not base64.  (18: the byte side became uint8)
+ */
+static inline int
+hl_b64_encode(const uint8 *src, int len, char *dst, int dstlen)
+{
+#if PG_VERSION_NUM >= 180000
+	return pg_b64_encode(src, len, dst, dstlen);
+#else
+	return pg_b64_encode((const char *) src, len, dst, dstlen);
+#endif
+}
+
+static inline int
+hl_b64_decode(const char *src, int len, uint8 *dst, int dstlen)
+{
+#if PG_VERSION_NUM >= 180000
+	return pg_b64_decode(src, len, dst, dstlen);
+#else
+	return pg_b64_decode(src, len, (char *) dst, dstlen);
 #endif
 }
 

@@ -34,6 +34,7 @@ SPIPlanPtr
 hl_prepare_cached(SPIPlanPtr *slot, const char *query, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan;
+	MemoryContext caller = CurrentMemoryContext;
 
 	if (*slot != NULL)
 		return *slot;
@@ -45,6 +46,8 @@ hl_prepare_cached(SPIPlanPtr *slot, const char *query, int nargs, Oid *argtypes)
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "SPI_keepplan failed for \"%s\"", query);
 	*slot = plan;
+	/* SPI_prepare() leaves us in SPI's procedure context: the first call must not differ from later ones */
+	MemoryContextSwitchTo(caller);
 	return plan;
 }
 

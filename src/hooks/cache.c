@@ -113,6 +113,8 @@ load_hook(HlHookSet *set, HlHook *hook, HeapTuple tup, TupleDesc desc)
 		hook->phase = HL_HOOK_BEFORE;
 	else if (strcmp(phase, "after") == 0)
 		hook->phase = HL_HOOK_AFTER;
+	else if (strcmp(phase, "after_commit") == 0)
+		hook->phase = HL_HOOK_AFTER_COMMIT;
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

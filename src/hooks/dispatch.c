@@ -298,8 +298,8 @@ record_failure(const char *event_id, HlHook *hook, ErrorData *edata)
  * troubles, which recording a failure would not survive or would hide:
  * class 58 (I/O), out of memory, disk full, corruption.
  */
-static bool
-error_must_propagate(int sqlerrcode)
+bool
+hl_error_must_propagate(int sqlerrcode)
 {
 	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
 	{
@@ -349,7 +349,7 @@ run_after_hook(HlHook *hook, Jsonb *event, const char *event_id)
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 
-		if (error_must_propagate(edata->sqlerrcode))
+		if (hl_error_must_propagate(edata->sqlerrcode))
 			ReThrowError(edata);
 		record_failure(event_id, hook, edata);
 		FreeErrorData(edata);

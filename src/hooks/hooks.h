@@ -24,8 +24,17 @@ extern void hl_hooks_init(void);
 typedef enum HlHookPhase
 {
 	HL_HOOK_BEFORE = 0,
-	HL_HOOK_AFTER = 1
+	HL_HOOK_AFTER = 1,
+	HL_HOOK_AFTER_COMMIT = 2	/* run by delivery rounds (delivery/), not here */
 } HlHookPhase;
+
+#define HL_HOOK_PHASES 3
+
+/* registering (registry.c); delivery rounds check handlers too */
+extern char *hl_hook_handler_problem(Oid handler, bool *missing);
+
+/* errors no hook may swallow (dispatch.c) */
+extern bool hl_error_must_propagate(int sqlerrcode);
 
 /* dispatch (dispatch.c) */
 extern bool hl_hooks_match(HlHookPhase phase, const char *type, int len);

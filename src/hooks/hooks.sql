@@ -3,7 +3,7 @@
 CREATE TABLE headlessly.hook_registry (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     pattern     text NOT NULL,
-    phase       text NOT NULL CHECK (phase IN ('before', 'after')),
+    phase       text NOT NULL CHECK (phase IN ('before', 'after', 'after_commit')),
     handler     regprocedure NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
     created_by  name NOT NULL DEFAULT current_user
@@ -42,13 +42,14 @@ SELECT pg_catalog.pg_extension_config_dump('headlessly.hook_registry_id_seq', ''
 SELECT pg_catalog.pg_extension_config_dump('headlessly.hook_failures', '');
 SELECT pg_catalog.pg_extension_config_dump('headlessly.hook_failures_id_seq', '');
 
-CREATE FUNCTION headlessly.hook(pattern text, phase text, handler regprocedure)
+CREATE FUNCTION headlessly.hook(pattern text, phase text, handler regprocedure,
+                                max_attempts integer DEFAULT 10)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'headlessly_hook'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION headlessly.hook(text, text, regprocedure) IS
-    'Run handler(event jsonb) RETURNS jsonb before or after each appended event whose type matches pattern.';
+COMMENT ON FUNCTION headlessly.hook(text, text, regprocedure, integer) IS
+    'Run handler(event jsonb) RETURNS jsonb before or after each appended event whose type matches pattern, in its transaction, or after_commit: once it has committed, as the registering role, retried up to max_attempts.';
 
 CREATE FUNCTION headlessly.unhook(id bigint)
 RETURNS boolean

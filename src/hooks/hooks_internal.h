@@ -39,7 +39,7 @@ typedef struct HlHookSet
 	int			refcount;
 	HlHook	   *hooks;
 	int			nhooks;
-	bool		any_phase[2];
+	bool		any_phase[HL_HOOK_PHASES];
 } HlHookSet;
 
 /* the cache (cache.c) */
@@ -47,8 +47,6 @@ extern const HlHookSet *hl_hook_cache(void);
 extern HlHookSet *hl_hook_set_acquire(void);
 extern void hl_hook_set_release(HlHookSet *set);
 
-/* registering (registry.c) */
-extern char *hl_hook_handler_problem(Oid handler, bool *missing);
 
 /* the log's AFTER INSERT trigger, present while after hooks are (after_trigger.c) */
 #define HL_AFTER_TRIGGER_NAME "events_after_append"

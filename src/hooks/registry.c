@@ -7,6 +7,7 @@
  *-------------------------------------------------------------------------
  */
 #include "hooks/hooks_internal.h"
+#include "delivery/delivery.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_proc.h"
@@ -97,11 +98,12 @@ check_registration(const char *pattern, const char *phase, Oid handler)
 	char	   *problem;
 
 	hl_parse_type_pattern(pattern, strlen(pattern), &parsed);
-	if (strcmp(phase, "before") != 0 && strcmp(phase, "after") != 0)
+	if (strcmp(phase, "before") != 0 && strcmp(phase, "after") != 0 &&
+		strcmp(phase, "after_commit") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid hook phase \"%s\"", phase),
-				 errhint("Use \"before\" or \"after\".")));
+				 errhint("Use \"before\", \"after\" or \"after_commit\".")));
 
 	problem = hl_hook_handler_problem(handler, &missing);
 	if (problem != NULL)
@@ -190,6 +192,15 @@ headlessly_hook(PG_FUNCTION_ARGS)
 	rc = SPI_execute_plan(register_plan, args, NULL, false, 0);
 	hl_spi_check(rc, SPI_OK_INSERT_RETURNING, REGISTER_QUERY);
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	/*
+	 * An after_commit hook is delivered by delivery rounds, through a
+	 * subscription of its own (which unhook() removes with the hook).
+	 * max_attempts is new in 0.2: a 3-argument hook() has no such argument.
+	 */
+	if (strcmp(phase, "after_commit") == 0)
+		hl_create_hook_subscription(id, pattern,
+									PG_NARGS() > 3 && !PG_ARGISNULL(3) ? PG_GETARG_INT32(3) : 10);
 	SPI_finish();
 
 	PG_RETURN_INT64(id);

@@ -18,10 +18,12 @@
  *-------------------------------------------------------------------------
  */
 #include "log/log.h"
+#include "delivery/delivery.h"
 #include "hooks/hooks.h"
 #include "state/state.h"
 #include "tenancy/tenancy.h"
 #include "tamper/tamper.h"
+#include "worker/worker.h"
 
 #include "access/detoast.h"
 #include "access/htup_details.h"
@@ -448,6 +450,8 @@ keep_restored_hash(Datum *values, bool *nulls, HlStreamHead *head)
 static void
 assign_xact_id(Datum *values, bool *nulls)
 {
+	/* at commit, the database's delivery worker is woken */
+	hl_worker_note_append();
 	if (cols.xact_id < 0)
 		return;
 	values[cols.xact_id] = FullTransactionIdGetDatum(GetTopFullTransactionId());
@@ -848,6 +852,9 @@ append_row(Relation rel, Datum *values, bool *nulls)
 		}
 		hash_event(values, nulls, NULL);
 	}
+
+	/* realtime subscribers hear of it when the transaction commits */
+	hl_notify_event(tupdesc, values, nulls);
 	return heap_form_tuple(tupdesc, values, nulls);
 }
 

@@ -87,6 +87,15 @@ CREATE POLICY tenant_isolation ON headlessly.snapshots
     USING (headlessly.tenant_readable(tenant)) WITH CHECK (headlessly.tenant_writable(tenant));
 CREATE POLICY tenant_isolation ON headlessly.checkpoints
     USING (headlessly.tenant_readable(tenant)) WITH CHECK (headlessly.tenant_writable(tenant));
+-- a delivery belongs to its event's tenant; a subscription to its tenant,
+-- and one for every tenant (tenant NULL) to its owner
+CREATE POLICY tenant_isolation ON headlessly.deliveries
+    USING (headlessly.tenant_readable(tenant)) WITH CHECK (headlessly.tenant_readable(tenant));
+CREATE POLICY tenant_isolation ON headlessly.subscriptions
+    USING (coalesce(headlessly.tenant_readable(tenant), false)
+           OR pg_catalog.pg_has_role(owner, 'MEMBER'))
+    WITH CHECK (coalesce(headlessly.tenant_readable(tenant), false)
+                OR pg_catalog.pg_has_role(owner, 'MEMBER'));
 -- a hook failure belongs to its event's tenant: visible with the event
 CREATE POLICY tenant_isolation ON headlessly.hook_failures
     USING (EXISTS (SELECT FROM headlessly.events e

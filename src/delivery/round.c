@@ -1,0 +1,794 @@
+/*-------------------------------------------------------------------------
+ *
+ * round.c
+ *	  Delivery rounds: after_commit hooks (and, with the worker's sender,
+ *	  webhooks), driven by the background worker or by deliver().
+ *
+ * A round takes each active hook subscription in registration order and
+ *   1. claims work under a lock on the subscription's row: the events
+ *      after its position below the horizon (read as the subscription's
+ *      owner) become 'pending' rows of headlessly.deliveries and the
+ *      position moves past them; then the due rows -- the first undelivered
+ *      row of each target only, so that one target's events go in version
+ *      order -- are leased (attempts + 1, next_attempt_at = now + lease):
+ *      a crash makes them due again, never lost;
+ *   2. runs each handler as the role that registered the hook, with
+ *      headlessly.tenant set to the event's tenant, and marks the row
+ *      delivered in the same transaction (so a success is never repeated);
+ *   3. on failure undoes the handler's work and records the failure in a
+ *      new transaction: a retry after base * 2^(attempts - 1) (capped,
+ *      +-20 %), or a dead letter after max_attempts, which no longer holds
+ *      back the target's later events.
+ * In the worker each step is a transaction of its own; deliver() runs in
+ * its caller's transaction, each handler in a subtransaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "delivery/delivery_internal.h"
+#include "delivery/webhook.h"
+#include "hooks/hooks.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+
+PG_FUNCTION_INFO_V1(headlessly_deliver);
+
+/* hooks in registration order, then webhooks */
+#define HOOK_SUBSCRIPTIONS_QUERY \
+	"SELECT s.name, COALESCE(r.handler::pg_catalog.oid, 0) FROM " HL_SCHEMA ".subscriptions s" \
+	"  LEFT JOIN " HL_SCHEMA ".hook_registry r ON r.id OPERATOR(pg_catalog.=) s.hook_id" \
+	" WHERE s.kind OPERATOR(pg_catalog.=) ANY ('{hook,webhook}') AND s.state OPERATOR(pg_catalog.=) 'active'" \
+	"   AND (s.kind OPERATOR(pg_catalog.=) 'webhook' OR r.id IS NOT NULL)" \
+	" ORDER BY s.hook_id NULLS LAST, s.name"
+
+#define NEW_EVENTS_QUERY \
+	"SELECT e.id, e.seq, e.tenant, e.target, e.xact_id FROM " HL_SCHEMA ".events e" \
+	" WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($1::pg_catalog.xid8, $2::pg_catalog.int8)" \
+	"   AND e.xact_id OPERATOR(pg_catalog.<) " HL_HORIZON "" \
+	"   AND " HL_SCHEMA ".type_matches(e.type, $3)" \
+	"   AND ($5::pg_catalog.text IS NULL OR e.tenant OPERATOR(pg_catalog.=) $5)" \
+	"   AND ($6::pg_catalog.text IS NULL OR e.target OPERATOR(pg_catalog.=) $6)" \
+	" ORDER BY e.xact_id, e.seq LIMIT $4"
+
+#define NEW_EVENTS_RESTORED_QUERY \
+	"SELECT e.id, e.seq, e.tenant, e.target, e.xact_id FROM " HL_SCHEMA ".events e" \
+	" WHERE e.seq OPERATOR(pg_catalog.>) $2 AND $1::pg_catalog.xid8 IS NULL" \
+	"   AND e.xact_id OPERATOR(pg_catalog.<) " HL_HORIZON "" \
+	"   AND " HL_SCHEMA ".type_matches(e.type, $3)" \
+	"   AND ($5::pg_catalog.text IS NULL OR e.tenant OPERATOR(pg_catalog.=) $5)" \
+	"   AND ($6::pg_catalog.text IS NULL OR e.target OPERATOR(pg_catalog.=) $6)" \
+	" ORDER BY e.xact_id, e.seq LIMIT $4"
+
+#define ENQUEUE_QUERY \
+	"INSERT INTO " HL_SCHEMA ".deliveries (subscription, event_id, seq, tenant, target, status)" \
+	" SELECT $1, u.id, u.seq, u.tenant, u.target, 'pending'" \
+	"   FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.int8[])," \
+	"                   pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.text[]))" \
+	"        AS u (id, seq, tenant, target)" \
+	" ON CONFLICT DO NOTHING"
+
+#define MOVE_QUERY \
+	"UPDATE " HL_SCHEMA ".subscription_positions" \
+	"   SET xact_id = $2, seq = $3, acked_at = pg_catalog.clock_timestamp()" \
+	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND member OPERATOR(pg_catalog.=) 0"
+
+/* the first undelivered row of each target, due */
+#define CLAIM_QUERY \
+	"UPDATE " HL_SCHEMA ".deliveries d" \
+	"   SET attempts = d.attempts OPERATOR(pg_catalog.+) 1," \
+	"       last_attempt_at = pg_catalog.clock_timestamp()," \
+	"       next_attempt_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $3" \
+	" WHERE (d.subscription, d.event_id) IN (" \
+	"   SELECT x.subscription, x.event_id FROM " HL_SCHEMA ".deliveries x" \
+	"    WHERE x.subscription OPERATOR(pg_catalog.=) $1" \
+	"      AND x.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}')" \
+	"      AND COALESCE(x.next_attempt_at, '-infinity') OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()" \
+	"      AND (x.last_attempt_at IS NULL OR x.last_attempt_at OPERATOR(pg_catalog.<) $4)" \
+	"      AND NOT EXISTS (SELECT 1 FROM " HL_SCHEMA ".deliveries o" \
+	"                       WHERE o.subscription OPERATOR(pg_catalog.=) x.subscription" \
+	"                         AND o.tenant OPERATOR(pg_catalog.=) x.tenant" \
+	"                         AND o.target OPERATOR(pg_catalog.=) x.target" \
+	"                         AND o.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}')" \
+	"                         AND o.seq OPERATOR(pg_catalog.<) x.seq)" \
+	"    ORDER BY x.seq LIMIT $2)" \
+	" RETURNING d.event_id, d.seq, d.tenant, d.attempts"
+
+#define EVENT_DOC_QUERY \
+	"SELECT pg_catalog.to_jsonb(e), e.target, e.version, e.tenant" \
+	"  FROM " HL_SCHEMA ".events e WHERE e.seq OPERATOR(pg_catalog.=) $1"
+
+/* the entity's state after the event: derived tables are the log owner's */
+#define STATE_QUERY \
+	"SELECT " HL_SCHEMA ".as_of_version($1, $2, $3)"
+
+#define DONE_QUERY \
+	"UPDATE " HL_SCHEMA ".deliveries" \
+	"   SET status = 'delivered', error = NULL, next_attempt_at = NULL, duration_ms = $3," \
+	"       http_status = $4" \
+	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND event_id OPERATOR(pg_catalog.=) $2"
+
+#define FAILED_QUERY \
+	"UPDATE " HL_SCHEMA ".deliveries" \
+	"   SET status = CASE WHEN attempts OPERATOR(pg_catalog.>=) $3 THEN 'dead' ELSE 'failed' END," \
+	"       error = $4, duration_ms = $5, http_status = $7," \
+	"       next_attempt_at = CASE WHEN attempts OPERATOR(pg_catalog.>=) $3 THEN NULL" \
+	"           ELSE pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $6 END" \
+	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND event_id OPERATOR(pg_catalog.=) $2"
+
+/* HTTP 410 Gone: the receiver asks for no more */
+#define GONE_QUERY \
+	"UPDATE " HL_SCHEMA ".subscriptions SET state = 'paused' WHERE name OPERATOR(pg_catalog.=) $1"
+
+#define RETENTION_QUERY \
+	"DELETE FROM " HL_SCHEMA ".deliveries" \
+	" WHERE status OPERATOR(pg_catalog.=) 'delivered'" \
+	"   AND last_attempt_at OPERATOR(pg_catalog.<) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $1)"
+
+static SPIPlanPtr hook_subscriptions_plan = NULL;
+static SPIPlanPtr new_events_plan = NULL;
+static SPIPlanPtr new_events_restored_plan = NULL;
+static SPIPlanPtr enqueue_plan = NULL;
+static SPIPlanPtr move_plan = NULL;
+static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr event_doc_plan = NULL;
+static SPIPlanPtr state_plan = NULL;
+static SPIPlanPtr done_plan = NULL;
+static SPIPlanPtr failed_plan = NULL;
+static SPIPlanPtr retention_plan = NULL;
+static SPIPlanPtr gone_plan = NULL;
+
+/* One claimed delivery. */
+typedef struct Claimed
+{
+	char	   *event_id;
+	int64		seq;
+	char	   *tenant;
+	int			attempts;
+	HlWebhookRequest req;		/* webhooks: the request, built at claim time */
+} Claimed;
+
+static int
+claimed_cmp(const ListCell *a, const ListCell *b)
+{
+	int64		sa = ((const Claimed *) lfirst(a))->seq;
+	int64		sb = ((const Claimed *) lfirst(b))->seq;
+
+	return sa < sb ? -1 : sa > sb ? 1 : 0;
+}
+
+/* Steps: a transaction of their own in the worker, nothing in deliver(). */
+static void
+step_begin(bool in_worker)
+{
+	if (in_worker)
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+	}
+	hl_spi_connect();
+}
+
+static void
+step_end(bool in_worker)
+{
+	SPI_finish();
+	if (in_worker)
+	{
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+}
+
+static Datum
+ms_interval(double ms)
+{
+	return DirectFunctionCall2(interval_mul,
+							   DirectFunctionCall3(interval_in, CStringGetDatum("1 ms"),
+												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
+							   Float8GetDatum(ms));
+}
+
+/* base * 2^(attempts - 1), capped at the maximum, +-20 % */
+static Datum
+backoff(int attempts)
+{
+	double		ms = hl_retry_base_delay;
+
+	for (int i = 1; i < attempts && ms < hl_retry_max_delay; i++)
+		ms *= 2;
+	ms = Min(ms, (double) hl_retry_max_delay);
+	ms *= 0.8 + 0.4 * pg_prng_double(&pg_global_prng_state);
+	return ms_interval(ms);
+}
+
+/* Hook subscriptions, in registration order: names and handlers. */
+static List *
+hook_subscriptions(Oid **handlers)
+{
+	List	   *names = NIL;
+	int			rc;
+
+	hl_prepare_cached(&hook_subscriptions_plan, HOOK_SUBSCRIPTIONS_QUERY, 0, NULL);
+	rc = hl_run_as_log_owner(hook_subscriptions_plan, NULL, NULL, false, 0);
+	hl_spi_check(rc, SPI_OK_SELECT, HOOK_SUBSCRIPTIONS_QUERY);
+	*handlers = palloc((SPI_processed + 1) * sizeof(Oid));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		names = lappend(names, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		(*handlers)[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	return names;
+}
+
+/*
+ * Claim: new events become pending rows and the position moves past them;
+ * then lease the due rows.  The subscription's row lock keeps two
+ * deliverers from claiming at once.
+ */
+static List *
+claim(HlSubscription *sub, int max_events, TimestampTz round_start)
+{
+	Oid			types[6] = {XID8OID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	bool		restored;
+	int64		seq;
+	HlSavedUser saved;
+	List	   *claimed = NIL;
+	MemoryContext caller = CurrentMemoryContext;
+	int			nestlevel;
+	int			rc;
+
+	hl_position_of(sub, 0, 1, &args[0], &seq, &restored);
+	if (restored)
+		nulls[0] = 'n';
+	args[1] = Int64GetDatum(seq);
+	args[2] = CStringGetTextDatum(sub->pattern);
+	args[3] = Int64GetDatum(max_events);
+	args[4] = PointerGetDatum(sub->tenant);
+	nulls[4] = sub->tenant ? ' ' : 'n';
+	args[5] = PointerGetDatum(sub->target);
+	nulls[5] = sub->target ? ' ' : 'n';
+	nestlevel = hl_ordered_scan_begin();
+	hl_become_role(sub->owner, &saved);
+	if (restored)
+	{
+		hl_prepare_cached(&new_events_restored_plan, NEW_EVENTS_RESTORED_QUERY, 6, types);
+		rc = SPI_execute_plan(new_events_restored_plan, args, nulls, false, 0);
+	}
+	else
+	{
+		hl_prepare_cached(&new_events_plan, NEW_EVENTS_QUERY, 6, types);
+		rc = SPI_execute_plan(new_events_plan, args, nulls, false, 0);
+	}
+	hl_restore_user(&saved);
+	hl_ordered_scan_end(nestlevel);
+	MemoryContextSwitchTo(caller);
+	hl_spi_check(rc, SPI_OK_SELECT, NEW_EVENTS_QUERY);
+
+	if (SPI_processed > 0)
+	{
+		int			n = (int) SPI_processed;
+		SPITupleTable *tt = SPI_tuptable;
+		Datum	   *ids = palloc(n * sizeof(Datum));
+		Datum	   *seqs = palloc(n * sizeof(Datum));
+		Datum	   *tenants = palloc(n * sizeof(Datum));
+		Datum	   *targets = palloc(n * sizeof(Datum));
+		bool	   *target_nulls = palloc(n * sizeof(bool));
+		int			dims[1] = {n};
+		int			lbs[1] = {1};
+		Oid			etypes[5] = {TEXTOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+		Datum		eargs[5];
+		Oid			mtypes[3] = {TEXTOID, XID8OID, INT8OID};
+		Datum		margs[3];
+		bool		isnull;
+
+		for (int i = 0; i < n; i++)
+		{
+			ids[i] = SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull);
+			seqs[i] = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
+			tenants[i] = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull);
+			targets[i] = SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &target_nulls[i]);
+		}
+		margs[0] = CStringGetTextDatum(sub->name);
+		margs[1] = SPI_getbinval(tt->vals[n - 1], tt->tupdesc, 5, &isnull);
+		margs[2] = seqs[n - 1];
+
+		eargs[0] = margs[0];
+		eargs[1] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
+		eargs[2] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		eargs[3] = PointerGetDatum(construct_array(tenants, n, TEXTOID, -1, false, TYPALIGN_INT));
+		eargs[4] = PointerGetDatum(construct_md_array(targets, target_nulls, 1, dims, lbs,
+													  TEXTOID, -1, false, TYPALIGN_INT));
+		hl_prepare_cached(&enqueue_plan, ENQUEUE_QUERY, 5, etypes);
+		rc = hl_run_as_log_owner(enqueue_plan, eargs, NULL, false, 0);
+		hl_spi_check(rc, SPI_OK_INSERT, ENQUEUE_QUERY);
+		hl_prepare_cached(&move_plan, MOVE_QUERY, 3, mtypes);
+		rc = hl_run_as_log_owner(move_plan, margs, NULL, false, 0);
+		hl_spi_check(rc, SPI_OK_UPDATE, MOVE_QUERY);
+	}
+
+	{
+		Oid			ctypes[4] = {TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID};
+		Datum		cargs[4];
+
+		cargs[0] = CStringGetTextDatum(sub->name);
+		cargs[1] = Int32GetDatum(max_events);
+		/* a lease longer than anything a handler or request may take */
+		cargs[2] = ms_interval((double) hl_http_timeout + 60000.0);
+		/* one attempt per row and round */
+		cargs[3] = TimestampTzGetDatum(round_start);
+		hl_prepare_cached(&claim_plan, CLAIM_QUERY, 4, ctypes);
+		rc = hl_run_as_log_owner(claim_plan, cargs, NULL, false, 0);
+		hl_spi_check(rc, SPI_OK_UPDATE_RETURNING, CLAIM_QUERY);
+	}
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		Claimed    *c = palloc(sizeof(Claimed));
+		bool		isnull;
+
+		c->event_id = SPI_getvalue(tup, SPI_tuptable->tupdesc, 1);
+		c->seq = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		c->tenant = SPI_getvalue(tup, SPI_tuptable->tupdesc, 3);
+		c->attempts = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 4, &isnull));
+		claimed = lappend(claimed, c);
+	}
+	/* UPDATE ... RETURNING gives no order: deliver in seq order */
+	list_sort(claimed, claimed_cmp);
+	return claimed;
+}
+
+/*
+ * The event as the handler sees it, read as the subscription's owner:
+ * every column, plus "state" after it (NULL for events without a target).
+ * NULL if the owner may not read it (any more).
+ */
+static Jsonb *
+event_document(const HlSubscription *sub, int64 seq)
+{
+	Oid			types[3] = {TEXTOID, INT8OID, TEXTOID};
+	Datum		args[3];
+	HlSavedUser saved;
+	MemoryContext caller = CurrentMemoryContext;
+	bool		isnull;
+	bool		no_target;
+	Jsonb	   *doc;
+	Datum		state = (Datum) 0;
+	bool		state_null = true;
+	JsonbParseState *ps = NULL;
+	JsonbValue	k;
+	JsonbValue	v;
+	int			rc;
+
+	args[0] = Int64GetDatum(seq);
+	hl_prepare_cached(&event_doc_plan, EVENT_DOC_QUERY, 1, types + 1);
+	hl_become_role(sub->owner, &saved);
+	rc = SPI_execute_plan(event_doc_plan, args, NULL, false, 1);
+	hl_restore_user(&saved);
+	MemoryContextSwitchTo(caller);
+	hl_spi_check(rc, SPI_OK_SELECT, EVENT_DOC_QUERY);
+	if (SPI_processed == 0)
+		return NULL;
+	doc = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	args[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &no_target);
+	if (!no_target)
+	{
+		args[0] = PointerGetDatum(DatumGetTextPCopy(args[0]));
+		args[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+		args[2] = PointerGetDatum(DatumGetTextPCopy(SPI_getbinval(SPI_tuptable->vals[0],
+																  SPI_tuptable->tupdesc, 4, &isnull)));
+		hl_prepare_cached(&state_plan, STATE_QUERY, 3, types);
+		rc = hl_run_as_log_owner(state_plan, args, NULL, false, 1);
+		hl_spi_check(rc, SPI_OK_SELECT, STATE_QUERY);
+		state = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &state_null);
+	}
+
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	k.type = jbvString;
+	k.val.string.val = "state";
+	k.val.string.len = 5;
+	pushJsonbValue(&ps, WJB_KEY, &k);
+	if (state_null)
+		v.type = jbvNull;
+	else
+	{
+		Jsonb	   *sj = DatumGetJsonbP(state);
+
+		v.type = jbvBinary;
+		v.val.binary.data = &sj->root;
+		v.val.binary.len = VARSIZE(sj) - VARHDRSZ;
+	}
+	pushJsonbValue(&ps, WJB_VALUE, &v);
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(doc),
+											  JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL)))));
+}
+
+static void
+record(SPIPlanPtr *plan, const char *query, int nargs, Oid *types, Datum *args, char *nulls)
+{
+	int			rc;
+
+	hl_prepare_cached(plan, query, nargs, types);
+	rc = hl_run_as_log_owner(*plan, args, nulls, false, 0);
+	hl_spi_check(rc, SPI_OK_UPDATE, query);
+}
+
+/*
+ * Run the handler for one claimed event as the subscription's owner with
+ * headlessly.tenant set to the event's tenant, and mark the row delivered.
+ * Raises whatever the handler raised.
+ */
+static void
+run_handler(HlSubscription *sub, Oid handler, Claimed *c)
+{
+	Jsonb	   *event;
+	HlSavedUser saved;
+	int			nestlevel;
+	TimestampTz start = GetCurrentTimestamp();
+	Oid			types[4] = {TEXTOID, TEXTOID, INT4OID, INT4OID};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', 'n'};
+	bool		missing;
+	char	   *problem = hl_hook_handler_problem(handler, &missing);
+
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("handler of after_commit hook " INT64_FORMAT " cannot be called", sub->hook_id),
+				 errdetail("%s", problem),
+				 errhint("Remove the hook with headlessly.unhook(" INT64_FORMAT ").", sub->hook_id)));
+
+	event = event_document(sub, c->seq);
+	if (event != NULL)
+	{
+		/* as a SECURITY DEFINER function of the owner with SET headlessly.tenant */
+		GetUserIdAndSecContext(&saved.userid, &saved.sec_context);
+		SetUserIdAndSecContext(sub->owner, saved.sec_context | SECURITY_LOCAL_USERID_CHANGE);
+		nestlevel = NewGUCNestLevel();
+		(void) set_config_option("headlessly.tenant", c->tenant, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		{
+			LOCAL_FCINFO(fcinfo, 1);
+			FmgrInfo	flinfo;
+
+			/* a handler may return NULL: it changes nothing here */
+			fmgr_info(handler, &flinfo);
+			InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
+			fcinfo->args[0].value = JsonbPGetDatum(event);
+			fcinfo->args[0].isnull = false;
+			(void) FunctionCallInvoke(fcinfo);
+		}
+		AtEOXact_GUC(true, nestlevel);
+		hl_restore_user(&saved);
+	}
+
+	args[0] = CStringGetTextDatum(sub->name);
+	args[1] = CStringGetTextDatum(c->event_id);
+	args[2] = Int32GetDatum((int) ((GetCurrentTimestamp() - start) / 1000));
+	args[3] = (Datum) 0;
+	record(&done_plan, DONE_QUERY, 4, types, args, nulls);
+}
+
+/* A failed attempt: a retry after delay, or a dead letter after max_attempts. */
+static void
+record_failed(HlSubscription *sub, Claimed *c, const char *error, int duration_ms,
+			  int http_status, Datum delay)
+{
+	Oid			types[7] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INTERVALOID, INT4OID};
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	args[0] = CStringGetTextDatum(sub->name);
+	args[1] = CStringGetTextDatum(c->event_id);
+	args[2] = Int32GetDatum(sub->max_attempts);
+	args[3] = CStringGetTextDatum(error);
+	args[4] = Int32GetDatum(duration_ms);
+	args[5] = delay;
+	args[6] = Int32GetDatum(http_status);
+	nulls[6] = http_status > 0 ? ' ' : 'n';
+	record(&failed_plan, FAILED_QUERY, 7, types, args, nulls);
+}
+
+static void
+record_failure(HlSubscription *sub, Claimed *c, ErrorData *edata, int duration_ms)
+{
+	record_failed(sub, c, psprintf("%s: %s", unpack_sql_state(edata->sqlerrcode),
+								   edata->message ? edata->message : ""),
+				  duration_ms, 0, backoff(c->attempts));
+}
+
+/*
+ * Webhooks: the requests are built while the claim's transaction is open
+ * (the event is read as the subscription's owner), sent with none open in
+ * the worker, and their results recorded in a transaction of their own.
+ */
+static void
+build_requests(HlSubscription *sub, List *claimed)
+{
+	ListCell   *lc;
+
+	foreach(lc, claimed)
+	{
+		Claimed    *c = lfirst(lc);
+		Jsonb	   *event = event_document(sub, c->seq);
+
+		memset(&c->req, 0, sizeof(c->req));
+		c->req.url = sub->url;
+		c->req.event_id = c->event_id;
+		c->req.secret = sub->secret;
+		c->req.headers = sub->headers;
+		c->req.timeout_ms = hl_http_timeout;
+		c->req.retry_after_s = -1;
+		/* an event its owner may no longer read is not sent: a failure */
+		if (event != NULL)
+			c->req.body = hl_webhook_body(sub->format, event, sub->headers, &c->req.body_len);
+	}
+}
+
+static int
+send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
+{
+	int			n = list_length(claimed);
+	int			nsend = 0;
+	HlWebhookRequest *reqs = palloc0(sizeof(HlWebhookRequest) * Max(n, 1));
+	ListCell   *lc;
+	bool		gone = false;
+	int			i;
+
+	foreach(lc, claimed)
+	{
+		Claimed    *c = lfirst(lc);
+
+		if (c->req.body != NULL)
+			reqs[nsend++] = c->req;
+	}
+	if (nsend > 0)
+		hl_webhook_send_all(reqs, nsend);
+
+	step_begin(in_worker);
+	i = 0;
+	foreach(lc, claimed)
+	{
+		Claimed    *c = lfirst(lc);
+		HlWebhookRequest *r;
+
+		if (c->req.body == NULL)
+		{
+			record_failed(sub, c, "the subscription's owner may not read this event", 0, 0,
+						  backoff(c->attempts));
+			continue;
+		}
+		r = &reqs[i++];
+		if (hl_webhook_succeeded(r))
+		{
+			Oid			types[4] = {TEXTOID, TEXTOID, INT4OID, INT4OID};
+			Datum		args[4];
+
+			args[0] = CStringGetTextDatum(sub->name);
+			args[1] = CStringGetTextDatum(c->event_id);
+			args[2] = Int32GetDatum(r->duration_ms);
+			args[3] = Int32GetDatum(r->http_status);
+			record(&done_plan, DONE_QUERY, 4, types, args, NULL);
+		}
+		else
+		{
+			/* Retry-After on 429 and 503 is the receiver's own backoff */
+			Datum		delay = (r->retry_after_s >= 0 &&
+								 (r->http_status == 429 || r->http_status == 503)) ?
+				ms_interval(r->retry_after_s * 1000.0) : backoff(c->attempts);
+
+			record_failed(sub, c, r->error ? r->error : psprintf("HTTP %d", r->http_status),
+						  r->duration_ms, r->http_status, delay);
+			if (r->http_status == 410)
+				gone = true;
+		}
+	}
+	if (gone)
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		args[1];
+
+		args[0] = CStringGetTextDatum(sub->name);
+		record(&gone_plan, GONE_QUERY, 1, types, args, NULL);
+	}
+	step_end(in_worker);
+	return n;
+}
+
+/*
+ * Deliver one claimed event: in the worker, a transaction of its own; in
+ * deliver(), a subtransaction.  A failure is recorded in a new one.
+ */
+pg_noinline static void
+deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	TimestampTz start = GetCurrentTimestamp();
+	ErrorData  *edata = NULL;
+
+	if (in_worker)
+		step_begin(true);
+	else
+	{
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		hl_spi_connect();
+	}
+
+	PG_TRY();
+	{
+		run_handler(sub, handler, c);
+		if (in_worker)
+			step_end(true);
+		else
+		{
+			SPI_finish();
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		if (in_worker)
+			AbortCurrentTransaction();
+		else
+		{
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
+		if (hl_error_must_propagate(edata->sqlerrcode))
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+
+	if (edata != NULL)
+	{
+		int			ms = (int) ((GetCurrentTimestamp() - start) / 1000);
+
+		if (in_worker)
+			step_begin(true);
+		else
+			hl_spi_connect();
+		record_failure(sub, c, edata, ms);
+		if (in_worker)
+			step_end(true);
+		else
+			SPI_finish();
+		FreeErrorData(edata);
+	}
+}
+
+/* One round over every hook subscription, in registration order. */
+static int
+round_of_hooks(MemoryContext round_cxt, int max_events, bool in_worker)
+{
+	List	   *names;
+	Oid		   *handlers;
+	ListCell   *lc;
+	int			attempted = 0;
+	int			i = 0;
+	TimestampTz round_start = GetCurrentTimestamp();
+
+	step_begin(in_worker);
+	MemoryContextSwitchTo(round_cxt);
+	names = hook_subscriptions(&handlers);
+	/* housekeeping: delivered rows older than the retention */
+	{
+		Oid			types[1] = {INTERVALOID};
+		Datum		args[1];
+		int			rc;
+
+		args[0] = ms_interval((double) hl_delivery_retention * 1000.0);
+		hl_prepare_cached(&retention_plan, RETENTION_QUERY, 1, types);
+		rc = hl_run_as_log_owner(retention_plan, args, NULL, false, 0);
+		hl_spi_check(rc, SPI_OK_DELETE, RETENTION_QUERY);
+	}
+	step_end(in_worker);
+	MemoryContextSwitchTo(round_cxt);
+
+	foreach(lc, names)
+	{
+		HlSubscription sub;
+		List	   *claimed = NIL;
+		Oid			handler = handlers[i++];
+		ListCell   *lc2;
+
+		if (attempted >= max_events)
+			break;
+		/* claim again after each batch: a delivered event releases the next of its target */
+		do
+		{
+			step_begin(in_worker);
+			MemoryContextSwitchTo(round_cxt);
+			claimed = NIL;
+			memset(&sub, 0, sizeof(sub));
+			if (hl_subscription_fetch(lfirst(lc), true, &sub) && strcmp(sub.state, "active") == 0)
+				claimed = claim(&sub, max_events - attempted, round_start);
+			if (sub.kind == HL_SUB_WEBHOOK)
+				build_requests(&sub, claimed);
+			step_end(in_worker);
+			MemoryContextSwitchTo(round_cxt);
+
+			if (sub.kind == HL_SUB_WEBHOOK)
+			{
+				attempted += send_webhooks(&sub, claimed, in_worker);
+				MemoryContextSwitchTo(round_cxt);
+				continue;
+			}
+			foreach(lc2, claimed)
+			{
+				deliver_one(&sub, handler, lfirst(lc2), in_worker);
+				MemoryContextSwitchTo(round_cxt);
+				attempted++;
+			}
+		} while (claimed != NIL && attempted < max_events);
+	}
+	return attempted;
+}
+
+int
+hl_delivery_round(int max_events, bool in_worker)
+{
+	/*
+	 * The round's memory: in deliver(), the caller's, freed with it even on
+	 * error; the worker's transactions come and go, so it keeps its own.
+	 */
+	MemoryContext round_cxt = AllocSetContextCreate(in_worker ? TopMemoryContext : CurrentMemoryContext,
+													"headlessly delivery round",
+													ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = CurrentMemoryContext;
+	int			attempted;
+
+	if (in_worker)
+	{
+		PG_TRY();
+		{
+			attempted = round_of_hooks(round_cxt, max_events, true);
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(round_cxt);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	else
+		attempted = round_of_hooks(round_cxt, max_events, false);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(round_cxt);
+	return attempted;
+}
+
+Datum
+headlessly_deliver(PG_FUNCTION_ARGS)
+{
+	int			max_events = PG_ARGISNULL(0) ? 1000 : PG_GETARG_INT32(0);
+
+	if (max_events < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_events must be at least 1, not %d", max_events)));
+	PG_RETURN_INT32(hl_delivery_round(max_events, false));
+}

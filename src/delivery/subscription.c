@@ -1,0 +1,770 @@
+/*-------------------------------------------------------------------------
+ *
+ * subscription.c
+ *	  subscribe(), unsubscribe(), pause(), resume(), subscription_status(),
+ *	  and reading headlessly.subscriptions for the rest of delivery/.
+ *
+ * headlessly.subscriptions and its companions are the extension's tables:
+ * the functions here write them as the log's owner, after checking that
+ * the caller may act for the subscription (has the rights of the role that
+ * created it).  A subscription reads events as that role, never as the
+ * caller or the owner of the log, so it never hands out an event its
+ * creator could not read.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "delivery/delivery_internal.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/base64.h"
+#include "common/hashfn.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+PG_FUNCTION_INFO_V1(headlessly_subscribe);
+PG_FUNCTION_INFO_V1(headlessly_unsubscribe);
+PG_FUNCTION_INFO_V1(headlessly_pause);
+PG_FUNCTION_INFO_V1(headlessly_resume);
+PG_FUNCTION_INFO_V1(headlessly_subscription_status);
+PG_FUNCTION_INFO_V1(headlessly_subscriptions_changed);
+PG_FUNCTION_INFO_V1(headlessly_type_matches);
+PG_FUNCTION_INFO_V1(headlessly_group_member);
+
+#define SECRET_BYTES 32
+
+#define FETCH_QUERY \
+	"SELECT name, kind, pattern, target, tenant, url, headers, secret, format, notify," \
+	" max_attempts, state, hook_id, owner::pg_catalog.oid, start_xact, start_seq" \
+	"  FROM " HL_SCHEMA ".subscriptions WHERE name OPERATOR(pg_catalog.=) $1"
+
+#define INSERT_QUERY \
+	"INSERT INTO " HL_SCHEMA ".subscriptions" \
+	" (name, kind, pattern, target, tenant, url, headers, secret, format, notify," \
+	"  max_attempts, hook_id, owner, start_xact, start_seq)" \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)" \
+	" RETURNING *"
+
+#define START_NOW_QUERY \
+	"SELECT " HL_HORIZON ""
+
+#define START_TIME_QUERY \
+	"SELECT e.xact_id, e.seq OPERATOR(pg_catalog.-) 1 FROM " HL_SCHEMA ".events e" \
+	" WHERE e.recorded_at OPERATOR(pg_catalog.>=) $1" \
+	" ORDER BY e.xact_id, e.seq LIMIT 1"
+
+#define DELETE_QUERY \
+	"DELETE FROM " HL_SCHEMA ".subscriptions WHERE name OPERATOR(pg_catalog.=) $1"
+
+#define SET_STATE_QUERY \
+	"UPDATE " HL_SCHEMA ".subscriptions SET state = $2 WHERE name OPERATOR(pg_catalog.=) $1"
+
+/*
+ * Status of every subscription: the lag counts what lies between the
+ * slowest member's position and the horizon.
+ */
+#define STATUS_QUERY \
+	"SELECT s.name::text, s.kind, s.state, p.seq, lag.n," \
+	"       pg_catalog.now() OPERATOR(pg_catalog.-) d.oldest, d.pending, d.dead, d.delivered," \
+	"       d.last_error, d.last_delivered_at, s.owner::pg_catalog.oid" \
+	"  FROM " HL_SCHEMA ".subscriptions s" \
+	"  LEFT JOIN LATERAL (SELECT x.xact_id, x.seq FROM " HL_SCHEMA ".subscription_positions x" \
+	"                      WHERE x.subscription OPERATOR(pg_catalog.=) s.name" \
+	"                      ORDER BY x.xact_id NULLS FIRST, x.seq LIMIT 1) p ON true" \
+	"  LEFT JOIN LATERAL (SELECT pg_catalog.count(*) AS n FROM " HL_SCHEMA ".events e" \
+	"                      WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>)" \
+	"                            ROW(COALESCE(p.xact_id, s.start_xact), COALESCE(p.seq, s.start_seq))" \
+	"                        AND e.xact_id OPERATOR(pg_catalog.<) " HL_HORIZON "" \
+	"                        AND " HL_SCHEMA ".type_matches(e.type, s.pattern)" \
+	"                        AND (s.tenant IS NULL OR e.tenant OPERATOR(pg_catalog.=) s.tenant)" \
+	"                        AND (s.target IS NULL OR e.target OPERATOR(pg_catalog.=) s.target)) lag ON true" \
+	"  LEFT JOIN LATERAL (SELECT" \
+	"        pg_catalog.min(y.last_attempt_at) FILTER (WHERE y.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}')) AS oldest," \
+	"        pg_catalog.count(*) FILTER (WHERE y.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}')) AS pending," \
+	"        pg_catalog.count(*) FILTER (WHERE y.status OPERATOR(pg_catalog.=) 'dead') AS dead," \
+	"        pg_catalog.count(*) FILTER (WHERE y.status OPERATOR(pg_catalog.=) 'delivered') AS delivered," \
+	"        (pg_catalog.array_agg(y.error ORDER BY y.last_attempt_at DESC)" \
+	"           FILTER (WHERE y.error IS NOT NULL))[1] AS last_error," \
+	"        pg_catalog.max(y.last_attempt_at) FILTER (WHERE y.status OPERATOR(pg_catalog.=) 'delivered') AS last_delivered_at" \
+	"      FROM " HL_SCHEMA ".deliveries y WHERE y.subscription OPERATOR(pg_catalog.=) s.name) d ON true" \
+	" ORDER BY s.name"
+
+static SPIPlanPtr fetch_plan = NULL;
+static SPIPlanPtr fetch_lock_plan = NULL;
+static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr start_now_plan = NULL;
+static SPIPlanPtr start_time_plan = NULL;
+static SPIPlanPtr delete_plan = NULL;
+static SPIPlanPtr set_state_plan = NULL;
+static SPIPlanPtr status_plan = NULL;
+
+/* Running as other roles ------------------------------------------------------ */
+
+/*
+ * Run a saved plan as the log's owner: the extension's tables are not the
+ * caller's.  No user code runs meanwhile (restricted operation).
+ */
+int
+hl_run_as_log_owner(SPIPlanPtr plan, Datum *args, const char *nulls,
+					bool read_only, long count)
+{
+	HlSavedUser saved;
+	MemoryContext caller = CurrentMemoryContext;
+	int			rc;
+
+	hl_become_log_owner(&saved);
+	rc = SPI_execute_plan(plan, args, nulls, read_only, count);
+	hl_restore_user(&saved);
+	/* SPI returns in its procedure context, which SPI_finish() frees */
+	MemoryContextSwitchTo(caller);
+	return rc;
+}
+
+/*
+ * Walking the log after a position must be an index scan in (xact_id, seq)
+ * order that stops after max_events rows.  The rows past a position are
+ * the newest, beyond what the statistics know, so the planner underrates
+ * them and may sort every remaining event instead (seen: a bitmap scan and
+ * a sort per batch, quadratic in the backlog).  Around these statements
+ * the alternatives are switched off, as a function's SET clause would.
+ * Returns the GUC nest level for hl_ordered_scan_end().
+ */
+int
+hl_ordered_scan_begin(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+void
+hl_ordered_scan_end(int nestlevel)
+{
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/* Act as role: a subscription reads events with its creator's rights. */
+void
+hl_become_role(Oid role, HlSavedUser *saved)
+{
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(role, saved->sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+}
+
+/* Reading subscriptions ------------------------------------------------------- */
+
+static text *
+nullable_text(HeapTuple tup, TupleDesc desc, int attno)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, attno, &isnull);
+
+	return isnull ? NULL : DatumGetTextPCopy(d);
+}
+
+static char *
+nullable_cstring(HeapTuple tup, TupleDesc desc, int attno)
+{
+	text	   *t = nullable_text(tup, desc, attno);
+
+	return t ? text_to_cstring(t) : NULL;
+}
+
+/*
+ * Read the subscription called name into *sub, in the caller's memory
+ * context; false if there is none.  for_update locks its row until the
+ * transaction ends.  The caller is connected to SPI.
+ */
+bool
+hl_subscription_fetch(const char *name, bool for_update, HlSubscription *sub)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	SPIPlanPtr	plan;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext old;
+	bool		isnull;
+	char	   *kind;
+	int			rc;
+
+	plan = for_update ?
+		hl_prepare_cached(&fetch_lock_plan, FETCH_QUERY " FOR NO KEY UPDATE", 1, argtypes) :
+		hl_prepare_cached(&fetch_plan, FETCH_QUERY, 1, argtypes);
+	args[0] = CStringGetTextDatum(name);
+	rc = hl_run_as_log_owner(plan, args, NULL, false, 1);
+	hl_spi_check(rc, SPI_OK_SELECT, FETCH_QUERY);
+	if (SPI_processed == 0)
+		return false;
+
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	old = MemoryContextSwitchTo(caller);
+	Assert(old == caller);
+	memset(sub, 0, sizeof(*sub));
+	sub->name = pstrdup(name);
+	kind = nullable_cstring(tup, desc, 2);
+	sub->kind = strcmp(kind, "webhook") == 0 ? HL_SUB_WEBHOOK :
+		strcmp(kind, "hook") == 0 ? HL_SUB_HOOK : HL_SUB_PULL;
+	sub->pattern = nullable_cstring(tup, desc, 3);
+	sub->target = nullable_text(tup, desc, 4);
+	sub->tenant = nullable_text(tup, desc, 5);
+	sub->url = nullable_cstring(tup, desc, 6);
+	sub->headers = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
+	sub->secret = nullable_cstring(tup, desc, 8);
+	sub->format = nullable_cstring(tup, desc, 9);
+	sub->notify = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
+	sub->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
+	sub->state = nullable_cstring(tup, desc, 12);
+	sub->hook_id = DatumGetInt64(SPI_getbinval(tup, desc, 13, &isnull));
+	if (isnull)
+		sub->hook_id = 0;
+	sub->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 14, &isnull));
+	sub->start_xact = SPI_getbinval(tup, desc, 15, &isnull);
+	sub->start_seq = DatumGetInt64(SPI_getbinval(tup, desc, 16, &isnull));
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/* As hl_subscription_fetch(), but an unknown name is an error (ZE007). */
+void
+hl_subscription_get(const char *name, bool for_update, HlSubscription *sub)
+{
+	if (!hl_subscription_fetch(name, for_update, sub))
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_SUBSCRIPTION),
+				 errmsg("subscription \"%s\" does not exist", name),
+				 errhint("headlessly.subscription_status() lists the subscriptions.")));
+}
+
+/* The caller must have the rights of the role that made the subscription. */
+void
+hl_subscription_check_access(const HlSubscription *sub)
+{
+	if (!has_privs_of_role(GetUserId(), sub->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for subscription \"%s\"", sub->name),
+				 errdetail("Only roles with the rights of its owner %s may use it.",
+						   GetUserNameFromId(sub->owner, true) ?
+						   GetUserNameFromId(sub->owner, true) : "(dropped)")));
+}
+
+/* Checks ---------------------------------------------------------------------- */
+
+static void
+check_subscription_name(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0 || len > NAMEDATALEN - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid subscription name \"%s\"", name),
+				 errdetail("A subscription name has 1 to %d bytes: it is also its NOTIFY channel.",
+						   NAMEDATALEN - 1)));
+	for (const char *p = name; *p; p++)
+	{
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			  (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid subscription name \"%s\"", name),
+					 errdetail("A subscription name consists of ASCII letters, digits, \"_\", \"-\" and \".\"."),
+					 errhint("after_commit hooks have subscriptions named \"hook:\" and their id.")));
+	}
+}
+
+static void
+check_url(const char *url)
+{
+	bool		http = pg_strncasecmp(url, "http://", 7) == 0;
+	bool		https = pg_strncasecmp(url, "https://", 8) == 0;
+	size_t		host_at = https ? 8 : 7;
+
+	if (!http && !https)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid webhook url \"%s\"", url),
+				 errdetail("Only http:// and https:// URLs are delivered to."),
+				 errhint("Pass url => NULL for a pull consumer.")));
+	if (strlen(url) <= host_at || strlen(url) > 2048)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid webhook url \"%s\"", url),
+				 errdetail("A webhook URL names a host and has at most 2048 bytes.")));
+	for (const unsigned char *p = (const unsigned char *) url; *p; p++)
+	{
+		if (*p <= ' ' || *p == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid webhook url \"%s\"", url),
+					 errdetail("A URL has no spaces or control characters: percent-encode them.")));
+	}
+}
+
+static void
+check_headers(Jsonb *headers)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("webhook headers must be a JSON object of strings"),
+				 errhint("For example '{\"Authorization\": \"Bearer ...\"}'.")));
+	it = JsonbIteratorInit(&headers->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_VALUE && v.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("webhook headers must be a JSON object of strings"),
+					 errdetail("A header's value is not a string.")));
+	}
+}
+
+static void
+check_secret(const char *secret)
+{
+	size_t		len = strlen(secret);
+	int			declen;
+	char	   *buf;
+
+	if (strncmp(secret, "whsec_", 6) != 0 || len <= 6)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid webhook secret"),
+				 errdetail("A secret is \"whsec_\" followed by the base64 of the signing key."),
+				 errhint("Pass secret => NULL to have one generated.")));
+	buf = palloc(pg_b64_dec_len(len - 6));
+	declen = pg_b64_decode(secret + 6, len - 6, buf, pg_b64_dec_len(len - 6));
+	if (declen < 24 || declen > 64)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid webhook secret"),
+				 errdetail("The part after \"whsec_\" must be base64 of 24 to 64 bytes."),
+				 errhint("Pass secret => NULL to have one generated.")));
+}
+
+static char *
+generate_secret(void)
+{
+	uint8		key[SECRET_BYTES];
+	int			enclen = pg_b64_enc_len(SECRET_BYTES);
+	char	   *secret = palloc(6 + enclen + 1);
+	int			n;
+
+	if (!pg_strong_random(key, sizeof(key)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random bytes for a webhook secret")));
+	memcpy(secret, "whsec_", 6);
+	n = pg_b64_encode((const char *) key, SECRET_BYTES, secret + 6, enclen);
+	if (n < 0)
+		elog(ERROR, "base64 encoding of a webhook secret failed");
+	secret[6 + n] = '\0';
+	explicit_bzero(key, sizeof(key));
+	return secret;
+}
+
+static void
+check_caller_reads_log(void)
+{
+	if (pg_class_aclcheck(hl_log_relid(), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to subscribe to %s.events", HL_SCHEMA),
+				 errdetail("A subscription reads the log with the rights of the role that makes it."),
+				 errhint("GRANT SELECT ON %s.events to the role.", HL_SCHEMA)));
+}
+
+/*
+ * The position before the first event a new subscription gets: 'now' (the
+ * events of transactions still running and later ones), 'beginning', or a
+ * time (the events recorded from then on, in (xact_id, seq) order).
+ */
+static void
+start_position(const char *start_at, Datum *xact, int64 *seq)
+{
+	int			rc;
+	bool		isnull;
+
+	if (strcmp(start_at, "beginning") == 0)
+	{
+		*xact = DirectFunctionCall1(xid8in, CStringGetDatum("0"));
+		*seq = 0;
+		return;
+	}
+	if (strcmp(start_at, "now") != 0)
+	{
+		Oid			argtypes[1] = {TIMESTAMPTZOID};
+		Datum		args[1];
+
+		args[0] = DirectFunctionCall3(timestamptz_in, CStringGetDatum(start_at),
+									  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+		hl_prepare_cached(&start_time_plan, START_TIME_QUERY, 1, argtypes);
+		rc = hl_run_as_log_owner(start_time_plan, args, NULL, true, 1);
+		hl_spi_check(rc, SPI_OK_SELECT, START_TIME_QUERY);
+		if (SPI_processed > 0)
+		{
+			*xact = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			*seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+			return;
+		}
+	}
+	hl_prepare_cached(&start_now_plan, START_NOW_QUERY, 0, NULL);
+	rc = hl_run_as_log_owner(start_now_plan, NULL, NULL, false, 1);
+	hl_spi_check(rc, SPI_OK_SELECT, START_NOW_QUERY);
+	*xact = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	*seq = 0;
+}
+
+/* Writing subscriptions ------------------------------------------------------- */
+
+static HeapTuple
+insert_subscription(const char *name, HlSubscriptionKind kind, const char *pattern,
+					text *target, text *tenant, const char *url, Jsonb *headers,
+					const char *secret, const char *format, bool notify,
+					int max_attempts, int64 hook_id, const char *start_at,
+					TupleDesc *desc)
+{
+	Oid			argtypes[15] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		JSONBOID, TEXTOID, TEXTOID, BOOLOID, INT4OID, INT8OID, REGROLEOID, XID8OID, INT8OID};
+	Datum		args[15];
+	char		nulls[15];
+	int64		seq;
+	int			rc;
+
+	memset(nulls, ' ', sizeof(nulls));
+	start_position(start_at, &args[13], &seq);
+	args[0] = CStringGetTextDatum(name);
+	args[1] = CStringGetTextDatum(HL_KIND_NAME(kind));
+	args[2] = CStringGetTextDatum(pattern);
+	args[3] = PointerGetDatum(target);
+	nulls[3] = target ? ' ' : 'n';
+	args[4] = PointerGetDatum(tenant);
+	nulls[4] = tenant ? ' ' : 'n';
+	args[5] = url ? CStringGetTextDatum(url) : (Datum) 0;
+	nulls[5] = url ? ' ' : 'n';
+	args[6] = JsonbPGetDatum(headers);
+	args[7] = secret ? CStringGetTextDatum(secret) : (Datum) 0;
+	nulls[7] = secret ? ' ' : 'n';
+	args[8] = CStringGetTextDatum(format);
+	args[9] = BoolGetDatum(notify);
+	args[10] = Int32GetDatum(max_attempts);
+	args[11] = Int64GetDatum(hook_id);
+	nulls[11] = hook_id ? ' ' : 'n';
+	args[12] = ObjectIdGetDatum(GetUserId());
+	args[14] = Int64GetDatum(seq);
+
+	hl_prepare_cached(&insert_plan, INSERT_QUERY, 15, argtypes);
+	hl_writing_positions = true;
+	PG_TRY();
+	{
+		rc = hl_run_as_log_owner(insert_plan, args, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		hl_writing_positions = false;
+	}
+	PG_END_TRY();
+	hl_spi_check(rc, SPI_OK_INSERT_RETURNING, INSERT_QUERY);
+	*desc = SPI_tuptable->tupdesc;
+	return SPI_tuptable->vals[0];
+}
+
+static char *
+arg_cstring(FunctionCallInfo fcinfo, int n)
+{
+	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+static text *
+arg_name(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	text	   *t;
+
+	if (PG_ARGISNULL(n))
+		return NULL;
+	t = PG_GETARG_TEXT_PP(n);
+	hl_check_name(what, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	return t;
+}
+
+Datum
+headlessly_subscribe(PG_FUNCTION_ARGS)
+{
+	char	   *name = arg_cstring(fcinfo, 0);
+	char	   *pattern = PG_ARGISNULL(1) ? "*" : arg_cstring(fcinfo, 1);
+	text	   *target = arg_name(fcinfo, 2, "target");
+	text	   *tenant = arg_name(fcinfo, 3, "tenant");
+	char	   *url = arg_cstring(fcinfo, 4);
+	Jsonb	   *headers = PG_ARGISNULL(5) ? hl_empty_object() : PG_GETARG_JSONB_P(5);
+	char	   *secret = arg_cstring(fcinfo, 6);
+	char	   *format = PG_ARGISNULL(7) ? "event" : arg_cstring(fcinfo, 7);
+	bool		notify = PG_ARGISNULL(8) ? false : PG_GETARG_BOOL(8);
+	char	   *start_at = PG_ARGISNULL(9) ? "now" : arg_cstring(fcinfo, 9);
+	int			max_attempts = PG_ARGISNULL(10) ? 10 : PG_GETARG_INT32(10);
+	HlTypePattern parsed;
+	HlSubscription existing;
+	HeapTuple	row;
+	TupleDesc	desc;
+	Datum		result;
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("subscription name must not be NULL")));
+	check_subscription_name(name);
+	hl_parse_type_pattern(pattern, strlen(pattern), &parsed);
+	if (url != NULL)
+	{
+		check_url(url);
+		check_headers(headers);
+		if (secret != NULL)
+			check_secret(secret);
+		else
+			secret = generate_secret();
+	}
+	else if (secret != NULL || !JB_ROOT_IS_OBJECT(headers) || JB_ROOT_COUNT(headers) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("secret and headers are for webhooks"),
+				 errdetail("Subscription \"%s\" has no url: it is a pull consumer.", name),
+				 errhint("Pass url => 'https://...' for a webhook.")));
+	if (strcmp(format, "event") != 0 && strcmp(format, "posthog") != 0 &&
+		strcmp(format, "ga4") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid webhook format \"%s\"", format),
+				 errhint("Use \"event\", \"posthog\" or \"ga4\".")));
+	if (max_attempts < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_attempts must be at least 1, not %d", max_attempts)));
+	check_caller_reads_log();
+
+	hl_spi_connect();
+	if (hl_subscription_fetch(name, false, &existing))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("subscription \"%s\" already exists", name),
+				 errhint("Choose another name, or headlessly.unsubscribe() the old one first.")));
+	row = insert_subscription(name, url ? HL_SUB_WEBHOOK : HL_SUB_PULL, pattern, target,
+							  tenant, url, headers, secret, format, notify, max_attempts,
+							  0, start_at, &desc);
+	result = PointerGetDatum(SPI_returntuple(row, desc));
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * hook(pattern, 'after_commit', handler): the hook's subscription, named
+ * "hook:<id>", delivering from now on as the registering role.  The caller
+ * is connected to SPI.
+ */
+void
+hl_create_hook_subscription(int64 hook_id, const char *pattern, int max_attempts)
+{
+	TupleDesc	desc;
+
+	if (max_attempts < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_attempts must be at least 1, not %d", max_attempts)));
+	check_caller_reads_log();
+	(void) insert_subscription(psprintf("hook:" INT64_FORMAT, hook_id), HL_SUB_HOOK,
+							   pattern, NULL, NULL, NULL, hl_empty_object(), NULL, "event",
+							   false, max_attempts, hook_id, "now", &desc);
+}
+
+/* Look a subscription up for a change by the caller: it must be theirs. */
+static void
+get_for_change(const char *name, HlSubscription *sub)
+{
+	hl_subscription_get(name, true, sub);
+	hl_subscription_check_access(sub);
+	if (sub->kind == HL_SUB_HOOK)
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_SUBSCRIPTION),
+				 errmsg("subscription \"%s\" belongs to after_commit hook " INT64_FORMAT,
+						name, sub->hook_id),
+				 errhint("Remove the hook with headlessly.unhook(" INT64_FORMAT ").", sub->hook_id)));
+}
+
+Datum
+headlessly_unsubscribe(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	HlSubscription sub;
+	int			rc;
+
+	hl_spi_connect();
+	if (!hl_subscription_fetch(name, true, &sub))
+	{
+		SPI_finish();
+		PG_RETURN_BOOL(false);
+	}
+	get_for_change(name, &sub);
+	args[0] = CStringGetTextDatum(name);
+	hl_prepare_cached(&delete_plan, DELETE_QUERY, 1, argtypes);
+	rc = hl_run_as_log_owner(delete_plan, args, NULL, false, 0);
+	hl_spi_check(rc, SPI_OK_DELETE, DELETE_QUERY);
+	SPI_finish();
+	PG_RETURN_BOOL(true);
+}
+
+static void
+set_state(FunctionCallInfo fcinfo, const char *state)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	HlSubscription sub;
+	int			rc;
+
+	hl_spi_connect();
+	get_for_change(name, &sub);
+	args[0] = CStringGetTextDatum(name);
+	args[1] = CStringGetTextDatum(state);
+	hl_prepare_cached(&set_state_plan, SET_STATE_QUERY, 2, argtypes);
+	rc = hl_run_as_log_owner(set_state_plan, args, NULL, false, 0);
+	hl_spi_check(rc, SPI_OK_UPDATE, SET_STATE_QUERY);
+	SPI_finish();
+}
+
+Datum
+headlessly_pause(PG_FUNCTION_ARGS)
+{
+	set_state(fcinfo, "paused");
+	PG_RETURN_VOID();
+}
+
+Datum
+headlessly_resume(PG_FUNCTION_ARGS)
+{
+	set_state(fcinfo, "active");
+	PG_RETURN_VOID();
+}
+
+Datum
+headlessly_subscription_status(PG_FUNCTION_ARGS)
+{
+	HlResultSet rs;
+	int			rc;
+
+	hl_result_set_init(fcinfo, "headlessly.subscription_status()", &rs);
+	hl_spi_connect();
+	hl_prepare_cached(&status_plan, STATUS_QUERY, 0, NULL);
+	rc = hl_run_as_log_owner(status_plan, NULL, NULL, true, 0);
+	hl_spi_check(rc, SPI_OK_SELECT, STATUS_QUERY);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		Datum		values[12];
+		bool		nulls[12];
+		bool		isnull;
+		Oid			owner = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 12, &isnull));
+
+		/* only the subscriptions the caller may act for */
+		if (!has_privs_of_role(GetUserId(), owner))
+			continue;
+		heap_deform_tuple(tup, SPI_tuptable->tupdesc, values, nulls);
+		tuplestore_putvalues(rs.store, rs.tupdesc, values, nulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* The subscriptions' statement trigger: every backend forgets its NOTIFY cache. */
+Datum
+headlessly_subscriptions_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s must be fired AFTER ... FOR EACH STATEMENT",
+						"headlessly.subscriptions_changed()")));
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	return PointerGetDatum(NULL);
+}
+
+/* Patterns and groups in SQL ---------------------------------------------------- */
+
+/* type_matches(type, pattern): the hooks' pattern rules; the parse is kept per call site. */
+Datum
+headlessly_type_matches(PG_FUNCTION_ARGS)
+{
+	text	   *type = PG_GETARG_TEXT_PP(0);
+	text	   *pattern = PG_GETARG_TEXT_PP(1);
+	typedef struct
+	{
+		text	   *pattern;
+		HlTypePattern parsed;
+	}			Cached;
+	Cached	   *cached = (Cached *) fcinfo->flinfo->fn_extra;
+
+	if (cached == NULL || !hl_text_equal(cached->pattern, pattern))
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (cached == NULL)
+			cached = palloc0(sizeof(Cached));
+		cached->pattern = (text *) PG_DETOAST_DATUM_COPY(PointerGetDatum(pattern));
+		hl_parse_type_pattern(VARDATA_ANY(cached->pattern), VARSIZE_ANY_EXHDR(cached->pattern),
+							  &cached->parsed);
+		fcinfo->flinfo->fn_extra = cached;
+		MemoryContextSwitchTo(old);
+	}
+	PG_RETURN_BOOL(hl_type_pattern_matches(&cached->parsed, VARDATA_ANY(type),
+										   VARSIZE_ANY_EXHDR(type)));
+}
+
+/*
+ * group_member(tenant, key, members): which member of a group gets the
+ * events of this (tenant, key), key being the target (or, for events
+ * without one, the event id).
+ */
+Datum
+headlessly_group_member(PG_FUNCTION_ARGS)
+{
+	text	   *tenant = PG_GETARG_TEXT_PP(0);
+	text	   *key = PG_GETARG_TEXT_PP(1);
+	int32		members = PG_GETARG_INT32(2);
+	uint64		h;
+
+	if (members < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("members must be at least 1, not %d", members)));
+	/* tenant names contain no NUL byte: the pair hashes without ambiguity */
+	h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(tenant),
+							VARSIZE_ANY_EXHDR(tenant), 0);
+	h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(key),
+							VARSIZE_ANY_EXHDR(key), h);
+	PG_RETURN_INT32((int32) (h % (uint64) members));
+}
