@@ -51,6 +51,71 @@ SELECT count(*) AS zero_rows FROM headlessly.events_list(max_rows => 0);
 SELECT string_agg(coalesce(target, '-') || ':' || type, ', ' ORDER BY seq) AS other_tenant
   FROM headlessly.events_list(tenant => 'tt_list_other');
 
+-- One stream (a target, no other filter) is read without SQL: the same rows
+-- as the SQL query, every column, in seq order, with and without a limit.
+CREATE FUNCTION pg_temp.same_as_sql(p_target text, p_max int) RETURNS boolean
+LANGUAGE sql AS $$
+    -- in the order the function returns them
+    SELECT coalesce((SELECT array_agg(l) FROM headlessly.events_list(target => p_target, max_rows => p_max) l),
+                    '{}')::text
+         = coalesce((SELECT array_agg(e ORDER BY e.seq) FROM
+                        (SELECT * FROM headlessly.events e
+                          WHERE e.tenant = current_setting('headlessly.tenant') AND e.target = p_target
+                          ORDER BY e.seq LIMIT p_max) e), '{}')::text
+$$;
+SELECT pg_temp.same_as_sql('d1', NULL) AS all_of_d1, pg_temp.same_as_sql('d1', 2) AS two_of_d1,
+       pg_temp.same_as_sql('d1', 0) AS none_of_d1, pg_temp.same_as_sql('nobody', NULL) AS no_stream,
+       (SELECT count(*) FROM headlessly.events_list(target => 'd1', max_rows => 0)) AS zero_rows;
+-- what this transaction appended, and another tenant's stream of that name
+BEGIN;
+SELECT version FROM headlessly.events_append('Deal.Updated', 'd1', '{"n": 3}');
+SELECT pg_temp.same_as_sql('d1', NULL) AS own_append_seen,
+       (SELECT max(version) FROM headlessly.events_list(target => 'd1')) AS last_version;
+ROLLBACK;
+SELECT string_agg(target || ':' || type, ', ') AS other_tenant_stream
+  FROM headlessly.events_list(target => 'd_other', tenant => 'tt_list_other');
+SELECT count(*) AS not_in_this_tenant FROM headlessly.events_list(target => 'd_other');
+
+-- A stream whose seq order is not its version order (restored from a log
+-- that drew seq before locking the stream, as 0.1 did): the rows still come
+-- in seq order, and a limit takes the lowest seqs.
+SELECT nextval('headlessly.events_seq_seq') + 100 AS hi \gset
+INSERT INTO headlessly.events (seq, id, type, target, version, occurred_at, recorded_at, data)
+VALUES (:hi, 'evt_list_r1', 'Lamp.Created', 'lamp', 1, '2021-01-01', '2021-01-01', '{"on": false}');
+INSERT INTO headlessly.events (seq, id, type, target, version, occurred_at, recorded_at, data, before)
+VALUES (:hi - 50, 'evt_list_r2', 'Lamp.Updated', 'lamp', 2, '2021-01-02', '2021-01-02', '{"on": true}', '{"on": false}');
+INSERT INTO headlessly.events (seq, id, type, target, version, occurred_at, recorded_at, data, before)
+VALUES (:hi + 10, 'evt_list_r3', 'Lamp.Updated', 'lamp', 3, '2021-01-03', '2021-01-03', '{"on": false}', '{"on": true}');
+SELECT string_agg(version::text, ', ' ORDER BY ord) AS versions_in_seq_order
+  FROM headlessly.events_list(target => 'lamp') WITH ORDINALITY l(seq, id, tenant, type, target, version, actor, source,
+       source_type, external_event_id, occurred_at, recorded_at, data, before, metadata, raw_payload, session_id, xact_id, hash, ord);
+SELECT string_agg(version::text, ', ') AS lowest_seq
+  FROM headlessly.events_list(target => 'lamp', max_rows => 1);
+SELECT pg_temp.same_as_sql('lamp', NULL) AS lamp_all, pg_temp.same_as_sql('lamp', 1) AS lamp_one,
+       pg_temp.same_as_sql('lamp', 2) AS lamp_two;
+
+-- Row-level security on the log, and a role without SELECT on it: what SQL
+-- would do, the direct scan does not bypass.
+CREATE ROLE list_reader;
+GRANT USAGE ON SCHEMA headlessly TO list_reader;
+SET ROLE list_reader;
+SELECT count(*) FROM headlessly.events_list(target => 'd1');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+GRANT SELECT ON headlessly.events TO list_reader;
+ALTER TABLE headlessly.events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY list_reader_sees ON headlessly.events AS RESTRICTIVE FOR SELECT TO list_reader
+    USING (type OPERATOR(pg_catalog.<>) 'Deal.Closed');
+SET ROLE list_reader;
+SELECT string_agg(type, ', ') AS under_row_security FROM headlessly.events_list(target => 'd1');
+RESET ROLE;
+SELECT string_agg(type, ', ') AS owner_sees_all FROM headlessly.events_list(target => 'd1');
+DROP POLICY list_reader_sees ON headlessly.events;
+ALTER TABLE headlessly.events DISABLE ROW LEVEL SECURITY;
+REVOKE ALL ON headlessly.events FROM list_reader;
+REVOKE ALL ON SCHEMA headlessly FROM list_reader;
+DROP ROLE list_reader;
+
 -- invalid arguments
 SELECT * FROM headlessly.events_list(max_rows => -1);
 \echo :LAST_ERROR_SQLSTATE

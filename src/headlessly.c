@@ -13,6 +13,7 @@
 #include "hooks/hooks.h"
 #include "log/log.h"
 #include "state/state.h"
+#include "tenancy/tenancy.h"
 #include "tamper/tamper.h"
 #include "worker/worker.h"
 
@@ -28,6 +29,7 @@ _PG_init(void)
 	hl_log_init();
 	hl_state_init();
 	hl_hooks_init();
+	hl_tenancy_init();
 	hl_tamper_init();
 	hl_delivery_init();
 	hl_worker_init();

@@ -47,6 +47,7 @@ REQUIRED_PACKAGES=(
     openssl
     libcurl4-openssl-dev
     python3
+    pgbouncer
 )
 
 package_installed() {

@@ -125,6 +125,14 @@ ALTER TABLE headlessly.subscriptions ENABLE ALWAYS TRIGGER subscriptions_changed
 REVOKE ALL ON FUNCTION headlessly.restored_position_check() FROM PUBLIC;
 REVOKE ALL ON FUNCTION headlessly.subscriptions_changed() FROM PUBLIC;
 
+CREATE FUNCTION headlessly.delivery_horizon()
+RETURNS xid8
+AS 'MODULE_PATHNAME', 'headlessly_delivery_horizon'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION headlessly.delivery_horizon() IS
+    'The oldest transaction other than this one still running: events of transactions below it (xact_id < horizon) have all committed or rolled back, and are what subscriptions hand out.';
+
 CREATE FUNCTION headlessly.type_matches(type text, pattern text)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'headlessly_type_matches'

@@ -10,6 +10,13 @@
 
 #include "delivery/delivery.h"
 
+/*
+ * Events of transactions below this have all ended (delivery_horizon(),
+ * pull.c): the xmin of the statement's snapshot, leaving out the calling
+ * transaction itself, which would otherwise hold back its own reads.
+ */
+#define HL_HORIZON HL_SCHEMA ".delivery_horizon()"
+
 typedef enum HlSubscriptionKind
 {
 	HL_SUB_PULL,
@@ -47,6 +54,8 @@ extern void hl_subscription_check_access(const HlSubscription *sub);
 extern int	hl_run_as_log_owner(SPIPlanPtr plan, Datum *args, const char *nulls,
 								bool read_only, long count);
 extern void hl_become_role(Oid role, HlSavedUser *saved);
+extern int	hl_ordered_scan_begin(void);
+extern void hl_ordered_scan_end(int nestlevel);
 
 /* pull.c */
 extern bool hl_writing_positions;

@@ -21,6 +21,7 @@
  */
 #include "delivery/delivery_internal.h"
 
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
@@ -33,6 +34,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
@@ -42,6 +44,7 @@ PG_FUNCTION_INFO_V1(headlessly_nack);
 PG_FUNCTION_INFO_V1(headlessly_redeliver);
 PG_FUNCTION_INFO_V1(headlessly_replay);
 PG_FUNCTION_INFO_V1(headlessly_restored_position_check);
+PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 
 #define POSITION_QUERY \
 	"SELECT xact_id, seq, members FROM " HL_SCHEMA ".subscription_positions" \
@@ -59,7 +62,7 @@ PG_FUNCTION_INFO_V1(headlessly_restored_position_check);
 	" ON CONFLICT DO NOTHING"
 
 #define EVENTS_FILTER \
-	"   AND e.xact_id OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())" \
+	"   AND e.xact_id OPERATOR(pg_catalog.<) " HL_HORIZON "" \
 	"   AND ($3::pg_catalog.text IS NULL OR e.tenant OPERATOR(pg_catalog.=) $3)" \
 	"   AND ($4::pg_catalog.text IS NULL OR e.target OPERATOR(pg_catalog.=) $4)" \
 	"   AND " HL_SCHEMA ".type_matches(e.type, $5)" \
@@ -134,7 +137,7 @@ PG_FUNCTION_INFO_V1(headlessly_restored_position_check);
 	"UPDATE " HL_SCHEMA ".subscription_positions SET xact_id = p.xact_id, seq = p.seq" \
 	"  FROM (SELECT e.xact_id, e.seq OPERATOR(pg_catalog.-) 1 AS seq FROM " HL_SCHEMA ".events e" \
 	"         WHERE e.recorded_at OPERATOR(pg_catalog.>=) $2" \
-	"         UNION ALL SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()), 0" \
+	"         UNION ALL SELECT " HL_HORIZON ", 0" \
 	"         ORDER BY 1, 2 LIMIT 1) p" \
 	" WHERE subscription OPERATOR(pg_catalog.=) $1"
 
@@ -153,6 +156,37 @@ static SPIPlanPtr replay_plan = NULL;
 
 /* set while our own functions write positions: others are restores */
 bool		hl_writing_positions = false;
+
+/* The horizon --------------------------------------------------------------------- */
+
+/*
+ * The oldest transaction still running as the active snapshot sees it,
+ * other than our own: every transaction below it has ended, and every
+ * transaction that has yet to write gets an id at or above it.  The
+ * snapshot's own xmin counts the calling transaction, whose reads would
+ * then never see what later transactions commit while it waits.
+ */
+Datum
+headlessly_delivery_horizon(PG_FUNCTION_ARGS)
+{
+	Snapshot	snap = GetActiveSnapshot();
+	TransactionId horizon;
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	if (snap == NULL)
+		elog(ERROR, "headlessly.delivery_horizon() needs an active snapshot");
+	horizon = snap->xmax;
+	for (uint32 i = 0; i < snap->xcnt; i++)
+	{
+		if (TransactionIdPrecedes(snap->xip[i], horizon))
+			horizon = snap->xip[i];
+	}
+	/* widen to 64 bits, relative to the next xid as pg_current_snapshot() does */
+	if (horizon > XidFromFullTransactionId(next))
+		epoch--;
+	PG_RETURN_FULLTRANSACTIONID(FullTransactionIdFromEpochAndXid(epoch, horizon));
+}
 
 /* Positions ---------------------------------------------------------------------- */
 
@@ -324,6 +358,7 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	uint64		got = 0;
 	bool		restored;
 	int64		seq;
+	int			nestlevel;
 	int			rc;
 
 	if (strcmp(sub->state, "active") != 0)
@@ -369,6 +404,7 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	args[5] = Int32GetDatum(members);
 	args[6] = Int32GetDatum(member);
 	args[7] = Int64GetDatum(max_events - (int) got);
+	nestlevel = hl_ordered_scan_begin();
 	if (restored)
 	{
 		hl_prepare_cached(&new_events_restored_plan, NEW_EVENTS_RESTORED_QUERY, 8, types);
@@ -379,6 +415,7 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 		hl_prepare_cached(&new_events_plan, NEW_EVENTS_QUERY, 8, types);
 		got += events_into_result(new_events_plan, 8, types, args, nulls, sub->owner, rs);
 	}
+	hl_ordered_scan_end(nestlevel);
 	return got;
 }
 

@@ -43,24 +43,30 @@
 
 PG_FUNCTION_INFO_V1(headlessly_deliver);
 
+/* hooks in registration order, then webhooks */
 #define HOOK_SUBSCRIPTIONS_QUERY \
-	"SELECT s.name, r.handler::pg_catalog.oid FROM " HL_SCHEMA ".subscriptions s" \
-	"  JOIN " HL_SCHEMA ".hook_registry r ON r.id OPERATOR(pg_catalog.=) s.hook_id" \
-	" WHERE s.kind OPERATOR(pg_catalog.=) 'hook' AND s.state OPERATOR(pg_catalog.=) 'active'" \
-	" ORDER BY s.hook_id"
+	"SELECT s.name, COALESCE(r.handler::pg_catalog.oid, 0) FROM " HL_SCHEMA ".subscriptions s" \
+	"  LEFT JOIN " HL_SCHEMA ".hook_registry r ON r.id OPERATOR(pg_catalog.=) s.hook_id" \
+	" WHERE s.kind OPERATOR(pg_catalog.=) ANY ('{hook,webhook}') AND s.state OPERATOR(pg_catalog.=) 'active'" \
+	"   AND (s.kind OPERATOR(pg_catalog.=) 'webhook' OR r.id IS NOT NULL)" \
+	" ORDER BY s.hook_id NULLS LAST, s.name"
 
 #define NEW_EVENTS_QUERY \
 	"SELECT e.id, e.seq, e.tenant, e.target, e.xact_id FROM " HL_SCHEMA ".events e" \
 	" WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($1::pg_catalog.xid8, $2::pg_catalog.int8)" \
-	"   AND e.xact_id OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())" \
+	"   AND e.xact_id OPERATOR(pg_catalog.<) " HL_HORIZON "" \
 	"   AND " HL_SCHEMA ".type_matches(e.type, $3)" \
+	"   AND ($5::pg_catalog.text IS NULL OR e.tenant OPERATOR(pg_catalog.=) $5)" \
+	"   AND ($6::pg_catalog.text IS NULL OR e.target OPERATOR(pg_catalog.=) $6)" \
 	" ORDER BY e.xact_id, e.seq LIMIT $4"
 
 #define NEW_EVENTS_RESTORED_QUERY \
 	"SELECT e.id, e.seq, e.tenant, e.target, e.xact_id FROM " HL_SCHEMA ".events e" \
 	" WHERE e.seq OPERATOR(pg_catalog.>) $2 AND $1::pg_catalog.xid8 IS NULL" \
-	"   AND e.xact_id OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())" \
+	"   AND e.xact_id OPERATOR(pg_catalog.<) " HL_HORIZON "" \
 	"   AND " HL_SCHEMA ".type_matches(e.type, $3)" \
+	"   AND ($5::pg_catalog.text IS NULL OR e.tenant OPERATOR(pg_catalog.=) $5)" \
+	"   AND ($6::pg_catalog.text IS NULL OR e.target OPERATOR(pg_catalog.=) $6)" \
 	" ORDER BY e.xact_id, e.seq LIMIT $4"
 
 #define ENQUEUE_QUERY \
@@ -107,16 +113,21 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 
 #define DONE_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries" \
-	"   SET status = 'delivered', error = NULL, next_attempt_at = NULL, duration_ms = $3" \
+	"   SET status = 'delivered', error = NULL, next_attempt_at = NULL, duration_ms = $3," \
+	"       http_status = $4" \
 	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND event_id OPERATOR(pg_catalog.=) $2"
 
 #define FAILED_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries" \
 	"   SET status = CASE WHEN attempts OPERATOR(pg_catalog.>=) $3 THEN 'dead' ELSE 'failed' END," \
-	"       error = $4, duration_ms = $5," \
+	"       error = $4, duration_ms = $5, http_status = $7," \
 	"       next_attempt_at = CASE WHEN attempts OPERATOR(pg_catalog.>=) $3 THEN NULL" \
 	"           ELSE pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $6 END" \
 	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND event_id OPERATOR(pg_catalog.=) $2"
+
+/* HTTP 410 Gone: the receiver asks for no more */
+#define GONE_QUERY \
+	"UPDATE " HL_SCHEMA ".subscriptions SET state = 'paused' WHERE name OPERATOR(pg_catalog.=) $1"
 
 #define RETENTION_QUERY \
 	"DELETE FROM " HL_SCHEMA ".deliveries" \
@@ -177,6 +188,7 @@ static SPIPlanPtr state_plan = NULL;
 static SPIPlanPtr done_plan = NULL;
 static SPIPlanPtr failed_plan = NULL;
 static SPIPlanPtr retention_plan = NULL;
+static SPIPlanPtr gone_plan = NULL;
 
 /* One claimed delivery. */
 typedef struct Claimed
@@ -185,6 +197,7 @@ typedef struct Claimed
 	int64		seq;
 	char	   *tenant;
 	int			attempts;
+	HlWebhookRequest req;		/* webhooks: the request, built at claim time */
 } Claimed;
 
 static int
@@ -272,14 +285,15 @@ hook_subscriptions(Oid **handlers)
 static List *
 claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 {
-	Oid			types[4] = {XID8OID, INT8OID, TEXTOID, INT8OID};
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			types[6] = {XID8OID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	bool		restored;
 	int64		seq;
 	HlSavedUser saved;
 	List	   *claimed = NIL;
 	MemoryContext caller = CurrentMemoryContext;
+	int			nestlevel;
 	int			rc;
 
 	hl_position_of(sub, 0, 1, &args[0], &seq, &restored);
@@ -288,18 +302,24 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 	args[1] = Int64GetDatum(seq);
 	args[2] = CStringGetTextDatum(sub->pattern);
 	args[3] = Int64GetDatum(max_events);
+	args[4] = PointerGetDatum(sub->tenant);
+	nulls[4] = sub->tenant ? ' ' : 'n';
+	args[5] = PointerGetDatum(sub->target);
+	nulls[5] = sub->target ? ' ' : 'n';
+	nestlevel = hl_ordered_scan_begin();
 	hl_become_role(sub->owner, &saved);
 	if (restored)
 	{
-		hl_prepare_cached(&new_events_restored_plan, NEW_EVENTS_RESTORED_QUERY, 4, types);
+		hl_prepare_cached(&new_events_restored_plan, NEW_EVENTS_RESTORED_QUERY, 6, types);
 		rc = SPI_execute_plan(new_events_restored_plan, args, nulls, false, 0);
 	}
 	else
 	{
-		hl_prepare_cached(&new_events_plan, NEW_EVENTS_QUERY, 4, types);
+		hl_prepare_cached(&new_events_plan, NEW_EVENTS_QUERY, 6, types);
 		rc = SPI_execute_plan(new_events_plan, args, nulls, false, 0);
 	}
 	hl_restore_user(&saved);
+	hl_ordered_scan_end(nestlevel);
 	MemoryContextSwitchTo(caller);
 	hl_spi_check(rc, SPI_OK_SELECT, NEW_EVENTS_QUERY);
 
@@ -463,8 +483,9 @@ run_handler(HlSubscription *sub, Oid handler, Claimed *c)
 	HlSavedUser saved;
 	int			nestlevel;
 	TimestampTz start = GetCurrentTimestamp();
-	Oid			types[3] = {TEXTOID, TEXTOID, INT4OID};
-	Datum		args[3];
+	Oid			types[4] = {TEXTOID, TEXTOID, INT4OID, INT4OID};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', 'n'};
 	bool		missing;
 	char	   *problem = hl_hook_handler_problem(handler, &missing);
 
@@ -502,23 +523,134 @@ run_handler(HlSubscription *sub, Oid handler, Claimed *c)
 	args[0] = CStringGetTextDatum(sub->name);
 	args[1] = CStringGetTextDatum(c->event_id);
 	args[2] = Int32GetDatum((int) ((GetCurrentTimestamp() - start) / 1000));
-	record(&done_plan, DONE_QUERY, 3, types, args, NULL);
+	args[3] = (Datum) 0;
+	record(&done_plan, DONE_QUERY, 4, types, args, nulls);
+}
+
+/* A failed attempt: a retry after delay, or a dead letter after max_attempts. */
+static void
+record_failed(HlSubscription *sub, Claimed *c, const char *error, int duration_ms,
+			  int http_status, Datum delay)
+{
+	Oid			types[7] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INTERVALOID, INT4OID};
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	args[0] = CStringGetTextDatum(sub->name);
+	args[1] = CStringGetTextDatum(c->event_id);
+	args[2] = Int32GetDatum(sub->max_attempts);
+	args[3] = CStringGetTextDatum(error);
+	args[4] = Int32GetDatum(duration_ms);
+	args[5] = delay;
+	args[6] = Int32GetDatum(http_status);
+	nulls[6] = http_status > 0 ? ' ' : 'n';
+	record(&failed_plan, FAILED_QUERY, 7, types, args, nulls);
 }
 
 static void
 record_failure(HlSubscription *sub, Claimed *c, ErrorData *edata, int duration_ms)
 {
-	Oid			types[6] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INTERVALOID};
-	Datum		args[6];
+	record_failed(sub, c, psprintf("%s: %s", unpack_sql_state(edata->sqlerrcode),
+								   edata->message ? edata->message : ""),
+				  duration_ms, 0, backoff(c->attempts));
+}
 
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = CStringGetTextDatum(c->event_id);
-	args[2] = Int32GetDatum(sub->max_attempts);
-	args[3] = CStringGetTextDatum(psprintf("%s: %s", unpack_sql_state(edata->sqlerrcode),
-										   edata->message ? edata->message : ""));
-	args[4] = Int32GetDatum(duration_ms);
-	args[5] = backoff(c->attempts);
-	record(&failed_plan, FAILED_QUERY, 6, types, args, NULL);
+/*
+ * Webhooks: the requests are built while the claim's transaction is open
+ * (the event is read as the subscription's owner), sent with none open in
+ * the worker, and their results recorded in a transaction of their own.
+ */
+static void
+build_requests(HlSubscription *sub, List *claimed)
+{
+	ListCell   *lc;
+
+	foreach(lc, claimed)
+	{
+		Claimed    *c = lfirst(lc);
+		Jsonb	   *event = event_document(sub, c->seq);
+
+		memset(&c->req, 0, sizeof(c->req));
+		c->req.url = sub->url;
+		c->req.event_id = c->event_id;
+		c->req.secret = sub->secret;
+		c->req.headers = sub->headers;
+		c->req.timeout_ms = hl_http_timeout;
+		c->req.retry_after_s = -1;
+		/* an event its owner may no longer read is not sent: a failure */
+		if (event != NULL)
+			c->req.body = hl_webhook_body(sub->format, event, sub->headers, &c->req.body_len);
+	}
+}
+
+static int
+send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
+{
+	int			n = list_length(claimed);
+	int			nsend = 0;
+	HlWebhookRequest *reqs = palloc0(sizeof(HlWebhookRequest) * Max(n, 1));
+	ListCell   *lc;
+	bool		gone = false;
+	int			i;
+
+	foreach(lc, claimed)
+	{
+		Claimed    *c = lfirst(lc);
+
+		if (c->req.body != NULL)
+			reqs[nsend++] = c->req;
+	}
+	if (nsend > 0)
+		hl_webhook_send_all(reqs, nsend);
+
+	step_begin(in_worker);
+	i = 0;
+	foreach(lc, claimed)
+	{
+		Claimed    *c = lfirst(lc);
+		HlWebhookRequest *r;
+
+		if (c->req.body == NULL)
+		{
+			record_failed(sub, c, "the subscription's owner may not read this event", 0, 0,
+						  backoff(c->attempts));
+			continue;
+		}
+		r = &reqs[i++];
+		if (hl_webhook_succeeded(r))
+		{
+			Oid			types[4] = {TEXTOID, TEXTOID, INT4OID, INT4OID};
+			Datum		args[4];
+
+			args[0] = CStringGetTextDatum(sub->name);
+			args[1] = CStringGetTextDatum(c->event_id);
+			args[2] = Int32GetDatum(r->duration_ms);
+			args[3] = Int32GetDatum(r->http_status);
+			record(&done_plan, DONE_QUERY, 4, types, args, NULL);
+		}
+		else
+		{
+			/* Retry-After on 429 and 503 is the receiver's own backoff */
+			Datum		delay = (r->retry_after_s >= 0 &&
+								 (r->http_status == 429 || r->http_status == 503)) ?
+				ms_interval(r->retry_after_s * 1000.0) : backoff(c->attempts);
+
+			record_failed(sub, c, r->error ? r->error : psprintf("HTTP %d", r->http_status),
+						  r->duration_ms, r->http_status, delay);
+			if (r->http_status == 410)
+				gone = true;
+		}
+	}
+	if (gone)
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		args[1];
+
+		args[0] = CStringGetTextDatum(sub->name);
+		record(&gone_plan, GONE_QUERY, 1, types, args, NULL);
+	}
+	step_end(in_worker);
+	return n;
 }
 
 /*
@@ -633,11 +765,20 @@ round_of_hooks(MemoryContext round_cxt, int max_events, bool in_worker)
 			step_begin(in_worker);
 			MemoryContextSwitchTo(round_cxt);
 			claimed = NIL;
+			memset(&sub, 0, sizeof(sub));
 			if (hl_subscription_fetch(lfirst(lc), true, &sub) && strcmp(sub.state, "active") == 0)
 				claimed = claim(&sub, max_events - attempted, round_start);
+			if (sub.kind == HL_SUB_WEBHOOK)
+				build_requests(&sub, claimed);
 			step_end(in_worker);
 			MemoryContextSwitchTo(round_cxt);
 
+			if (sub.kind == HL_SUB_WEBHOOK)
+			{
+				attempted += send_webhooks(&sub, claimed, in_worker);
+				MemoryContextSwitchTo(round_cxt);
+				continue;
+			}
 			foreach(lc2, claimed)
 			{
 				deliver_one(&sub, handler, lfirst(lc2), in_worker);

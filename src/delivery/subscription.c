@@ -25,6 +25,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -53,7 +54,7 @@ PG_FUNCTION_INFO_V1(headlessly_group_member);
 	" RETURNING *"
 
 #define START_NOW_QUERY \
-	"SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
+	"SELECT " HL_HORIZON ""
 
 #define START_TIME_QUERY \
 	"SELECT e.xact_id, e.seq OPERATOR(pg_catalog.-) 1 FROM " HL_SCHEMA ".events e" \
@@ -81,7 +82,7 @@ PG_FUNCTION_INFO_V1(headlessly_group_member);
 	"  LEFT JOIN LATERAL (SELECT pg_catalog.count(*) AS n FROM " HL_SCHEMA ".events e" \
 	"                      WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>)" \
 	"                            ROW(COALESCE(p.xact_id, s.start_xact), COALESCE(p.seq, s.start_seq))" \
-	"                        AND e.xact_id OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())" \
+	"                        AND e.xact_id OPERATOR(pg_catalog.<) " HL_HORIZON "" \
 	"                        AND " HL_SCHEMA ".type_matches(e.type, s.pattern)" \
 	"                        AND (s.tenant IS NULL OR e.tenant OPERATOR(pg_catalog.=) s.tenant)" \
 	"                        AND (s.target IS NULL OR e.target OPERATOR(pg_catalog.=) s.target)) lag ON true" \
@@ -125,6 +126,35 @@ hl_run_as_log_owner(SPIPlanPtr plan, Datum *args, const char *nulls,
 	/* SPI returns in its procedure context, which SPI_finish() frees */
 	MemoryContextSwitchTo(caller);
 	return rc;
+}
+
+/*
+ * Walking the log after a position must be an index scan in (xact_id, seq)
+ * order that stops after max_events rows.  The rows past a position are
+ * the newest, beyond what the statistics know, so the planner underrates
+ * them and may sort every remaining event instead (seen: a bitmap scan and
+ * a sort per batch, quadratic in the backlog).  Around these statements
+ * the alternatives are switched off, as a function's SET clause would.
+ * Returns the GUC nest level for hl_ordered_scan_end().
+ */
+int
+hl_ordered_scan_begin(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+void
+hl_ordered_scan_end(int nestlevel)
+{
+	AtEOXact_GUC(true, nestlevel);
 }
 
 /* Act as role: a subscription reads events with its creator's rights. */

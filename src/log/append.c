@@ -75,7 +75,7 @@ typedef struct LogLayout
 static LogLayout layout;
 static bool layout_callback_registered = false;
 
-static Datum insert_event(Datum *values, char *nulls, bool want_row);
+static Datum insert_event(Datum *values, char *nulls, bool want_row, bool *stored);
 
 static void
 layout_relcache_callback(Datum arg, Oid relid)
@@ -104,13 +104,14 @@ nullable_text(Datum *values, char *nulls, HlAppendColumn col)
 
 /*
  * The row stored for an append whose INSERT returned nothing: its
- * idempotency key was taken.
+ * idempotency key was taken.  (Datum) 0 if there is none: a BEFORE INSERT
+ * trigger of the owner's, firing before the log's own, skipped the row.
  */
 Datum
 hl_stored_duplicate(Datum *values, char *nulls)
 {
 	if (nulls[A_KEY] == 'n')
-		elog(ERROR, "append without an idempotency key stored nothing");
+		return (Datum) 0;
 	return hl_stored_event_by_key(DatumGetTextPP(values[A_TENANT]),
 								  nullable_text(values, nulls, A_SOURCE),
 								  DatumGetTextPP(values[A_KEY]));
@@ -245,13 +246,17 @@ insert_directly(Datum *values, char *nulls, bool want_row, bool *stored, Datum *
  * Append one event given as the columns of HL_APPEND_COLUMNS; A_VERSION,
  * if given, is the version the row must get (expected_version + 1).
  * Returns the stored row (the one stored first, for a taken idempotency
- * key) as a headlessly.events datum, or 0 if want_row is false.
+ * key) as a headlessly.events datum; (Datum) 0 if want_row is false, or if
+ * nothing was stored and no stored row holds the key (a BEFORE INSERT
+ * trigger of the owner's skipped the row, as it may: it fires before the
+ * log's own).
  */
 Datum
 hl_append_event(Datum *values, char *nulls, bool want_row)
 {
 	Datum		result;
 	text	   *expecting = NULL;
+	bool		stored;
 
 	/* the version column is the log's: the expectation goes by the event's id */
 	if (nulls[A_VERSION] != 'n')
@@ -266,30 +271,32 @@ hl_append_event(Datum *values, char *nulls, bool want_row)
 		nulls[A_VERSION] = 'n';
 	}
 
-	result = insert_event(values, nulls, want_row);
+	result = insert_event(values, nulls, want_row, &stored);
 
 	/* the row is in: nothing of its append stays behind */
-	if (expecting)
-		hl_forget_expected_version(expecting);
+	if (expecting && hl_forget_expected_version(expecting) && stored)
+		hl_expectation_not_checked(expecting);
 	hl_release_key_locks(hl_trigger_nesting() + 1);
 	return result;
 }
 
 static Datum
-insert_event(Datum *values, char *nulls, bool want_row)
+insert_event(Datum *values, char *nulls, bool want_row, bool *stored)
 {
 	Oid			argtypes[A_NCOLUMNS];
 	Datum		result = (Datum) 0;
-	bool		stored = false;
 	bool		isnull;
 	int			rc;
 
-	if (insert_directly(values, nulls, want_row, &stored, &result))
+	*stored = false;
+	if (insert_directly(values, nulls, want_row, stored, &result))
 	{
-		if (stored || !want_row)
+		if (*stored || !want_row)
 			return result;
 		hl_spi_connect();
-		result = SPI_datumTransfer(hl_stored_duplicate(values, nulls), false, -1);
+		result = hl_stored_duplicate(values, nulls);
+		if (result != (Datum) 0)
+			result = SPI_datumTransfer(result, false, -1);
 		SPI_finish();
 		return result;
 	}
@@ -303,6 +310,7 @@ insert_event(Datum *values, char *nulls, bool want_row)
 		hl_prepare_cached(&insert_one_plan, INSERT_ONE_QUERY, A_NCOLUMNS, argtypes);
 		rc = SPI_execute_plan(insert_one_plan, values, nulls, false, 0);
 		hl_spi_check(rc, SPI_OK_INSERT, INSERT_ONE_QUERY);
+		*stored = SPI_processed > 0;
 	}
 	else
 	{
@@ -311,11 +319,13 @@ insert_event(Datum *values, char *nulls, bool want_row)
 		rc = SPI_execute_plan(insert_one_returning_plan, values, nulls, false, 0);
 		hl_spi_check(rc, SPI_OK_INSERT_RETURNING, INSERT_ONE_RETURNING_QUERY);
 
+		*stored = SPI_processed > 0;
 		if (SPI_processed == 1)
 			result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		else
 			result = hl_stored_duplicate(values, nulls);
-		result = SPI_datumTransfer(result, false, -1);
+		if (result != (Datum) 0)
+			result = SPI_datumTransfer(result, false, -1);
 	}
 	SPI_finish();
 	return result;
@@ -328,6 +338,7 @@ headlessly_events_append(PG_FUNCTION_ARGS)
 	static const int argno[A_NCOLUMNS] = {-1, 4, 0, 1, -1, 3, 5, 6, 7, 8, 2, 10, 11};
 	Datum		values[A_NCOLUMNS];
 	char		nulls[A_NCOLUMNS];
+	Datum		result;
 
 	for (int i = 0; i < A_NCOLUMNS; i++)
 	{
@@ -353,5 +364,8 @@ headlessly_events_append(PG_FUNCTION_ARGS)
 		nulls[A_VERSION] = ' ';
 	}
 
-	PG_RETURN_DATUM(hl_append_event(values, nulls, true));
+	result = hl_append_event(values, nulls, true);
+	if (result == (Datum) 0)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
 }

@@ -6,7 +6,8 @@
  * The array is parsed whole first (an error names the element), then
  * inserted in one statement, so that the log's trigger handles every row
  * under the same rules as a single append.  Rows come back in input order;
- * a duplicate of a stored idempotency key gives back the stored row.
+ * a duplicate of a stored idempotency key gives back the stored row, and a
+ * row that a BEFORE INSERT trigger of the owner's skipped a row of NULLs.
  *
  *-------------------------------------------------------------------------
  */
@@ -412,7 +413,7 @@ headlessly_events_append_batch(PG_FUNCTION_ARGS)
 			hl_forget_expected_version(DatumGetTextPP(bc.values[A_ID][i]));
 		hl_release_key_locks(hl_trigger_nesting() + 1);
 
-		/* stored rows come back in input order; the gaps are duplicates */
+		/* stored rows come back in input order; the gaps are duplicates or skipped */
 		for (i = 0; i < n; i++)
 		{
 			Datum		event;
@@ -435,10 +436,24 @@ headlessly_events_append_batch(PG_FUNCTION_ARGS)
 				}
 				event = hl_stored_duplicate(values, nulls);
 			}
-			put_event(store, event);
+			if (event == (Datum) 0)
+			{
+				/* skipped by a trigger of the owner's: a row of NULLs keeps the order */
+				Datum	   *novalues = palloc0(tupdesc->natts * sizeof(Datum));
+				bool	   *allnull = palloc(tupdesc->natts * sizeof(bool));
+
+				memset(allnull, true, tupdesc->natts * sizeof(bool));
+				tuplestore_putvalues(store, tupdesc, novalues, allnull);
+			}
+			else
+				put_event(store, event);
 		}
 		if (next != ninserted)
-			elog(ERROR, "events_append_batch stored rows it cannot match to its input");
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("events_append_batch cannot match the events it stored to its input"),
+					 errdetail("A BEFORE INSERT trigger on headlessly.events that fires before the log's own changed the id of an event."),
+					 errhint("Leave the ids of appended events as the append functions make them.")));
 
 		SPI_finish();
 	}

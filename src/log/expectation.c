@@ -21,6 +21,7 @@
 #include "log/log.h"
 
 #include "access/xact.h"
+#include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
@@ -150,11 +151,31 @@ hl_take_expected_version(text *id, int64 *version)
 	return true;
 }
 
-/* Forget an expectation the trigger did not take (its row never came). */
-void
+/*
+ * Forget an expectation the trigger did not take (its row never came);
+ * true if there was one.
+ */
+bool
 hl_forget_expected_version(text *id)
 {
 	int64		unused;
 
-	(void) hl_take_expected_version(id, &unused);
+	return hl_take_expected_version(id, &unused);
+}
+
+/*
+ * A row stored with an expectation the log's trigger never took: a BEFORE
+ * INSERT trigger that fires before the log's own changed the row's id, so
+ * its version was not checked.  The caller's statement fails, and with it
+ * the row.
+ */
+void
+hl_expectation_not_checked(text *id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("expected_version could not be checked: a trigger changed the event's id"),
+			 errdetail("A BEFORE INSERT trigger on headlessly.events that fires before the log's own gave the event another id than \"%s\", which the append function made.",
+					   text_to_cstring(id)),
+			 errhint("Leave the id of events appended with expected_version as the append function made it.")));
 }

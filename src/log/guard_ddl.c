@@ -40,14 +40,18 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_func.h"
+#include "parser/parse_type.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/catcache.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -210,6 +214,114 @@ check_new_parent(const char *child, RangeVar *parent)
 							 hl_guard_table_name(parentid)),
 					"The child's rows, which no guard protects, would show in every read of the table.",
 					parentid);
+}
+
+/* Types whose values guarded rows hold ---------------------------------------- */
+
+/*
+ * Does a value of type typid hold a value of type target: is it target, or
+ * an array, domain, range or composite that contains one?
+ */
+static bool
+type_holds(Oid typid, Oid target)
+{
+	HeapTuple	tup;
+	Form_pg_type typ;
+	bool		holds = false;
+
+	check_stack_depth();
+	if (typid == target)
+		return true;
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	typ = (Form_pg_type) GETSTRUCT(tup);
+	if (typ->typtype == TYPTYPE_DOMAIN)
+		holds = type_holds(typ->typbasetype, target);
+	else if (IsTrueArrayType(typ))
+		holds = type_holds(typ->typelem, target);
+	else if (typ->typtype == TYPTYPE_RANGE)
+		holds = type_holds(get_range_subtype(typid), target);
+	else if (typ->typtype == TYPTYPE_MULTIRANGE)
+		holds = type_holds(get_multirange_range(typid), target);
+	else if (typ->typtype == TYPTYPE_COMPOSITE && OidIsValid(typ->typrelid))
+	{
+		Relation	rel = relation_open(typ->typrelid, AccessShareLock);
+		TupleDesc	desc = RelationGetDescr(rel);
+
+		for (int i = 0; i < desc->natts && !holds; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (!att->attisdropped)
+				holds = type_holds(att->atttypid, target);
+		}
+		relation_close(rel, AccessShareLock);
+	}
+	ReleaseSysCache(tup);
+	return holds;
+}
+
+/*
+ * Renaming an enum label or an attribute of a composite type changes what
+ * every stored value of the type says, without touching a row: refused for
+ * a type that a guarded table's columns hold.
+ */
+static void
+check_type_in_guarded_rows(Oid target, const char *what)
+{
+	const HlGuardCatalog *cat = hl_guard_catalog();
+	Relation	tgrel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *guarded = NIL;
+	ListCell   *lc;
+
+	if (!OidIsValid(target) || !OidIsValid(cat->guard_fn))
+		return;
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	scan = systable_beginscan(tgrel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger trigger = (Form_pg_trigger) GETSTRUCT(tup);
+
+		if (trigger->tgfoid == cat->guard_fn)
+			guarded = list_append_unique_oid(guarded, trigger->tgrelid);
+	}
+	systable_endscan(scan);
+	table_close(tgrel, AccessShareLock);
+
+	foreach(lc, guarded)
+	{
+		Oid			relid = lfirst_oid(lc);
+		Relation	rel = relation_open(relid, AccessShareLock);
+		TupleDesc	desc = RelationGetDescr(rel);
+
+		for (int i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (!att->attisdropped && type_holds(att->atttypid, target))
+				refuse_with(psprintf("cannot %s of type %s: column \"%s\" of append-only table \"%s\" holds its values",
+									 what, format_type_be(target), NameStr(att->attname),
+									 hl_guard_table_name(relid)),
+							"Every stored value of the type would read differently, though no row changed.",
+							relid);
+		}
+		relation_close(rel, AccessShareLock);
+	}
+}
+
+static void
+check_alter_enum(Node *parsetree)
+{
+	AlterEnumStmt *stmt = (AlterEnumStmt *) parsetree;
+
+	/* adding a label changes no stored value; renaming one changes them all */
+	if (stmt->oldVal == NULL)
+		return;
+	check_type_in_guarded_rows(LookupTypeNameOid(NULL, makeTypeNameFromNameList(stmt->typeName), true),
+							   psprintf("rename label \"%s\"", stmt->oldVal));
 }
 
 /* ALTER TABLE ---------------------------------------------------------------- */
@@ -746,6 +858,15 @@ check_rename(Node *parsetree)
 						   NAMES_DETAIL);
 			}
 			check_member(RelationRelationId, relid, "rename a column of", "");
+			/* a table's row type may be the type of a guarded column */
+			check_type_in_guarded_rows(get_rel_type_id(relid),
+									   psprintf("rename column \"%s\"", stmt->subname));
+			break;
+		case OBJECT_ATTRIBUTE:
+			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+			if (OidIsValid(relid))
+				check_type_in_guarded_rows(get_rel_type_id(relid),
+										   psprintf("rename attribute \"%s\"", stmt->subname));
 			break;
 		case OBJECT_TRIGGER:
 			check_rename_trigger(stmt);
@@ -962,6 +1083,7 @@ static const struct
 	{T_ViewStmt, check_create_view},
 	{T_AlterExtensionContentsStmt, check_extension_contents},
 	{T_AlterSeqStmt, check_alter_sequence},
+	{T_AlterEnumStmt, check_alter_enum},
 	{T_AlterEventTrigStmt, check_alter_event_trigger},
 };
 

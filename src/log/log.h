@@ -143,7 +143,8 @@ extern Datum hl_stored_event_by_key(text *tenant, text *source, text *key);
 /* expected_version on its way to the trigger (expectation.c) */
 extern void hl_expect_version(text *id, int64 version);
 extern bool hl_take_expected_version(text *id, int64 *version);
-extern void hl_forget_expected_version(text *id);
+extern bool hl_forget_expected_version(text *id);
+extern void hl_expectation_not_checked(text *id);
 
 /* the log's trigger (log_trigger.c) */
 extern int	hl_trigger_nesting(void);

@@ -21,6 +21,7 @@
 #include "delivery/delivery.h"
 #include "hooks/hooks.h"
 #include "state/state.h"
+#include "tenancy/tenancy.h"
 #include "tamper/tamper.h"
 #include "worker/worker.h"
 
@@ -242,6 +243,10 @@ prepare_event(Datum *values, bool *nulls, bool restoring)
 	}
 	else
 		checked_name(values, nulls, cols.tenant, "tenant");
+	/* a tenant role appends only to its tenants, whichever way it inserts */
+	hl_tenant_check(VARDATA_ANY(DatumGetTextPP(values[cols.tenant])),
+					VARSIZE_ANY_EXHDR(DatumGetTextPP(values[cols.tenant])),
+					HL_TENANT_WRITE);
 
 	hl_check_target(checked_name(values, nulls, cols.target, "target"));
 	checked_name(values, nulls, cols.actor, "actor");

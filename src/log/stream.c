@@ -14,7 +14,11 @@
  * locked and rewritten with the table AM directly (index lookup,
  * table_tuple_lock, simple_heap_update; index entries only when the update
  * is not HOT), as SELECT ... FOR UPDATE and UPDATE would do without the cost
- * of planning and starting two executors per append.
+ * of planning and starting two executors per append.  Each backend also
+ * remembers where it last found each head (the primary key's TID for it, the
+ * root of its HOT chain) and looks there first in later transactions,
+ * taking what it finds only if it is a visible head of that very key; else
+ * the index is asked, as always.
  *
  * A stream's first append inserts its head, already holding the first
  * event's version and state.  Two first appends are kept apart the way a
@@ -69,6 +73,7 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -138,9 +143,33 @@ static bool head_cache_check_file = false;
 
 static Oid	head_cache_relid(void);
 
+/*
+ * Where each head was last found, across transactions: (tenant, target)'s
+ * hash -> the TID the primary key has for it, the root of the head's HOT
+ * chain, which stays put while its updates are HOT.  A hint only: what is
+ * found there must be a visible head of that very key, or the index is
+ * asked.  Forgotten on any relcache invalidation of the table (VACUUM,
+ * rewrites), which bumps head_tids_generation.
+ */
+typedef struct HeadTid
+{
+	uint64		hash;			/* hash key: must be first */
+	ItemPointerData root;
+} HeadTid;
+
+/* a few hundred kB at most; beyond, it starts afresh */
+#define HEAD_TIDS_MAX 8192
+
+static HTAB *head_tids = NULL;
+static Oid	head_tids_relid = InvalidOid;	/* the table whose TIDs they are */
+static uint64 head_tids_generation = 0;
+static uint64 head_tids_built_at = 0;
+
 static void
 streams_relcache_callback(Datum arg, Oid relid)
 {
+	if (relid == InvalidOid || relid == head_tids_relid)
+		head_tids_generation++;
 	if (relid == InvalidOid || relid == cached_relids.rel || relid == cached_relids.pkey)
 		cached_relids.rel = cached_relids.pkey = InvalidOid;
 	if (relid == InvalidOid || relid == head_cache_relid())
@@ -319,11 +348,12 @@ set_scan_keys(ScanKeyData *keys, Relation idx, text *tenant, text *target)
 
 /*
  * Find the head of (tenant, target) with the snapshot; the row goes into
- * slot.  False if there is none.
+ * slot, and the TID the index has for it (its HOT chain's root) into
+ * *root if given.  False if there is none.
  */
 static bool
 find_head(Relation rel, Relation idx, Snapshot snapshot, text *tenant, text *target,
-		  TupleTableSlot *slot)
+		  TupleTableSlot *slot, ItemPointer root)
 {
 	IndexScanDesc scan;
 	ScanKeyData keys[2];
@@ -332,9 +362,121 @@ find_head(Relation rel, Relation idx, Snapshot snapshot, text *tenant, text *tar
 	set_scan_keys(keys, idx, tenant, target);
 	scan = hl_index_beginscan(rel, idx, snapshot, 2, 0);
 	index_rescan(scan, keys, 2, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (root == NULL)
+		found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	else
+	{
+		/*
+		 * index_getnext_slot(), keeping the index's TID: fetching the row
+		 * moves xs_heaptid along the HOT chain to the version found.
+		 */
+		found = false;
+		for (;;)
+		{
+			if (!scan->xs_heap_continue)
+			{
+				if (index_getnext_tid(scan, ForwardScanDirection) == NULL)
+					break;
+				*root = scan->xs_heaptid;
+			}
+			if (index_fetch_heap(scan, slot))
+			{
+				found = true;
+				break;
+			}
+		}
+	}
 	index_endscan(scan);
 	return found;
+}
+
+static uint64
+head_key_hash64(text *tenant, text *target)
+{
+	return hash_bytes_extended((const unsigned char *) VARDATA_ANY(target),
+							   VARSIZE_ANY_EXHDR(target),
+							   hash_bytes_extended((const unsigned char *) VARDATA_ANY(tenant),
+												   VARSIZE_ANY_EXHDR(tenant), 0));
+}
+
+static bool
+text_equal(Datum d, text *t)
+{
+	text	   *dt = DatumGetTextPP(d);
+
+	return VARSIZE_ANY_EXHDR(dt) == VARSIZE_ANY_EXHDR(t) &&
+		memcmp(VARDATA_ANY(dt), VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) == 0;
+}
+
+/*
+ * The head of (tenant, target) where it was found last, as an index scan
+ * would find it from the index's TID (following its HOT chain, with the
+ * snapshot); false if it is not there any more.  Comparing the key bytes
+ * is stricter than the index's equality, which can only mean a miss.
+ */
+static bool
+find_head_at_hint(Relation rel, Snapshot snapshot, text *tenant, text *target,
+				  uint64 hash, TupleTableSlot *slot, ItemPointer root)
+{
+	HeadTid    *hint;
+	IndexFetchTableData *fetch;
+	ItemPointerData tid;
+	bool		call_again = false;
+	bool		all_dead = false;
+	bool		found;
+	bool		isnull;
+
+	if (head_tids == NULL || head_tids_relid != RelationGetRelid(rel))
+		return false;
+	hint = hash_search(head_tids, &hash, HASH_FIND, NULL);
+	if (hint == NULL)
+		return false;
+	tid = hint->root;
+	/* a VACUUM may have truncated the table before its invalidation came */
+	if (ItemPointerGetBlockNumber(&tid) >= RelationGetNumberOfBlocks(rel))
+		return false;
+
+	fetch = table_index_fetch_begin(rel);
+	found = table_index_fetch_tuple(fetch, &tid, snapshot, slot, &call_again, &all_dead);
+	table_index_fetch_end(fetch);
+	if (!found)
+		return false;
+	if (!text_equal(slot_getattr(slot, S_TENANT, &isnull), tenant) ||
+		!text_equal(slot_getattr(slot, S_TARGET, &isnull), target))
+	{
+		ExecClearTuple(slot);
+		return false;
+	}
+	*root = hint->root;
+	return true;
+}
+
+/* Remember where the head of hash was found, if the table is still that one. */
+static void
+remember_head_tid(Oid relid, uint64 hash, ItemPointer root, uint64 generation)
+{
+	HeadTid    *entry;
+
+	if (generation != head_tids_generation)
+		return;
+	if (head_tids == NULL || head_tids_relid != relid ||
+		hash_get_num_entries(head_tids) >= HEAD_TIDS_MAX)
+	{
+		HASHCTL		ctl;
+
+		if (head_tids != NULL)
+			hash_destroy(head_tids);
+		head_tids = NULL;
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(HeadTid);
+		ctl.hcxt = CacheMemoryContext;
+		head_tids = hash_create("headlessly head TIDs", 1024, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		head_tids_relid = relid;
+		head_tids_built_at = generation;
+	}
+	entry = hash_search(head_tids, &hash, HASH_ENTER, NULL);
+	entry->root = *root;
 }
 
 /* whether this transaction wrote the row version in slot */
@@ -367,9 +509,11 @@ lock_existing_head(StreamsRelids relids, text *tenant, text *target, HlStreamHea
 	TM_FailureData tmfd;
 	TM_Result	result;
 	bool		found;
+	uint64		hash = head_key_hash64(tenant, target);
+	uint64		generation;
+	ItemPointerData root;
 
 	rel = table_open(relids.rel, RowExclusiveLock);
-	idx = index_open(relids.pkey, RowExclusiveLock);
 
 	/*
 	 * The newest committed head, and our own changes (hence the command
@@ -380,7 +524,22 @@ lock_existing_head(StreamsRelids relids, text *tenant, text *target, HlStreamHea
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	slot = table_slot_create(rel, NULL);
 
-	found = find_head(rel, idx, snapshot, tenant, target, slot);
+	/* TIDs remembered before the table last changed mean nothing now */
+	generation = head_tids_generation;
+	if (head_tids != NULL && head_tids_built_at != generation)
+	{
+		hash_destroy(head_tids);
+		head_tids = NULL;
+	}
+	found = find_head_at_hint(rel, snapshot, tenant, target, hash, slot, &root);
+	if (!found)
+	{
+		idx = index_open(relids.pkey, RowExclusiveLock);
+		found = find_head(rel, idx, snapshot, tenant, target, slot, &root);
+		index_close(idx, NoLock);
+		if (found)
+			remember_head_tid(RelationGetRelid(rel), hash, &root, generation);
+	}
 	*own = found && written_by_us(slot);
 	if (found && *own)
 		read_head(slot, head);
@@ -408,7 +567,6 @@ lock_existing_head(StreamsRelids relids, text *tenant, text *target, HlStreamHea
 
 	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snapshot);
-	index_close(idx, NoLock);
 	table_close(rel, NoLock);
 	return found;
 }
@@ -472,7 +630,7 @@ create_head(Relation rel, Oid pkey, text *tenant, text *target, HeapTuple tuple)
 
 	InitDirtySnapshot(dirty);
 	slot = table_slot_create(rel, NULL);
-	found = find_head(rel, idx, &dirty, tenant, target, slot);
+	found = find_head(rel, idx, &dirty, tenant, target, slot, NULL);
 	if (found)
 		xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
 	ExecDropSingleTupleTableSlot(slot);
@@ -900,7 +1058,7 @@ entry_relocate(HeadEntry *e, Relation rel, Oid pkey)
 
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	if (!find_head(rel, idx, snapshot, tenant, target, slot))
+	if (!find_head(rel, idx, snapshot, tenant, target, slot, NULL))
 		elog(ERROR, "the head of stream \"%s\" is missing", text_to_cstring(target));
 	head = e->value.head;
 	entry_set(e, &slot->tts_tid, written_by_us(slot), e->value.dirty ? &head : NULL);
@@ -922,6 +1080,7 @@ hl_streams_flush(void)
 	Oid			pkey;
 	MemoryContext cxt;
 	MemoryContext old;
+	bool		pushed_snapshot = false;
 
 	if (head_cache.entries == NULL || head_cache.ndirty == 0)
 		return false;
@@ -930,6 +1089,16 @@ hl_streams_flush(void)
 	rel = try_table_open(head_cache.relid, RowExclusiveLock);
 	if (rel == NULL)
 		return false;
+
+	/*
+	 * At commit no statement's snapshot is active, and heap_update needs one
+	 * (TOAST reads the old row's out-of-line values with it).
+	 */
+	if (!ActiveSnapshotSet())
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pushed_snapshot = true;
+	}
 	check_table_file(rel);
 	pkey = hl_relation_primary_key(rel);
 
@@ -955,6 +1124,8 @@ hl_streams_flush(void)
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
+	if (pushed_snapshot)
+		PopActiveSnapshot();
 	table_close(rel, NoLock);
 	return true;
 }

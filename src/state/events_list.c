@@ -13,13 +13,39 @@
  * the type index (one index probe per distinct type), so that it too is an
  * index condition: type = ANY (the matching types).
  *
+ * Reading one stream (a target and no other filter) is what readers of an
+ * entity do most, so it skips SQL: the stream index (tenant, target,
+ * version) is scanned directly and its rows go into the result as stored.
+ * Along a stream seq order is version order for every event appended since
+ * 0.2, but not necessarily for events appended by 0.1 or restored from
+ * elsewhere, so the scan checks it on every row of the stream and hands
+ * the call to SQL on the first row out of order.  Whatever the direct
+ * scan cannot do as SQL would - row-level security, column-level grants -
+ * also goes through SQL.
+ *
  *-------------------------------------------------------------------------
  */
 #include "state/state.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/index.h"
+#include "catalog/pg_am.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(headlessly_events_list);
 
@@ -89,6 +115,169 @@ matching_types(text *tenant, const HlTypePattern *pattern)
 							 false, -1);
 }
 
+/*
+ * The log and its stream index, as the direct scan needs them: found once,
+ * forgotten on a relcache invalidation of either.
+ */
+typedef struct StreamScanInfo
+{
+	Oid			relid;
+	Oid			indexid;
+	AttrNumber	seq;
+	AttrNumber	tenant;
+	AttrNumber	target;
+} StreamScanInfo;
+
+static StreamScanInfo scan_info;
+static bool scan_info_callback_registered = false;
+
+static void
+scan_info_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == scan_info.relid || relid == scan_info.indexid)
+		scan_info.relid = InvalidOid;
+}
+
+/*
+ * Whether rel's index indexid is what the direct scan relies on: a valid
+ * btree whose first two columns are tenant and target with the columns'
+ * own collations, so that equality on them is the SQL path's.
+ */
+static bool
+stream_index_usable(Relation rel, Oid indexid, AttrNumber tenant, AttrNumber target)
+{
+	Relation	idx = index_open(indexid, AccessShareLock);
+	bool		ok;
+
+	ok = idx->rd_rel->relam == BTREE_AM_OID &&
+		idx->rd_index->indisvalid && idx->rd_index->indisready &&
+		idx->rd_index->indnkeyatts >= 2 &&
+		idx->rd_index->indkey.values[0] == tenant &&
+		idx->rd_index->indkey.values[1] == target &&
+		idx->rd_indcollation[0] == TupleDescAttr(RelationGetDescr(rel), tenant - 1)->attcollation &&
+		idx->rd_indcollation[1] == TupleDescAttr(RelationGetDescr(rel), target - 1)->attcollation;
+	index_close(idx, AccessShareLock);
+	return ok;
+}
+
+/* Fill scan_info for rel; false if the log has no usable stream index. */
+static bool
+resolve_scan_info(Relation rel)
+{
+	StreamScanInfo found;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+
+	if (scan_info.relid == RelationGetRelid(rel))
+		return OidIsValid(scan_info.indexid);
+	if (!scan_info_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(scan_info_relcache_callback, (Datum) 0);
+		scan_info_callback_registered = true;
+	}
+
+	found.relid = RelationGetRelid(rel);
+	found.seq = SPI_fnumber(tupdesc, "seq");
+	found.tenant = SPI_fnumber(tupdesc, "tenant");
+	found.target = SPI_fnumber(tupdesc, "target");
+	found.indexid = get_relname_relid("events_stream_idx", RelationGetNamespace(rel));
+	if (found.seq <= 0 || found.tenant <= 0 || found.target <= 0 ||
+		TupleDescAttr(tupdesc, found.seq - 1)->atttypid != INT8OID ||
+		(OidIsValid(found.indexid) &&
+		 !stream_index_usable(rel, found.indexid, found.tenant, found.target)))
+		found.indexid = InvalidOid;
+
+	/* set only now: an invalidation processed above must not leave it half-set */
+	scan_info = found;
+	return OidIsValid(found.indexid);
+}
+
+/*
+ * The stream of (tenant, target) into the result, in seq order, at most
+ * max_rows rows (-1: all).  Returns false, with the result left empty, if
+ * the direct scan does not apply or the stream is not in seq order along
+ * its versions: then SQL must answer.
+ */
+static bool
+list_stream_directly(HlResultSet *rs, text *tenant, text *target, int64 max_rows)
+{
+	Relation	rel;
+	Relation	idx;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData keys[2];
+	MemoryContext cxt;
+	MemoryContext old;
+	int64		nrows = 0;
+	int64		last_seq = 0;
+	bool		in_order = true;
+
+	if (max_rows == 0)
+		return true;
+	rel = table_open(hl_log_relid(), AccessShareLock);
+	if (!resolve_scan_info(rel) ||
+		RelationGetDescr(rel)->natts != rs->tupdesc->natts ||
+		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
+		check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
+	{
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+
+	idx = index_open(scan_info.indexid, AccessShareLock);
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(tenant));
+	keys[0].sk_collation = idx->rd_indcollation[0];
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(target));
+	keys[1].sk_collation = idx->rd_indcollation[1];
+
+	/* per-row garbage (deformed rows of an older row layout) */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly events_list",
+								ALLOCSET_SMALL_SIZES);
+	slot = table_slot_create(rel, NULL);
+	scan = hl_index_beginscan(rel, idx, GetActiveSnapshot(), 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		bool		should_free;
+		HeapTuple	tuple;
+		int64		seq = DatumGetInt64(slot_getattr(slot, scan_info.seq, &isnull));
+
+		CHECK_FOR_INTERRUPTS();
+		if (nrows > 0 && seq <= last_seq)
+		{
+			in_order = false;
+			break;
+		}
+		last_seq = seq;
+		nrows++;
+		/* past max_rows, rows are only read to check the order */
+		if (max_rows >= 0 && nrows > max_rows)
+			continue;
+
+		old = MemoryContextSwitchTo(cxt);
+		tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		if (HeapTupleHeaderGetNatts(tuple->t_data) == rs->tupdesc->natts)
+			tuplestore_puttuple(rs->store, tuple);
+		else
+		{
+			/* a row older than a column: the column's default, as SQL gives it */
+			slot_getallattrs(slot);
+			tuplestore_putvalues(rs->store, rs->tupdesc, slot->tts_values, slot->tts_isnull);
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(cxt);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextDelete(cxt);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+
+	if (!in_order)
+		tuplestore_clear(rs->store);
+	return in_order;
+}
+
 static char *
 list_query(int filters)
 {
@@ -129,6 +318,7 @@ headlessly_events_list(PG_FUNCTION_ARGS)
 	TypeFilter	tf = TF_NONE;
 	char	   *query;
 	text	   *tenant;
+	bool		connected = false;
 
 	hl_result_set_init(fcinfo, "events_list", &rs);
 	memset(nulls, 'n', sizeof(nulls));
@@ -150,8 +340,6 @@ headlessly_events_list(PG_FUNCTION_ARGS)
 		args[7] = Int64GetDatum(max_rows);
 		nulls[7] = ' ';
 	}
-
-	hl_spi_connect();
 
 	if (!PG_ARGISNULL(0))
 	{
@@ -178,6 +366,8 @@ headlessly_events_list(PG_FUNCTION_ARGS)
 			case HL_PATTERN_PREFIX:
 			case HL_PATTERN_SUFFIX:
 				tf = TF_ANY;
+				hl_spi_connect();
+				connected = true;
 				args[3] = matching_types(tenant, &pattern);
 				nulls[3] = ' ';
 				break;
@@ -203,6 +393,13 @@ headlessly_events_list(PG_FUNCTION_ARGS)
 	}
 	filters |= tf << F_TYPE_SHIFT;
 
+	if (filters == F_TARGET &&
+		list_stream_directly(&rs, tenant, PG_GETARG_TEXT_PP(0),
+							 nulls[7] == 'n' ? -1 : DatumGetInt64(args[7])))
+		PG_RETURN_NULL();
+
+	if (!connected)
+		hl_spi_connect();
 	query = list_query(filters);
 	hl_prepare_cached(&list_plans[filters], query, N_LIST_ARGS, (Oid *) list_types);
 	hl_spi_into_result_set(list_plans[filters], query, N_LIST_ARGS, (Oid *) list_types,

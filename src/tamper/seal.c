@@ -114,6 +114,7 @@ typedef struct SealState
 	HlHasher   *hasher;
 	int64		prev_seq;		/* the previous row's seq */
 	int64		global_break;	/* the last seq with no visible event */
+	Sealing    *last_sealing;	/* rows come in runs of one tenant */
 } SealState;
 
 typedef struct TenantKey
@@ -134,6 +135,9 @@ sealing_for(SealState *st, const char *tenant, int len)
 	TenantEntry *e;
 	bool		found;
 
+	if (st->last_sealing != NULL && st->last_sealing->tenant_len == len &&
+		memcmp(st->last_sealing->tenant, tenant, len) == 0)
+		return st->last_sealing;
 	memset(&key, 0, sizeof(key));
 	memcpy(key.name, tenant, Min(len, HL_MAX_NAME_BYTES));
 	e = hash_search(st->tenants, &key, HASH_ENTER, &found);
@@ -152,6 +156,7 @@ sealing_for(SealState *st, const char *tenant, int len)
 		st->last = &s->next;
 		e->sealing = s;
 	}
+	st->last_sealing = e->sealing;
 	return e->sealing;
 }
 

@@ -11,10 +11,18 @@
 #   append  3. appends with a target, 8 clients on 1,000 entities of one
 #              category / mdb.write_message on 1,000 streams of one category,
 #              and / a PL/pgSQL store whose heads table has headlessly.streams'
-#              indexes (events/s), with synchronous_commit off and on;
+#              indexes (events/s), with synchronous_commit off and on; for
+#              the latter, also the ratio of times net of an empty
+#              transaction's (SELECT 1, measured in the same rounds);
 #   read    4. events_list of one entity's 1,000 events / mdb.get_stream_messages
-#              of the same 1,000 messages, every column and the columns a
-#              reader uses (calls/s); and / a plain SELECT by target.
+#              of the same 1,000 messages (calls/s), each returning the same
+#              data: what a Message DB message is (id, stream, type, position
+#              in the stream, global position, data, metadata, time), every
+#              column of mdb's message against events_list's id, target,
+#              type, version, seq, data, metadata, recorded_at.  Also, for
+#              what it costs: every column of both (events_list's row has 18
+#              columns, three of them jsonb, against mdb's 8); and
+#              events_list / a plain SELECT by target.
 # mdb is this project's SQL re-implementation of Message DB's write_message
 # and get_stream_messages (test/bench/stream-setup.sql), not Message DB.
 # Usage: bash test/bench/run-stream-bench.sh [SECONDS] [ROUNDS] [N] [SECTION...]
@@ -46,6 +54,9 @@ cat > "$scripts/write_message.sql" <<'SQL'
 \set a random(1, 1000)
 SELECT mdb.write_message(gen_random_uuid()::text, 'account-' || :a, 'Updated', jsonb_build_object('n', :a::int));
 SQL
+cat > "$scripts/empty.sql" <<'SQL'
+SELECT 1;
+SQL
 cat > "$scripts/plpgsql_store.sql" <<'SQL'
 \set a random(1, 1000)
 SELECT bench.pl_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));
@@ -56,12 +67,9 @@ SQL
 cat > "$scripts/get_stream_messages.sql" <<'SQL'
 SELECT * FROM mdb.get_stream_messages('reader-1');
 SQL
-cat > "$scripts/events_list_reader.sql" <<'SQL'
-SELECT version, type, data, recorded_at
+cat > "$scripts/events_list_message.sql" <<'SQL'
+SELECT id, target, type, version, seq, data, metadata, recorded_at
   FROM headlessly.events_list(target => 'reader_1', max_rows => 1000, tenant => 'reader');
-SQL
-cat > "$scripts/get_stream_messages_reader.sql" <<'SQL'
-SELECT position, type, data, time FROM mdb.get_stream_messages('reader-1');
 SQL
 cat > "$scripts/plain_select.sql" <<'SQL'
 SELECT * FROM headlessly.events WHERE tenant = 'reader' AND target = 'reader_1' ORDER BY seq LIMIT 1000;
@@ -89,6 +97,28 @@ compare_tps() {
                                 "pgbench_tps $clients $scripts/$subject.sql")
     row "$label" "$base: $(printf '%.0f' "$bm")/s" "$subject: $(printf '%.0f' "$sm")/s" \
         "$(ratio "$sm" "$bm")" "$goal"
+}
+
+# compare_tps_net LABEL CLIENTS BASELINE SUBJECT GOAL: compare_tps, with an
+# empty transaction (SELECT 1) run in each round too, and a note of the
+# ratio of the two sides' times net of it: what every transaction costs
+# the client, the kernel and the server before any work, both sides pay.
+compare_tps_net() {
+    local label=$1 clients=$2 base=$3 subject=$4 goal=$5 b=() s=() e=() bm sm em
+    for _ in $(seq "$ROUNDS"); do
+        b+=("$(pgbench_tps "$clients" "$scripts/$base.sql")")
+        s+=("$(pgbench_tps "$clients" "$scripts/$subject.sql")")
+        e+=("$(pgbench_tps "$clients" "$scripts/empty.sql")")
+    done
+    bm=$(printf '%s\n' "${b[@]}" | median)
+    sm=$(printf '%s\n' "${s[@]}" | median)
+    em=$(printf '%s\n' "${e[@]}" | median)
+    row "$label" "$base: $(printf '%.0f' "$bm")/s" "$subject: $(printf '%.0f' "$sm")/s" \
+        "$(ratio "$sm" "$bm")" "$goal"
+    awk -v b="$bm" -v s="$sm" -v e="$em" -v l="$label" 'BEGIN {
+        printf "%s: empty transactions %.0f/s; net of one, %s takes %.1f us and %s %.1f us per transaction: ratio %.2f\n",
+               l, e, "the subject", 1e6 / s - 1e6 / e, "the baseline", 1e6 / b - 1e6 / e,
+               (1e6 / b - 1e6 / e) / (1e6 / s - 1e6 / e) }' | tee -a "$NOTES"
 }
 
 # elapsed_ms SQL: milliseconds a statement takes, from the client (commit included)
@@ -176,7 +206,7 @@ for SYNC in off on; do
     $PSQL -c "ALTER SYSTEM SET synchronous_commit = $SYNC" -c "SELECT pg_reload_conf()" >/dev/null
     compare_tps "append to 1,000 entities of one noun / mdb.write_message to 1,000 streams of one category (8 clients, synchronous_commit $SYNC)" \
         8 write_message append_target "≥ 3"
-    compare_tps "append to 1,000 entities / PL/pgSQL store with the same indexes (8 clients, synchronous_commit $SYNC)" \
+    compare_tps_net "append to 1,000 entities / PL/pgSQL store with the same indexes (8 clients, synchronous_commit $SYNC)" \
         8 plpgsql_store append_target "≥ 1.5"
 done
 $PSQL -c "ALTER SYSTEM SET synchronous_commit = off" -c "SELECT pg_reload_conf()" >/dev/null
@@ -184,10 +214,10 @@ $PSQL -c "ALTER SYSTEM SET synchronous_commit = off" -c "SELECT pg_reload_conf()
 
 case " $SECTIONS " in *" read "*)
 say "4. reading one entity's 1,000 events"
-compare_tps "events_list(target, max_rows => 1000), every column / mdb.get_stream_messages, every column (1 client)" 1 \
-    get_stream_messages events_list "≥ 1.2"
-compare_tps "events_list: version, type, data, recorded_at / get_stream_messages: position, type, data, time (1 client)" 1 \
-    get_stream_messages_reader events_list_reader "≥ 1.2"
+compare_tps "events_list(target, max_rows => 1000): id, target, type, version, seq, data, metadata, recorded_at / mdb.get_stream_messages, every column (the same data; 1 client)" 1 \
+    get_stream_messages events_list_message "≥ 1.2"
+compare_tps "events_list(target, max_rows => 1000), every column (18) / mdb.get_stream_messages, every column (8) (1 client)" 1 \
+    get_stream_messages events_list "—"
 compare_tps "events_list(target, max_rows => 1000) / SELECT * FROM events WHERE target ORDER BY seq (1 client)" 1 \
     plain_select events_list "—"
 ;; esac

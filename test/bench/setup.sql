@@ -3,7 +3,8 @@ CREATE EXTENSION IF NOT EXISTS headlessly_events;
 DROP SCHEMA IF EXISTS bench CASCADE;
 CREATE SCHEMA bench;
 
--- A plain table of the log's shape (collations included) and indexes, without triggers.
+-- A plain table of the log's shape (collations included) and indexes, without
+-- triggers; like the log, it records the inserting transaction (xact_id).
 CREATE TABLE bench.plain_events (
     seq               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     id                text COLLATE "C" NOT NULL UNIQUE DEFAULT headlessly.new_event_id(),
@@ -21,11 +22,13 @@ CREATE TABLE bench.plain_events (
     before            jsonb,
     metadata          jsonb,
     raw_payload       text,
-    session_id        text COLLATE "C"
+    session_id        text COLLATE "C",
+    xact_id           xid8 NOT NULL DEFAULT pg_current_xact_id()
 );
 CREATE UNIQUE INDEX ON bench.plain_events (tenant, target, version) WHERE target IS NOT NULL;
 CREATE UNIQUE INDEX ON bench.plain_events (tenant, source, external_event_id) NULLS NOT DISTINCT
     WHERE external_event_id IS NOT NULL;
+CREATE INDEX ON bench.plain_events (xact_id, seq);
 CREATE INDEX ON bench.plain_events (tenant, recorded_at);
 CREATE INDEX ON bench.plain_events (tenant, type, recorded_at);
 CREATE INDEX ON bench.plain_events (tenant, actor, recorded_at) WHERE actor IS NOT NULL;

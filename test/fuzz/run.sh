@@ -56,7 +56,7 @@ link_log fuzz_event_type event_type.c "JsonbIteratorInit JsonbIteratorNext"
 link_log fuzz_type_pattern event_type.c "JsonbIteratorInit JsonbIteratorNext"
 link_log fuzz_event_id event_id.c "cstring_to_text_with_len"
 # src/tamper/ as frontend code
-$CLANG $SANITIZE $COMMON -DFRONTEND -o "$OUT/fuzz_canonical" "$TOP/test/fuzz/fuzz_canonical.c" \
+$CLANG $SANITIZE $COMMON -DFRONTEND -DUSE_PRIVATE_ENCODING_FUNCS -o "$OUT/fuzz_canonical" "$TOP/test/fuzz/fuzz_canonical.c" \
     "$TOP/src/tamper/canonical.c" "$TOP/src/tamper/hash.c" $PGLIBS -lcrypto
 
 echo "==> seeds"

@@ -59,8 +59,8 @@ SELECT line FROM (
     SELECT pg_catalog.format('view %s %s', r.relname, pg_catalog.pg_get_viewdef(r.oid))
       FROM rels r WHERE r.relkind IN ('v', 'm')
     UNION ALL
-    SELECT pg_catalog.format('policy %s.%s %s %s using=%s check=%s', r.relname, po.polname,
-               po.polcmd, po.polroles::text, pg_catalog.pg_get_expr(po.polqual, po.polrelid),
+    SELECT pg_catalog.format('policy %s.%s %s permissive=%s %s using=%s check=%s', r.relname, po.polname,
+               po.polcmd, po.polpermissive, po.polroles::text, pg_catalog.pg_get_expr(po.polqual, po.polrelid),
                pg_catalog.pg_get_expr(po.polwithcheck, po.polrelid))
       FROM pg_catalog.pg_policy po JOIN rels r ON r.oid = po.polrelid
     UNION ALL

@@ -81,6 +81,11 @@ foreach my $from (@versions)
 			  FROM headlessly.entities WHERE target = 'contact_1'}),
 		'3 4 {"name": "Alice", "stage": "sql"}',
 		"appends, idempotency and state keep working after updating from $from");
+	# rows stored before xact_id existed have its value only in the catalog
+	is($node->safe_psql($db, q{SELECT string_agg(l::text, E'\n') FROM headlessly.events_list(target => 'contact_1') l}),
+		$node->safe_psql($db, q{SELECT string_agg(e::text, E'\n' ORDER BY seq) FROM headlessly.events e
+								 WHERE target = 'contact_1'}),
+		"events_list reads a stream begun under $from as SQL does, xact_id '0' included");
 
 	# seq: drawn by the log now, from where the identity column left off
 	is($node->safe_psql($db, q{

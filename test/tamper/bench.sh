@@ -25,7 +25,7 @@ mkdir "$WORKDIR/module"
 cp "$TOP"/test/tamper/module/* "$WORKDIR/module/"
 make -C "$WORKDIR/module" -s PG_CONFIG="$PG_CONFIG" TAMPER_DIR="$TOP/src/tamper"
 chmod -R a+rX "$WORKDIR/module"
-cc $($PG_CONFIG --cflags) -DFRONTEND -I"$TOP/src" -I"$($PG_CONFIG --includedir-server)" \
+cc $($PG_CONFIG --cflags) -DFRONTEND -DUSE_PRIVATE_ENCODING_FUNCS -I"$TOP/src" -I"$($PG_CONFIG --includedir-server)" \
     -o "$WORKDIR/tamper_test" "$TOP/test/tamper/tamper_test.c" "$TOP"/src/tamper/*.c \
     -L"$($PG_CONFIG --pkglibdir)" -lpgcommon -lpgport -lcrypto -lm
 

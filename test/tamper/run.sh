@@ -50,7 +50,7 @@ tally() {
 }
 
 echo "==> building the frontend test driver"
-cc $($PG_CONFIG --cflags) -Werror -DFRONTEND -I"$TOP/src" -I"$($PG_CONFIG --includedir-server)" \
+cc $($PG_CONFIG --cflags) -Werror -DFRONTEND -DUSE_PRIVATE_ENCODING_FUNCS -I"$TOP/src" -I"$($PG_CONFIG --includedir-server)" \
     -o "$WORK/tamper_test" "$TOP/test/tamper/tamper_test.c" "$TOP"/src/tamper/*.c \
     -L"$($PG_CONFIG --pkglibdir)" -L"$($PG_CONFIG --libdir)" -lpgcommon -lpgport -lcrypto -lm
 

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# What tamper evidence costs, on a throwaway cluster:
+#   1. the append path: instructions per append spent hashing (canonical
+#      form, SHA-256, the hash's bytea), counted by callgrind in one
+#      single-user run, as a share of the whole append: throughput with
+#      hashing relative to without is 1 - share (the 32 stored bytes more
+#      per row and per head are not in the share);
+#   2. verify() over N events (default 1,000,000; 90% on 100,000 streams,
+#      a 200-byte data object each): events per second, best of ROUNDS;
+#   3. checkpoint() of CP (default 100,000) newly committed events.
+# Usage: bash test/bench/run-tamper-bench.sh [N] [CP] [ROUNDS] [APPENDS]
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/bench-lib.sh"
+
+N=${1:-1000000}
+CP=${2:-100000}
+ROUNDS=${3:-3}
+APPENDS=${4:-5000}
+
+command -v valgrind >/dev/null || { ensure_packages; $SUDO apt-get install -y -qq valgrind >/dev/null; }
+bench_cluster
+
+say "1. the append path under callgrind ($APPENDS entity and $APPENDS free appends)"
+as_cluster_user initdb -D "$WORKDIR/cg" -U postgres -A trust --no-sync >/dev/null
+single() { as_cluster_user "$@" "$PG_BIN/postgres" --single -j -D "$WORKDIR/cg" postgres; }
+single <<'SQL' >/dev/null 2>&1
+CREATE EXTENSION headlessly_events;
+SELECT headlessly.events_append('Account.Created', 'acct_' || i, '{"n": 0}') FROM generate_series(1, 1000) i;
+SQL
+single valgrind --tool=callgrind --callgrind-out-file="$WORKDIR/cg.out" <<SQL >/dev/null 2>&1
+DO \$\$ BEGIN
+  FOR i IN 1..$APPENDS LOOP
+    PERFORM headlessly.events_append('Account.Updated', 'acct_' || (i % 1000 + 1),
+        jsonb_build_object('n', i, 'name', 'Alice Example', 'email', 'alice@example.com'));
+    PERFORM headlessly.events_append('page_view', data => '{"path": "/pricing"}',
+        metadata => '{"sessionId": "s1"}');
+  END LOOP;
+END \$\$;
+SQL
+inclusive() {
+    callgrind_annotate --inclusive=yes "$WORKDIR/cg.out" 2>/dev/null |
+        awk -v f="$1" '$0 ~ (":" f " ") || $0 ~ (":" f "$") { gsub(",", "", $1); print $1; exit }'
+}
+total=$(inclusive headlessly_events_append)
+hashing=$(inclusive hl_event_hash_of_datums)
+echo "instructions: events_append $total, of which hashing $hashing"
+awk -v t="$total" -v h="$hashing" -v n="$APPENDS" 'BEGIN {
+    printf "per append: %.0f instructions, hashing %.0f (%.1f%%); throughput with/without hashing: %.3f\n",
+        t / (2 * n), h / (2 * n), 100 * h / t, (t - h) / t }'
+
+say "2. verify() over $N events"
+$PSQL -c "CREATE EXTENSION headlessly_events"
+$PSQL <<SQL
+SET synchronous_commit = off;
+DO \$\$ BEGIN
+  FOR c IN 0..($N - 1) / 100000 LOOP
+    INSERT INTO headlessly.events (tenant, type, target, actor, source, source_type, data)
+    SELECT 'tenant_' || (i % 10),
+           CASE WHEN i % 10 = 0 THEN 'page_view' ELSE 'contact_touched' END,
+           CASE WHEN i % 10 = 0 THEN NULL ELSE 'contact_' || (i % 100000) END,
+           'agent_' || (i % 50), 'API', 'internal',
+           jsonb_build_object('name', 'Alice Example', 'email', 'alice' || i || '@example.com',
+                              'stage', 'qualified', 'score', i % 100,
+                              'tags', jsonb_build_array('vip', 'newsletter'),
+                              'address', jsonb_build_object('city', 'Lisbon', 'zip', '1100-148'))
+      FROM generate_series(c * 100000 + 1, least((c + 1) * 100000, $N)) i;
+    COMMIT;
+  END LOOP;
+END \$\$;
+VACUUM ANALYZE headlessly.events;
+SQL
+timed() {
+    $PSQL -At -c "DO \$\$ DECLARE t0 timestamptz := clock_timestamp(); n bigint;
+                  BEGIN $1; RAISE NOTICE '%', extract(epoch FROM clock_timestamp() - t0); END \$\$" 2>&1 |
+        sed -n 's/^NOTICE: *//p'
+}
+echo "first checkpoint, sealing all $N: $(timed 'PERFORM headlessly.checkpoint()') s"
+best=
+for r in $(seq "$ROUNDS"); do
+    s=$(timed "PERFORM count(*) FROM headlessly.verify()")
+    echo "verify round $r: $s s"
+    best=$(printf '%s\n%s\n' "$s" "$best" | sed '/^$/d' | sort -g | head -n 1)
+done
+ok=$($PSQL -At -c "SELECT bool_and(ok) FROM headlessly.verify()")
+awk -v n="$N" -v s="$best" -v ok="$ok" 'BEGIN { printf "verify: %d events in %.3f s = %.0f events/s (all ok: %s)\n", n, s, n / s, ok }'
+
+say "3. checkpoint() of $CP new events"
+$PSQL -c "INSERT INTO headlessly.events (tenant, type, target, data)
+          SELECT 'tenant_' || (i % 10), 'contact_touched', 'contact_' || (i % 100000), '{\"n\": 1}'
+            FROM generate_series(1, $CP) i" >/dev/null
+echo "checkpoint of $CP new events: $(timed 'PERFORM headlessly.checkpoint()') s"
+machine_line

@@ -1,0 +1,154 @@
+# Delivery after commit, across sessions: NOTIFY at commit (payload, the
+# 8000-byte limit, rolled-back appends, owners who may not read), read()
+# with wait as a long poll, and subscription positions across pg_dump and
+# restore.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use JSON::PP;
+use Time::HiRes qw(time);
+
+my $node = PostgreSQL::Test::Cluster->new('delivery');
+$node->init;
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION headlessly_events');
+
+# --- NOTIFY at commit -------------------------------------------------------
+$node->safe_psql('postgres', q{
+	SELECT name FROM headlessly.subscribe('rt', 'Lead.*', notify => true);
+	SELECT name FROM headlessly.subscribe('rt_acme', tenant => 'acme', notify => true);
+	CREATE ROLE blind;
+	GRANT USAGE ON SCHEMA headlessly TO blind;
+	GRANT SELECT ON headlessly.events TO blind;
+});
+$node->safe_psql('postgres', q{
+	SET ROLE blind;
+	SELECT name FROM headlessly.subscribe('rt_blind', notify => true);
+});
+# blind may no longer read the log: its subscription gets no notification
+$node->safe_psql('postgres', 'REVOKE SELECT ON headlessly.events FROM blind');
+
+my $listener = $node->background_psql('postgres');
+$listener->query_safe('LISTEN rt; LISTEN rt_acme; LISTEN rt_blind');
+
+sub notifications
+{
+	my $out = $listener->query_safe('SELECT 1');
+	my @got;
+	while ($out =~ /Asynchronous notification "([^"]+)" with payload "(.*?)" received from server process/g)
+	{
+		push @got, [ $1, decode_json($2) ];
+	}
+	return @got;
+}
+
+$node->safe_psql('postgres', q{
+	BEGIN;
+	SELECT headlessly.events_append('Lead.Created', 'lead_1', '{"name": "Ann"}', actor => 'a1');
+	SELECT pg_sleep(0.2);
+	COMMIT;
+});
+my @n = notifications();
+is(scalar(@n), 1, 'one notification for one matching event');
+is($n[0][0], 'rt', 'on the subscription\'s channel');
+my $p = $n[0][1];
+is_deeply([ sort keys %$p ],
+	[ qw(actor data id recorded_at seq target tenant type version) ],
+	'payload: id, seq, tenant, type, target, version, actor, recorded_at, data');
+is($p->{type}, 'Lead.Created', 'payload type');
+is($p->{data}{name}, 'Ann', 'payload data');
+is($p->{version}, 1, 'payload version');
+is($node->safe_psql('postgres', "SELECT seq FROM headlessly.events WHERE id = '$p->{id}'"),
+	$p->{seq}, 'payload id and seq name the stored event');
+
+# rolled back: nothing; another tenant's subscription matches by tenant
+$node->safe_psql('postgres', q{
+	BEGIN;
+	SELECT headlessly.events_append('Lead.Created', 'lead_rb', '{}');
+	ROLLBACK;
+	SELECT headlessly.events_append('page_view', tenant => 'acme');
+	SELECT headlessly.events_append('page_view', tenant => 'other');
+});
+@n = notifications();
+is(scalar(@n), 1, 'no notification for a rolled-back append, none for a non-matching one');
+is($n[0][0], 'rt_acme', 'the tenant subscription hears its tenant');
+ok(!exists $n[0][1]{truncated}, 'a small payload is not truncated');
+
+# over 8000 bytes: sent without data, marked truncated
+$node->safe_psql('postgres',
+	q{SELECT headlessly.events_append('Lead.Updated', 'lead_1', jsonb_build_object('notes', repeat('x', 9000)))});
+@n = notifications();
+is(scalar(@n), 1, 'a large event is still notified');
+ok($n[0][1]{truncated}, 'marked truncated');
+ok(!exists $n[0][1]{data}, 'without data');
+is($n[0][1]{version}, 2, 'but with the rest');
+
+# a subscription change reaches the appending sessions' caches
+$node->safe_psql('postgres', q{SELECT headlessly.pause('rt')});
+$node->safe_psql('postgres', q{SELECT headlessly.events_append('Lead.Updated', 'lead_1', '{"n": 1}')});
+is(scalar(notifications()), 0, 'a paused subscription is not notified');
+$listener->quit;
+
+# --- read() with wait is a long poll -----------------------------------------
+$node->safe_psql('postgres', q{SELECT name FROM headlessly.subscribe('lp', 'Poll.*')});
+my ($out, $err) = ('', '');
+my $start = time();
+my $reader = IPC::Run::start(
+	[ 'psql', '-XAtq', '-h', $node->host, '-p', $node->port, '-d', 'postgres',
+	  '-c', q{SELECT type FROM headlessly.read('lp', wait => '60s')} ],
+	'>', \$out, '2>', \$err);
+sleep(1);
+$node->safe_psql('postgres', q{SELECT headlessly.events_append('Poll.Created', 'poll_1')});
+$reader->finish;
+my $elapsed = time() - $start;
+is($out, "Poll.Created\n", 'the waiting read returns the event committed meanwhile');
+ok($elapsed < 30, "long before its wait ran out ($elapsed s)");
+
+# cancel interrupts the wait
+$node->safe_psql('postgres', q{SELECT name FROM headlessly.subscribe('lp_idle', 'Poll.*')});
+$out = $err = '';
+{
+	local $ENV{PGOPTIONS} = '-c statement_timeout=300ms';
+	$reader = IPC::Run::start(
+		[ 'psql', '-XAtq', '-h', $node->host, '-p', $node->port, '-d', 'postgres',
+		  '-c', q{SELECT type FROM headlessly.read('lp_idle', wait => '60s')} ],
+		'>', \$out, '2>', \$err);
+}
+$start = time();
+$reader->finish;
+like($err, qr/canceling statement due to statement timeout/, 'statement_timeout cancels the wait');
+ok(time() - $start < 30, 'promptly');
+
+# --- positions across dump and restore ---------------------------------------
+$node->safe_psql('postgres', q{
+	SELECT name FROM headlessly.subscribe('resume', 'Order.*', start_at => 'beginning');
+	SELECT headlessly.events_append('Order.Created', 'order_' || i) FROM generate_series(1, 5) i;
+});
+# the consumer acks the first three
+$node->safe_psql('postgres', q{
+	SELECT headlessly.ack('resume', (SELECT seq FROM headlessly.read('resume', 3) ORDER BY seq DESC LIMIT 1))});
+my $dump = $node->basedir . '/delivery.dump';
+$node->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('postgres') ], 'pg_dump');
+$node->safe_psql('postgres', 'CREATE DATABASE restored');
+$node->command_ok([ 'pg_restore', '-d', $node->connstr('restored'), $dump ], 'pg_restore');
+is($node->safe_psql('restored', q{
+	SELECT count(*) FILTER (WHERE xact_id IS NULL) = count(*) FROM headlessly.subscription_positions}),
+	't', 'restored positions forget the other database\'s transaction ids');
+is($node->safe_psql('restored',
+	q{SELECT string_agg(target, ',' ORDER BY seq) FROM headlessly.read('resume')}),
+	'order_4,order_5', 'a restored consumer resumes after what it acked');
+$node->safe_psql('restored', q{
+	SELECT headlessly.ack('resume', (SELECT max(seq) FROM headlessly.read('resume')));
+	SELECT headlessly.events_append('Order.Created', 'order_6');
+});
+is($node->safe_psql('restored',
+	q{SELECT string_agg(target, ',' ORDER BY seq) FROM headlessly.read('resume')}),
+	'order_6', 'and goes on with new events once it acks again');
+is($node->safe_psql('restored', q{SELECT count(*) FROM headlessly.subscriptions WHERE secret IS NOT NULL OR true}),
+	$node->safe_psql('postgres', q{SELECT count(*) FROM headlessly.subscriptions}),
+	'every subscription is restored');
+
+done_testing();
