@@ -192,9 +192,6 @@ SELECT headlessly.unsubscribe('app_feed');
 SELECT pg_temp.subs() AS subscriptions;
 REVOKE USAGE ON SCHEMA headlessly FROM dlv_app, dlv_other;
 
--- deliver() sends webhooks too: no request to the internet from this test
-SELECT headlessly.pause('hooks_out');
-
 -- after_commit hooks: run by a delivery round (here deliver()) once the
 -- append has committed, never for one rolled back, in registration order,
 -- as the registering role with headlessly.tenant set to the event's tenant
