@@ -40,6 +40,7 @@ extern void hl_create_hook_subscription(int64 hook_id, const char *pattern, int 
 extern bool hl_delivery_wanted(void);
 
 /* The log's trigger: NOTIFY the subscriptions that want this row (notify.c). */
-extern void hl_notify_event(TupleDesc tupdesc, Datum *values, bool *nulls);
+extern void hl_notify_event(TupleDesc tupdesc, Datum *values, bool *nulls,
+							int type_att, int tenant_att, int target_att);
 
 #endif							/* HL_DELIVERY_H */

@@ -258,17 +258,17 @@ payload(TupleDesc tupdesc, Datum *values, bool *nulls, bool with_data)
 }
 
 /*
- * Called by the log's trigger for each appended row (not restored ones):
+ * Called by the log's trigger for each appended row (not restored ones),
+ * with the 0-based numbers of its type, tenant and target columns, which
+ * the trigger has resolved already:
  * NOTIFY every active notify subscription whose pattern, tenant and target
  * match and whose owner may read the log.
  */
 void
-hl_notify_event(TupleDesc tupdesc, Datum *values, bool *nulls)
+hl_notify_event(TupleDesc tupdesc, Datum *values, bool *nulls,
+				int type_att, int tenant_att, int target_att)
 {
 	char	   *msg = NULL;
-	int			type_att;
-	int			tenant_att;
-	int			target_att;
 	text	   *type;
 
 	if (!cache_valid)
@@ -276,9 +276,6 @@ hl_notify_event(TupleDesc tupdesc, Datum *values, bool *nulls)
 	if (nsubs == 0)
 		return;
 
-	type_att = SPI_fnumber(tupdesc, "type") - 1;
-	tenant_att = SPI_fnumber(tupdesc, "tenant") - 1;
-	target_att = SPI_fnumber(tupdesc, "target") - 1;
 	type = DatumGetTextPP(values[type_att]);
 	for (int i = 0; i < nsubs; i++)
 	{

@@ -854,7 +854,7 @@ append_row(Relation rel, Datum *values, bool *nulls)
 	}
 
 	/* realtime subscribers hear of it when the transaction commits */
-	hl_notify_event(tupdesc, values, nulls);
+	hl_notify_event(tupdesc, values, nulls, cols.type, cols.tenant, cols.target);
 	return heap_form_tuple(tupdesc, values, nulls);
 }
 
