@@ -43,6 +43,13 @@ SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class
 
 -- granting -------------------------------------------------------------------
 SELECT headlessly.grant_tenant('regress_hl_ta', 'ten_a');
+-- the very first binding already protects: its role reads its tenant only
+SELECT count(*) AS unprotected_tables FROM pg_class c
+ WHERE c.relnamespace = 'headlessly'::regnamespace AND NOT (c.relrowsecurity AND c.relforcerowsecurity)
+   AND EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'tenant_isolation');
+SET ROLE regress_hl_ta;
+SELECT tenant, count(*) FROM headlessly.events GROUP BY tenant ORDER BY tenant;
+RESET ROLE;
 SELECT headlessly.grant_tenant('regress_hl_tb', 'ten_b', 'admin');
 SELECT headlessly.grant_tenant('regress_hl_tr', 'ten_a', 'read');
 SELECT headlessly.grant_tenant('regress_hl_tm', 'ten_a');
