@@ -143,6 +143,7 @@ typedef struct Stream
 	int64		version;		/* the last version chained, in version order */
 	int64		last_seq;
 	HlHash		hash;			/* its recomputed hash */
+	bool		last_ok;		/* and whether it is the stored one */
 	HeldEvent  *held;			/* in the order they came */
 	int			nheld;
 	int			maxheld;
@@ -416,15 +417,18 @@ chain_held(Verify *v, Stream *stream, int i, const char *problem)
 	const char *target = stream->key.data + strlen(stream->key.data) + 1;
 	int			target_len = stream->key.len - (target - stream->key.data);
 	HlHash		hash;
+	bool		ok;
 
 	hl_event_hash(v->hasher, &stream->hash, h->canonical, h->len, &hash);
-	if (!h->stored_ok || memcmp(h->stored.bytes, hash.bytes, HL_HASH_LEN) != 0)
+	ok = h->stored_ok && memcmp(h->stored.bytes, hash.bytes, HL_HASH_LEN) == 0;
+	if (!ok)
 		report(v, stream->tenant, RANK_EVENT, h->seq, problem, target, target_len,
 			   true, h->version, h->event_id, strlen(h->event_id), true, h->seq);
 	if (h->version > stream->version)
 	{
 		stream->version = h->version;
 		stream->hash = hash;
+		stream->last_ok = ok;
 	}
 	pfree(h->canonical);
 	pfree(h->event_id);
@@ -433,9 +437,10 @@ chain_held(Verify *v, Stream *stream, int i, const char *problem)
 
 /*
  * The stream has just chained a version: chain the held events that now
- * follow it.  One whose hash does not verify in version order is what two
- * swapped events look like.  A held version that has come meanwhile is an
- * insertion.
+ * follow it.  One whose hash does not verify in version order, after a
+ * version that did not verify either, is what two swapped events look like;
+ * after one that did, it is itself altered.  A held version that has come
+ * meanwhile is an insertion.
  */
 static void
 release_held(Verify *v, Stream *stream)
@@ -449,7 +454,7 @@ release_held(Verify *v, Stream *stream)
 		{
 			if (stream->held[i].version == stream->version + 1)
 			{
-				chain_held(v, stream, i, "reordered");
+				chain_held(v, stream, i, stream->last_ok ? "altered" : "reordered");
 				progress = true;
 				break;
 			}
@@ -544,6 +549,7 @@ check_event(Verify *v, HeapTuple row, TupleDesc desc, HlCanonicalMap *map,
 	int			target_len = 0;
 	int64		version = 0;
 	bool		has_version;
+	bool		hash_ok;
 	Checkpoint *cp;
 
 	resetStringInfo(buf);
@@ -586,6 +592,7 @@ check_event(Verify *v, HeapTuple row, TupleDesc desc, HlCanonicalMap *map,
 			memcpy((char *) stream->key.data, key_data, key.len);
 			stream->tenant = t;
 			stream->version = 0;
+			stream->last_ok = true;
 			stream->held = NULL;
 			stream->nheld = 0;
 			stream->maxheld = 0;
@@ -615,8 +622,9 @@ check_event(Verify *v, HeapTuple row, TupleDesc desc, HlCanonicalMap *map,
 	}
 
 	hl_event_hash(v->hasher, &prev, buf->data, buf->len, &hash);
-	if (!bytes_of(values[COL_HASH - 1], isnull[COL_HASH - 1], stored.bytes, HL_HASH_LEN) ||
-		memcmp(stored.bytes, hash.bytes, HL_HASH_LEN) != 0)
+	hash_ok = bytes_of(values[COL_HASH - 1], isnull[COL_HASH - 1], stored.bytes, HL_HASH_LEN) &&
+		memcmp(stored.bytes, hash.bytes, HL_HASH_LEN) == 0;
+	if (!hash_ok)
 		REPORT_EVENT("altered");
 
 	if (stream != NULL)
@@ -625,6 +633,7 @@ check_event(Verify *v, HeapTuple row, TupleDesc desc, HlCanonicalMap *map,
 			stream->version = has_version ? version : stream->version + 1;
 		stream->last_seq = seq;
 		stream->hash = hash;
+		stream->last_ok = hash_ok;
 		if (stream->nheld > 0)
 			release_held(v, stream);
 	}
