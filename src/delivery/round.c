@@ -206,6 +206,10 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 	" WHERE status OPERATOR(pg_catalog.=) 'delivered'" \
 	"   AND last_attempt_at OPERATOR(pg_catalog.<) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $1)"
 
+/* how often a backend deletes delivered rows past the retention, at most */
+#define HL_HOUSEKEEPING_MS 60000
+static TimestampTz last_housekeeping = 0;
+
 static SPIPlanPtr hook_subscriptions_plan = NULL;
 static SPIPlanPtr new_events_plan = NULL;
 static SPIPlanPtr new_events_restored_plan = NULL;
@@ -1114,7 +1118,14 @@ round_of_hooks(MemoryContext round_cxt, int max_events, bool in_worker)
 	step_begin(in_worker);
 	MemoryContextSwitchTo(round_cxt);
 	names = hook_subscriptions(&handlers);
-	/* housekeeping: delivered rows older than the retention */
+
+	/*
+	 * Housekeeping: delivered rows older than the retention.  It reads the
+	 * whole table, so a backend does it at most once a minute (or as often
+	 * as a shorter retention asks), not in every round.
+	 */
+	if (TimestampDifferenceExceeds(last_housekeeping, round_start,
+								   (int) Min((int64) hl_delivery_retention * 1000, (int64) HL_HOUSEKEEPING_MS)))
 	{
 		Oid			types[1] = {INTERVALOID};
 		Datum		args[1];
@@ -1124,6 +1135,7 @@ round_of_hooks(MemoryContext round_cxt, int max_events, bool in_worker)
 		hl_prepare_cached(&retention_plan, RETENTION_QUERY, 1, types);
 		rc = hl_run_as_log_owner(retention_plan, args, NULL, false, 0);
 		hl_spi_check(rc, SPI_OK_DELETE, RETENTION_QUERY);
+		last_housekeeping = round_start;
 	}
 	step_end(in_worker);
 	MemoryContextSwitchTo(round_cxt);

@@ -2,7 +2,8 @@
 # calling backend, no worker): signed requests to a loopback receiver that
 # checks the signatures itself, one per committed matching event, never for
 # a rolled-back append; failures retried with backoff until delivered or
-# dead; Retry-After honoured on 429; 410 Gone pauses the subscription.
+# dead; Retry-After honoured on 429; 410 Gone pauses the subscription;
+# delivered rows are deleted after headlessly.delivery_retention.
 use strict;
 use warnings;
 use FindBin;
@@ -99,5 +100,23 @@ $node->safe_psql('postgres', qq{
 });
 is($node->safe_psql('postgres', q{SELECT state FROM headlessly.subscriptions WHERE name = 'gone'}),
 	'paused', '410 Gone pauses the subscription');
+
+# retention: delivered rows older than headlessly.delivery_retention are
+# deleted by a round; newer ones, and failed and dead ones, stay
+$node->safe_psql('postgres', q{
+	UPDATE headlessly.deliveries SET last_attempt_at = last_attempt_at - interval '2 days'
+	 WHERE subscription IN ('wh', 'dead')});
+my $before = $node->safe_psql('postgres', q{
+	SELECT string_agg(subscription || ':' || seq, ',' ORDER BY subscription, seq) FROM headlessly.deliveries
+	 WHERE subscription <> 'wh'});
+is($node->safe_psql('postgres', q{
+	SET headlessly.delivery_retention = '1d';
+	SELECT headlessly.deliver() >= 0;
+	SELECT count(*) FROM headlessly.deliveries WHERE subscription = 'wh'}), "t\n0",
+	'delivered rows past the retention are deleted');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(subscription || ':' || seq, ',' ORDER BY subscription, seq) FROM headlessly.deliveries
+	 WHERE subscription <> 'wh'}), $before,
+	'younger delivered rows and undelivered ones stay');
 
 done_testing();
