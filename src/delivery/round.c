@@ -27,6 +27,7 @@
 #include "delivery/delivery_internal.h"
 #include "delivery/webhook.h"
 #include "hooks/hooks.h"
+#include "state/state.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -37,6 +38,7 @@
 #include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/hsearch.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -177,15 +179,8 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 
 /* a batch's events and the states after them: two queries, not two per event */
 #define EVENT_DOCS_QUERY \
-	"SELECT e.seq, pg_catalog.to_jsonb(e), e.target, e.version, e.tenant" \
+	"SELECT e.seq, pg_catalog.to_jsonb(e), e.target, e.version, e.tenant, e.type, e.data, e.recorded_at" \
 	"  FROM " HL_SCHEMA ".events e WHERE e.seq OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int8[])"
-
-#define STATES_QUERY \
-	"SELECT " HL_SCHEMA ".as_of_version(u.target, u.version, u.tenant)" \
-	"  FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.int8[])," \
-	"                  pg_catalog.unnest($3::pg_catalog.text[]))" \
-	"       WITH ORDINALITY AS u (target, version, tenant, n)" \
-	" ORDER BY u.n"
 
 /* a batch's successes, in one statement */
 #define DONE_ALL_QUERY \
@@ -220,7 +215,6 @@ static SPIPlanPtr event_doc_plan = NULL;
 static SPIPlanPtr state_plan = NULL;
 static SPIPlanPtr done_plan = NULL;
 static SPIPlanPtr event_docs_plan = NULL;
-static SPIPlanPtr states_plan = NULL;
 static SPIPlanPtr done_all_plan = NULL;
 static SPIPlanPtr failed_plan = NULL;
 static SPIPlanPtr retention_plan = NULL;
@@ -647,24 +641,167 @@ event_document(const HlSubscription *sub, int64 seq)
 }
 
 /*
- * The events of a batch as event_document() makes them, in two queries for
- * the batch instead of two per event: docs[i] for the i-th of claimed,
- * NULL where the subscription's owner may not read the event.
+ * The state after each event a backend sends, per (subscription, tenant,
+ * target): one target's events go in version order, so the state after the
+ * next one is this one with that event applied -- the same fold as a
+ * replay, instead of a replay from the nearest snapshot for every event
+ * (up to snapshot_interval events read each time).  Events never change,
+ * so an entry stays right while the log it was read from exists (a new
+ * headlessly.events, after DROP EXTENSION and CREATE, starts it afresh).
+ */
+typedef struct StateEntry
+{
+	uint64		hash;			/* of key */
+	char	   *key;			/* subscription, tenant, target, NUL-separated */
+	int			keylen;
+	int64		version;		/* r is the replay right after it */
+	HlReplay	r;				/* base in state_cxt; no pending patches */
+} StateEntry;
+
+/* beyond this the cache starts again empty */
+#define HL_STATE_CACHE_BYTES (32 * 1024 * 1024)
+
+static MemoryContext state_cxt = NULL;
+static HTAB *state_cache = NULL;
+static Oid	state_cache_log = InvalidOid;	/* headlessly.events it was read from */
+
+static void
+state_cache_check(void)
+{
+	Oid			log = hl_log_relid();
+
+	if (state_cxt == NULL)
+		state_cxt = AllocSetContextCreate(TopMemoryContext, "headlessly delivery states",
+										  ALLOCSET_DEFAULT_SIZES);
+	if (state_cache != NULL &&
+		(log != state_cache_log ||
+		 MemoryContextMemAllocated(state_cxt, true) > HL_STATE_CACHE_BYTES))
+	{
+		MemoryContextReset(state_cxt);
+		state_cache = NULL;
+	}
+	if (state_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(StateEntry);
+		ctl.hcxt = state_cxt;
+		state_cache = hash_create("headlessly delivery states", 1024, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		state_cache_log = log;
+	}
+}
+
+/*
+ * The entity's state right after one of its events (NULL if it is not
+ * alive then), from the cache when the backend sent the one before;
+ * otherwise replayed, as the log's owner (derived tables are its).
+ */
+static Jsonb *
+state_after(const char *subscription, text *tenant, text *target, int64 version,
+			text *type, Jsonb *data, TimestampTz recorded_at)
+{
+	StringInfoData key;
+	uint64		hash;
+	bool		found;
+	StateEntry *entry;
+	HlReplay	r;
+	Jsonb	   *state;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext old;
+
+	initStringInfo(&key);
+	appendBinaryStringInfo(&key, subscription, strlen(subscription) + 1);
+	appendBinaryStringInfo(&key, VARDATA_ANY(tenant), VARSIZE_ANY_EXHDR(tenant));
+	appendStringInfoChar(&key, '\0');
+	appendBinaryStringInfo(&key, VARDATA_ANY(target), VARSIZE_ANY_EXHDR(target));
+	hash = hash_bytes_extended((const unsigned char *) key.data, key.len, 0);
+	entry = hash_search(state_cache, &hash, HASH_ENTER, &found);
+	if (found && (entry->keylen != key.len || memcmp(entry->key, key.data, key.len) != 0))
+	{
+		/* another stream with the same hash: it gives way */
+		pfree(entry->key);
+		if (entry->r.base != NULL)
+			pfree(entry->r.base);
+		found = false;
+	}
+	if (!found)
+	{
+		entry->key = MemoryContextAlloc(state_cxt, key.len);
+		memcpy(entry->key, key.data, key.len);
+		entry->keylen = key.len;
+		entry->version = -1;
+		hl_replay_init(&entry->r);
+	}
+
+	if (entry->version == version)
+		return entry->r.base;
+	if (entry->version == version - 1)
+	{
+		r = entry->r;
+		hl_replay_apply(&r, version, type, data, recorded_at);
+	}
+	else
+	{
+		HlPoint		point = {0};
+		HlSavedUser saved;
+
+		point.by_version = true;
+		point.version = version;
+		hl_become_log_owner(&saved);
+		hl_entity_at(tenant, target, &point, false, &r, NULL);
+		hl_restore_user(&saved);
+		/* SPI returns in its procedure context; r stays valid until SPI_finish() */
+		MemoryContextSwitchTo(caller);
+	}
+	state = hl_replay_state(&r);
+
+	/* keep it: the base copied into the cache, the old one freed */
+	old = MemoryContextSwitchTo(state_cxt);
+	hl_replay_keep(&r);
+	MemoryContextSwitchTo(old);
+	if (entry->r.base != NULL && entry->r.base != r.base)
+		pfree(entry->r.base);
+	r.pending = NULL;
+	r.npending = 0;
+	r.maxpending = 0;
+	entry->r = r;
+	entry->version = version;
+	return state != NULL ? entry->r.base : NULL;
+}
+
+/* one row of the batch's documents query */
+typedef struct DocRow
+{
+	int			index;			/* in claimed; -1: none */
+	Jsonb	   *doc;
+	text	   *tenant;
+	text	   *target;			/* NULL: no state */
+	int64		version;
+	text	   *type;
+	Jsonb	   *data;
+	TimestampTz recorded_at;
+} DocRow;
+
+/*
+ * The events of a batch as event_document() makes them (every column, plus
+ * "state" after it), in one query for the batch instead of two per event:
+ * docs[i] for the i-th of claimed, NULL where the subscription's owner may
+ * not read the event.
  */
 static void
 event_documents(const HlSubscription *sub, List *claimed, Jsonb **docs)
 {
 	int			n = list_length(claimed);
 	Datum	   *seqs = palloc(n * sizeof(Datum));
-	Datum	   *targets = palloc(n * sizeof(Datum));
-	Datum	   *versions = palloc(n * sizeof(Datum));
-	Datum	   *tenants = palloc(n * sizeof(Datum));
-	int		   *target_of = palloc(n * sizeof(int));	/* -1: no target */
-	int			ntargets = 0;
-	Oid			types[3] = {TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
-	Datum		args[3];
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		args[1];
 	HlSavedUser saved;
 	MemoryContext caller = CurrentMemoryContext;
+	SPITupleTable *tuptable;
+	uint64		nrows;
+	DocRow	   *rows;
 	ListCell   *lc;
 	int			i = 0;
 	int			rc;
@@ -672,21 +809,26 @@ event_documents(const HlSubscription *sub, List *claimed, Jsonb **docs)
 	foreach(lc, claimed)
 	{
 		seqs[i] = Int64GetDatum(((Claimed *) lfirst(lc))->seq);
-		target_of[i] = -1;
 		docs[i++] = NULL;
 	}
+	state_cache_check();
 	args[0] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	hl_prepare_cached(&event_docs_plan, EVENT_DOCS_QUERY, 1, types + 1);
+	hl_prepare_cached(&event_docs_plan, EVENT_DOCS_QUERY, 1, types);
 	hl_become_role(sub->owner, &saved);
 	rc = SPI_execute_plan(event_docs_plan, args, NULL, false, 0);
 	hl_restore_user(&saved);
 	MemoryContextSwitchTo(caller);
 	hl_spi_check(rc, SPI_OK_SELECT, EVENT_DOCS_QUERY);
 
-	for (uint64 r = 0; r < SPI_processed; r++)
+	/* copied out first: state_after() runs queries of its own */
+	tuptable = SPI_tuptable;
+	nrows = SPI_processed;
+	rows = palloc0(Max(nrows, 1) * sizeof(DocRow));
+	for (uint64 row = 0; row < nrows; row++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		HeapTuple	tup = tuptable->vals[row];
+		TupleDesc	desc = tuptable->tupdesc;
+		DocRow	   *d = &rows[row];
 		bool		isnull;
 		bool		no_target;
 		int64		seq = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
@@ -695,7 +837,7 @@ event_documents(const HlSubscription *sub, List *claimed, Jsonb **docs)
 		int			hi = n - 1;
 
 		/* claimed is in seq order */
-		i = -1;
+		d->index = -1;
 		while (lo <= hi)
 		{
 			int			mid = (lo + hi) / 2;
@@ -703,7 +845,7 @@ event_documents(const HlSubscription *sub, List *claimed, Jsonb **docs)
 
 			if (s == seq)
 			{
-				i = mid;
+				d->index = mid;
 				break;
 			}
 			if (s < seq)
@@ -711,43 +853,30 @@ event_documents(const HlSubscription *sub, List *claimed, Jsonb **docs)
 			else
 				hi = mid - 1;
 		}
-		if (i < 0)
+		if (d->index < 0)
 			continue;
-		docs[i] = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 2, &isnull));
+		d->doc = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 2, &isnull));
 		target = SPI_getbinval(tup, desc, 3, &no_target);
-		if (!no_target)
-		{
-			target_of[i] = ntargets;
-			targets[ntargets] = PointerGetDatum(DatumGetTextPCopy(target));
-			versions[ntargets] = SPI_getbinval(tup, desc, 4, &isnull);
-			tenants[ntargets] = PointerGetDatum(DatumGetTextPCopy(SPI_getbinval(tup, desc, 5, &isnull)));
-			ntargets++;
-		}
-	}
-
-	/* the state after each event with a target: derived tables are the log owner's */
-	if (ntargets > 0)
-	{
-		args[0] = PointerGetDatum(construct_array(targets, ntargets, TEXTOID, -1, false, TYPALIGN_INT));
-		args[1] = PointerGetDatum(construct_array(versions, ntargets, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[2] = PointerGetDatum(construct_array(tenants, ntargets, TEXTOID, -1, false, TYPALIGN_INT));
-		hl_prepare_cached(&states_plan, STATES_QUERY, 3, types);
-		rc = hl_run_as_log_owner(states_plan, args, NULL, false, 0);
-		hl_spi_check(rc, SPI_OK_SELECT, STATES_QUERY);
-		if (SPI_processed != (uint64) ntargets)
-			elog(ERROR, "expected %d entity states, got " UINT64_FORMAT, ntargets, SPI_processed);
-	}
-	for (i = 0; i < n; i++)
-	{
-		Datum		state = (Datum) 0;
-		bool		state_null = true;
-
-		if (docs[i] == NULL)
+		if (no_target)
 			continue;
-		if (target_of[i] >= 0)
-			state = SPI_getbinval(SPI_tuptable->vals[target_of[i]], SPI_tuptable->tupdesc, 1,
-								  &state_null);
-		docs[i] = with_state(docs[i], state, state_null);
+		d->target = DatumGetTextPCopy(target);
+		d->version = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		d->tenant = DatumGetTextPCopy(SPI_getbinval(tup, desc, 5, &isnull));
+		d->type = DatumGetTextPCopy(SPI_getbinval(tup, desc, 6, &isnull));
+		d->data = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
+		d->recorded_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
+	}
+	for (uint64 row = 0; row < nrows; row++)
+	{
+		DocRow	   *d = &rows[row];
+		Jsonb	   *state = NULL;
+
+		if (d->index < 0)
+			continue;
+		if (d->target != NULL)
+			state = state_after(sub->name, d->tenant, d->target, d->version, d->type, d->data,
+								d->recorded_at);
+		docs[d->index] = with_state(d->doc, JsonbPGetDatum(state), state == NULL);
 	}
 }
 

@@ -107,7 +107,7 @@ case " $SECTIONS " in *" send "*)
 esac
 
 case " $SECTIONS " in *" backlog "*)
-    $PSQL -c "SELECT name FROM headlessly.subscribe('backlog', 'Backlog.*', url => '$URL/ok/backlog', secret => '$SECRET')" >/dev/null
+    $PSQL -c "SELECT name FROM headlessly.subscribe('backlog', 'backlog_item', url => '$URL/ok/backlog', secret => '$SECRET')" >/dev/null
     for spec in $BACKLOGS; do
         n=${spec%%:*}
         targets=${spec##*:}
@@ -115,7 +115,7 @@ case " $SECTIONS " in *" backlog "*)
         $PSQL -c "SELECT headlessly.pause('backlog')" >/dev/null
         for b in $(seq 1000 1000 "$n"); do
             echo "SELECT count(*) FROM headlessly.events_append_batch(
-                    (SELECT jsonb_agg(jsonb_build_object('type', 'Backlog.Item', 'target', 'item_' || (i % $targets),
+                    (SELECT jsonb_agg(jsonb_build_object('type', 'backlog_item', 'target', 'item_' || (i % $targets),
                                                          'data', jsonb_build_object('i', i)))
                        FROM generate_series($b - 999, $b) i));"
         done | $PSQL >/dev/null
