@@ -11,6 +11,7 @@ use lib "$FindBin::RealBin/lib";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use JSON::PP;
 use WebhookReceiver;
 
 my $secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -60,6 +61,8 @@ ok(!(grep { ($_->{body}{target} // '') eq 'order_rb' } $recv->requests), 'never 
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(status || ':' || http_status, ',' ORDER BY seq) FROM headlessly.deliveries WHERE subscription = 'wh'}),
 	'delivered:200,delivered:200', 'recorded as delivered with the status');
+is($wh[1]{body}{state}{total}, 5, 'and the state after the next event, from the one before it');
+
 # the failing receiver: only the first event of the target was tried; the second waits behind it
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(status || ':' || attempts || ':' || COALESCE(http_status, 0), ',' ORDER BY seq)
@@ -100,6 +103,21 @@ $node->safe_psql('postgres', qq{
 });
 is($node->safe_psql('postgres', q{SELECT state FROM headlessly.subscriptions WHERE name = 'gone'}),
 	'paused', '410 Gone pauses the subscription');
+
+# the states of a stream sent event after event, over several rounds, are
+# what as_of_version() replays
+$node->safe_psql('postgres', q{
+	SELECT headlessly.events_append('Order.Updated', 'order_1', '{"total": 7, "note": "gift"}');
+	SELECT headlessly.deliver();
+	SELECT headlessly.events_append('Order.Updated', 'order_1', '{"note": null, "paid": true}');
+	SELECT headlessly.deliver();
+});
+@wh = $recv->requests_to('ok/wh');
+my $json = JSON::PP->new->canonical;
+is(join(' ', map { $json->encode($_->{body}{state}) } @wh[2, 3]),
+	join(' ', map { $json->encode($json->decode($node->safe_psql('postgres',
+		"SELECT headlessly.as_of_version('order_1', $_)"))) } (3, 4)),
+	'the states after versions 3 and 4 are those as_of_version() gives');
 
 # retention: delivered rows older than headlessly.delivery_retention are
 # deleted by a round; newer ones, and failed and dead ones, stay
