@@ -10,7 +10,9 @@
 #            is resumed: events/s from the resume to the N-th request
 #            received, and its ratio to the send figure of the same run;
 #            with the CPU the receiver and the worker used meanwhile (a side
-#            near 1.0 core is the limit);
+#            near 1.0 core is the limit), and the worker's CPU per event
+#            against the sending backend's in send (on a shared machine the
+#            CPU per event is steadier than the wall clock);
 #   deliver  the worker: N events appended (1,000 a transaction) while a
 #            webhook subscription is active; events/s from the first commit
 #            to the N-th request recorded by the receiver, median of ROUNDS;
@@ -89,20 +91,33 @@ REPORT=$WORKDIR/report.md
 case " $SECTIONS " in *" send "*)
     say "send: webhook_send of $N events, $ROUNDS rounds"
     rates=()
+    cpus=()
     for r in $(seq "$ROUNDS"); do
         rcpu=$(cpu_s "$RECEIVER_PID")
-        ms=$($PSQL -At -c "\\timing on" -c "
-            SELECT count(*) FILTER (WHERE http_status = 200)
-              FROM headlessly.webhook_send('$URL/ok/send',
-                   (SELECT jsonb_agg(jsonb_build_object('id', 'evt_s${r}_' || i, 'type', 'page_view',
-                                                        'data', jsonb_build_object('i', i)))
-                      FROM generate_series(1, $N) i), '$SECRET')" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')
+        # the backend's own CPU around the call, read from /proc by psql's \!
+        ms=$($PSQL -At <<SQL | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'
+SELECT pg_backend_pid() AS bpid \gset
+\setenv BPID :bpid
+\! awk -v hz="$(getconf CLK_TCK)" '{ print (\$14 + \$15) / hz }' /proc/\$BPID/stat > $WORKDIR/send.cpu0
+\timing on
+SELECT count(*) FILTER (WHERE http_status = 200)
+  FROM headlessly.webhook_send('$URL/ok/send',
+       (SELECT jsonb_agg(jsonb_build_object('id', 'evt_s${r}_' || i, 'type', 'page_view',
+                                            'data', jsonb_build_object('i', i)))
+          FROM generate_series(1, $N) i), '$SECRET');
+\timing off
+\! awk -v hz="$(getconf CLK_TCK)" '{ print (\$14 + \$15) / hz }' /proc/\$BPID/stat > $WORKDIR/send.cpu1
+SQL
+)
         rates+=("$(calc "$N / ($ms / 1000)")")
-        echo "round $r: $ms ms; CPU of the receiver meanwhile: $(calc "($(cpu_s "$RECEIVER_PID") - $rcpu) / ($ms / 1000)") cores"
+        cpus+=("$(calc "($(cat "$WORKDIR/send.cpu1") - $(cat "$WORKDIR/send.cpu0")) * 1000000 / $N")")
+        echo "round $r: $ms ms; CPU: the sending backend ${cpus[-1]} us/event," \
+             "the receiver $(calc "($(cpu_s "$RECEIVER_PID") - $rcpu) / ($ms / 1000)") cores"
     done
     SEND_RATE=$(printf '%s\n' "${rates[@]}" | median)
-    printf '| webhook_send (the sender alone), events/s (median of %d, %d events, receiver: %s) | %.0f | |\n' \
-        "$ROUNDS" "$N" "$RECEIVER" "$SEND_RATE" >> "$REPORT"
+    SEND_CPU=$(printf '%s\n' "${cpus[@]}" | median)
+    printf '| webhook_send (the sender alone), events/s (median of %d, %d events, receiver: %s) | %.0f (its backend: %.0f us CPU/event) | |\n' \
+        "$ROUNDS" "$N" "$RECEIVER" "$SEND_RATE" "$SEND_CPU" >> "$REPORT"
     ;;
 esac
 
@@ -131,11 +146,14 @@ case " $SECTIONS " in *" backlog "*)
         rate=$(calc "$n / $secs")
         rshare=$(calc "($(cpu_s "$RECEIVER_PID") - $rcpu) / $secs")
         wshare=$(calc "($(cpu_s "$wpid") - $wcpu) / $secs")
+        wus=$(calc "($(cpu_s "$wpid") - $wcpu) * 1000000 / $n")
         ratio=${SEND_RATE:+$(calc "$rate / $SEND_RATE")}
-        printf '%.0f events/s in %.1f s; CPU: receiver %.2f, worker %.2f cores; ratio to the sender alone %s\n' \
-            "$rate" "$secs" "$rshare" "$wshare" "${ratio:-?}"
-        printf '| worker over a backlog of %d events, %d target(s), events/s (receiver %s) | %.0f (ratio to sender alone %s; CPU receiver %.2f, worker %.2f) | >= 2000 |\n' \
-            "$n" "$targets" "$RECEIVER" "$rate" "${ratio:-?}" "$rshare" "$wshare" >> "$REPORT"
+        cratio=${SEND_CPU:+$(calc "$wus / $SEND_CPU")}
+        printf '%.0f events/s in %.1f s (ratio to the sender alone %s); CPU: receiver %.2f, worker %.2f cores;' \
+            "$rate" "$secs" "${ratio:-?}" "$rshare" "$wshare"
+        printf ' worker %.0f us/event (ratio to the sender alone %s)\n' "$wus" "${cratio:-?}"
+        printf '| worker over a backlog of %d events, %d target(s), events/s (receiver %s) | %.0f (ratio to sender alone %s); worker CPU %.0f us/event (ratio %s); receiver %.2f, worker %.2f cores | >= 2000 |\n' \
+            "$n" "$targets" "$RECEIVER" "$rate" "${ratio:-?}" "$wus" "${cratio:-?}" "$rshare" "$wshare" >> "$REPORT"
     done
     $PSQL -c "SELECT headlessly.unsubscribe('backlog')" >/dev/null
     ;;
@@ -214,7 +232,7 @@ case " $SECTIONS " in *" latency "*)
     done > "$WORKDIR/alone.sql"
     read -r sp50 sp99 < <($PSQL -At -c '\timing on' -f "$WORKDIR/alone.sql" |
         sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | sort -g |
-        awk '{ v[NR] = $1 } END { printf "%.1f %.1f\n", v[int((NR + 1) / 2)], v[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1] }')
+        awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.1f %.1f\n", v[int((NR + 1) / 2)], v[i] }')
     echo "sender alone: p50 $sp50 ms, p99 $sp99 ms"
     printf '| webhook_send of one event, round trip p50 / p99 ms (%d calls) | %s / %s | |\n' \
         "$LATENCY_EVENTS" "$sp50" "$sp99" >> "$REPORT"
