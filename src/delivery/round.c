@@ -10,8 +10,11 @@
  *      owner) become 'pending' rows of headlessly.deliveries and the
  *      position moves past them; then the due rows -- the first undelivered
  *      row of each target only, so that one target's events go in version
- *      order -- are leased (attempts + 1, next_attempt_at = now + lease):
- *      a crash makes them due again, never lost;
+ *      order -- are leased (attempts + 1, status pending, next_attempt_at =
+ *      now + lease).  The deliverer holds the subscription's sender lock
+ *      until their outcomes are recorded, so a leased row found by the next
+ *      holder of that lock is one whose sender died: due again at once,
+ *      never lost;
  *   2. runs each handler as the role that registered the hook, with
  *      headlessly.tenant set to the event's tenant, and marks the row
  *      delivered in the same transaction (so a success is never repeated);
