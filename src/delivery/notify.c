@@ -4,13 +4,15 @@
  *	  NOTIFY at commit, and the per-backend cache of subscriptions that the
  *	  append path consults.
  *
- * Every append asks whether a subscription wants a NOTIFY for its row.
- * The answer comes from a cache of the notify subscriptions, loaded once
- * and emptied by the relcache invalidation that any change of
- * headlessly.subscriptions sends (its statement trigger): an append with
- * no such subscription pays one flag test.  Async_Notify() is
- * transactional: the notification is sent when the appending transaction
- * commits and dropped if it (or the subtransaction) rolls back.
+ * Every append asks whether a subscription wants a NOTIFY for its row, and
+ * whether one the worker delivers (webhook, after_commit hook) matches it:
+ * then its transaction wakes the worker at commit.  The answers come from
+ * a cache of those subscriptions, loaded once and emptied by the relcache
+ * invalidation that any change of headlessly.subscriptions sends (its
+ * statement trigger): an append with no such subscription pays one flag
+ * test.  Async_Notify() is transactional: the notification is sent when
+ * the appending transaction commits and dropped if it (or the
+ * subtransaction) rolls back.
  *
  * An append that does match pays no catalog lookup either: whether each
  * subscription's owner may read the log is remembered until the log's
@@ -22,6 +24,7 @@
  */
 #include "delivery/delivery_internal.h"
 #include "tenancy/tenancy.h"
+#include "worker/worker.h"
 
 #include "commands/async.h"
 #include "miscadmin.h"
@@ -57,6 +60,8 @@ typedef struct NotifySub
 	char	   *tenant;			/* NULL: every tenant the owner may read */
 	int			tenant_len;
 	Oid			owner;
+	bool		notify;			/* NOTIFY on channel name */
+	bool		delivers;		/* the worker delivers it (not pull) */
 	OwnerReads	owner_reads;	/* SELECT on the log, as of log_state */
 } NotifySub;
 
@@ -124,13 +129,11 @@ load_cache(void)
 			bool		isnull;
 			char	   *kind = SPI_getvalue(tup, desc, 2);
 			char	   *pattern;
-			NotifySub  *s;
+			NotifySub  *s = &subs[nsubs++];
 
-			if (strcmp(kind, "pull") != 0)
-				any_delivery = true;
-			if (!DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull)))
-				continue;
-			s = &subs[nsubs++];
+			s->delivers = strcmp(kind, "pull") != 0;
+			any_delivery |= s->delivers;
+			s->notify = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 			s->name = SPI_getvalue(tup, desc, 1);
 			/* the pattern text must outlive the parse, which points into it */
 			pattern = SPI_getvalue(tup, desc, 3);
@@ -322,9 +325,10 @@ payload(Datum *values, bool *nulls, int type_att, int tenant_att, int target_att
 /*
  * Called by the log's trigger for each appended row (not restored ones),
  * with the 0-based numbers of its type, tenant and target columns, which
- * the trigger has resolved already:
- * NOTIFY every active notify subscription whose pattern, tenant and target
- * match and whose owner may read the event.
+ * the trigger has resolved already.  Of the active subscriptions whose
+ * pattern, tenant and target match: NOTIFY those with notify whose owner
+ * may read the event, and if the worker delivers one, have the
+ * transaction wake it at commit.
  */
 void
 hl_notify_event(TupleDesc tupdesc, Datum *values, bool *nulls,
@@ -353,7 +357,9 @@ hl_notify_event(TupleDesc tupdesc, Datum *values, bool *nulls,
 		if (s->target &&
 			!text_is(values[target_att], nulls[target_att], s->target, s->target_len))
 			continue;
-		if (!owner_may_read(s, values[tenant_att], nulls[tenant_att]))
+		if (s->delivers)
+			hl_worker_note_append();
+		if (!s->notify || !owner_may_read(s, values[tenant_att], nulls[tenant_att]))
 			continue;
 		if (msg == NULL)
 		{
