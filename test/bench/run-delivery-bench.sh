@@ -21,6 +21,7 @@
 # Usage: bash test/bench/run-delivery-bench.sh [SECONDS] [ROUNDS] [N] [SECTION...]
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/bench-lib.sh"
+source "$(dirname "$0")/delivery-subscriptions.sh"
 
 SECONDS_PER_RUN=${1:-5}
 ROUNDS=${2:-3}
@@ -42,13 +43,7 @@ append)
 SELECT headlessly.events_append('Bench.Appended', data => '{"k": 1}');
 SQL
     subs() {
-        $PSQL -c "SELECT headlessly.unsubscribe('bench_notify'), headlessly.unsubscribe('bench_webhook')" >/dev/null
-        for s in "$@"; do
-            case $s in
-                notify) $PSQL -c "SELECT name FROM headlessly.subscribe('bench_notify', 'Bench.*', notify => true)" >/dev/null ;;
-                webhook) $PSQL -c "SELECT name FROM headlessly.subscribe('bench_webhook', 'Bench.*', url => 'http://127.0.0.1:9/')" >/dev/null ;;
-            esac
-        done
+        bench_subscriptions "$@"
         pgbench_tps 4 "$scripts/append.sql"
     }
     read -r base subj <<< "$(alternate subs 'subs webhook')"
@@ -57,7 +52,7 @@ SQL
     read -r base subj <<< "$(alternate subs 'subs notify webhook')"
     say "1b. appends/s, 4 clients: no subscription $base, NOTIFY + webhook subscriptions $subj," \
         "ratio $(echo "$subj / $base" | bc -l | cut -c1-5)"
-    $PSQL -c "SELECT headlessly.unsubscribe('bench_notify'), headlessly.unsubscribe('bench_webhook')" >/dev/null
+    bench_subscriptions
     ;;
 notify)
     gcc -O2 -o "$WORKDIR/notify_listener" "$BENCH/notify_listener.c" \

@@ -12,22 +12,13 @@
 # Usage: bash test/bench/run-delivery-callgrind.sh [N1 N2]
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/callgrind-lib.sh"
+source "$(dirname "$0")/delivery-subscriptions.sh"
 
 N1=${1:-1000}
 N2=${2:-2000}
 callgrind_cluster
 trap cleanup EXIT
 $PSQL -c "CREATE EXTENSION headlessly_events" >/dev/null
-
-subs() {
-    $PSQL -c "SELECT headlessly.unsubscribe('bench_notify'), headlessly.unsubscribe('bench_webhook')" >/dev/null
-    for s in "$@"; do
-        case $s in
-            notify) $PSQL -c "SELECT name FROM headlessly.subscribe('bench_notify', 'Bench.*', notify => true)" >/dev/null ;;
-            webhook) $PSQL -c "SELECT name FROM headlessly.subscribe('bench_webhook', 'Bench.*', url => 'http://127.0.0.1:9/')" >/dev/null ;;
-        esac
-    done
-}
 
 as_cluster_user mkdir "$WORKDIR/scripts"
 as_cluster_user tee "$WORKDIR/scripts/append.sql" >/dev/null <<'SQL'
@@ -40,7 +31,7 @@ for c in "no subscription|" "a webhook subscription|webhook" \
          "a NOTIFY and a webhook subscription|notify webhook"; do
     IFS='|' read -r name which <<<"$c"
     # shellcheck disable=SC2086
-    subs $which
+    bench_subscriptions $which
     keep=${CALLGRIND_KEEP:+$CALLGRIND_KEEP.${which// /_}}
     echo "| $name | $(CALLGRIND_KEEP=$keep callgrind_per_transaction "$WORKDIR/scripts/append.sql" "$N1" "$N2") |"
 done
