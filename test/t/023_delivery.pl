@@ -86,6 +86,75 @@ ok($n[0][1]{truncated}, 'marked truncated');
 ok(!exists $n[0][1]{data}, 'without data');
 is($n[0][1]{version}, 2, 'but with the rest');
 
+# a rolled-back subtransaction takes its notification with it
+$node->safe_psql('postgres', q{
+	BEGIN;
+	SAVEPOINT s;
+	SELECT headlessly.events_append('Lead.Created', 'lead_sp', '{"n": "gone"}');
+	ROLLBACK TO SAVEPOINT s;
+	SELECT headlessly.events_append('Lead.Created', 'lead_sp2', '{"n": "kept"}');
+	COMMIT;
+});
+@n = notifications();
+is(scalar(@n), 1, 'one notification: the rolled-back subtransaction sends none');
+is($n[0][1]{target}, 'lead_sp2', 'the committed append is the one sent');
+
+# a tenant role's subscription without a tenant hears only its tenants,
+# and nothing once its rights are revoked
+$node->safe_psql('postgres', q{
+	CREATE ROLE acme_rt;
+	GRANT USAGE ON SCHEMA headlessly TO acme_rt;
+	GRANT SELECT ON headlessly.events TO acme_rt;
+	SELECT headlessly.grant_tenant('acme_rt', 'acme', 'read');
+	SET ROLE acme_rt;
+	SELECT name FROM headlessly.subscribe('rt_tenant_role', 'Acct.*', notify => true);
+});
+$listener->query_safe('LISTEN rt_tenant_role');
+$node->safe_psql('postgres', q{
+	SELECT headlessly.events_append('Acct.Created', 'acct_1', '{}', tenant => 'other');
+	SELECT headlessly.events_append('Acct.Created', 'acct_1', '{}', tenant => 'acme');
+	SELECT headlessly.events_append('Acct.Created', 'acct_2', '{}');
+});
+@n = grep { $_->[0] eq 'rt_tenant_role' } notifications();
+is(scalar(@n), 1, 'a tenant role\'s subscription hears one event: its tenant\'s');
+is($n[0][1]{tenant}, 'acme', 'of its tenant only');
+$node->safe_psql('postgres', q{SELECT headlessly.revoke_tenant('acme_rt', 'acme')});
+$node->safe_psql('postgres',
+	q{SELECT headlessly.events_append('Acct.Created', 'acct_3', '{}', tenant => 'acme')});
+is(scalar(grep { $_->[0] eq 'rt_tenant_role' } notifications()), 0,
+	'nothing once the tenant is revoked');
+
+# one appending session throughout: what its cache remembers of an owner's
+# rights follows REVOKE, role membership and tenant grants
+$node->safe_psql('postgres', q{
+	CREATE ROLE log_readers;
+	GRANT SELECT ON headlessly.events TO log_readers;
+	CREATE ROLE sub_owner;
+	GRANT USAGE ON SCHEMA headlessly TO sub_owner;
+	GRANT SELECT ON headlessly.events TO sub_owner;
+	SET ROLE sub_owner;
+	SELECT name FROM headlessly.subscribe('rt_rights', 'Right.*', notify => true);
+});
+$listener->query_safe('LISTEN rt_rights');
+my $appender = $node->background_psql('postgres');
+sub append_right
+{
+	$appender->query_safe(q{SELECT headlessly.events_append('Right.Checked', tenant => 'acme')});
+	return scalar(grep { $_->[0] eq 'rt_rights' } notifications());
+}
+is(append_right(), 1, 'an owner who may read the log is notified');
+$node->safe_psql('postgres', 'REVOKE SELECT ON headlessly.events FROM sub_owner');
+is(append_right(), 0, 'not once SELECT is revoked, in the same appending session');
+$node->safe_psql('postgres', 'GRANT log_readers TO sub_owner');
+is(append_right(), 1, 'again once a role it belongs to may read the log');
+$node->safe_psql('postgres', q{SELECT headlessly.grant_tenant('sub_owner', 'other', 'read')});
+is(append_right(), 0, 'not once it becomes a tenant role of another tenant');
+$node->safe_psql('postgres', q{SELECT headlessly.grant_tenant('sub_owner', 'acme', 'read')});
+is(append_right(), 1, 'again once it may read the event\'s tenant');
+$node->safe_psql('postgres', 'REVOKE log_readers FROM sub_owner');
+is(append_right(), 0, 'not once it leaves that role');
+$appender->quit;
+
 # a subscription change reaches the appending sessions' caches
 $node->safe_psql('postgres', q{SELECT headlessly.pause('rt')});
 $node->safe_psql('postgres', q{SELECT headlessly.events_append('Lead.Updated', 'lead_1', '{"n": 1}')});
