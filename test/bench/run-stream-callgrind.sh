@@ -8,13 +8,18 @@
 # connecting and loading the library are left out.  What the client and the
 # kernel spend is not counted: an empty transaction (SELECT 1) shows what
 # every transaction costs the server before any work.
-# Usage: bash test/bench/run-stream-callgrind.sh [N1 N2 [A1 A2]]
+# Usage: bash test/bench/run-stream-callgrind.sh [N1 N2 [A1 A2 [CASE...]]]
+# (CASE: the scripts below, e.g. append_target plpgsql_store; all if none).
+# HL_CALLGRIND_KEEP=DIR keeps each case's callgrind file of its longer run
+# there, for callgrind_annotate.
 source "$(dirname "$0")/../lib.sh"
 
 N1=${1:-20}
 N2=${2:-120}
 A1=${3:-2000}
 A2=${4:-3000}
+shift 4 2>/dev/null || shift $#
+ONLY=" $* "
 ensure_packages
 command -v valgrind >/dev/null || { $SUDO apt-get install -y -qq valgrind >/dev/null; }
 build_and_install
@@ -61,6 +66,10 @@ count() {
     done
     [ -n "$client" ] || die "no backend of pgbench's client for $file"
     sed -n 's/^summary: //p' "$client"
+    if [ -n "${HL_CALLGRIND_KEEP:-}" ]; then
+        mkdir -p "$HL_CALLGRIND_KEEP"
+        cp "$client" "$HL_CALLGRIND_KEEP/$(basename "$file" .sql).$n.callgrind"
+    fi
     rm -f $new
 }
 
@@ -111,6 +120,7 @@ for c in "empty transaction (SELECT 1)|empty|$N1 $N2" \
          "events_list, every column, 1,000 events|events_list|$N1 $N2" \
          "mdb.get_stream_messages, every column, 1,000 messages|get_stream_messages|$N1 $N2"; do
     IFS='|' read -r name script range <<<"$c"
+    [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $script "* ]] || continue
     # shellcheck disable=SC2086
     echo "| $name (transactions ${range/ / to }) | $(per_transaction "$scripts/$script.sql" $range) |"
 done
