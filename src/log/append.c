@@ -398,7 +398,12 @@ insert_directly(Datum *values, char *nulls, bool want_row, bool *stored, Datum *
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	estate->es_output_cid = GetCurrentCommandId(true);
 
-	slot = ExecInitExtraTupleSlot(estate, tupdesc, &TTSOpsVirtual);
+	/*
+	 * A heap tuple slot: the trigger's row is stored in it as it is and
+	 * copied once for the heap, where a virtual slot deformed it and formed
+	 * it again.
+	 */
+	slot = ExecInitExtraTupleSlot(estate, tupdesc, &TTSOpsHeapTuple);
 	ExecClearTuple(slot);
 	memset(slot->tts_isnull, true, tupdesc->natts * sizeof(bool));
 	for (int i = 0; i < A_NCOLUMNS; i++)
