@@ -14,7 +14,7 @@
 #   - what the backends waited on, in one more run of each: pg_stat_activity
 #     sampled every 10 ms, the share of samples per wait event (CPU: running,
 #     no wait event).
-# Usage: bash test/bench/run-append-profile.sh [SECONDS] [ROUNDS] [SCRIPT...]
+# Usage: [CLIENTS=8] bash test/bench/run-append-profile.sh [SECONDS] [ROUNDS] [SCRIPT...]
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/bench-lib.sh"
 
@@ -22,6 +22,8 @@ SECONDS_PER_RUN=${1:-5}
 ROUNDS=${2:-3}
 shift 2 2>/dev/null || shift $#
 CASES=${*:-append_target write_message plpgsql_store}
+CLIENTS=${CLIENTS:-8}
+JOBS=$(( CLIENTS < 2 ? CLIENTS : 2 ))
 
 bench_cluster "autovacuum = off" "synchronous_commit = off"
 say "fixtures"
@@ -77,7 +79,7 @@ for r in $(seq "$ROUNDS"); do
         $PSQL -c "SELECT pg_stat_reset_shared('wal')" >/dev/null
         read -r u0 s0 i0 < <(cpu)
         out=$(perf stat -x, -e task-clock -o "$WORKDIR/client.$c" -- \
-                  "$PG_BIN/pgbench" -n -M prepared -c 8 -j 2 -T "$SECONDS_PER_RUN" -f "$scripts/$c.sql" postgres 2>&1)
+                  "$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$JOBS" -T "$SECONDS_PER_RUN" -f "$scripts/$c.sql" postgres 2>&1)
         sleep 1    # the backends have exited and been reaped
         read -r u1 s1 i1 < <(cpu)
         client_ms=$(awk -F, '/task-clock/ { print $1 }' "$WORKDIR/client.$c")
@@ -86,8 +88,8 @@ for r in $(seq "$ROUNDS"); do
         read -r rec bytes fpi < <($PG_BIN/psql -X -At -F ' ' -d postgres -c \
             "SELECT wal_records, wal_bytes, wal_fpi FROM pg_stat_wal")
         hz=$(getconf CLK_TCK)
-        printf '%-15s round %s: %8.0f tps; per transaction, CPU: backends user %.1f us, system %.1f us, auxiliary %.1f us, pgbench %.1f us; WAL %.1f records, %.0f bytes, %.3f FPI\n' \
-            "$c" "$r" "$tps" \
+        printf '%-15s %s clients, round %s: %8.0f tps; per transaction, CPU: backends user %.1f us, system %.1f us, auxiliary %.1f us, pgbench %.1f us; WAL %.1f records, %.0f bytes, %.3f FPI\n' \
+            "$c" "$CLIENTS" "$r" "$tps" \
             "$(awk -v a="$u0" -v b="$u1" -v n="$n" -v hz="$hz" 'BEGIN { print (b - a) / hz * 1e6 / n }')" \
             "$(awk -v a="$s0" -v b="$s1" -v n="$n" -v hz="$hz" 'BEGIN { print (b - a) / hz * 1e6 / n }')" \
             "$(awk -v a="$i0" -v b="$i1" -v n="$n" -v hz="$hz" 'BEGIN { print (b - a) / hz * 1e6 / n }')" \
@@ -104,7 +106,7 @@ say "wait events (share of samples of active pgbench backends)"
 for c in $CASES; do
     sample_waits "$SECONDS_PER_RUN" > "$WORKDIR/waits.$c" &
     sampler=$!
-    "$PG_BIN/pgbench" -n -M prepared -c 8 -j 2 -T "$SECONDS_PER_RUN" -f "$scripts/$c.sql" postgres >/dev/null 2>&1
+    "$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$JOBS" -T "$SECONDS_PER_RUN" -f "$scripts/$c.sql" postgres >/dev/null 2>&1
     wait "$sampler"
 done
 for c in $CASES; do
