@@ -72,6 +72,26 @@ SELECT * FROM probe_counts();
 SELECT bt_index_check('headlessly.events_probe_idx', true);
 SELECT bt_index_check('headlessly.events_tenant_actor_idx', true);
 
+-- an invalidation while an append is using the cache: a before hook
+-- analyzes the log (a relcache invalidation of it) and appends, so the
+-- nested append rebuilds the cache while the outer one still holds the
+-- old descriptions, which it then inserts its own row's index entries with
+CREATE FUNCTION analyze_then_append(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    ANALYZE headlessly.events;
+    PERFORM headlessly.events_append('nested_probe', actor => 'probe');
+    RETURN NULL;
+END $$;
+SELECT headlessly.hook('Outer.Created', 'before', 'analyze_then_append(jsonb)') AS h_outer \gset
+SELECT version FROM headlessly.events_append('Outer.Created', 'outer_1', '{"n": 1}', actor => 'probe');
+SELECT headlessly.unhook(:h_outer);
+SELECT type, target, version FROM headlessly.events WHERE type IN ('Outer.Created', 'nested_probe') ORDER BY seq;
+SELECT * FROM probe_counts();
+SELECT bt_index_check('headlessly.events_probe_idx', true);
+SELECT bt_index_check('headlessly.events_tenant_actor_idx', true);
+SELECT bt_index_check('headlessly.events_stream_idx', true);
+DROP FUNCTION analyze_then_append(jsonb);
+
 -- the extension dropped and created again in one transaction: a new log
 -- with new indexes, which the appends after it fill
 BEGIN;
