@@ -8,7 +8,10 @@
 # connecting and loading the library are left out.  What the client and the
 # kernel spend is not counted: an empty transaction (SELECT 1) shows what
 # every transaction costs the server before any work.
-# Usage: bash test/bench/run-stream-callgrind.sh [N1 N2 [A1 A2]]
+# Usage: bash test/bench/run-stream-callgrind.sh [N1 N2 [A1 A2 [CASE...]]]
+# (CASE: the scripts below, e.g. append_target plpgsql_store; all if none).
+# CALLGRIND_KEEP=DIR keeps each case's callgrind files there as CASE.N, for
+# callgrind_annotate.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/callgrind-lib.sh"
 
@@ -16,6 +19,9 @@ N1=${1:-20}
 N2=${2:-120}
 A1=${3:-2000}
 A2=${4:-3000}
+shift 4 2>/dev/null || shift $#
+ONLY=" $* "
+KEEP_DIR=${CALLGRIND_KEEP:-}
 callgrind_cluster "$TOP/test/bench/setup.sql" "$TOP/test/bench/stream-setup.sql"
 trap cleanup EXIT
 
@@ -58,6 +64,8 @@ for c in "empty transaction (SELECT 1)|empty|$N1 $N2" \
          "events_list, every column, 1,000 events|events_list|$N1 $N2" \
          "mdb.get_stream_messages, every column, 1,000 messages|get_stream_messages|$N1 $N2"; do
     IFS='|' read -r name script range <<<"$c"
+    [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $script "* ]] || continue
+    [ -z "$KEEP_DIR" ] || { mkdir -p "$KEEP_DIR"; CALLGRIND_KEEP=$KEEP_DIR/$script; }
     # shellcheck disable=SC2086
     echo "| $name (transactions ${range/ / to }) | $(callgrind_per_transaction "$scripts/$script.sql" $range) |"
 done
