@@ -139,7 +139,7 @@ register_relcache_callback(void)
 {
 	if (!layout_callback_registered)
 	{
-		CacheRegisterRelcacheCallback(layout_relcache_callback, (Datum) 0);
+		hl_register_relcache_callback(layout_relcache_callback, (Datum) 0);
 		layout_callback_registered = true;
 	}
 }

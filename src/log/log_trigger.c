@@ -133,7 +133,7 @@ resolve_columns(Relation rel)
 		return;
 	if (!cols_callback_registered)
 	{
-		CacheRegisterRelcacheCallback(cols_relcache_callback, (Datum) 0);
+		hl_register_relcache_callback(cols_relcache_callback, (Datum) 0);
 		cols_callback_registered = true;
 	}
 	cols.relid = InvalidOid;

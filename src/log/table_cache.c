@@ -43,7 +43,7 @@ hl_table_cache_begin_load(HlTableCache *cache)
 
 	if (!callback_registered)
 	{
-		CacheRegisterRelcacheCallback(table_cache_relcache_callback, (Datum) 0);
+		hl_register_relcache_callback(table_cache_relcache_callback, (Datum) 0);
 		callback_registered = true;
 	}
 	if (!cache->watched)

@@ -85,7 +85,7 @@ grants_relcache_callback(Datum arg, Oid relid)
 void
 hl_tenancy_init(void)
 {
-	CacheRegisterRelcacheCallback(grants_relcache_callback, (Datum) 0);
+	hl_register_relcache_callback(grants_relcache_callback, (Datum) 0);
 }
 
 /* headlessly.tenant_grants, or InvalidOid while the schema is at 0.1 */
