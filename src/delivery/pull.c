@@ -137,7 +137,7 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 	"UPDATE " HL_SCHEMA ".subscription_positions SET xact_id = p.xact_id, seq = p.seq" \
 	"  FROM (SELECT e.xact_id, e.seq OPERATOR(pg_catalog.-) 1 AS seq FROM " HL_SCHEMA ".events e" \
 	"         WHERE e.recorded_at OPERATOR(pg_catalog.>=) $2" \
-	"         UNION ALL SELECT " HL_HORIZON ", 0" \
+	"         UNION ALL SELECT LEAST(" HL_HORIZON ", $3), 0" \
 	"         ORDER BY 1, 2 LIMIT 1) p" \
 	" WHERE subscription OPERATOR(pg_catalog.=) $1"
 
@@ -186,6 +186,20 @@ headlessly_delivery_horizon(PG_FUNCTION_ARGS)
 	if (horizon > XidFromFullTransactionId(next))
 		epoch--;
 	PG_RETURN_FULLTRANSACTIONID(FullTransactionIdFromEpochAndXid(epoch, horizon));
+}
+
+/*
+ * The calling transaction's id as an xid8 parameter, NULL ('n') if it has
+ * none yet.  Events it writes carry it: a position made for "now" must not
+ * start past them.
+ */
+void
+hl_own_xact(Datum *xact, char *null)
+{
+	FullTransactionId own = GetTopFullTransactionIdIfAny();
+
+	*xact = FullTransactionIdGetDatum(own);
+	*null = FullTransactionIdIsValid(own) ? ' ' : 'n';
 }
 
 /* Positions ---------------------------------------------------------------------- */
@@ -556,26 +570,39 @@ advance(const HlSubscription *sub, int member, int64 seq, const AckedEvent *ev)
 	hl_spi_check(rc, SPI_OK_UPDATE, ACK_RETRIES_QUERY);
 }
 
-Datum
-headlessly_ack(PG_FUNCTION_ARGS)
+/*
+ * What ack() and nack() share: their arguments (name, seq, and member as
+ * argument member_arg), the subscription, and the event with that seq.
+ * Connects to SPI.
+ */
+static HlSubscription *
+ack_begin(FunctionCallInfo fcinfo, const char *what, int member_arg,
+		  int64 *seq, int *member, AckedEvent *ev)
 {
-	char	   *name;
-	int64		seq;
-	int			member = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2);
 	HlSubscription *sub;
-	AckedEvent	ev;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("name and seq of an ack must not be NULL")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	seq = PG_GETARG_INT64(1);
-	check_member(member, member + 1);
+				 errmsg("name and seq of %s must not be NULL", what)));
+	*seq = PG_GETARG_INT64(1);
+	*member = PG_ARGISNULL(member_arg) ? 0 : PG_GETARG_INT32(member_arg);
+	check_member(*member, *member + 1);
 
 	hl_spi_connect();
-	sub = pull_subscription(name, false);
-	find_event(seq, &ev);
+	sub = pull_subscription(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
+	find_event(*seq, ev);
+	return sub;
+}
+
+Datum
+headlessly_ack(PG_FUNCTION_ARGS)
+{
+	int64		seq;
+	int			member;
+	AckedEvent	ev;
+	HlSubscription *sub = ack_begin(fcinfo, "an ack", 2, &seq, &member, &ev);
+
 	advance(sub, member, seq, &ev);
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -601,31 +628,19 @@ retry_delay(int ms_setting, bool jitter)
 Datum
 headlessly_nack(PG_FUNCTION_ARGS)
 {
-	char	   *name;
 	int64		seq;
-	int			member = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3);
+	int			member;
 	Oid			argtypes[11] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, INT4OID,
 		INT4OID, INT4OID, TEXTOID, INTERVALOID, INTERVALOID};
 	Datum		args[11];
 	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	HlSubscription *sub;
 	AckedEvent	ev;
+	HlSubscription *sub = ack_begin(fcinfo, "a nack", 3, &seq, &member, &ev);
 	Datum		xact;
 	int64		pos;
 	bool		restored;
 	int			rc;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("name and seq of a nack must not be NULL")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	seq = PG_GETARG_INT64(1);
-	check_member(member, member + 1);
-
-	hl_spi_connect();
-	sub = pull_subscription(name, false);
-	find_event(seq, &ev);
 	hl_position_of(sub, member, 0, &xact, &pos, &restored);
 
 	args[0] = CStringGetTextDatum(sub->name);
@@ -694,8 +709,9 @@ headlessly_redeliver(PG_FUNCTION_ARGS)
 Datum
 headlessly_replay(PG_FUNCTION_ARGS)
 {
-	Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
-	Datum		args[2];
+	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, XID8OID};
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
 	HlSubscription sub;
 	Datum		xact;
 	int64		pos;
@@ -709,8 +725,9 @@ headlessly_replay(PG_FUNCTION_ARGS)
 	hl_position_of(&sub, 0, 0, &xact, &pos, &restored);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
-	hl_prepare_cached(&replay_plan, REPLAY_QUERY, 2, argtypes);
-	rc = hl_run_as_log_owner(replay_plan, args, NULL, false, 0);
+	hl_own_xact(&args[2], &nulls[2]);
+	hl_prepare_cached(&replay_plan, REPLAY_QUERY, 3, argtypes);
+	rc = hl_run_as_log_owner(replay_plan, args, nulls, false, 0);
 	hl_spi_check(rc, SPI_OK_UPDATE, REPLAY_QUERY);
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -53,8 +53,13 @@ PG_FUNCTION_INFO_V1(headlessly_group_member);
 	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)" \
 	" RETURNING *"
 
+/*
+ * The horizon leaves the calling transaction out, and the snapshot's xmax
+ * is past it as soon as a newer transaction has ended: a transaction that
+ * has written already starts its subscriptions at itself.
+ */
 #define START_NOW_QUERY \
-	"SELECT " HL_HORIZON ""
+	"SELECT LEAST(" HL_HORIZON ", $1)"
 
 #define START_TIME_QUERY \
 	"SELECT e.xact_id, e.seq OPERATOR(pg_catalog.-) 1 FROM " HL_SCHEMA ".events e" \
@@ -431,8 +436,15 @@ start_position(const char *start_at, Datum *xact, int64 *seq)
 			return;
 		}
 	}
-	hl_prepare_cached(&start_now_plan, START_NOW_QUERY, 0, NULL);
-	rc = hl_run_as_log_owner(start_now_plan, NULL, NULL, false, 1);
+	{
+		Oid			argtypes[1] = {XID8OID};
+		Datum		args[1];
+		char		nulls[1];
+
+		hl_own_xact(&args[0], &nulls[0]);
+		hl_prepare_cached(&start_now_plan, START_NOW_QUERY, 1, argtypes);
+		rc = hl_run_as_log_owner(start_now_plan, args, nulls, false, 1);
+	}
 	hl_spi_check(rc, SPI_OK_SELECT, START_NOW_QUERY);
 	*xact = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	*seq = 0;
