@@ -122,6 +122,51 @@ SELECT headlessly.ack('retry', (SELECT max(seq) FROM headlessly.read('retry')));
 SELECT target FROM headlessly.read('retry');
 SELECT status, attempts FROM headlessly.deliveries WHERE subscription = 'retry';
 
+-- a nacked event holds its target back: the target's later events wait as
+-- pending deliveries and go out after its retry, in version order; other
+-- targets and events without a target go on; a dead letter releases them
+SET headlessly.retry_base_delay = '1h';
+SELECT name FROM headlessly.subscribe('held', 'Job.*', max_attempts => 2);
+SELECT version FROM headlessly.events_append('Job.Created', 'job_a', '{"n": 1}');
+SELECT version FROM headlessly.events_append('Job.Created', 'job_b', '{"n": 1}');
+SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.nack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_a' AND version = 1), 'down');
+SELECT headlessly.ack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_b' AND version = 1));
+SELECT version FROM headlessly.events_append('Job.Updated', 'job_a', '{"n": 2}');
+SELECT version FROM headlessly.events_append('Job.Updated', 'job_b', '{"n": 2}');
+SELECT version FROM headlessly.events_append('Job.Updated', 'job_a', '{"n": 3}');
+SELECT type FROM headlessly.events_append('Job.Pinged', NULL, '{}');
+-- job_a's retry is not due: job_b and the event without target go out
+SELECT type, target, version FROM headlessly.read('held');
+SELECT e.target, e.version, d.status, d.attempts FROM headlessly.deliveries d
+  JOIN headlessly.events e ON e.id = d.event_id WHERE d.subscription = 'held' ORDER BY d.seq;
+SELECT headlessly.ack('held', (SELECT max(seq) FROM headlessly.read('held')));
+SELECT count(*) AS nothing_before_the_retry FROM headlessly.read('held');
+UPDATE headlessly.deliveries SET next_attempt_at = now() WHERE subscription = 'held' AND status = 'failed';
+-- the retry alone; its held successors only once it is acked
+SELECT target, version FROM headlessly.read('held');
+SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.ack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_a' AND version = 1));
+SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.ack('held', (SELECT max(seq) FROM headlessly.read('held')));
+SELECT count(*) AS nothing_left FROM headlessly.read('held');
+SELECT e.target, e.version, d.status FROM headlessly.deliveries d
+  JOIN headlessly.events e ON e.id = d.event_id WHERE d.subscription = 'held' ORDER BY d.seq;
+-- a dead letter releases its target
+SELECT version FROM headlessly.events_append('Job.Updated', 'job_a', '{"n": 4}');
+SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.nack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_a' AND version = 4), 'down');
+SELECT version FROM headlessly.events_append('Job.Updated', 'job_a', '{"n": 5}');
+SELECT count(*) AS held_behind_the_retry FROM headlessly.read('held');
+UPDATE headlessly.deliveries SET next_attempt_at = now() WHERE subscription = 'held' AND status = 'failed';
+SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.nack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_a' AND version = 4), 'down again');
+SELECT d.target, e.version, d.attempts FROM headlessly.dead_letters d
+  JOIN headlessly.events e ON e.seq = d.seq WHERE d.subscription = 'held';
+SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.unsubscribe('held');
+SET headlessly.retry_base_delay = '1ms';
+
 -- groups: one target's events go to one member; members never share one
 SELECT name FROM headlessly.subscribe('grouped', 'Item.*', tenant => 'dlv', start_at => 'beginning');
 SELECT count(headlessly.events_append('Item.Created', 'item_' || i, '{}')) FROM generate_series(1, 20) i;

@@ -80,15 +80,45 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 	" WHERE e.seq OPERATOR(pg_catalog.>) $2 AND $1::pg_catalog.xid8 IS NULL" \
 	EVENTS_FILTER
 
+/*
+ * Held and retried events of the member that may go out now: a retry once
+ * due, unless an older event of its target still awaits a retry; a held
+ * event once no event of its target awaits one.  A dead letter holds
+ * nothing back.
+ */
 #define DUE_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries d SET last_attempt_at = pg_catalog.clock_timestamp()" \
 	" WHERE (d.subscription, d.event_id) IN (" \
 	"   SELECT x.subscription, x.event_id FROM " HL_SCHEMA ".deliveries x" \
 	"    WHERE x.subscription OPERATOR(pg_catalog.=) $1 AND x.member OPERATOR(pg_catalog.=) $2" \
-	"      AND x.status OPERATOR(pg_catalog.=) 'failed'" \
-	"      AND x.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()" \
+	"      AND (x.status OPERATOR(pg_catalog.=) 'pending'" \
+	"           OR (x.status OPERATOR(pg_catalog.=) 'failed'" \
+	"               AND x.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()))" \
+	"      AND (x.target IS NULL OR NOT EXISTS (SELECT FROM " HL_SCHEMA ".deliveries y" \
+	"            WHERE y.subscription OPERATOR(pg_catalog.=) x.subscription" \
+	"              AND y.tenant OPERATOR(pg_catalog.=) x.tenant AND y.target OPERATOR(pg_catalog.=) x.target" \
+	"              AND y.status OPERATOR(pg_catalog.=) 'failed'" \
+	"              AND (x.status OPERATOR(pg_catalog.=) 'pending' OR y.seq OPERATOR(pg_catalog.<) x.seq)))" \
 	"    ORDER BY x.seq LIMIT $3)" \
 	" RETURNING d.seq"
+
+/* which of these (tenant, target) pairs have an event awaiting a retry, or held */
+#define HELD_QUERY \
+	"SELECT u.i::pg_catalog.int4" \
+	"  FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]))" \
+	"       WITH ORDINALITY AS u(tenant, target, i)" \
+	" WHERE EXISTS (SELECT FROM " HL_SCHEMA ".deliveries d" \
+	"                WHERE d.subscription OPERATOR(pg_catalog.=) $1" \
+	"                  AND d.tenant OPERATOR(pg_catalog.=) u.tenant AND d.target OPERATOR(pg_catalog.=) u.target" \
+	"                  AND d.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}'))"
+
+#define HOLD_QUERY \
+	"INSERT INTO " HL_SCHEMA ".deliveries (subscription, event_id, seq, tenant, target, member, members, status)" \
+	" SELECT $1, u.id, u.seq, u.tenant, u.target, $2, $3, 'pending'" \
+	"   FROM ROWS FROM (pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.int8[])," \
+	"                   pg_catalog.unnest($6::pg_catalog.text[]), pg_catalog.unnest($7::pg_catalog.text[]))" \
+	"        AS u(id, seq, tenant, target)" \
+	" ON CONFLICT (subscription, event_id) DO NOTHING"
 
 #define EVENTS_BY_SEQ_QUERY \
 	"SELECT e.* FROM " HL_SCHEMA ".events e" \
@@ -103,13 +133,15 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND member OPERATOR(pg_catalog.=) $2" \
 	"   AND (xact_id IS NULL OR ROW(xact_id, seq) OPERATOR(pg_catalog.<) ROW($3, $4))"
 
-/* retried events handed out since they became due are done */
+/* retried and held events handed out since they became due are done */
 #define ACK_RETRIES_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries" \
 	"   SET status = 'delivered', next_attempt_at = NULL" \
 	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND member OPERATOR(pg_catalog.=) $2" \
-	"   AND status OPERATOR(pg_catalog.=) 'failed' AND seq OPERATOR(pg_catalog.<=) $3" \
-	"   AND last_attempt_at OPERATOR(pg_catalog.>=) next_attempt_at"
+	"   AND seq OPERATOR(pg_catalog.<=) $3" \
+	"   AND ((status OPERATOR(pg_catalog.=) 'failed'" \
+	"         AND last_attempt_at OPERATOR(pg_catalog.>=) next_attempt_at)" \
+	"        OR (status OPERATOR(pg_catalog.=) 'pending' AND last_attempt_at IS NOT NULL))"
 
 #define NACK_QUERY \
 	"INSERT INTO " HL_SCHEMA ".deliveries AS d" \
@@ -146,6 +178,8 @@ static SPIPlanPtr new_position_plan = NULL;
 static SPIPlanPtr new_events_plan = NULL;
 static SPIPlanPtr new_events_restored_plan = NULL;
 static SPIPlanPtr due_plan = NULL;
+static SPIPlanPtr held_plan = NULL;
+static SPIPlanPtr hold_plan = NULL;
 static SPIPlanPtr events_by_seq_plan = NULL;
 static SPIPlanPtr event_plan = NULL;
 static SPIPlanPtr advance_plan = NULL;
@@ -359,7 +393,136 @@ events_into_result(SPIPlanPtr plan, int nargs, Oid *types, Datum *args, const ch
 	return SPI_processed;
 }
 
-/* One try of read(): due retries of this member first, then new events. */
+/* Run a plan whose rows are events as the given role: the batch stays until freed. */
+static SPITupleTable *
+events_batch(SPIPlanPtr plan, Datum *args, const char *nulls, Oid role, uint64 *n)
+{
+	HlSavedUser saved;
+	MemoryContext caller = CurrentMemoryContext;
+	int			rc;
+
+	hl_become_role(role, &saved);
+	/* not read-only: each try takes a fresh snapshot, and so a fresh horizon */
+	rc = SPI_execute_plan(plan, args, nulls, false, 0);
+	hl_restore_user(&saved);
+	MemoryContextSwitchTo(caller);
+	hl_spi_check(rc, SPI_OK_SELECT, "reading events");
+	*n = SPI_processed;
+	return SPI_tuptable;
+}
+
+static Datum
+text_array(Datum *elems, int n)
+{
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * Hand out a batch of new events, in order, but hold those whose target has
+ * an earlier event awaiting a retry (or held itself): they become pending
+ * deliveries, handed out in version order once that target's retries are
+ * done or dead.  Events without a target are never held.  Returns how many
+ * went into the result; *last_xact, *last_seq is the batch's last event.
+ */
+static uint64
+hold_or_return(const HlSubscription *sub, int member, int members,
+			   SPITupleTable *batch, uint64 n, HlResultSet *rs,
+			   Datum *last_xact, int64 *last_seq)
+{
+	TupleDesc	desc = batch->tupdesc;
+	int			att_xact = SPI_fnumber(desc, "xact_id");
+	int			att_seq = SPI_fnumber(desc, "seq");
+	int			att_id = SPI_fnumber(desc, "id");
+	int			att_tenant = SPI_fnumber(desc, "tenant");
+	int			att_target = SPI_fnumber(desc, "target");
+	bool	   *held = palloc0(n * sizeof(bool));
+	Datum	   *tenants = palloc(n * sizeof(Datum));
+	Datum	   *targets = palloc(n * sizeof(Datum));
+	int		   *which = palloc(n * sizeof(int));
+	int			nt = 0;
+	int			nheld = 0;
+	bool		isnull;
+	uint64		returned = 0;
+	int			rc;
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		Datum		target = SPI_getbinval(batch->vals[i], desc, att_target, &isnull);
+
+		if (isnull)
+			continue;
+		tenants[nt] = SPI_getbinval(batch->vals[i], desc, att_tenant, &isnull);
+		targets[nt] = target;
+		which[nt++] = (int) i;
+	}
+	if (nt > 0)
+	{
+		Oid			types[3] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
+		Datum		args[3];
+
+		args[0] = CStringGetTextDatum(sub->name);
+		args[1] = text_array(tenants, nt);
+		args[2] = text_array(targets, nt);
+		hl_prepare_cached(&held_plan, HELD_QUERY, 3, types);
+		rc = hl_run_as_log_owner(held_plan, args, NULL, false, 0);
+		hl_spi_check(rc, SPI_OK_SELECT, HELD_QUERY);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			int			i = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r],
+														SPI_tuptable->tupdesc, 1, &isnull));
+
+			held[which[i - 1]] = true;
+			nheld++;
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	if (nheld > 0)
+	{
+		Oid			types[7] = {TEXTOID, INT4OID, INT4OID, TEXTARRAYOID, INT8ARRAYOID,
+			TEXTARRAYOID, TEXTARRAYOID};
+		Datum		args[7];
+		Datum	   *ids = palloc(nheld * sizeof(Datum));
+		Datum	   *seqs = palloc(nheld * sizeof(Datum));
+		int			k = 0;
+
+		for (uint64 i = 0; i < n; i++)
+		{
+			if (!held[i])
+				continue;
+			ids[k] = SPI_getbinval(batch->vals[i], desc, att_id, &isnull);
+			seqs[k] = SPI_getbinval(batch->vals[i], desc, att_seq, &isnull);
+			tenants[k] = SPI_getbinval(batch->vals[i], desc, att_tenant, &isnull);
+			targets[k] = SPI_getbinval(batch->vals[i], desc, att_target, &isnull);
+			k++;
+		}
+		args[0] = CStringGetTextDatum(sub->name);
+		args[1] = Int32GetDatum(member);
+		args[2] = Int32GetDatum(Max(members, 1));
+		args[3] = text_array(ids, nheld);
+		args[4] = PointerGetDatum(construct_array(seqs, nheld, INT8OID, 8, FLOAT8PASSBYVAL,
+												  TYPALIGN_DOUBLE));
+		args[5] = text_array(tenants, nheld);
+		args[6] = text_array(targets, nheld);
+		hl_prepare_cached(&hold_plan, HOLD_QUERY, 7, types);
+		rc = hl_run_as_log_owner(hold_plan, args, NULL, false, 0);
+		hl_spi_check(rc, SPI_OK_INSERT, HOLD_QUERY);
+	}
+	for (uint64 i = 0; i < n; i++)
+	{
+		if (held[i])
+			continue;
+		tuplestore_puttuple(rs->store, batch->vals[i]);
+		returned++;
+	}
+	if (n > 0)
+	{
+		*last_xact = SPI_getbinval(batch->vals[n - 1], desc, att_xact, &isnull);
+		*last_seq = DatumGetInt64(SPI_getbinval(batch->vals[n - 1], desc, att_seq, &isnull));
+	}
+	return returned;
+}
+
+/* One try of read(): due retries and released events of this member first, then new events. */
 static uint64
 read_once(const HlSubscription *sub, int max_events, int member, int members,
 		  HlResultSet *rs)
@@ -372,6 +535,7 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	uint64		got = 0;
 	bool		restored;
 	int64		seq;
+	SPIPlanPtr	plan;
 	int			nestlevel;
 	int			rc;
 
@@ -420,14 +584,28 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	args[7] = Int64GetDatum(max_events - (int) got);
 	nestlevel = hl_ordered_scan_begin();
 	if (restored)
-	{
-		hl_prepare_cached(&new_events_restored_plan, NEW_EVENTS_RESTORED_QUERY, 8, types);
-		got += events_into_result(new_events_restored_plan, 8, types, args, nulls, sub->owner, rs);
-	}
+		plan = hl_prepare_cached(&new_events_restored_plan, NEW_EVENTS_RESTORED_QUERY, 8, types);
 	else
+		plan = hl_prepare_cached(&new_events_plan, NEW_EVENTS_QUERY, 8, types);
+	for (;;)
 	{
-		hl_prepare_cached(&new_events_plan, NEW_EVENTS_QUERY, 8, types);
-		got += events_into_result(new_events_plan, 8, types, args, nulls, sub->owner, rs);
+		int64		want = max_events - (int64) got;
+		SPITupleTable *batch;
+		uint64		n;
+		uint64		returned;
+		int64		last_seq = 0;
+
+		args[7] = Int64GetDatum(want);
+		batch = events_batch(plan, args, nulls, sub->owner, &n);
+		returned = hold_or_return(sub, member, members, batch, n, rs, &args[0], &last_seq);
+		SPI_freetuptable(batch);
+		got += returned;
+		/* held events took room: what follows them may go out now */
+		if ((int64) n < want || returned == n)
+			break;
+		nulls[0] = ' ';
+		args[1] = Int64GetDatum(last_seq);
+		plan = hl_prepare_cached(&new_events_plan, NEW_EVENTS_QUERY, 8, types);
 	}
 	hl_ordered_scan_end(nestlevel);
 	return got;
