@@ -642,6 +642,18 @@ COMMENT ON FUNCTION headlessly.deliver(integer) IS
 
 -- deliver() runs other roles' handlers as them: the owner grants it.
 REVOKE ALL ON FUNCTION headlessly.deliver(integer) FROM PUBLIC;
+
+-- A restored position resumes after safe_seq, through which every event had
+-- been acked; the fence moves it (pull.c) and is forgotten by a restore.
+ALTER TABLE headlessly.subscription_positions
+    ADD COLUMN safe_seq bigint NOT NULL,
+    ADD COLUMN fence_seq bigint,
+    ADD COLUMN fence_xact xid8;
+DROP TRIGGER subscription_positions_check ON headlessly.subscription_positions;
+CREATE TRIGGER subscription_positions_check
+    BEFORE INSERT ON headlessly.subscription_positions
+    FOR EACH ROW EXECUTE FUNCTION headlessly.restored_position_check('xact_id', 'fence_xact');
+ALTER TABLE headlessly.subscription_positions ENABLE ALWAYS TRIGGER subscription_positions_check;
 -- webhooks: see src/delivery/webhook.sql
 
 -- Webhooks -------------------------------------------------------------------

@@ -31,8 +31,9 @@ COMMENT ON TABLE headlessly.subscriptions IS
     'Subscriptions to the log: pull consumers, webhooks and after_commit hooks; change them with headlessly.subscribe(), unsubscribe(), pause() and resume().';
 
 -- Where each member of a subscription has acked through, in (xact_id, seq)
--- order.  A position restored from a dump has no xact_id: another
--- cluster's transaction ids mean nothing here, so it resumes after acked_seq.
+-- order.  A position restored from a dump has no xact_id (nor fence_xact):
+-- another cluster's transaction ids mean nothing here, so it resumes after
+-- safe_seq, through which every event had been acked (pull.c).
 CREATE TABLE headlessly.subscription_positions (
     subscription text COLLATE "C" NOT NULL
                  REFERENCES headlessly.subscriptions (name) ON DELETE CASCADE,
@@ -41,6 +42,9 @@ CREATE TABLE headlessly.subscription_positions (
     xact_id      xid8,
     seq          bigint NOT NULL,
     acked_at     timestamptz,
+    safe_seq     bigint NOT NULL,
+    fence_seq    bigint,
+    fence_xact   xid8,
     PRIMARY KEY (subscription, member),
     CHECK (members >= 1 AND member >= 0 AND member < members)
 );
@@ -104,7 +108,7 @@ LANGUAGE C;
 
 CREATE TRIGGER subscription_positions_check
     BEFORE INSERT ON headlessly.subscription_positions
-    FOR EACH ROW EXECUTE FUNCTION headlessly.restored_position_check('xact_id');
+    FOR EACH ROW EXECUTE FUNCTION headlessly.restored_position_check('xact_id', 'fence_xact');
 ALTER TABLE headlessly.subscription_positions ENABLE ALWAYS TRIGGER subscription_positions_check;
 
 CREATE TRIGGER subscriptions_check

@@ -14,8 +14,23 @@
  * back; it never makes one skip.
  *
  * A position is (xact_id, seq) per (subscription, member).  One restored
- * from a dump (xact_id NULL: another cluster's transaction ids mean
- * nothing here) resumes after its seq until it is acked again.
+ * from a dump has no xact_id (another cluster's transaction ids mean
+ * nothing here, and restored events all carry the restoring transaction's),
+ * so (xact_id, seq) order cannot tell which events below its seq it had
+ * not acked yet: a late-committing transaction's event can lie there.  The
+ * position therefore also keeps safe_seq, a seq through which every event
+ * has been acked, and a restored position resumes after safe_seq: what lies
+ * between is delivered again (at least once, across a restore too).
+ *
+ * safe_seq moves by a fence, taken when the position moves: fence_seq, the
+ * sequence's value, read before fence_xact, the next transaction id.  seq
+ * is drawn after the appending transaction has its id (log_trigger.c), so
+ * a transaction with an id at or past fence_xact draws seqs past fence_seq:
+ * every event through fence_seq is one of a transaction below fence_xact.
+ * Once the horizon has passed fence_xact, those have all ended and their
+ * events are visible, and safe_seq can move to just before the first of
+ * them the position has not acked (found walking seq upwards from safe_seq,
+ * usually a step or two); then a new fence is taken.
  *
  *-------------------------------------------------------------------------
  */
@@ -47,19 +62,25 @@ PG_FUNCTION_INFO_V1(headlessly_restored_position_check);
 PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 
 #define POSITION_QUERY \
-	"SELECT xact_id, seq, members FROM " HL_SCHEMA ".subscription_positions" \
+	"SELECT xact_id, seq, members, safe_seq FROM " HL_SCHEMA ".subscription_positions" \
 	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND member OPERATOR(pg_catalog.=) $2"
 
 /* a new member starts where the slowest member of the subscription is */
 #define NEW_POSITION_QUERY \
-	"INSERT INTO " HL_SCHEMA ".subscription_positions (subscription, member, members, xact_id, seq)" \
-	" SELECT $1, $2, $3, p.xact_id, p.seq FROM (" \
-	"   SELECT x.xact_id, x.seq FROM " HL_SCHEMA ".subscription_positions x" \
+	"INSERT INTO " HL_SCHEMA ".subscription_positions" \
+	" (subscription, member, members, xact_id, seq, safe_seq, fence_seq, fence_xact)" \
+	" SELECT $1, $2, $3, p.xact_id, p.seq, p.safe_seq, $4, $5 FROM (" \
+	"   SELECT x.xact_id, x.seq, x.safe_seq FROM " HL_SCHEMA ".subscription_positions x" \
 	"    WHERE x.subscription OPERATOR(pg_catalog.=) $1" \
-	"   UNION ALL SELECT s.start_xact, s.start_seq FROM " HL_SCHEMA ".subscriptions s" \
+	"   UNION ALL SELECT s.start_xact, s.start_seq, s.start_seq FROM " HL_SCHEMA ".subscriptions s" \
 	"    WHERE s.name OPERATOR(pg_catalog.=) $1" \
 	"   ORDER BY 1 NULLS FIRST, 2 LIMIT 1) p" \
 	" ON CONFLICT DO NOTHING"
+
+/* the last seq drawn: seq's sequence is CACHE 1 (log.sql) */
+#define FENCE_QUERY \
+	"SELECT CASE WHEN is_called THEN last_value ELSE last_value OPERATOR(pg_catalog.-) 1 END" \
+	"  FROM " HL_SCHEMA ".events_seq_seq"
 
 #define EVENTS_FILTER \
 	"   AND e.xact_id OPERATOR(pg_catalog.<) " HL_HORIZON "" \
@@ -127,11 +148,21 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 #define EVENT_QUERY \
 	"SELECT xact_id, id, tenant, target FROM " HL_SCHEMA ".events WHERE seq OPERATOR(pg_catalog.=) $1"
 
+/* the position and, when the horizon has passed the fence, safe_seq (see the top) */
+#define FENCE_PASSED "p.fence_xact OPERATOR(pg_catalog.<=) " HL_HORIZON
 #define ADVANCE_QUERY \
-	"UPDATE " HL_SCHEMA ".subscription_positions" \
-	"   SET xact_id = $3, seq = $4, acked_at = pg_catalog.clock_timestamp()" \
-	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND member OPERATOR(pg_catalog.=) $2" \
-	"   AND (xact_id IS NULL OR ROW(xact_id, seq) OPERATOR(pg_catalog.<) ROW($3, $4))"
+	"UPDATE " HL_SCHEMA ".subscription_positions p" \
+	"   SET xact_id = $3, seq = $4, acked_at = pg_catalog.clock_timestamp()," \
+	"       safe_seq = CASE WHEN " FENCE_PASSED " THEN GREATEST(p.safe_seq," \
+	"           COALESCE((SELECT e.seq OPERATOR(pg_catalog.-) 1 FROM " HL_SCHEMA ".events e" \
+	"                      WHERE e.seq OPERATOR(pg_catalog.>) p.safe_seq" \
+	"                        AND e.seq OPERATOR(pg_catalog.<=) p.fence_seq" \
+	"                        AND ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($3, $4)" \
+	"                      ORDER BY e.seq LIMIT 1), p.fence_seq)) ELSE p.safe_seq END," \
+	"       fence_seq = CASE WHEN p.fence_xact IS NULL OR " FENCE_PASSED " THEN $5 ELSE p.fence_seq END," \
+	"       fence_xact = CASE WHEN p.fence_xact IS NULL OR " FENCE_PASSED " THEN $6 ELSE p.fence_xact END" \
+	" WHERE p.subscription OPERATOR(pg_catalog.=) $1 AND p.member OPERATOR(pg_catalog.=) $2" \
+	"   AND (p.xact_id IS NULL OR ROW(p.xact_id, p.seq) OPERATOR(pg_catalog.<) ROW($3, $4))"
 
 /* retried and held events handed out since they became due are done */
 #define ACK_RETRIES_QUERY \
@@ -165,8 +196,13 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'dead'" \
 	"   AND ($2::pg_catalog.text IS NULL OR event_id OPERATOR(pg_catalog.=) $2)"
 
+/* events from from_time on come again, after a restore too; the fence starts anew */
 #define REPLAY_QUERY \
-	"UPDATE " HL_SCHEMA ".subscription_positions SET xact_id = p.xact_id, seq = p.seq" \
+	"UPDATE " HL_SCHEMA ".subscription_positions SET xact_id = p.xact_id, seq = p.seq," \
+	"       safe_seq = LEAST(safe_seq, p.seq, (SELECT pg_catalog.min(e.seq) OPERATOR(pg_catalog.-) 1" \
+	"                                           FROM " HL_SCHEMA ".events e" \
+	"                                          WHERE e.recorded_at OPERATOR(pg_catalog.>=) $2))," \
+	"       fence_seq = NULL, fence_xact = NULL" \
 	"  FROM (SELECT e.xact_id, e.seq OPERATOR(pg_catalog.-) 1 AS seq FROM " HL_SCHEMA ".events e" \
 	"         WHERE e.recorded_at OPERATOR(pg_catalog.>=) $2" \
 	"         UNION ALL SELECT LEAST(" HL_HORIZON ", $3), 0" \
@@ -175,6 +211,7 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 
 static SPIPlanPtr position_plan = NULL;
 static SPIPlanPtr new_position_plan = NULL;
+static SPIPlanPtr fence_plan = NULL;
 static SPIPlanPtr new_events_plan = NULL;
 static SPIPlanPtr new_events_restored_plan = NULL;
 static SPIPlanPtr due_plan = NULL;
@@ -248,17 +285,31 @@ check_member(int member, int members)
 				 errdetail("Members of a group of n are numbered 0 to n - 1.")));
 }
 
+/* A new fence for safe_seq: the sequence first, then the next transaction id. */
+static void
+take_fence(Datum *fence_seq, Datum *fence_xact)
+{
+	bool		isnull;
+	int			rc;
+
+	hl_prepare_cached(&fence_plan, FENCE_QUERY, 0, NULL);
+	rc = hl_run_as_log_owner(fence_plan, NULL, NULL, false, 1);
+	hl_spi_check(rc, SPI_OK_SELECT, FENCE_QUERY);
+	*fence_seq = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	*fence_xact = FullTransactionIdGetDatum(ReadNextFullTransactionId());
+}
+
 /*
  * The position of one member, made if it has none.  With members = 0 the
  * member's group size is not checked.  *xact is NULL (*restored) for a
- * position restored from a dump.
+ * position restored from a dump; *safe is its safe_seq.
  */
-void
-hl_position_of(const HlSubscription *sub, int member, int members,
-			   Datum *xact, int64 *seq, bool *restored)
+static void
+position_of(const HlSubscription *sub, int member, int members,
+			Datum *xact, int64 *seq, int64 *safe, bool *restored)
 {
-	Oid			argtypes[3] = {TEXTOID, INT4OID, INT4OID};
-	Datum		args[3];
+	Oid			argtypes[5] = {TEXTOID, INT4OID, INT4OID, INT8OID, XID8OID};
+	Datum		args[5];
 	bool		isnull;
 	int			known;
 	int			rc;
@@ -271,7 +322,8 @@ hl_position_of(const HlSubscription *sub, int member, int members,
 	hl_spi_check(rc, SPI_OK_SELECT, POSITION_QUERY);
 	if (SPI_processed == 0)
 	{
-		hl_prepare_cached(&new_position_plan, NEW_POSITION_QUERY, 3, argtypes);
+		take_fence(&args[3], &args[4]);
+		hl_prepare_cached(&new_position_plan, NEW_POSITION_QUERY, 5, argtypes);
 		hl_writing_positions = true;
 		PG_TRY();
 		{
@@ -292,6 +344,7 @@ hl_position_of(const HlSubscription *sub, int member, int members,
 	*xact = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, restored);
 	*seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	known = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	*safe = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 	if (members > 0 && known != members)
 		ereport(ERROR,
 				(errcode(ERRCODE_HL_SUBSCRIPTION),
@@ -302,9 +355,19 @@ hl_position_of(const HlSubscription *sub, int member, int members,
 						 known)));
 }
 
+void
+hl_position_of(const HlSubscription *sub, int member, int members,
+			   Datum *xact, int64 *seq, bool *restored)
+{
+	int64		safe;
+
+	position_of(sub, member, members, xact, seq, &safe, restored);
+}
+
 /*
- * A position written by anything but our functions is a restore: its
- * transaction id came from another cluster.  It resumes after its seq.
+ * A position written by anything but our functions is a restore: the
+ * transaction ids in it (each column named in the trigger's arguments) came
+ * from another cluster.  It resumes after its safe_seq.
  */
 Datum
 headlessly_restored_position_check(PG_FUNCTION_ARGS)
@@ -312,9 +375,10 @@ headlessly_restored_position_check(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TupleDesc	desc;
 	HeapTuple	row;
-	int			attno;
-	Datum		value = (Datum) 0;
-	bool		isnull = true;
+	int			ncols;
+	int		   *attnos;
+	Datum	   *values;
+	bool	   *isnull;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
@@ -328,13 +392,21 @@ headlessly_restored_position_check(PG_FUNCTION_ARGS)
 		return PointerGetDatum(row);
 
 	desc = RelationGetDescr(trigdata->tg_relation);
-	if (trigdata->tg_trigger->tgnargs != 1)
-		elog(ERROR, "%s takes the name of the column to clear", "headlessly.restored_position_check()");
-	attno = SPI_fnumber(desc, trigdata->tg_trigger->tgargs[0]);
-	if (attno <= 0)
-		elog(ERROR, "column \"%s\" is missing from %s", trigdata->tg_trigger->tgargs[0],
-			 RelationGetRelationName(trigdata->tg_relation));
-	row = heap_modify_tuple_by_cols(row, desc, 1, &attno, &value, &isnull);
+	ncols = trigdata->tg_trigger->tgnargs;
+	if (ncols < 1)
+		elog(ERROR, "%s takes the names of the columns to clear", "headlessly.restored_position_check()");
+	attnos = palloc(ncols * sizeof(int));
+	values = palloc0(ncols * sizeof(Datum));
+	isnull = palloc(ncols * sizeof(bool));
+	for (int i = 0; i < ncols; i++)
+	{
+		attnos[i] = SPI_fnumber(desc, trigdata->tg_trigger->tgargs[i]);
+		if (attnos[i] <= 0)
+			elog(ERROR, "column \"%s\" is missing from %s", trigdata->tg_trigger->tgargs[i],
+				 RelationGetRelationName(trigdata->tg_relation));
+		isnull[i] = true;
+	}
+	row = heap_modify_tuple_by_cols(row, desc, ncols, attnos, values, isnull);
 	return PointerGetDatum(row);
 }
 
@@ -535,6 +607,7 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	uint64		got = 0;
 	bool		restored;
 	int64		seq;
+	int64		safe;
 	SPIPlanPtr	plan;
 	int			nestlevel;
 	int			rc;
@@ -567,11 +640,13 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	if ((int) got >= max_events)
 		return got;
 
-	hl_position_of(sub, member, members, &args[0], &seq, &restored);
+	position_of(sub, member, members, &args[0], &seq, &safe, &restored);
 	if (restored)
 	{
+		/* which events below seq were still unacked is known up to safe_seq */
 		nulls[0] = 'n';
 		args[0] = (Datum) 0;
+		seq = safe;
 	}
 	args[1] = Int64GetDatum(seq);
 	args[2] = PointerGetDatum(sub->tenant);
@@ -722,8 +797,9 @@ find_event(int64 seq, AckedEvent *ev)
 static void
 advance(const HlSubscription *sub, int member, int64 seq, const AckedEvent *ev)
 {
-	Oid			argtypes[4] = {TEXTOID, INT4OID, XID8OID, INT8OID};
-	Datum		args[4];
+	Oid			argtypes[6] = {TEXTOID, INT4OID, XID8OID, INT8OID, INT8OID, XID8OID};
+	Oid			rtypes[3] = {TEXTOID, INT4OID, INT8OID};
+	Datum		args[6];
 	Datum		xact;
 	int64		pos;
 	bool		restored;
@@ -734,16 +810,13 @@ advance(const HlSubscription *sub, int member, int64 seq, const AckedEvent *ev)
 	args[1] = Int32GetDatum(member);
 	args[2] = ev->xact;
 	args[3] = Int64GetDatum(seq);
-	hl_prepare_cached(&advance_plan, ADVANCE_QUERY, 4, argtypes);
+	take_fence(&args[4], &args[5]);
+	hl_prepare_cached(&advance_plan, ADVANCE_QUERY, 6, argtypes);
 	rc = hl_run_as_log_owner(advance_plan, args, NULL, false, 0);
 	hl_spi_check(rc, SPI_OK_UPDATE, ADVANCE_QUERY);
 
 	args[2] = Int64GetDatum(seq);
-	{
-		Oid			rtypes[3] = {TEXTOID, INT4OID, INT8OID};
-
-		hl_prepare_cached(&ack_retries_plan, ACK_RETRIES_QUERY, 3, rtypes);
-	}
+	hl_prepare_cached(&ack_retries_plan, ACK_RETRIES_QUERY, 3, rtypes);
 	rc = hl_run_as_log_owner(ack_retries_plan, args, NULL, false, 0);
 	hl_spi_check(rc, SPI_OK_UPDATE, ACK_RETRIES_QUERY);
 }
