@@ -40,6 +40,39 @@ SELECT headlessly.subscribe('pullsecret', secret => 'whsec_MTIzNDU2Nzg5MDEyMzQ1N
 \echo :SQLSTATE
 SELECT headlessly.subscribe('att', max_attempts => 0);
 \echo :SQLSTATE
+-- subscribe() and webhook_send() check URLs, headers and secrets alike:
+-- what the sender would refuse is refused before it is stored
+SELECT headlessly.subscribe('crlf', url => 'https://example.com/',
+                            headers => jsonb_build_object('X-A', E'a\r\nX-Injected: 1'));
+\echo :SQLSTATE
+SELECT headlessly.subscribe('reserved', url => 'https://example.com/',
+                            headers => jsonb_build_object('webhook-signature', 'v1,forged'));
+\echo :SQLSTATE
+SELECT headlessly.subscribe('hdrname', url => 'https://example.com/',
+                            headers => jsonb_build_object('Bad Name', 'x'));
+\echo :SQLSTATE
+SELECT headlessly.subscribe('nohost', url => 'https://');
+\echo :SQLSTATE
+SELECT headlessly.subscribe('ctl', url => E'https://example.com/\x01');
+\echo :SQLSTATE
+SELECT headlessly.subscribe('long', url => 'https://example.com/' || repeat('a', 2048));
+\echo :SQLSTATE
+SELECT headlessly.subscribe('short', url => 'https://example.com/', secret => 'whsec_' || encode('0123456789', 'base64'));
+\echo :SQLSTATE
+SELECT headlessly.subscribe('nopfx', url => 'https://example.com/', secret => 'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw');
+\echo :SQLSTATE
+SELECT headlessly.webhook_send('https://', '[]');
+\echo :SQLSTATE
+SELECT headlessly.webhook_send(E'https://example.com/\x01', '[]');
+\echo :SQLSTATE
+SELECT headlessly.webhook_send('https://example.com/' || repeat('a', 2048), '[]');
+\echo :SQLSTATE
+SELECT headlessly.webhook_send('https://example.com/', '[]', 'whsec_' || encode('0123456789', 'base64'));
+\echo :SQLSTATE
+SELECT headlessly.webhook_send('https://example.com/', '[]', 'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw');
+\echo :SQLSTATE
+SELECT headlessly.webhook_send('https://example.com/', '[]', 'whsec_' || translate(encode(convert_to(repeat('k', 65), 'UTF8'), 'base64'), E'\n', ''));
+\echo :SQLSTATE
 SELECT headlessly.subscribe('orders');
 \echo :SQLSTATE
 SELECT pg_temp.subs() AS subscriptions;
