@@ -197,7 +197,39 @@ SELECT headlessly.nack('held', (SELECT seq FROM headlessly.events WHERE target =
 SELECT d.target, e.version, d.attempts FROM headlessly.dead_letters d
   JOIN headlessly.events e ON e.seq = d.seq WHERE d.subscription = 'held';
 SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.ack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_a' AND version = 5));
+-- a nack also holds the target's later events already read: a consumer
+-- skips them, acks its batch, and gets them after the retry
+SELECT count(headlessly.events_append(CASE WHEN i = 1 THEN 'Job.Created' ELSE 'Job.Updated' END,
+                                      'job_c', jsonb_build_object('n', i))) FROM generate_series(1, 3) i;
+SELECT version FROM headlessly.events_append('Job.Updated', 'job_b', '{"n": 3}');
+SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.nack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_c' AND version = 1), 'down');
+SELECT headlessly.ack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_b' AND version = 3));
+SELECT e.target, e.version, d.status FROM headlessly.deliveries d
+  JOIN headlessly.events e ON e.id = d.event_id WHERE d.subscription = 'held' AND e.target = 'job_c' ORDER BY d.seq;
+SELECT count(*) AS nothing_before_the_retry FROM headlessly.read('held');
+UPDATE headlessly.deliveries SET next_attempt_at = now() WHERE subscription = 'held' AND status = 'failed';
+SELECT headlessly.ack('held', (SELECT max(seq) FROM headlessly.read('held')));
+SELECT target, version FROM headlessly.read('held');
 SELECT headlessly.unsubscribe('held');
+-- in a group, a held target holds back its own member's reads only
+SELECT name FROM headlessly.subscribe('held_g', 'Grp.*', start_at => 'beginning');
+SELECT count(headlessly.events_append('Grp.Created', 'grp_' || i, '{}')) FROM generate_series(1, 8) i;
+SELECT min(target) AS t0 FROM headlessly.events
+ WHERE type = 'Grp.Created' AND headlessly.group_member(tenant, target, 2) = 0 \gset
+SELECT headlessly.ack('held_g', (SELECT max(seq) FROM headlessly.read('held_g', 100, 0, 2)), 0);
+SELECT headlessly.ack('held_g', (SELECT max(seq) FROM headlessly.read('held_g', 100, 1, 2)), 1);
+SELECT headlessly.nack('held_g', (SELECT seq FROM headlessly.events WHERE target = :'t0' AND version = 1), 'down', 0);
+SELECT count(headlessly.events_append('Grp.Updated', 'grp_' || i, '{}')) FROM generate_series(1, 8) i;
+SELECT member, count(*) AS got, count(*) FILTER (WHERE target = :'t0') AS got_held_target,
+       bool_and(headlessly.group_member(tenant, target, 2) = member) AS own_targets
+  FROM (SELECT 0 AS member, tenant, target FROM headlessly.read('held_g', 100, 0, 2)
+        UNION ALL SELECT 1, tenant, target FROM headlessly.read('held_g', 100, 1, 2)) r
+ GROUP BY member ORDER BY member;
+SELECT member, status, target = :'t0' AS held_target FROM headlessly.deliveries
+ WHERE subscription = 'held_g' ORDER BY seq;
+SELECT headlessly.unsubscribe('held_g');
 SET headlessly.retry_base_delay = '1ms';
 
 -- groups: one target's events go to one member; members never share one

@@ -205,7 +205,7 @@ LANGUAGE C VOLATILE
 ROWS 100;
 
 COMMENT ON FUNCTION headlessly.read(text, integer, integer, integer, interval) IS
-    'The next events of a pull subscription after this member''s acked position, in (xact_id, seq) order, due retries first; the same again until acked. wait: poll until some arrive or the interval passes.';
+    'The next events of a pull subscription after this member''s acked position, in (xact_id, seq) order, due retries and released held events first; the same again until acked. Later events of a target whose event awaits a retry are held until it is acked or dead. wait: poll until some arrive or the interval passes.';
 
 CREATE FUNCTION headlessly.ack(name text, seq bigint, member integer DEFAULT 0)
 RETURNS void
@@ -221,7 +221,7 @@ AS 'MODULE_PATHNAME', 'headlessly_nack'
 LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION headlessly.nack(text, bigint, text, integer) IS
-    'Ack through the event with that seq, but have that one event read again after a backoff, until max_attempts; then it is a dead letter.';
+    'Ack through the event with that seq, but have that one event read again after a backoff, until max_attempts; then it is a dead letter. Until then, later events of its target are held back.';
 
 CREATE FUNCTION headlessly.redeliver(name text, event_id text DEFAULT NULL)
 RETURNS integer

@@ -146,7 +146,17 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 	" WHERE e.seq OPERATOR(pg_catalog.=) ANY ($1) ORDER BY e.seq"
 
 #define EVENT_QUERY \
-	"SELECT xact_id, id, tenant, target FROM " HL_SCHEMA ".events WHERE seq OPERATOR(pg_catalog.=) $1"
+	"SELECT xact_id, id, tenant, target, version FROM " HL_SCHEMA ".events WHERE seq OPERATOR(pg_catalog.=) $1"
+
+/* the later events of a nacked event's target that the member has not acked */
+#define TARGET_LATER_QUERY \
+	"SELECT e.* FROM " HL_SCHEMA ".events e" \
+	" WHERE e.tenant OPERATOR(pg_catalog.=) $1 AND e.target OPERATOR(pg_catalog.=) $2" \
+	"   AND e.version OPERATOR(pg_catalog.>) $3" \
+	"   AND (CASE WHEN $4::pg_catalog.xid8 IS NULL THEN e.seq OPERATOR(pg_catalog.>) $5" \
+	"        ELSE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($4, $5) END)" \
+	"   AND " HL_SCHEMA ".type_matches(e.type, $6)" \
+	" ORDER BY e.version"
 
 /* the position and, when the horizon has passed the fence, safe_seq (see the top) */
 #define FENCE_PASSED "p.fence_xact OPERATOR(pg_catalog.<=) " HL_HORIZON
@@ -219,6 +229,7 @@ static SPIPlanPtr held_plan = NULL;
 static SPIPlanPtr hold_plan = NULL;
 static SPIPlanPtr events_by_seq_plan = NULL;
 static SPIPlanPtr event_plan = NULL;
+static SPIPlanPtr target_later_plan = NULL;
 static SPIPlanPtr advance_plan = NULL;
 static SPIPlanPtr ack_retries_plan = NULL;
 static SPIPlanPtr nack_plan = NULL;
@@ -490,6 +501,54 @@ text_array(Datum *elems, int n)
 }
 
 /*
+ * Make events of a batch (those marked in held, or all if held is NULL)
+ * pending deliveries of the member: handed out once their target has no
+ * event awaiting a retry.
+ */
+static void
+hold_events(const HlSubscription *sub, int member, int members,
+			SPITupleTable *batch, uint64 n, const bool *held)
+{
+	Oid			types[7] = {TEXTOID, INT4OID, INT4OID, TEXTARRAYOID, INT8ARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID};
+	Datum		args[7];
+	TupleDesc	desc = batch->tupdesc;
+	int			atts[4];
+	Datum	   *cols[4];
+	int			k = 0;
+	bool		isnull;
+	int			rc;
+
+	atts[0] = SPI_fnumber(desc, "id");
+	atts[1] = SPI_fnumber(desc, "seq");
+	atts[2] = SPI_fnumber(desc, "tenant");
+	atts[3] = SPI_fnumber(desc, "target");
+	for (int c = 0; c < 4; c++)
+		cols[c] = palloc(Max(n, 1) * sizeof(Datum));
+	for (uint64 i = 0; i < n; i++)
+	{
+		if (held != NULL && !held[i])
+			continue;
+		for (int c = 0; c < 4; c++)
+			cols[c][k] = SPI_getbinval(batch->vals[i], desc, atts[c], &isnull);
+		k++;
+	}
+	if (k == 0)
+		return;
+	args[0] = CStringGetTextDatum(sub->name);
+	args[1] = Int32GetDatum(member);
+	args[2] = Int32GetDatum(Max(members, 1));
+	args[3] = text_array(cols[0], k);
+	args[4] = PointerGetDatum(construct_array(cols[1], k, INT8OID, 8, FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	args[5] = text_array(cols[2], k);
+	args[6] = text_array(cols[3], k);
+	hl_prepare_cached(&hold_plan, HOLD_QUERY, 7, types);
+	rc = hl_run_as_log_owner(hold_plan, args, NULL, false, 0);
+	hl_spi_check(rc, SPI_OK_INSERT, HOLD_QUERY);
+}
+
+/*
  * Hand out a batch of new events, in order, but hold those whose target has
  * an earlier event awaiting a retry (or held itself): they become pending
  * deliveries, handed out in version order once that target's retries are
@@ -504,7 +563,6 @@ hold_or_return(const HlSubscription *sub, int member, int members,
 	TupleDesc	desc = batch->tupdesc;
 	int			att_xact = SPI_fnumber(desc, "xact_id");
 	int			att_seq = SPI_fnumber(desc, "seq");
-	int			att_id = SPI_fnumber(desc, "id");
 	int			att_tenant = SPI_fnumber(desc, "tenant");
 	int			att_target = SPI_fnumber(desc, "target");
 	bool	   *held = palloc0(n * sizeof(bool));
@@ -549,36 +607,7 @@ hold_or_return(const HlSubscription *sub, int member, int members,
 		SPI_freetuptable(SPI_tuptable);
 	}
 	if (nheld > 0)
-	{
-		Oid			types[7] = {TEXTOID, INT4OID, INT4OID, TEXTARRAYOID, INT8ARRAYOID,
-			TEXTARRAYOID, TEXTARRAYOID};
-		Datum		args[7];
-		Datum	   *ids = palloc(nheld * sizeof(Datum));
-		Datum	   *seqs = palloc(nheld * sizeof(Datum));
-		int			k = 0;
-
-		for (uint64 i = 0; i < n; i++)
-		{
-			if (!held[i])
-				continue;
-			ids[k] = SPI_getbinval(batch->vals[i], desc, att_id, &isnull);
-			seqs[k] = SPI_getbinval(batch->vals[i], desc, att_seq, &isnull);
-			tenants[k] = SPI_getbinval(batch->vals[i], desc, att_tenant, &isnull);
-			targets[k] = SPI_getbinval(batch->vals[i], desc, att_target, &isnull);
-			k++;
-		}
-		args[0] = CStringGetTextDatum(sub->name);
-		args[1] = Int32GetDatum(member);
-		args[2] = Int32GetDatum(Max(members, 1));
-		args[3] = text_array(ids, nheld);
-		args[4] = PointerGetDatum(construct_array(seqs, nheld, INT8OID, 8, FLOAT8PASSBYVAL,
-												  TYPALIGN_DOUBLE));
-		args[5] = text_array(tenants, nheld);
-		args[6] = text_array(targets, nheld);
-		hl_prepare_cached(&hold_plan, HOLD_QUERY, 7, types);
-		rc = hl_run_as_log_owner(hold_plan, args, NULL, false, 0);
-		hl_spi_check(rc, SPI_OK_INSERT, HOLD_QUERY);
-	}
+		hold_events(sub, member, members, batch, n, held);
 	for (uint64 i = 0; i < n; i++)
 	{
 		if (held[i])
@@ -762,6 +791,7 @@ typedef struct AckedEvent
 	text	   *id;
 	text	   *tenant;
 	text	   *target;
+	int64		version;		/* with a target */
 } AckedEvent;
 
 static void
@@ -791,6 +821,35 @@ find_event(int64 seq, AckedEvent *ev)
 		if (!isnull)
 			ev->target = DatumGetTextPCopy(t);
 	}
+	ev->version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+}
+
+/*
+ * A nack holds the later events of the event's target that the member has
+ * not acked: a consumer that skips them in the batch it holds and acks the
+ * batch gets them after the retry, in version order.
+ */
+static void
+hold_later_events(const HlSubscription *sub, int member, int members,
+				  const AckedEvent *ev, Datum xact, int64 pos, bool restored)
+{
+	Oid			types[6] = {TEXTOID, TEXTOID, INT8OID, XID8OID, INT8OID, TEXTOID};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	SPITupleTable *later;
+	uint64		n;
+
+	args[0] = PointerGetDatum(ev->tenant);
+	args[1] = PointerGetDatum(ev->target);
+	args[2] = Int64GetDatum(ev->version);
+	args[3] = xact;
+	nulls[3] = restored ? 'n' : ' ';
+	args[4] = Int64GetDatum(pos);
+	args[5] = CStringGetTextDatum(sub->pattern);
+	hl_prepare_cached(&target_later_plan, TARGET_LATER_QUERY, 6, types);
+	later = events_batch(target_later_plan, args, nulls, sub->owner, &n);
+	hold_events(sub, member, members, later, n, NULL);
+	SPI_freetuptable(later);
 }
 
 /* Move the member's position through the event; never back. */
@@ -889,10 +948,13 @@ headlessly_nack(PG_FUNCTION_ARGS)
 	HlSubscription *sub = ack_begin(fcinfo, "a nack", 3, &seq, &member, &ev);
 	Datum		xact;
 	int64		pos;
+	int64		safe;
 	bool		restored;
 	int			rc;
 
-	hl_position_of(sub, member, 0, &xact, &pos, &restored);
+	position_of(sub, member, 0, &xact, &pos, &safe, &restored);
+	if (restored)
+		pos = safe;
 
 	args[0] = CStringGetTextDatum(sub->name);
 	args[1] = PointerGetDatum(ev.id);
@@ -922,6 +984,8 @@ headlessly_nack(PG_FUNCTION_ARGS)
 	hl_prepare_cached(&nack_plan, NACK_QUERY, 11, argtypes);
 	rc = hl_run_as_log_owner(nack_plan, args, nulls, false, 0);
 	hl_spi_check(rc, SPI_OK_INSERT, NACK_QUERY);
+	if (ev.target != NULL)
+		hold_later_events(sub, member, DatumGetInt32(args[6]), &ev, xact, pos, restored);
 
 	/* the event is acked through, its retry aside */
 	advance(sub, member, seq, &ev);
