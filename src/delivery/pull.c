@@ -29,8 +29,9 @@
  * every event through fence_seq is one of a transaction below fence_xact.
  * Once the horizon has passed fence_xact, those have all ended and their
  * events are visible, and safe_seq can move to just before the first of
- * them the position has not acked (found walking seq upwards from safe_seq,
- * usually a step or two); then a new fence is taken.
+ * them the position has not acked: all of them when the position's own
+ * transaction is at or past fence_xact, else found walking seq upwards from
+ * safe_seq (through what was acked since); then a new fence is taken.
  *
  *-------------------------------------------------------------------------
  */
@@ -123,6 +124,11 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 	"    ORDER BY x.seq LIMIT $3)" \
 	" RETURNING d.seq"
 
+/* whether any event of the subscription awaits a retry or is held: usually none */
+#define ANY_HELD_QUERY \
+	"SELECT FROM " HL_SCHEMA ".deliveries d WHERE d.subscription OPERATOR(pg_catalog.=) $1" \
+	"   AND d.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}') LIMIT 1"
+
 /* which of these (tenant, target) pairs have an event awaiting a retry, or held */
 #define HELD_QUERY \
 	"SELECT u.i::pg_catalog.int4" \
@@ -164,11 +170,12 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 	"UPDATE " HL_SCHEMA ".subscription_positions p" \
 	"   SET xact_id = $3, seq = $4, acked_at = pg_catalog.clock_timestamp()," \
 	"       safe_seq = CASE WHEN " FENCE_PASSED " THEN GREATEST(p.safe_seq," \
+	"           CASE WHEN $3 OPERATOR(pg_catalog.>=) p.fence_xact THEN p.fence_seq ELSE" \
 	"           COALESCE((SELECT e.seq OPERATOR(pg_catalog.-) 1 FROM " HL_SCHEMA ".events e" \
 	"                      WHERE e.seq OPERATOR(pg_catalog.>) p.safe_seq" \
 	"                        AND e.seq OPERATOR(pg_catalog.<=) p.fence_seq" \
 	"                        AND ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($3, $4)" \
-	"                      ORDER BY e.seq LIMIT 1), p.fence_seq)) ELSE p.safe_seq END," \
+	"                      ORDER BY e.seq LIMIT 1), p.fence_seq) END) ELSE p.safe_seq END," \
 	"       fence_seq = CASE WHEN p.fence_xact IS NULL OR " FENCE_PASSED " THEN $5 ELSE p.fence_seq END," \
 	"       fence_xact = CASE WHEN p.fence_xact IS NULL OR " FENCE_PASSED " THEN $6 ELSE p.fence_xact END" \
 	" WHERE p.subscription OPERATOR(pg_catalog.=) $1 AND p.member OPERATOR(pg_catalog.=) $2" \
@@ -225,6 +232,7 @@ static SPIPlanPtr fence_plan = NULL;
 static SPIPlanPtr new_events_plan = NULL;
 static SPIPlanPtr new_events_restored_plan = NULL;
 static SPIPlanPtr due_plan = NULL;
+static SPIPlanPtr any_held_plan = NULL;
 static SPIPlanPtr held_plan = NULL;
 static SPIPlanPtr hold_plan = NULL;
 static SPIPlanPtr events_by_seq_plan = NULL;
@@ -552,11 +560,13 @@ hold_events(const HlSubscription *sub, int member, int members,
  * Hand out a batch of new events, in order, but hold those whose target has
  * an earlier event awaiting a retry (or held itself): they become pending
  * deliveries, handed out in version order once that target's retries are
- * done or dead.  Events without a target are never held.  Returns how many
- * went into the result; *last_xact, *last_seq is the batch's last event.
+ * done or dead.  Events without a target are never held, and none are
+ * unless any_held (some event of the subscription awaits a retry or is
+ * held).  Returns how many went into the result; *last_xact, *last_seq is
+ * the batch's last event.
  */
 static uint64
-hold_or_return(const HlSubscription *sub, int member, int members,
+hold_or_return(const HlSubscription *sub, int member, int members, bool any_held,
 			   SPITupleTable *batch, uint64 n, HlResultSet *rs,
 			   Datum *last_xact, int64 *last_seq)
 {
@@ -575,7 +585,7 @@ hold_or_return(const HlSubscription *sub, int member, int members,
 	uint64		returned = 0;
 	int			rc;
 
-	for (uint64 i = 0; i < n; i++)
+	for (uint64 i = 0; any_held && i < n; i++)
 	{
 		Datum		target = SPI_getbinval(batch->vals[i], desc, att_target, &isnull);
 
@@ -637,6 +647,7 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	bool		restored;
 	int64		seq;
 	int64		safe;
+	bool		any_held;
 	SPIPlanPtr	plan;
 	int			nestlevel;
 	int			rc;
@@ -686,6 +697,14 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	args[5] = Int32GetDatum(members);
 	args[6] = Int32GetDatum(member);
 	args[7] = Int64GetDatum(max_events - (int) got);
+	{
+		Oid			any_types[1] = {TEXTOID};
+
+		hl_prepare_cached(&any_held_plan, ANY_HELD_QUERY, 1, any_types);
+		rc = hl_run_as_log_owner(any_held_plan, due_args, NULL, false, 1);
+		hl_spi_check(rc, SPI_OK_SELECT, ANY_HELD_QUERY);
+		any_held = SPI_processed > 0;
+	}
 	nestlevel = hl_ordered_scan_begin();
 	if (restored)
 		plan = hl_prepare_cached(&new_events_restored_plan, NEW_EVENTS_RESTORED_QUERY, 8, types);
@@ -701,7 +720,8 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 
 		args[7] = Int64GetDatum(want);
 		batch = events_batch(plan, args, nulls, sub->owner, &n);
-		returned = hold_or_return(sub, member, members, batch, n, rs, &args[0], &last_seq);
+		returned = hold_or_return(sub, member, members, any_held, batch, n, rs,
+								  &args[0], &last_seq);
 		SPI_freetuptable(batch);
 		got += returned;
 		/* held events took room: what follows them may go out now */
