@@ -827,3 +827,23 @@ CREATE OR REPLACE VIEW headlessly.heads WITH (security_barrier = true) AS
            p.created_at, p.updated_at
       FROM headlessly.pending_heads() p
      WHERE headlessly.tenant_readable(p.tenant);
+
+-- A dropped role's grants are not dumped, and forget_dropped_roles() removes them.
+SELECT pg_catalog.pg_extension_config_dump('headlessly.tenant_grants',
+    'WHERE role::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (SELECT r.oid FROM pg_catalog.pg_roles r)');
+
+CREATE FUNCTION headlessly.forget_dropped_roles()
+RETURNS TABLE (role oid, tenant text, rights text)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    DELETE FROM headlessly.tenant_grants g
+     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles r
+                        WHERE r.oid OPERATOR(pg_catalog.=) g.role::pg_catalog.oid)
+    RETURNING g.role::pg_catalog.oid, g.tenant, g.rights
+$$;
+
+COMMENT ON FUNCTION headlessly.forget_dropped_roles() IS
+    'Remove the tenant grants of roles that have been dropped (DROP ROLE leaves them behind, unused); returns them. Run it in every database of the extension after dropping tenant roles.';
+
+REVOKE ALL ON FUNCTION headlessly.forget_dropped_roles() FROM PUBLIC;
