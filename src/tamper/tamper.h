@@ -49,9 +49,9 @@ extern const HlHash hl_zero_hash;
 
 /*
  * A reusable SHA-256 context (hash.c): create one per task and hash with it
- * as often as needed, one hash at a time.  In the backend it lives as long
- * as the memory context current at its creation (an error frees it with
- * that context); hl_hasher_free() releases it sooner.
+ * as often as needed, one hash at a time.  Plain palloc'd memory: it lives
+ * as long as the memory context current at its creation, or until
+ * hl_hasher_free().
  */
 typedef struct HlHasher HlHasher;
 
