@@ -128,6 +128,15 @@ typedef struct TenantEntry
 	Sealing    *sealing;
 } TenantEntry;
 
+/* keys are hashed up to their NUL (HASH_STRINGS), not over all their bytes */
+static inline void
+tenant_key(TenantKey *key, const char *tenant, int len)
+{
+	len = Min(len, HL_MAX_NAME_BYTES);
+	memcpy(key->name, tenant, len);
+	key->name[len] = '\0';
+}
+
 static Sealing *
 sealing_for(SealState *st, const char *tenant, int len)
 {
@@ -138,8 +147,7 @@ sealing_for(SealState *st, const char *tenant, int len)
 	if (st->last_sealing != NULL && st->last_sealing->tenant_len == len &&
 		memcmp(st->last_sealing->tenant, tenant, len) == 0)
 		return st->last_sealing;
-	memset(&key, 0, sizeof(key));
-	memcpy(key.name, tenant, Min(len, HL_MAX_NAME_BYTES));
+	tenant_key(&key, tenant, len);
 	e = hash_search(st->tenants, &key, HASH_ENTER, &found);
 	if (!found)
 	{
@@ -177,8 +185,7 @@ seal_row(SealState *st, int64 seq, const char *tenant, int tenant_len, bool seal
 		TenantKey	key;
 		TenantEntry *e;
 
-		memset(&key, 0, sizeof(key));
-		memcpy(key.name, tenant, Min(tenant_len, HL_MAX_NAME_BYTES));
+		tenant_key(&key, tenant, tenant_len);
 		e = hash_search(st->tenants, &key, HASH_FIND, NULL);
 		if (e != NULL)
 			e->sealing->broken_at = seq;
@@ -434,7 +441,7 @@ hl_tamper_checkpoint_all(void)
 	ctl.entrysize = sizeof(TenantEntry);
 	ctl.hcxt = cxt;
 	st.tenants = hash_create("headlessly sealing tenants", 64, &ctl,
-							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+							 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	st.last = &st.first;
 	st.hasher = hl_hasher_create();
 	st.prev_seq = -1;
