@@ -994,17 +994,25 @@ void
 hl_canonical_from_tuple(HeapTuple tuple, TupleDesc tupdesc, HlCanonicalMap *map,
 						StringInfo buf)
 {
-	Datum		values[HL_EVENT_NFIELDS];
-	bool		isnull[HL_EVENT_NFIELDS];
-
 	Assert(tupdesc->natts == map->natts);
 	heap_deform_tuple(tuple, tupdesc, map->values, map->isnull);
+	hl_canonical_from_row(map->values, map->isnull, map, buf);
+}
+
+/* values and isnull: a whole row of the descriptor the map was made for */
+void
+hl_canonical_from_row(const Datum *values, const bool *isnull, const HlCanonicalMap *map,
+					  StringInfo buf)
+{
+	Datum		fields[HL_EVENT_NFIELDS];
+	bool		nulls[HL_EVENT_NFIELDS];
+
 	for (int f = 0; f < HL_EVENT_NFIELDS; f++)
 	{
-		values[f] = map->values[map->attnum[f] - 1];
-		isnull[f] = map->isnull[map->attnum[f] - 1];
+		fields[f] = values[map->attnum[f] - 1];
+		nulls[f] = isnull[map->attnum[f] - 1];
 	}
-	hl_canonical_from_datums(values, isnull, buf);
+	hl_canonical_from_datums(fields, nulls, buf);
 }
 
 /* values and isnull in HlEventField order */

@@ -173,6 +173,8 @@ extern void hl_canonical_map_init(TupleDesc tupdesc, HlCanonicalMap *map);
 extern void hl_canonical_map_free(HlCanonicalMap *map);
 extern void hl_canonical_from_tuple(HeapTuple tuple, TupleDesc tupdesc,
 									HlCanonicalMap *map, StringInfo buf);
+extern void hl_canonical_from_row(const Datum *values, const bool *isnull,
+								  const HlCanonicalMap *map, StringInfo buf);
 extern void hl_canonical_from_datums(const Datum *values, const bool *isnull,
 									 StringInfo buf);
 extern void hl_canonical_put_text_datum(StringInfo buf, Datum value);
