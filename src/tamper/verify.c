@@ -685,38 +685,51 @@ check_heads(Verify *v, text *tenant)
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1] = {PointerGetDatum(tenant)};
 	char		nulls[1] = {tenant ? ' ' : 'n'};
-	Stream	   *stream;
-	int			rc;
+	SPIPlanPtr	plan;
+	Portal		portal;
 
-	rc = SPI_execute_with_args(HEADS_QUERY, 1, types, args, nulls, true, 0);
-	hl_spi_check(rc, SPI_OK_SELECT, HEADS_QUERY);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	/* in batches: every stream has a head, and all of them at once weigh */
+	plan = SPI_prepare(HEADS_QUERY, 1, types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", HEADS_QUERY,
+			 SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, args, nulls, true);
+	for (;;)
 	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		text	   *tenant_t = DatumGetTextPP(SPI_getbinval(row, desc, 1, &isnull));
-		text	   *target_t = DatumGetTextPP(SPI_getbinval(row, desc, 2, &isnull));
-		int64		head_version = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
-		int			glen = VARSIZE_ANY_EXHDR(target_t);
-		char		room[256];
-		StreamKey	key;
-		StreamSlot *slot;
-		Tenant	   *t = tenant_for(v, VARDATA_ANY(tenant_t), VARSIZE_ANY_EXHDR(tenant_t));
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	row = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			text	   *tenant_t = DatumGetTextPP(SPI_getbinval(row, desc, 1, &isnull));
+			text	   *target_t = DatumGetTextPP(SPI_getbinval(row, desc, 2, &isnull));
+			int64		head_version = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
+			int			glen = VARSIZE_ANY_EXHDR(target_t);
+			char		room[256];
+			StreamKey	key;
+			StreamSlot *slot;
+			Stream	   *stream;
+			Tenant	   *t = tenant_for(v, VARDATA_ANY(tenant_t), VARSIZE_ANY_EXHDR(tenant_t));
 
-		stream_key(&key, room, sizeof(room), tenant_t, target_t);
-		slot = streamtab_lookup(v->streams, key);
-		stream = slot ? slot->stream : NULL;
-		if (stream == NULL || stream->version < head_version)
-			report(v, t, RANK_STREAM, 0, "removed", VARDATA_ANY(target_t), glen,
-				   true, stream ? stream->version + 1 : 1, NULL, 0, false, 0);
-		else if (stream->version > head_version)
-			report(v, t, RANK_STREAM, 0, "inserted", VARDATA_ANY(target_t), glen,
-				   true, head_version + 1, NULL, 0, false, 0);
-		if (key.data != room)
-			pfree((char *) key.data);
+			stream_key(&key, room, sizeof(room), tenant_t, target_t);
+			slot = streamtab_lookup(v->streams, key);
+			stream = slot ? slot->stream : NULL;
+			if (stream == NULL || stream->version < head_version)
+				report(v, t, RANK_STREAM, 0, "removed", VARDATA_ANY(target_t), glen,
+					   true, stream ? stream->version + 1 : 1, NULL, 0, false, 0);
+			else if (stream->version > head_version)
+				report(v, t, RANK_STREAM, 0, "inserted", VARDATA_ANY(target_t), glen,
+					   true, head_version + 1, NULL, 0, false, 0);
+			if (key.data != room)
+				pfree((char *) key.data);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_freetuptable(SPI_tuptable);
+	SPI_cursor_close(portal);
 }
 
 /* The end: checkpoints and digest --------------------------------------------- */
