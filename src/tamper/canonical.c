@@ -270,13 +270,12 @@ put_digits(char *out, int64 value, int width)
 int
 hl_format_timestamp(int64 timestamp, char *out)
 {
+	/* the date part of the last day formatted: most timestamps share it */
+	static int64 cached_days = PG_INT64_MIN;	/* no timestamp's day */
+	static char cached_date[HL_TIMESTAMP_TEXT_MAX];
+	static int	cached_len;
 	int64		days;
 	int64		usecs;
-	int64		year;
-	int64		abs_year;
-	int			month;
-	int			day;
-	int			year_digits = 4;
 	char	   *p = out;
 
 	/* TimestampTz's DT_NOBEGIN and DT_NOEND */
@@ -298,19 +297,32 @@ hl_format_timestamp(int64 timestamp, char *out)
 		days--;
 		usecs += USECS_PER_DAY_I64;
 	}
-	civil_from_days(days + DAYS_1970_TO_2000, &year, &month, &day);
+	if (days != cached_days)
+	{
+		int64		year;
+		int64		abs_year;
+		int			month;
+		int			day;
+		int			year_digits = 4;
+		char	   *d = cached_date;
 
-	abs_year = year < 0 ? -year : year;
-	for (int64 y = abs_year / 10000; y > 0; y /= 10)
-		year_digits++;
-	if (year < 0)
-		*p++ = '-';
-	p = put_digits(p, abs_year, year_digits);
-	*p++ = '-';
-	p = put_digits(p, month, 2);
-	*p++ = '-';
-	p = put_digits(p, day, 2);
-	*p++ = 'T';
+		civil_from_days(days + DAYS_1970_TO_2000, &year, &month, &day);
+		abs_year = year < 0 ? -year : year;
+		for (int64 y = abs_year / 10000; y > 0; y /= 10)
+			year_digits++;
+		if (year < 0)
+			*d++ = '-';
+		d = put_digits(d, abs_year, year_digits);
+		*d++ = '-';
+		d = put_digits(d, month, 2);
+		*d++ = '-';
+		d = put_digits(d, day, 2);
+		*d++ = 'T';
+		cached_len = (int) (d - cached_date);
+		cached_days = days;
+	}
+	memcpy(p, cached_date, cached_len);
+	p += cached_len;
 	p = put_digits(p, usecs / INT64CONST(3600000000), 2);
 	*p++ = ':';
 	p = put_digits(p, usecs / 60000000 % 60, 2);
@@ -994,17 +1006,25 @@ void
 hl_canonical_from_tuple(HeapTuple tuple, TupleDesc tupdesc, HlCanonicalMap *map,
 						StringInfo buf)
 {
-	Datum		values[HL_EVENT_NFIELDS];
-	bool		isnull[HL_EVENT_NFIELDS];
-
 	Assert(tupdesc->natts == map->natts);
 	heap_deform_tuple(tuple, tupdesc, map->values, map->isnull);
+	hl_canonical_from_row(map->values, map->isnull, map, buf);
+}
+
+/* values and isnull: a whole row of the descriptor the map was made for */
+void
+hl_canonical_from_row(const Datum *values, const bool *isnull, const HlCanonicalMap *map,
+					  StringInfo buf)
+{
+	Datum		fields[HL_EVENT_NFIELDS];
+	bool		nulls[HL_EVENT_NFIELDS];
+
 	for (int f = 0; f < HL_EVENT_NFIELDS; f++)
 	{
-		values[f] = map->values[map->attnum[f] - 1];
-		isnull[f] = map->isnull[map->attnum[f] - 1];
+		fields[f] = values[map->attnum[f] - 1];
+		nulls[f] = isnull[map->attnum[f] - 1];
 	}
-	hl_canonical_from_datums(values, isnull, buf);
+	hl_canonical_from_datums(fields, nulls, buf);
 }
 
 /* values and isnull in HlEventField order */

@@ -49,9 +49,9 @@ extern const HlHash hl_zero_hash;
 
 /*
  * A reusable SHA-256 context (hash.c): create one per task and hash with it
- * as often as needed, one hash at a time.  In the backend it lives as long
- * as the memory context current at its creation (an error frees it with
- * that context); hl_hasher_free() releases it sooner.
+ * as often as needed, one hash at a time.  Plain palloc'd memory: it lives
+ * as long as the memory context current at its creation, or until
+ * hl_hasher_free().
  */
 typedef struct HlHasher HlHasher;
 
@@ -173,6 +173,8 @@ extern void hl_canonical_map_init(TupleDesc tupdesc, HlCanonicalMap *map);
 extern void hl_canonical_map_free(HlCanonicalMap *map);
 extern void hl_canonical_from_tuple(HeapTuple tuple, TupleDesc tupdesc,
 									HlCanonicalMap *map, StringInfo buf);
+extern void hl_canonical_from_row(const Datum *values, const bool *isnull,
+								  const HlCanonicalMap *map, StringInfo buf);
 extern void hl_canonical_from_datums(const Datum *values, const bool *isnull,
 									 StringInfo buf);
 extern void hl_canonical_put_text_datum(StringInfo buf, Datum value);

@@ -34,12 +34,20 @@
 
 #include "log/log.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -108,7 +116,7 @@ typedef struct Tenant
 	int			open;			/* checkpoints before this one end below the current seq */
 } Tenant;
 
-/* the tenants' hash entries: the name's bytes, zero-padded, then the tenant */
+/* the tenants' hash entries: the name, NUL-terminated, then the tenant */
 typedef struct TenantEntry
 {
 	char		key[HL_MAX_NAME_BYTES + 1];
@@ -138,7 +146,6 @@ typedef struct HeldEvent
 
 typedef struct Stream
 {
-	StreamKey	key;
 	Tenant	   *tenant;
 	int64		version;		/* the last version chained, in version order */
 	int64		last_seq;
@@ -147,34 +154,66 @@ typedef struct Stream
 	HeldEvent  *held;			/* in the order they came */
 	int			nheld;
 	int			maxheld;
+	int			key_len;
+	char		key[FLEXIBLE_ARRAY_MEMBER]; /* its StreamKey's bytes */
 } Stream;
+
+/*
+ * The streams seen so far, in an open-addressing table (lib/simplehash.h)
+ * whose slots keep the key's hash: a lookup, made for most events, costs
+ * a slot and the stream itself, which holds its key's bytes.  (dynahash
+ * took a bucket, an element and the key apart: a sixth of verify's time
+ * over 100,000 streams.)
+ */
+typedef struct StreamSlot
+{
+	StreamKey	key;			/* its data: the stream's key */
+	Stream	   *stream;
+	uint32		hash;
+	char		status;
+} StreamSlot;
+
+#define SH_PREFIX streamtab
+#define SH_ELEMENT_TYPE StreamSlot
+#define SH_KEY_TYPE StreamKey
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k).data, (k).len)
+#define SH_EQUAL(tb, a, b) ((a).len == (b).len && memcmp((a).data, (b).data, (a).len) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 typedef struct Verify
 {
 	MemoryContext cxt;
 	HTAB	   *tenants;
-	HTAB	   *streams;
+	streamtab_hash *streams;
 	HlHasher   *hasher;
 	bool		have_horizon;
 	FullTransactionId sealed_below;
 	Tenant	   *last_tenant;	/* most rows come in runs of one tenant */
+	/* where the events' rows have what is not hashed */
+	HlCanonicalMap map;
+	AttrNumber	hash_att;
+	AttrNumber	xact_att;
 } Verify;
 
-static uint32
-stream_key_hash(const void *key, Size keysize)
+/* key->data: tenant NUL target, in room for len bytes (or palloc'd) */
+static void
+stream_key(StreamKey *key, char *room, int len, const text *tenant, const text *target)
 {
-	const StreamKey *k = key;
+	int			tlen = VARSIZE_ANY_EXHDR(tenant);
+	int			glen = VARSIZE_ANY_EXHDR(target);
+	char	   *data = tlen + 1 + glen <= len ? room : palloc(tlen + 1 + glen);
 
-	return hash_bytes((const unsigned char *) k->data, k->len);
-}
-
-static int
-stream_key_match(const void *a, const void *b, Size keysize)
-{
-	const StreamKey *x = a;
-	const StreamKey *y = b;
-
-	return x->len == y->len && memcmp(x->data, y->data, x->len) == 0 ? 0 : 1;
+	memcpy(data, VARDATA_ANY(tenant), tlen);
+	data[tlen] = '\0';
+	memcpy(data + tlen + 1, VARDATA_ANY(target), glen);
+	key->data = data;
+	key->len = tlen + 1 + glen;
 }
 
 static Tenant *
@@ -189,8 +228,8 @@ tenant_for(Verify *v, const char *name, int len)
 		memcmp(v->last_tenant->name, name, len) == 0)
 		return v->last_tenant;
 
-	memset(key, 0, sizeof(key));
 	memcpy(key, name, Min(len, HL_MAX_NAME_BYTES));
+	key[Min(len, HL_MAX_NAME_BYTES)] = '\0';
 	e = hash_search(v->tenants, key, HASH_ENTER, &found);
 	t = &e->tenant;
 	if (!found)
@@ -414,8 +453,8 @@ static void
 chain_held(Verify *v, Stream *stream, int i, const char *problem)
 {
 	HeldEvent  *h = &stream->held[i];
-	const char *target = stream->key.data + strlen(stream->key.data) + 1;
-	int			target_len = stream->key.len - (target - stream->key.data);
+	const char *target = stream->key + strlen(stream->key) + 1;
+	int			target_len = stream->key_len - (target - stream->key);
 	HlHash		hash;
 	bool		ok;
 
@@ -461,10 +500,10 @@ release_held(Verify *v, Stream *stream)
 			if (stream->held[i].version <= stream->version)
 			{
 				HeldEvent  *h = &stream->held[i];
-				const char *target = stream->key.data + strlen(stream->key.data) + 1;
+				const char *target = stream->key + strlen(stream->key) + 1;
 
 				report(v, stream->tenant, RANK_EVENT, h->seq, "inserted", target,
-					   stream->key.len - (target - stream->key.data),
+					   stream->key_len - (target - stream->key),
 					   true, h->version, h->event_id, strlen(h->event_id), true, h->seq);
 				pfree(h->canonical);
 				pfree(h->event_id);
@@ -495,10 +534,10 @@ give_up_held(Verify *v, Stream *stream)
 		if (first)
 		{
 			HeldEvent  *h = &stream->held[lowest];
-			const char *target = stream->key.data + strlen(stream->key.data) + 1;
+			const char *target = stream->key + strlen(stream->key) + 1;
 
 			report(v, stream->tenant, RANK_EVENT, h->seq, "removed", target,
-				   stream->key.len - (target - stream->key.data),
+				   stream->key_len - (target - stream->key),
 				   true, h->version, h->event_id, strlen(h->event_id), true, h->seq);
 			first = false;
 		}
@@ -509,17 +548,21 @@ give_up_held(Verify *v, Stream *stream)
 static void
 give_up_all_held(Verify *v)
 {
-	HASH_SEQ_STATUS status;
-	Stream	   *stream;
+	streamtab_iterator it;
+	StreamSlot *slot;
 
-	hash_seq_init(&status, v->streams);
-	while ((stream = hash_seq_search(&status)) != NULL)
+	streamtab_start_iterate(v->streams, &it);
+	while ((slot = streamtab_iterate(v->streams, &it)) != NULL)
 	{
-		if (stream->nheld > 0)
-			give_up_held(v, stream);
+		if (slot->stream->nheld > 0)
+			give_up_held(v, slot->stream);
 	}
 }
 
+/*
+ * The rows of the log, whole, as SPI reads them for a caller under row
+ * security: the 16 covered columns first, in table order (hl_event_fields).
+ */
 #define EVENTS_QUERY \
 	"SELECT seq, id, tenant, type, target, version, actor, source, source_type," \
 	"       external_event_id, occurred_at, recorded_at, data, before, metadata," \
@@ -528,15 +571,42 @@ give_up_all_held(Verify *v)
 	" WHERE $1 IS NULL OR tenant OPERATOR(pg_catalog.=) $1" \
 	" ORDER BY seq"
 
-#define COL_HASH 17
-#define COL_XACT 18
-
-static void
-check_event(Verify *v, HeapTuple row, TupleDesc desc, HlCanonicalMap *map,
-			StringInfo buf)
+static AttrNumber
+attnum_of(TupleDesc desc, const char *name, Oid type)
 {
-	Datum	   *values = map->values;
-	bool	   *isnull = map->isnull;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+		{
+			if (att->atttypid != type)
+				elog(ERROR, "column \"%s\" of the log has type %u, not %u",
+					 name, att->atttypid, type);
+			return att->attnum;
+		}
+	}
+	elog(ERROR, "column \"%s\" is missing from the log", name);
+	return InvalidAttrNumber;	/* keep the compiler quiet */
+}
+
+/* Where the columns are in rows of desc: once per verify(). */
+static void
+map_columns(Verify *v, TupleDesc desc)
+{
+	MemoryContext old = MemoryContextSwitchTo(v->cxt);
+
+	hl_canonical_map_init(desc, &v->map);
+	v->hash_att = attnum_of(desc, "hash", BYTEAOID);
+	v->xact_att = attnum_of(desc, "xact_id", XID8OID);
+	MemoryContextSwitchTo(old);
+}
+
+/* One row of the log, deformed whole (values and isnull in column order). */
+static void
+check_event(Verify *v, const Datum *values, const bool *isnull, StringInfo buf)
+{
+	const HlCanonicalMap *map = &v->map;
 	text	   *tenant_t;
 	text	   *id_t;
 	Tenant	   *t;
@@ -552,61 +622,63 @@ check_event(Verify *v, HeapTuple row, TupleDesc desc, HlCanonicalMap *map,
 	bool		hash_ok;
 	Checkpoint *cp;
 
-	resetStringInfo(buf);
-	hl_canonical_from_tuple(row, desc, map, buf);	/* deforms into map->values */
+#define FIELD(f) values[map->attnum[f] - 1]
+#define FIELD_ISNULL(f) isnull[map->attnum[f] - 1]
 
-	seq = DatumGetInt64(values[HL_FIELD_SEQ]);
-	tenant_t = DatumGetTextPP(values[HL_FIELD_TENANT]);
-	id_t = DatumGetTextPP(values[HL_FIELD_ID]);
+	resetStringInfo(buf);
+	hl_canonical_from_row(values, isnull, map, buf);
+
+	seq = DatumGetInt64(FIELD(HL_FIELD_SEQ));
+	tenant_t = DatumGetTextPP(FIELD(HL_FIELD_TENANT));
+	id_t = DatumGetTextPP(FIELD(HL_FIELD_ID));
 	t = tenant_for(v, VARDATA_ANY(tenant_t), VARSIZE_ANY_EXHDR(tenant_t));
 	t->checked++;
-	has_version = !isnull[HL_FIELD_VERSION];
+	has_version = !FIELD_ISNULL(HL_FIELD_VERSION);
 	if (has_version)
-		version = DatumGetInt64(values[HL_FIELD_VERSION]);
+		version = DatumGetInt64(FIELD(HL_FIELD_VERSION));
 
 #define REPORT_EVENT(problem) \
 	report(v, t, RANK_EVENT, seq, (problem), target, target_len, has_version, version, \
 		   VARDATA_ANY(id_t), VARSIZE_ANY_EXHDR(id_t), true, seq)
 
-	if (!isnull[HL_FIELD_TARGET])
+	if (!FIELD_ISNULL(HL_FIELD_TARGET))
 	{
-		text	   *target_t = DatumGetTextPP(values[HL_FIELD_TARGET]);
-		int			tlen = VARSIZE_ANY_EXHDR(tenant_t);
+		text	   *target_t = DatumGetTextPP(FIELD(HL_FIELD_TARGET));
+		char		room[256];
 		StreamKey	key;
-		char	   *key_data;
+		StreamSlot *slot;
 		bool		found;
 		int64		expected;
 
 		target = VARDATA_ANY(target_t);
 		target_len = VARSIZE_ANY_EXHDR(target_t);
-		key_data = palloc(tlen + 1 + target_len);
-		memcpy(key_data, VARDATA_ANY(tenant_t), tlen);
-		key_data[tlen] = '\0';
-		memcpy(key_data + tlen + 1, target, target_len);
-		key.data = key_data;
-		key.len = tlen + 1 + target_len;
-		stream = hash_search(v->streams, &key, HASH_ENTER, &found);
+		stream_key(&key, room, sizeof(room), tenant_t, target_t);
+		slot = streamtab_insert(v->streams, key, &found);
 		if (!found)
 		{
-			stream->key.data = MemoryContextAlloc(v->cxt, key.len);
-			memcpy((char *) stream->key.data, key_data, key.len);
+			stream = MemoryContextAlloc(v->cxt, offsetof(Stream, key) + key.len);
+			memcpy(stream->key, key.data, key.len);
 			stream->tenant = t;
 			stream->version = 0;
 			stream->last_ok = true;
 			stream->held = NULL;
 			stream->nheld = 0;
 			stream->maxheld = 0;
+			stream->key_len = key.len;
+			slot->key.data = stream->key;
+			slot->stream = stream;
 		}
+		stream = slot->stream;
 		expected = stream->version + 1;
 		if (has_version && version > expected)
 		{
 			/* the missing version may still come, later in seq order */
 			if (stream->nheld < MAX_HELD_EVENTS)
 			{
-				hold_event(v, stream, version, seq, buf, values[COL_HASH - 1],
-						   isnull[COL_HASH - 1], VARDATA_ANY(id_t), VARSIZE_ANY_EXHDR(id_t));
+				hold_event(v, stream, version, seq, buf, values[v->hash_att - 1],
+						   isnull[v->hash_att - 1], VARDATA_ANY(id_t), VARSIZE_ANY_EXHDR(id_t));
 				stream->last_seq = seq;
-				if (!bytes_of(values[COL_HASH - 1], isnull[COL_HASH - 1], hash.bytes, HL_HASH_LEN))
+				if (!bytes_of(values[v->hash_att - 1], isnull[v->hash_att - 1], hash.bytes, HL_HASH_LEN))
 					hash = hl_zero_hash;
 				goto sealed;
 			}
@@ -622,7 +694,7 @@ check_event(Verify *v, HeapTuple row, TupleDesc desc, HlCanonicalMap *map,
 	}
 
 	hl_event_hash(v->hasher, &prev, buf->data, buf->len, &hash);
-	hash_ok = bytes_of(values[COL_HASH - 1], isnull[COL_HASH - 1], stored.bytes, HL_HASH_LEN) &&
+	hash_ok = bytes_of(values[v->hash_att - 1], isnull[v->hash_att - 1], stored.bytes, HL_HASH_LEN) &&
 		memcmp(stored.bytes, hash.bytes, HL_HASH_LEN) == 0;
 	if (!hash_ok)
 		REPORT_EVENT("altered");
@@ -648,14 +720,89 @@ sealed:
 		cp->members++;
 		cp->max_member = seq;
 	}
-	else if (v->have_horizon && !isnull[COL_XACT - 1] &&
-			 FullTransactionIdPrecedes(DatumGetFullTransactionId(values[COL_XACT - 1]),
+	else if (v->have_horizon && !isnull[v->xact_att - 1] &&
+			 FullTransactionIdPrecedes(DatumGetFullTransactionId(values[v->xact_att - 1]),
 									   v->sealed_below))
 	{
 		/* committed before the last checkpoint, yet sealed by none */
 		REPORT_EVENT("inserted");
 	}
 #undef REPORT_EVENT
+#undef FIELD
+#undef FIELD_ISNULL
+}
+
+/*
+ * The log read straight from its heap, in seq order on its primary key,
+ * when nothing stands between the caller and the rows: SELECT on the table
+ * and no row security for them.  Otherwise (a tenant role) false, and SPI
+ * reads the rows, the policies applied, as a query of the caller's would.
+ * The snapshot is the active one, the same as the other queries'.
+ */
+static bool
+scan_events_directly(Verify *v, text *tenant, StringInfo buf)
+{
+	Relation	rel;
+	Relation	idx;
+	Oid			pkey;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	AttrNumber	tenant_att;
+	MemoryContext row_cxt;
+	uint32		n = 0;
+
+	rel = table_open(hl_log_relid(), AccessShareLock);
+	pkey = hl_relation_primary_key(rel);
+	if (!OidIsValid(pkey) ||
+		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
+		check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
+	{
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	idx = index_open(pkey, AccessShareLock);
+	if (idx->rd_index->indnatts != 1 ||
+		idx->rd_index->indkey.values[0] != attnum_of(RelationGetDescr(rel), "seq", INT8OID))
+		elog(ERROR, "the primary key of the log is not (seq)");
+
+	map_columns(v, RelationGetDescr(rel));
+	tenant_att = v->map.attnum[HL_FIELD_TENANT];
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly verify row",
+									ALLOCSET_DEFAULT_SIZES);
+	slot = table_slot_create(rel, NULL);
+	scan = hl_index_beginscan(rel, idx, GetActiveSnapshot(), 0, 0);
+	index_rescan(scan, NULL, 0, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		MemoryContext old;
+
+		if ((++n & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+		old = MemoryContextSwitchTo(row_cxt);
+		if (tenant != NULL)
+		{
+			bool		isnull;
+			Datum		d = slot_getattr(slot, tenant_att, &isnull);
+
+			/* the column's collation is "C": equal is the same bytes */
+			if (isnull || !hl_text_equal(DatumGetTextPP(d), tenant))
+			{
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(row_cxt);
+				continue;
+			}
+		}
+		slot_getallattrs(slot);
+		check_event(v, slot->tts_values, slot->tts_isnull, buf);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_cxt);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextDelete(row_cxt);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return true;
 }
 
 static void
@@ -666,13 +813,16 @@ scan_events(Verify *v, text *tenant)
 	char		nulls[1] = {tenant ? ' ' : 'n'};
 	SPIPlanPtr	plan;
 	Portal		portal;
-	HlCanonicalMap map;
 	bool		have_map = false;
 	StringInfoData buf;
-	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly verify row",
-												  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext row_cxt;
 
 	initStringInfo(&buf);
+	if (scan_events_directly(v, tenant, &buf))
+		return;
+
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly verify row",
+									ALLOCSET_DEFAULT_SIZES);
 	plan = SPI_prepare(EVENTS_QUERY, 1, types);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", EVENTS_QUERY,
@@ -685,14 +835,16 @@ scan_events(Verify *v, text *tenant)
 			break;
 		if (!have_map)
 		{
-			hl_canonical_map_init(SPI_tuptable->tupdesc, &map);
+			map_columns(v, SPI_tuptable->tupdesc);
 			have_map = true;
 		}
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			MemoryContext old = MemoryContextSwitchTo(row_cxt);
 
-			check_event(v, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &map, &buf);
+			heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+							  v->map.values, v->map.isnull);
+			check_event(v, v->map.values, v->map.isnull, &buf);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(row_cxt);
 		}
@@ -716,40 +868,51 @@ check_heads(Verify *v, text *tenant)
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1] = {PointerGetDatum(tenant)};
 	char		nulls[1] = {tenant ? ' ' : 'n'};
-	Stream	   *stream;
-	int			rc;
+	SPIPlanPtr	plan;
+	Portal		portal;
 
-	rc = SPI_execute_with_args(HEADS_QUERY, 1, types, args, nulls, true, 0);
-	hl_spi_check(rc, SPI_OK_SELECT, HEADS_QUERY);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	/* in batches: every stream has a head, and all of them at once weigh */
+	plan = SPI_prepare(HEADS_QUERY, 1, types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", HEADS_QUERY,
+			 SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, args, nulls, true);
+	for (;;)
 	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		text	   *tenant_t = DatumGetTextPP(SPI_getbinval(row, desc, 1, &isnull));
-		text	   *target_t = DatumGetTextPP(SPI_getbinval(row, desc, 2, &isnull));
-		int64		head_version = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
-		int			tlen = VARSIZE_ANY_EXHDR(tenant_t);
-		int			glen = VARSIZE_ANY_EXHDR(target_t);
-		char	   *key_data = palloc(tlen + 1 + glen);
-		StreamKey	key;
-		Tenant	   *t = tenant_for(v, VARDATA_ANY(tenant_t), tlen);
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	row = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			text	   *tenant_t = DatumGetTextPP(SPI_getbinval(row, desc, 1, &isnull));
+			text	   *target_t = DatumGetTextPP(SPI_getbinval(row, desc, 2, &isnull));
+			int64		head_version = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
+			int			glen = VARSIZE_ANY_EXHDR(target_t);
+			char		room[256];
+			StreamKey	key;
+			StreamSlot *slot;
+			Stream	   *stream;
+			Tenant	   *t = tenant_for(v, VARDATA_ANY(tenant_t), VARSIZE_ANY_EXHDR(tenant_t));
 
-		memcpy(key_data, VARDATA_ANY(tenant_t), tlen);
-		key_data[tlen] = '\0';
-		memcpy(key_data + tlen + 1, VARDATA_ANY(target_t), glen);
-		key.data = key_data;
-		key.len = tlen + 1 + glen;
-		stream = hash_search(v->streams, &key, HASH_FIND, NULL);
-		if (stream == NULL || stream->version < head_version)
-			report(v, t, RANK_STREAM, 0, "removed", VARDATA_ANY(target_t), glen,
-				   true, stream ? stream->version + 1 : 1, NULL, 0, false, 0);
-		else if (stream->version > head_version)
-			report(v, t, RANK_STREAM, 0, "inserted", VARDATA_ANY(target_t), glen,
-				   true, head_version + 1, NULL, 0, false, 0);
-		pfree(key_data);
+			stream_key(&key, room, sizeof(room), tenant_t, target_t);
+			slot = streamtab_lookup(v->streams, key);
+			stream = slot ? slot->stream : NULL;
+			if (stream == NULL || stream->version < head_version)
+				report(v, t, RANK_STREAM, 0, "removed", VARDATA_ANY(target_t), glen,
+					   true, stream ? stream->version + 1 : 1, NULL, 0, false, 0);
+			else if (stream->version > head_version)
+				report(v, t, RANK_STREAM, 0, "inserted", VARDATA_ANY(target_t), glen,
+					   true, head_version + 1, NULL, 0, false, 0);
+			if (key.data != room)
+				pfree((char *) key.data);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_freetuptable(SPI_tuptable);
+	SPI_cursor_close(portal);
 }
 
 /* The end: checkpoints and digest --------------------------------------------- */
@@ -931,16 +1094,10 @@ headlessly_verify(PG_FUNCTION_ARGS)
 	ctl.keysize = HL_MAX_NAME_BYTES + 1;
 	ctl.entrysize = sizeof(TenantEntry);
 	ctl.hcxt = v.cxt;
+	/* hashed up to the NUL, not over all HL_MAX_NAME_BYTES */
 	v.tenants = hash_create("headlessly verify tenants", 64, &ctl,
-							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(StreamKey);
-	ctl.entrysize = sizeof(Stream);
-	ctl.hash = stream_key_hash;
-	ctl.match = stream_key_match;
-	ctl.hcxt = v.cxt;
-	v.streams = hash_create("headlessly verify streams", 1024, &ctl,
-							HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+							HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	v.streams = streamtab_create(v.cxt, 1024, NULL);
 	v.hasher = hl_hasher_create();
 
 	hl_spi_connect();

@@ -7,7 +7,10 @@
 #      per row and per head are not in the share);
 #   2. verify() over N events (default 1,000,000; 90% on 100,000 streams,
 #      a 200-byte data object each): events per second, best of ROUNDS;
-#   3. checkpoint() of CP (default 100,000) newly committed events.
+#   3. checkpoint() of CP (default 100,000) newly committed events, twice:
+#      its CPU time, then its wall-clock time.
+#   Verify and checkpoint also report their CPU seconds (steadier than the
+#   wall clock on a shared machine) and verify its peak private memory.
 # Usage: bash test/bench/run-tamper-bench.sh [N] [CP] [ROUNDS] [APPENDS]
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/bench-lib.sh"
@@ -84,9 +87,43 @@ done
 ok=$($PSQL -At -c "SELECT bool_and(ok) FROM headlessly.verify()")
 awk -v n="$N" -v s="$best" -v ok="$ok" 'BEGIN { printf "verify: %d events in %.3f s = %.0f events/s (all ok: %s)\n", n, s, n / s, ok }'
 
+# backend_cost SQL: CPU seconds of the backend running SQL (user + system,
+# which other processes on a shared machine do not inflate as they do the
+# wall-clock time) and its peak private memory (RssAnon: shared buffers
+# excluded), sampled from /proc every 20 ms while it runs
+backend_cost() {
+    local pid= peak=0 ticks=0 rss t
+    $PSQL -At -c "SET application_name = 'hl_bench_cost'" -c "SELECT pg_sleep(0.3)" \
+        -c "$1" >/dev/null &
+    while [ -z "$pid" ]; do
+        pid=$($PSQL -At -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'hl_bench_cost'")
+    done
+    while [ -r "/proc/$pid/stat" ]; do
+        rss=$(awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || break
+        t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || break
+        [ -n "$rss" ] && [ "$rss" -gt "$peak" ] && peak=$rss
+        [ -n "$t" ] && ticks=$t
+        sleep 0.02
+    done
+    wait
+    echo "$ticks $(getconf CLK_TCK) $peak"
+}
+read -r ticks hz peak <<<"$(backend_cost "SELECT count(*) FROM headlessly.verify()")"
+awk -v n="$N" -v t="$ticks" -v hz="$hz" -v kb="$peak" 'BEGIN {
+    printf "verify: %.2f CPU s = %.0f events per CPU second; peak private memory (RssAnon) %.1f MB\n",
+        t / hz, n / (t / hz), kb / 1024 }'
+read -r ticks hz peak <<<"$(backend_cost "SELECT count(*) FROM headlessly.verify('tenant_0')")"
+awk -v t="$ticks" -v hz="$hz" -v kb="$peak" 'BEGIN {
+    printf "verify(one tenant of 10): %.2f CPU s; peak private memory %.1f MB\n", t / hz, kb / 1024 }'
+
 say "3. checkpoint() of $CP new events"
 $PSQL -c "INSERT INTO headlessly.events (tenant, type, target, data)
           SELECT 'tenant_' || (i % 10), 'contact_touched', 'contact_' || (i % 100000), '{\"n\": 1}'
+            FROM generate_series(1, $CP) i" >/dev/null
+read -r ticks hz peak <<<"$(backend_cost "SELECT headlessly.checkpoint()")"
+awk -v cp="$CP" -v t="$ticks" -v hz="$hz" 'BEGIN { printf "checkpoint of %d new events: %.2f CPU s\n", cp, t / hz }'
+$PSQL -c "INSERT INTO headlessly.events (tenant, type, target, data)
+          SELECT 'tenant_' || (i % 10), 'contact_touched', 'contact_' || (i % 100000), '{\"n\": 2}'
             FROM generate_series(1, $CP) i" >/dev/null
 echo "checkpoint of $CP new events: $(timed 'PERFORM headlessly.checkpoint()') s"
 machine_line
