@@ -2,8 +2,8 @@
  *
  * common.h
  *	  What every part of headlessly_events may use: our SQLSTATEs, limits,
- *	  SPI helpers, set-returning results, JSON object utilities and the
- *	  trigger protocol.
+ *	  SPI helpers, set-returning results, JSON object utilities, the
+ *	  trigger protocol and the chain of ProcessUtility hooks.
  *
  * Nothing here knows about events; the capabilities (log/, state/,
  * hooks/) build on it.
@@ -20,6 +20,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "tcop/utility.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -81,6 +82,13 @@ extern void hl_spi_into_result_set(SPIPlanPtr plan, const char *query, int nargs
 
 extern TriggerData *hl_trigger_data(FunctionCallInfo fcinfo, const char *funcname,
 									int firing);
+
+/* our ProcessUtility hooks pass the statement on (utility.c) */
+extern void hl_next_ProcessUtility(ProcessUtility_hook_type prev, PlannedStmt *pstmt,
+								   const char *queryString, bool readOnlyTree,
+								   ProcessUtilityContext context, ParamListInfo params,
+								   QueryEnvironment *queryEnv, DestReceiver *dest,
+								   QueryCompletion *qc);
 
 /* table rows as JSON objects (row_json.c) */
 extern Jsonb *hl_row_to_jsonb(TupleDesc tupdesc, HeapTuple row);
