@@ -347,7 +347,7 @@ check_secret(const char *secret)
 {
 	size_t		len = strlen(secret);
 	int			declen;
-	char	   *buf;
+	uint8	   *buf;
 
 	if (strncmp(secret, "whsec_", 6) != 0 || len <= 6)
 		ereport(ERROR,
@@ -356,7 +356,7 @@ check_secret(const char *secret)
 				 errdetail("A secret is \"whsec_\" followed by the base64 of the signing key."),
 				 errhint("Pass secret => NULL to have one generated.")));
 	buf = palloc(pg_b64_dec_len(len - 6));
-	declen = pg_b64_decode(secret + 6, len - 6, buf, pg_b64_dec_len(len - 6));
+	declen = hl_b64_decode(secret + 6, len - 6, buf, pg_b64_dec_len(len - 6));
 	if (declen < 24 || declen > 64)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -378,7 +378,7 @@ generate_secret(void)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not generate random bytes for a webhook secret")));
 	memcpy(secret, "whsec_", 6);
-	n = pg_b64_encode((const char *) key, SECRET_BYTES, secret + 6, enclen);
+	n = hl_b64_encode(key, SECRET_BYTES, secret + 6, enclen);
 	if (n < 0)
 		elog(ERROR, "base64 encoding of a webhook secret failed");
 	secret[6 + n] = '\0';
