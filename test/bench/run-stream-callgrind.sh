@@ -10,38 +10,20 @@
 # every transaction costs the server before any work.
 # Usage: bash test/bench/run-stream-callgrind.sh [N1 N2 [A1 A2]]
 source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/bench-lib.sh"
 
 N1=${1:-20}
 N2=${2:-120}
 A1=${3:-2000}
 A2=${4:-3000}
-ensure_packages
-command -v valgrind >/dev/null || { $SUDO apt-get install -y -qq valgrind >/dev/null; }
-build_and_install
-make_workdir
-trap cleanup EXIT
-
-PGPORT=$(( 20000 + $$ % 20000 ))
-PGHOST=$WORKDIR
-PGUSER=postgres
-export PGPORT PGHOST PGUSER
-as_cluster_user initdb -D "$WORKDIR/data" -U postgres -A trust --no-sync >/dev/null
-printf "listen_addresses = ''\nunix_socket_directories = '%s'\nport = %s\nautovacuum = off\nsynchronous_commit = off\n" \
-    "$WORKDIR" "$PGPORT" | as_cluster_user tee -a "$WORKDIR/data/postgresql.conf" >/dev/null
+callgrind_cluster "synchronous_commit = off"
 
 # fixtures without valgrind, then the server under it
-as_cluster_user "$PG_BIN/pg_ctl" -D "$WORKDIR/data" -l "$WORKDIR/setup.log" -w start >/dev/null
 PSQL="as_cluster_user $PG_BIN/psql -X -q -v ON_ERROR_STOP=1 -d postgres"
 $PSQL -f "$TOP/test/bench/setup.sql" >/dev/null 2>&1
 $PSQL -f "$TOP/test/bench/stream-setup.sql" >/dev/null 2>&1
 $PSQL -c "VACUUM ANALYZE" >/dev/null
-as_cluster_user "$PG_BIN/pg_ctl" -D "$WORKDIR/data" -m fast -w stop >/dev/null
-
-as_cluster_user mkdir "$WORKDIR/cg"
-as_cluster_user valgrind --tool=callgrind --trace-children=yes \
-    --callgrind-out-file="$WORKDIR/cg/callgrind.%p" \
-    "$PG_BIN/postgres" -D "$WORKDIR/data" >"$WORKDIR/server.log" 2>&1 &
-until as_cluster_user "$PG_BIN/pg_isready" -q; do sleep 1; done
+callgrind_server
 
 # instructions of the backend of pgbench's client in one run of n
 # transactions: pgbench also opens a short connection of its own, which
