@@ -40,6 +40,39 @@ SELECT headlessly.subscribe('pullsecret', secret => 'whsec_MTIzNDU2Nzg5MDEyMzQ1N
 \echo :SQLSTATE
 SELECT headlessly.subscribe('att', max_attempts => 0);
 \echo :SQLSTATE
+-- subscribe() and webhook_send() check URLs, headers and secrets alike:
+-- what the sender would refuse is refused before it is stored
+SELECT headlessly.subscribe('crlf', url => 'https://example.com/',
+                            headers => jsonb_build_object('X-A', E'a\r\nX-Injected: 1'));
+\echo :SQLSTATE
+SELECT headlessly.subscribe('reserved', url => 'https://example.com/',
+                            headers => jsonb_build_object('webhook-signature', 'v1,forged'));
+\echo :SQLSTATE
+SELECT headlessly.subscribe('hdrname', url => 'https://example.com/',
+                            headers => jsonb_build_object('Bad Name', 'x'));
+\echo :SQLSTATE
+SELECT headlessly.subscribe('nohost', url => 'https://');
+\echo :SQLSTATE
+SELECT headlessly.subscribe('ctl', url => E'https://example.com/\x01');
+\echo :SQLSTATE
+SELECT headlessly.subscribe('long', url => 'https://example.com/' || repeat('a', 2048));
+\echo :SQLSTATE
+SELECT headlessly.subscribe('short', url => 'https://example.com/', secret => 'whsec_' || encode('0123456789', 'base64'));
+\echo :SQLSTATE
+SELECT headlessly.subscribe('nopfx', url => 'https://example.com/', secret => 'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw');
+\echo :SQLSTATE
+SELECT headlessly.webhook_send('https://', '[]');
+\echo :SQLSTATE
+SELECT headlessly.webhook_send(E'https://example.com/\x01', '[]');
+\echo :SQLSTATE
+SELECT headlessly.webhook_send('https://example.com/' || repeat('a', 2048), '[]');
+\echo :SQLSTATE
+SELECT headlessly.webhook_send('https://example.com/', '[]', 'whsec_' || encode('0123456789', 'base64'));
+\echo :SQLSTATE
+SELECT headlessly.webhook_send('https://example.com/', '[]', 'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw');
+\echo :SQLSTATE
+SELECT headlessly.webhook_send('https://example.com/', '[]', 'whsec_' || translate(encode(convert_to(repeat('k', 65), 'UTF8'), 'base64'), E'\n', ''));
+\echo :SQLSTATE
 SELECT headlessly.subscribe('orders');
 \echo :SQLSTATE
 SELECT pg_temp.subs() AS subscriptions;
@@ -121,6 +154,83 @@ SELECT target FROM headlessly.read('retry');
 SELECT headlessly.ack('retry', (SELECT max(seq) FROM headlessly.read('retry')));
 SELECT target FROM headlessly.read('retry');
 SELECT status, attempts FROM headlessly.deliveries WHERE subscription = 'retry';
+
+-- a nacked event holds its target back: the target's later events wait as
+-- pending deliveries and go out after its retry, in version order; other
+-- targets and events without a target go on; a dead letter releases them
+SET headlessly.retry_base_delay = '1h';
+SELECT name FROM headlessly.subscribe('held', 'Job.*', max_attempts => 2);
+SELECT version FROM headlessly.events_append('Job.Created', 'job_a', '{"n": 1}');
+SELECT version FROM headlessly.events_append('Job.Created', 'job_b', '{"n": 1}');
+SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.nack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_a' AND version = 1), 'down');
+SELECT headlessly.ack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_b' AND version = 1));
+SELECT version FROM headlessly.events_append('Job.Updated', 'job_a', '{"n": 2}');
+SELECT version FROM headlessly.events_append('Job.Updated', 'job_b', '{"n": 2}');
+SELECT version FROM headlessly.events_append('Job.Updated', 'job_a', '{"n": 3}');
+SELECT type FROM headlessly.events_append('Job.Pinged', NULL, '{}');
+-- job_a's retry is not due: job_b and the event without target go out
+SELECT type, target, version FROM headlessly.read('held');
+SELECT e.target, e.version, d.status, d.attempts FROM headlessly.deliveries d
+  JOIN headlessly.events e ON e.id = d.event_id WHERE d.subscription = 'held' ORDER BY d.seq;
+SELECT headlessly.ack('held', (SELECT max(seq) FROM headlessly.read('held')));
+SELECT count(*) AS nothing_before_the_retry FROM headlessly.read('held');
+UPDATE headlessly.deliveries SET next_attempt_at = now() WHERE subscription = 'held' AND status = 'failed';
+-- the retry alone; its held successors only once it is acked
+SELECT target, version FROM headlessly.read('held');
+SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.ack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_a' AND version = 1));
+SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.ack('held', (SELECT max(seq) FROM headlessly.read('held')));
+SELECT count(*) AS nothing_left FROM headlessly.read('held');
+SELECT e.target, e.version, d.status FROM headlessly.deliveries d
+  JOIN headlessly.events e ON e.id = d.event_id WHERE d.subscription = 'held' ORDER BY d.seq;
+-- a dead letter releases its target
+SELECT version FROM headlessly.events_append('Job.Updated', 'job_a', '{"n": 4}');
+SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.nack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_a' AND version = 4), 'down');
+SELECT version FROM headlessly.events_append('Job.Updated', 'job_a', '{"n": 5}');
+SELECT count(*) AS held_behind_the_retry FROM headlessly.read('held');
+UPDATE headlessly.deliveries SET next_attempt_at = now() WHERE subscription = 'held' AND status = 'failed';
+SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.nack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_a' AND version = 4), 'down again');
+SELECT d.target, e.version, d.attempts FROM headlessly.dead_letters d
+  JOIN headlessly.events e ON e.seq = d.seq WHERE d.subscription = 'held';
+SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.ack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_a' AND version = 5));
+-- a nack also holds the target's later events already read: a consumer
+-- skips them, acks its batch, and gets them after the retry
+SELECT count(headlessly.events_append(CASE WHEN i = 1 THEN 'Job.Created' ELSE 'Job.Updated' END,
+                                      'job_c', jsonb_build_object('n', i))) FROM generate_series(1, 3) i;
+SELECT version FROM headlessly.events_append('Job.Updated', 'job_b', '{"n": 3}');
+SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.nack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_c' AND version = 1), 'down');
+SELECT headlessly.ack('held', (SELECT seq FROM headlessly.events WHERE target = 'job_b' AND version = 3));
+SELECT e.target, e.version, d.status FROM headlessly.deliveries d
+  JOIN headlessly.events e ON e.id = d.event_id WHERE d.subscription = 'held' AND e.target = 'job_c' ORDER BY d.seq;
+SELECT count(*) AS nothing_before_the_retry FROM headlessly.read('held');
+UPDATE headlessly.deliveries SET next_attempt_at = now() WHERE subscription = 'held' AND status = 'failed';
+SELECT headlessly.ack('held', (SELECT max(seq) FROM headlessly.read('held')));
+SELECT target, version FROM headlessly.read('held');
+SELECT headlessly.unsubscribe('held');
+-- in a group, a held target holds back its own member's reads only
+SELECT name FROM headlessly.subscribe('held_g', 'Grp.*', start_at => 'beginning');
+SELECT count(headlessly.events_append('Grp.Created', 'grp_' || i, '{}')) FROM generate_series(1, 8) i;
+SELECT min(target) AS t0 FROM headlessly.events
+ WHERE type = 'Grp.Created' AND headlessly.group_member(tenant, target, 2) = 0 \gset
+SELECT headlessly.ack('held_g', (SELECT max(seq) FROM headlessly.read('held_g', 100, 0, 2)), 0);
+SELECT headlessly.ack('held_g', (SELECT max(seq) FROM headlessly.read('held_g', 100, 1, 2)), 1);
+SELECT headlessly.nack('held_g', (SELECT seq FROM headlessly.events WHERE target = :'t0' AND version = 1), 'down', 0);
+SELECT count(headlessly.events_append('Grp.Updated', 'grp_' || i, '{}')) FROM generate_series(1, 8) i;
+SELECT member, count(*) AS got, count(*) FILTER (WHERE target = :'t0') AS got_held_target,
+       bool_and(headlessly.group_member(tenant, target, 2) = member) AS own_targets
+  FROM (SELECT 0 AS member, tenant, target FROM headlessly.read('held_g', 100, 0, 2)
+        UNION ALL SELECT 1, tenant, target FROM headlessly.read('held_g', 100, 1, 2)) r
+ GROUP BY member ORDER BY member;
+SELECT member, status, target = :'t0' AS held_target FROM headlessly.deliveries
+ WHERE subscription = 'held_g' ORDER BY seq;
+SELECT headlessly.unsubscribe('held_g');
+SET headlessly.retry_base_delay = '1ms';
 
 -- groups: one target's events go to one member; members never share one
 SELECT name FROM headlessly.subscribe('grouped', 'Item.*', tenant => 'dlv', start_at => 'beginning');

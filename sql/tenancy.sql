@@ -43,6 +43,13 @@ SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class
 
 -- granting -------------------------------------------------------------------
 SELECT headlessly.grant_tenant('regress_hl_ta', 'ten_a');
+-- the very first binding already protects: its role reads its tenant only
+SELECT count(*) AS unprotected_tables FROM pg_class c
+ WHERE c.relnamespace = 'headlessly'::regnamespace AND NOT (c.relrowsecurity AND c.relforcerowsecurity)
+   AND EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'tenant_isolation');
+SET ROLE regress_hl_ta;
+SELECT tenant, count(*) FROM headlessly.events GROUP BY tenant ORDER BY tenant;
+RESET ROLE;
 SELECT headlessly.grant_tenant('regress_hl_tb', 'ten_b', 'admin');
 SELECT headlessly.grant_tenant('regress_hl_tr', 'ten_a', 'read');
 SELECT headlessly.grant_tenant('regress_hl_tm', 'ten_a');
@@ -264,6 +271,48 @@ SELECT public.tn_state() = :'before_revoked' AS nothing_changed;
 \c - :admin
 SELECT tenant, count(*) FROM headlessly.events WHERE tenant LIKE 'ten\_%' GROUP BY 1 ORDER BY 1;
 
+-- a dropped role's grants -------------------------------------------------------
+-- Grants are kept by role OID: a new role of the same name is a new role and
+-- inherits nothing.  The dropped role's rows are left behind (DROP ROLE is
+-- global and reaches no database's tables); pg_dump leaves them out (a
+-- dangling OID would name whichever role has it in the restoring cluster),
+-- and forget_dropped_roles() lists and removes them.
+CREATE ROLE regress_hl_gone LOGIN;
+GRANT USAGE ON SCHEMA headlessly TO regress_hl_gone;
+GRANT SELECT, INSERT ON headlessly.events TO regress_hl_gone;
+SELECT headlessly.grant_tenant('regress_hl_gone', 'ten_a');
+SELECT 'regress_hl_gone'::regrole::oid AS gone_oid \gset
+DROP OWNED BY regress_hl_gone;
+DROP ROLE regress_hl_gone;
+CREATE ROLE regress_hl_gone LOGIN;
+GRANT USAGE ON SCHEMA headlessly TO regress_hl_gone;
+GRANT SELECT, INSERT ON headlessly.events TO regress_hl_gone;
+SELECT count(*) AS rows_of_new_role FROM headlessly.tenant_grants WHERE role = 'regress_hl_gone'::regrole;
+SELECT role::oid = :gone_oid AS of_dropped_role, tenant, rights
+  FROM headlessly.tenant_grants g WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = g.role::oid);
+\c - regress_hl_gone
+\set SHOW_CONTEXT never
+\set VERBOSITY terse
+-- never bound: no tenant role (any tenant, as a migration role)
+SELECT tenant FROM headlessly.events_append('page_view', tenant => 'ten_b');
+SELECT headlessly.forget_dropped_roles();
+\echo :LAST_ERROR_SQLSTATE
+\c - :admin
+\set SHOW_CONTEXT never
+\set VERBOSITY terse
+-- what pg_dump dumps of the grants: the extension's dump condition
+SELECT c.cond AS grants_dump_condition
+  FROM pg_extension x,
+       LATERAL (SELECT x.extcondition[array_position(x.extconfig, 'headlessly.tenant_grants'::regclass::oid)] AS cond) c
+ WHERE x.extname = 'headlessly_events' \gset
+SELECT count(*) FILTER (WHERE d.role::oid = :gone_oid) AS dumped_of_dropped_role,
+       count(*) = (SELECT count(*) FROM headlessly.tenant_grants g
+                    WHERE EXISTS (SELECT FROM pg_roles r WHERE r.oid = g.role::oid)) AS dumps_every_live_grant
+  FROM (SELECT * FROM ONLY headlessly.tenant_grants :grants_dump_condition) d;
+SELECT role::oid = :gone_oid AS of_dropped_role, tenant, rights FROM headlessly.forget_dropped_roles();
+SELECT count(*) AS forgotten_again FROM headlessly.forget_dropped_roles();
+SELECT count(*) AS grants_left FROM headlessly.tenant_grants;
+
 -- leave the database as other tests expect it: no tenant roles, no row security
 DELETE FROM headlessly.tenant_grants;
 ALTER TABLE headlessly.events NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY;
@@ -272,5 +321,6 @@ ALTER TABLE headlessly.snapshots NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL 
 ALTER TABLE headlessly.hook_failures NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY;
 DROP FUNCTION public.tn_state();
 DROP FUNCTION public.tn_in_b();
-DROP OWNED BY regress_hl_ta, regress_hl_tb, regress_hl_tr, regress_hl_tm, regress_hl_plain;
-DROP ROLE regress_hl_ta, regress_hl_tb, regress_hl_tr, regress_hl_tm, regress_hl_plain, regress_hl_bypass;
+DROP OWNED BY regress_hl_ta, regress_hl_tb, regress_hl_tr, regress_hl_tm, regress_hl_plain, regress_hl_gone;
+DROP ROLE regress_hl_ta, regress_hl_tb, regress_hl_tr, regress_hl_tm, regress_hl_plain, regress_hl_bypass,
+          regress_hl_gone;

@@ -19,6 +19,16 @@ SELECT version FROM headlessly.events_append('page_view', source => 'web', exter
 CREATE FUNCTION up_tag(event jsonb) RETURNS jsonb LANGUAGE sql
     AS $$ SELECT jsonb_build_object('tagged', true) $$;
 SELECT headlessly.hook('Deal.*', 'before', 'up_tag(jsonb)') > 0 AS hooked;
+-- 0.1 filled seq before it locked the stream, so two appends to one stream
+-- could take their seqs the wrong way round; the owner restores such a
+-- stream here (version 1 has the higher seq)
+INSERT INTO headlessly.events (seq, id, type, target, version, occurred_at, recorded_at, data)
+  OVERRIDING SYSTEM VALUE
+  VALUES (1000005, 'evt_legacy_1', 'Ticket.Created', 'tk1', 1, now(), now(), '{"s": 1}');
+INSERT INTO headlessly.events (seq, id, type, target, version, occurred_at, recorded_at, data, before)
+  OVERRIDING SYSTEM VALUE
+  VALUES (1000001, 'evt_legacy_2', 'Ticket.Updated', 'tk1', 2, now(), now(), '{"s": 2}', '{"s": 1}');
+SELECT seq, version FROM headlessly.events WHERE target = 'tk1' ORDER BY seq;
 CREATE TEMP TABLE before_update AS
     SELECT seq, id, tenant, type, target, version, data, before, recorded_at FROM headlessly.events;
 
@@ -60,6 +70,11 @@ SELECT count(*) AS unhashed FROM headlessly.events WHERE hash IS NULL;
 SELECT count(*) AS heads_without_last_hash FROM headlessly.streams s
  WHERE s.hash IS DISTINCT FROM (SELECT e.hash FROM headlessly.events e
                                  WHERE (e.tenant, e.target, e.version) = (s.tenant, s.target, s.version));
+SELECT headlessly.checkpoint() AS checkpoints;
+-- chains follow version order, also where seq order differs: the untouched
+-- log verifies, and the stream's next append chains on its version 2
+SELECT tenant, ok, checked, problem FROM headlessly.verify();
+SELECT version FROM headlessly.events_append('Ticket.Updated', 'tk1', '{"s": 3}');
 SELECT headlessly.checkpoint() AS checkpoints;
 SELECT tenant, ok, checked, problem FROM headlessly.verify();
 

@@ -642,6 +642,26 @@ COMMENT ON FUNCTION headlessly.deliver(integer) IS
 
 -- deliver() runs other roles' handlers as them: the owner grants it.
 REVOKE ALL ON FUNCTION headlessly.deliver(integer) FROM PUBLIC;
+
+-- A restored position resumes after safe_seq, through which every event had
+-- been acked; the fence moves it (pull.c) and is forgotten by a restore.
+ALTER TABLE headlessly.subscription_positions
+    ADD COLUMN safe_seq bigint NOT NULL,
+    ADD COLUMN fence_seq bigint,
+    ADD COLUMN fence_xact xid8;
+DROP TRIGGER subscription_positions_check ON headlessly.subscription_positions;
+CREATE TRIGGER subscription_positions_check
+    BEFORE INSERT ON headlessly.subscription_positions
+    FOR EACH ROW EXECUTE FUNCTION headlessly.restored_position_check('xact_id', 'fence_xact');
+ALTER TABLE headlessly.subscription_positions ENABLE ALWAYS TRIGGER subscription_positions_check;
+
+-- A nacked event holds back later events of its target (pull.c).
+COMMENT ON FUNCTION headlessly.read(text, integer, integer, integer, interval) IS
+    'The next events of a pull subscription after this member''s acked position, in (xact_id, seq) order, due retries and released held events first; the same again until acked. Later events of a target whose event awaits a retry are held until it is acked or dead. wait: poll until some arrive or the interval passes.';
+
+COMMENT ON FUNCTION headlessly.nack(text, bigint, text, integer) IS
+    'Ack through the event with that seq, but have that one event read again after a backoff, until max_attempts; then it is a dead letter. Until then, later events of its target are held back.';
+
 -- webhooks: see src/delivery/webhook.sql
 
 -- Webhooks -------------------------------------------------------------------
@@ -807,3 +827,23 @@ CREATE OR REPLACE VIEW headlessly.heads WITH (security_barrier = true) AS
            p.created_at, p.updated_at
       FROM headlessly.pending_heads() p
      WHERE headlessly.tenant_readable(p.tenant);
+
+-- A dropped role's grants are not dumped, and forget_dropped_roles() removes them.
+SELECT pg_catalog.pg_extension_config_dump('headlessly.tenant_grants',
+    'WHERE role::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (SELECT r.oid FROM pg_catalog.pg_roles r)');
+
+CREATE FUNCTION headlessly.forget_dropped_roles()
+RETURNS TABLE (role oid, tenant text, rights text)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    DELETE FROM headlessly.tenant_grants g
+     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles r
+                        WHERE r.oid OPERATOR(pg_catalog.=) g.role::pg_catalog.oid)
+    RETURNING g.role::pg_catalog.oid, g.tenant, g.rights
+$$;
+
+COMMENT ON FUNCTION headlessly.forget_dropped_roles() IS
+    'Remove the tenant grants of roles that have been dropped (DROP ROLE leaves them behind, unused); returns them. Run it in every database of the extension after dropping tenant roles.';
+
+REVOKE ALL ON FUNCTION headlessly.forget_dropped_roles() FROM PUBLIC;

@@ -21,6 +21,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "tcop/utility.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -98,5 +99,9 @@ extern Jsonb *hl_empty_object(void);
 extern Jsonb *hl_merge_patch(Jsonb *state, Jsonb *patch, Jsonb **before);
 extern Jsonb *hl_strip_top_level_nulls(Jsonb *object);
 extern Jsonb *hl_changed_keys(Jsonb *old, Jsonb *new);
+
+/* the extension's relcache callbacks, behind one server slot (relcache.c) */
+extern void hl_register_relcache_callback(RelcacheCallbackFunction function,
+										  Datum arg);
 
 #endif							/* HL_COMMON_H */

@@ -39,7 +39,10 @@ extern void hl_create_hook_subscription(int64 hook_id, const char *pattern, int 
 /* Whether this database has any hook or webhook subscription (cached). */
 extern bool hl_delivery_wanted(void);
 
-/* The log's trigger: NOTIFY the subscriptions that want this row (notify.c). */
+/*
+ * The log's trigger, for each appended row: NOTIFY the subscriptions that
+ * want it, and note a wake of the worker if one it delivers matches (notify.c).
+ */
 extern void hl_notify_event(TupleDesc tupdesc, Datum *values, bool *nulls,
 							int type_att, int tenant_att, int target_att);
 

@@ -31,8 +31,9 @@ COMMENT ON TABLE headlessly.subscriptions IS
     'Subscriptions to the log: pull consumers, webhooks and after_commit hooks; change them with headlessly.subscribe(), unsubscribe(), pause() and resume().';
 
 -- Where each member of a subscription has acked through, in (xact_id, seq)
--- order.  A position restored from a dump has no xact_id: another
--- cluster's transaction ids mean nothing here, so it resumes after acked_seq.
+-- order.  A position restored from a dump has no xact_id (nor fence_xact):
+-- another cluster's transaction ids mean nothing here, so it resumes after
+-- safe_seq, through which every event had been acked (pull.c).
 CREATE TABLE headlessly.subscription_positions (
     subscription text COLLATE "C" NOT NULL
                  REFERENCES headlessly.subscriptions (name) ON DELETE CASCADE,
@@ -41,6 +42,9 @@ CREATE TABLE headlessly.subscription_positions (
     xact_id      xid8,
     seq          bigint NOT NULL,
     acked_at     timestamptz,
+    safe_seq     bigint NOT NULL,
+    fence_seq    bigint,
+    fence_xact   xid8,
     PRIMARY KEY (subscription, member),
     CHECK (members >= 1 AND member >= 0 AND member < members)
 );
@@ -104,7 +108,7 @@ LANGUAGE C;
 
 CREATE TRIGGER subscription_positions_check
     BEFORE INSERT ON headlessly.subscription_positions
-    FOR EACH ROW EXECUTE FUNCTION headlessly.restored_position_check('xact_id');
+    FOR EACH ROW EXECUTE FUNCTION headlessly.restored_position_check('xact_id', 'fence_xact');
 ALTER TABLE headlessly.subscription_positions ENABLE ALWAYS TRIGGER subscription_positions_check;
 
 CREATE TRIGGER subscriptions_check
@@ -201,7 +205,7 @@ LANGUAGE C VOLATILE
 ROWS 100;
 
 COMMENT ON FUNCTION headlessly.read(text, integer, integer, integer, interval) IS
-    'The next events of a pull subscription after this member''s acked position, in (xact_id, seq) order, due retries first; the same again until acked. wait: poll until some arrive or the interval passes.';
+    'The next events of a pull subscription after this member''s acked position, in (xact_id, seq) order, due retries and released held events first; the same again until acked. Later events of a target whose event awaits a retry are held until it is acked or dead. wait: poll until some arrive or the interval passes.';
 
 CREATE FUNCTION headlessly.ack(name text, seq bigint, member integer DEFAULT 0)
 RETURNS void
@@ -217,7 +221,7 @@ AS 'MODULE_PATHNAME', 'headlessly_nack'
 LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION headlessly.nack(text, bigint, text, integer) IS
-    'Ack through the event with that seq, but have that one event read again after a backoff, until max_attempts; then it is a dead letter.';
+    'Ack through the event with that seq, but have that one event read again after a backoff, until max_attempts; then it is a dead letter. Until then, later events of its target are held back.';
 
 CREATE FUNCTION headlessly.redeliver(name text, event_id text DEFAULT NULL)
 RETURNS integer

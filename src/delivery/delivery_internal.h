@@ -59,6 +59,7 @@ extern void hl_ordered_scan_end(int nestlevel);
 
 /* pull.c */
 extern bool hl_writing_positions;
+extern void hl_own_xact(Datum *xact, char *null);
 extern void hl_position_of(const HlSubscription *sub, int member, int members,
 						   Datum *xact, int64 *seq, bool *restored);
 

@@ -4,27 +4,35 @@
  *	  NOTIFY at commit, and the per-backend cache of subscriptions that the
  *	  append path consults.
  *
- * Every append asks whether a subscription wants a NOTIFY for its row.
- * The answer comes from a cache of the notify subscriptions, loaded once
- * and emptied by the relcache invalidation that any change of
- * headlessly.subscriptions sends (its statement trigger): an append with
- * no such subscription pays one flag test.  Async_Notify() is
- * transactional: the notification is sent when the appending transaction
- * commits and dropped if it (or the subtransaction) rolls back.
+ * Every append asks whether a subscription wants a NOTIFY for its row, and
+ * whether one the worker delivers (webhook, after_commit hook) matches it:
+ * then its transaction wakes the worker at commit.  The answers come from
+ * a cache of those subscriptions, loaded once and emptied by the relcache
+ * invalidation that any change of headlessly.subscriptions sends (its
+ * statement trigger): an append with no such subscription pays one flag
+ * test.  Async_Notify() is transactional: the notification is sent when
+ * the appending transaction commits and dropped if it (or the
+ * subtransaction) rolls back.
+ *
+ * An append that does match pays no catalog lookup either: whether each
+ * subscription's owner may read the log is remembered until the log's
+ * privileges or the roles change, and the log's column numbers until the
+ * log changes.  The tenant check uses the tenancy's own cache.  The payload
+ * is built once per event, whatever the number of subscriptions.
  *
  *-------------------------------------------------------------------------
  */
 #include "delivery/delivery_internal.h"
+#include "tenancy/tenancy.h"
+#include "worker/worker.h"
 
-#include "catalog/namespace.h"
 #include "commands/async.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 /* PostgreSQL's limit on a NOTIFY payload (commands/async.c) */
 #define NOTIFY_PAYLOAD_MAX 8000
@@ -36,43 +44,65 @@
 	"   AND (notify OR kind OPERATOR(pg_catalog.<>) 'pull')" \
 	" ORDER BY name"
 
+typedef enum OwnerReads
+{
+	OWNER_READS_UNKNOWN = 0,
+	OWNER_READS_YES,
+	OWNER_READS_NO
+} OwnerReads;
+
 typedef struct NotifySub
 {
 	char	   *name;
 	HlTypePattern pattern;
-	char	   *target;
-	char	   *tenant;
+	char	   *target;			/* NULL: every target */
+	int			target_len;
+	char	   *tenant;			/* NULL: every tenant the owner may read */
+	int			tenant_len;
 	Oid			owner;
+	bool		notify;			/* NOTIFY on channel name */
+	bool		delivers;		/* the worker delivers it (not pull) */
+	OwnerReads	owner_reads;	/* SELECT on the log, as of log_state */
 } NotifySub;
 
+/* the payload's columns other than type, tenant and target */
+typedef struct PayloadCols
+{
+	int			id;
+	int			seq;
+	int			data;
+	int			actor;
+	int			version;
+	int			recorded_at;
+} PayloadCols;
+
 static SPIPlanPtr load_plan = NULL;
+static HlTableCache subscriptions = HL_TABLE_CACHE("subscriptions");
 static MemoryContext cache_cxt = NULL;
 static NotifySub *subs = NULL;
 static int	nsubs = 0;
 static bool any_delivery = false;
-static bool cache_valid = false;
-static Oid	subscriptions_relid = InvalidOid;
-static bool callback_registered = false;
+
+/*
+ * What is known of the log: its payload columns, and (in subs) whose owner
+ * may read it.  Forgotten when the log changes (GRANT, REVOKE, ALTER) or
+ * any role or role membership does (an owner's rights may come from one).
+ */
+static HlTableCache log_state = HL_TABLE_CACHE("events");
+static PayloadCols payload_cols;
+static bool role_callbacks_registered = false;
 
 static void
-subscriptions_relcache_callback(Datum arg, Oid relid)
+roles_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
-	if (relid == InvalidOid || relid == subscriptions_relid)
-		cache_valid = false;
+	log_state.valid = false;
 }
 
 static void
 load_cache(void)
 {
-	Oid			nsp = get_namespace_oid(HL_SCHEMA, true);
 	MemoryContext old;
-	int			rc;
 
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(subscriptions_relcache_callback, (Datum) 0);
-		callback_registered = true;
-	}
 	if (cache_cxt == NULL)
 		cache_cxt = AllocSetContextCreate(CacheMemoryContext, "headlessly subscriptions",
 										  ALLOCSET_SMALL_SIZES);
@@ -82,23 +112,13 @@ load_cache(void)
 	any_delivery = false;
 
 	/* a database still at 0.1 has no subscriptions */
-	subscriptions_relid = OidIsValid(nsp) ? get_relname_relid("subscriptions", nsp) : InvalidOid;
-	cache_valid = true;
-	if (!OidIsValid(subscriptions_relid))
+	if (!hl_table_cache_begin_load(&subscriptions))
 		return;
 
 	PG_TRY();
 	{
-		HlSavedUser saved;
-
 		hl_spi_connect();
-		hl_prepare_cached(&load_plan, LOAD_QUERY, 0, NULL);
-		hl_become_log_owner(&saved);
-		/* what is committed now: a later change has already invalidated us */
-		rc = SPI_execute_snapshot(load_plan, NULL, NULL, GetLatestSnapshot(),
-								  InvalidSnapshot, true, false, 0);
-		hl_restore_user(&saved);
-		hl_spi_check(rc, SPI_OK_SELECT, LOAD_QUERY);
+		hl_table_cache_read(&load_plan, LOAD_QUERY);
 
 		old = MemoryContextSwitchTo(cache_cxt);
 		subs = palloc0((SPI_processed + 1) * sizeof(NotifySub));
@@ -108,27 +128,29 @@ load_cache(void)
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		isnull;
 			char	   *kind = SPI_getvalue(tup, desc, 2);
-			NotifySub  *s;
+			char	   *pattern;
+			NotifySub  *s = &subs[nsubs++];
 
-			if (strcmp(kind, "pull") != 0)
-				any_delivery = true;
-			if (!DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull)))
-				continue;
-			s = &subs[nsubs++];
+			s->delivers = strcmp(kind, "pull") != 0;
+			any_delivery |= s->delivers;
+			s->notify = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 			s->name = SPI_getvalue(tup, desc, 1);
 			/* the pattern text must outlive the parse, which points into it */
-			hl_parse_type_pattern(SPI_getvalue(tup, desc, 3),
-								  strlen(SPI_getvalue(tup, desc, 3)), &s->pattern);
+			pattern = SPI_getvalue(tup, desc, 3);
+			hl_parse_type_pattern(pattern, strlen(pattern), &s->pattern);
 			s->target = SPI_getvalue(tup, desc, 4);
+			s->target_len = s->target ? strlen(s->target) : 0;
 			s->tenant = SPI_getvalue(tup, desc, 5);
+			s->tenant_len = s->tenant ? strlen(s->tenant) : 0;
 			s->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
+			s->owner_reads = OWNER_READS_UNKNOWN;
 		}
 		MemoryContextSwitchTo(old);
 		SPI_finish();
 	}
 	PG_CATCH();
 	{
-		cache_valid = false;
+		subscriptions.valid = false;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -137,21 +159,67 @@ load_cache(void)
 bool
 hl_delivery_wanted(void)
 {
-	if (!cache_valid)
+	if (!subscriptions.valid)
 		load_cache();
 	return any_delivery;
 }
 
+/* The log's payload columns, and every owner's rights to be checked again. */
+static void
+load_log_state(TupleDesc tupdesc)
+{
+	if (!role_callbacks_registered)
+	{
+		CacheRegisterSyscacheCallback(AUTHOID, roles_syscache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, roles_syscache_callback, (Datum) 0);
+		role_callbacks_registered = true;
+	}
+	(void) hl_table_cache_begin_load(&log_state);
+	payload_cols.id = SPI_fnumber(tupdesc, "id") - 1;
+	payload_cols.seq = SPI_fnumber(tupdesc, "seq") - 1;
+	payload_cols.data = SPI_fnumber(tupdesc, "data") - 1;
+	payload_cols.actor = SPI_fnumber(tupdesc, "actor") - 1;
+	payload_cols.version = SPI_fnumber(tupdesc, "version") - 1;
+	payload_cols.recorded_at = SPI_fnumber(tupdesc, "recorded_at") - 1;
+	for (int i = 0; i < nsubs; i++)
+		subs[i].owner_reads = OWNER_READS_UNKNOWN;
+}
+
 static bool
-text_is(Datum value, bool isnull, const char *want)
+text_is(Datum value, bool isnull, const char *want, int want_len)
 {
 	text	   *t;
 
 	if (isnull)
 		return false;
 	t = DatumGetTextPP(value);
-	return VARSIZE_ANY_EXHDR(t) == strlen(want) &&
-		memcmp(VARDATA_ANY(t), want, VARSIZE_ANY_EXHDR(t)) == 0;
+	return VARSIZE_ANY_EXHDR(t) == want_len &&
+		memcmp(VARDATA_ANY(t), want, want_len) == 0;
+}
+
+/*
+ * May the subscription's owner read this event: SELECT on the log, and,
+ * for a tenant role, read rights on the event's tenant (a subscription
+ * without a tenant means every tenant its owner may read).
+ */
+static bool
+owner_may_read(NotifySub *s, Datum tenant, bool tenant_isnull)
+{
+	bool		tenant_role;
+	text	   *t;
+	HlTenantRight rights;
+
+	if (s->owner_reads == OWNER_READS_UNKNOWN)
+		s->owner_reads = pg_class_aclcheck(hl_log_relid(), s->owner, ACL_SELECT) == ACLCHECK_OK ?
+			OWNER_READS_YES : OWNER_READS_NO;
+	if (s->owner_reads != OWNER_READS_YES)
+		return false;
+
+	if (tenant_isnull)
+		return false;			/* the log's trigger allows none: fail closed */
+	t = DatumGetTextPP(tenant);
+	rights = hl_tenant_rights_of(s->owner, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &tenant_role);
+	return !tenant_role || rights >= HL_TENANT_READ;
 }
 
 static void
@@ -203,55 +271,52 @@ push_int8(JsonbParseState **ps, const char *key, Datum value, bool isnull)
 /*
  * The payload: id, seq, tenant, type, target, version, actor, recorded_at,
  * and data unless that makes it longer than NOTIFY allows (then
- * "truncated": true instead).
+ * "truncated": true instead).  The keys are pushed in the order a jsonb
+ * object keeps them (shorter first, then bytewise), which the payload
+ * shows anyway: the object's sort then finds them sorted.
  */
 static char *
-payload(TupleDesc tupdesc, Datum *values, bool *nulls, bool with_data)
+payload(Datum *values, bool *nulls, int type_att, int tenant_att, int target_att,
+		bool with_data)
 {
-	static const char *const text_cols[] = {"id", "tenant", "type", "target", "actor"};
+	const PayloadCols *c = &payload_cols;
 	JsonbParseState *ps = NULL;
 	JsonbValue *res;
 	JsonbValue	v;
-	int			attno;
 	Jsonb	   *doc;
 
 	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
-	for (int i = 0; i < lengthof(text_cols); i++)
-	{
-		attno = SPI_fnumber(tupdesc, text_cols[i]) - 1;
-		push_text(&ps, text_cols[i], values[attno], nulls[attno]);
-	}
-	attno = SPI_fnumber(tupdesc, "seq") - 1;
-	push_int8(&ps, "seq", values[attno], nulls[attno]);
-	attno = SPI_fnumber(tupdesc, "version") - 1;
-	push_int8(&ps, "version", values[attno], nulls[attno]);
-	attno = SPI_fnumber(tupdesc, "recorded_at") - 1;
-	push_key(&ps, "recorded_at");
-	v.type = jbvDatetime;
-	v.val.datetime.value = values[attno];
-	v.val.datetime.typid = TIMESTAMPTZOID;
-	v.val.datetime.typmod = -1;
-	v.val.datetime.tz = 0;
-	pushJsonbValue(&ps, WJB_VALUE, &v);
+	push_text(&ps, "id", values[c->id], nulls[c->id]);
+	push_int8(&ps, "seq", values[c->seq], nulls[c->seq]);
 	if (with_data)
 	{
-		Jsonb	   *data;
+		Jsonb	   *data = DatumGetJsonbP(values[c->data]);
 
-		attno = SPI_fnumber(tupdesc, "data") - 1;
-		data = DatumGetJsonbP(values[attno]);
 		push_key(&ps, "data");
 		v.type = jbvBinary;
 		v.val.binary.data = &data->root;
 		v.val.binary.len = VARSIZE(data) - VARHDRSZ;
 		pushJsonbValue(&ps, WJB_VALUE, &v);
 	}
-	else
+	push_text(&ps, "type", values[type_att], nulls[type_att]);
+	push_text(&ps, "actor", values[c->actor], nulls[c->actor]);
+	push_text(&ps, "target", values[target_att], nulls[target_att]);
+	push_text(&ps, "tenant", values[tenant_att], nulls[tenant_att]);
+	push_int8(&ps, "version", values[c->version], nulls[c->version]);
+	if (!with_data)
 	{
 		push_key(&ps, "truncated");
 		v.type = jbvBool;
 		v.val.boolean = true;
 		pushJsonbValue(&ps, WJB_VALUE, &v);
 	}
+	push_key(&ps, "recorded_at");
+	v.type = jbvDatetime;
+	v.val.datetime.value = values[c->recorded_at];
+	v.val.datetime.typid = TIMESTAMPTZOID;
+	v.val.datetime.typmod = -1;
+	v.val.datetime.tz = 0;
+	pushJsonbValue(&ps, WJB_VALUE, &v);
 	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
 	doc = JsonbValueToJsonb(res);
 	return JsonbToCString(NULL, &doc->root, VARSIZE(doc));
@@ -260,9 +325,10 @@ payload(TupleDesc tupdesc, Datum *values, bool *nulls, bool with_data)
 /*
  * Called by the log's trigger for each appended row (not restored ones),
  * with the 0-based numbers of its type, tenant and target columns, which
- * the trigger has resolved already:
- * NOTIFY every active notify subscription whose pattern, tenant and target
- * match and whose owner may read the log.
+ * the trigger has resolved already.  Of the active subscriptions whose
+ * pattern, tenant and target match: NOTIFY those with notify whose owner
+ * may read the event, and if the worker delivers one, have the
+ * transaction wake it at commit.
  */
 void
 hl_notify_event(TupleDesc tupdesc, Datum *values, bool *nulls,
@@ -271,10 +337,12 @@ hl_notify_event(TupleDesc tupdesc, Datum *values, bool *nulls,
 	char	   *msg = NULL;
 	text	   *type;
 
-	if (!cache_valid)
+	if (!subscriptions.valid)
 		load_cache();
 	if (nsubs == 0)
 		return;
+	if (!log_state.valid)
+		load_log_state(tupdesc);
 
 	type = DatumGetTextPP(values[type_att]);
 	for (int i = 0; i < nsubs; i++)
@@ -283,17 +351,21 @@ hl_notify_event(TupleDesc tupdesc, Datum *values, bool *nulls,
 
 		if (!hl_type_pattern_matches(&s->pattern, VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type)))
 			continue;
-		if (s->tenant && !text_is(values[tenant_att], nulls[tenant_att], s->tenant))
+		if (s->tenant &&
+			!text_is(values[tenant_att], nulls[tenant_att], s->tenant, s->tenant_len))
 			continue;
-		if (s->target && !text_is(values[target_att], nulls[target_att], s->target))
+		if (s->target &&
+			!text_is(values[target_att], nulls[target_att], s->target, s->target_len))
 			continue;
-		if (pg_class_aclcheck(hl_log_relid(), s->owner, ACL_SELECT) != ACLCHECK_OK)
+		if (s->delivers)
+			hl_worker_note_append();
+		if (!s->notify || !owner_may_read(s, values[tenant_att], nulls[tenant_att]))
 			continue;
 		if (msg == NULL)
 		{
-			msg = payload(tupdesc, values, nulls, true);
+			msg = payload(values, nulls, type_att, tenant_att, target_att, true);
 			if (strlen(msg) >= NOTIFY_PAYLOAD_MAX)
-				msg = payload(tupdesc, values, nulls, false);
+				msg = payload(values, nulls, type_att, tenant_att, target_att, false);
 		}
 		Async_Notify(s->name, msg);
 	}

@@ -14,8 +14,24 @@
  * back; it never makes one skip.
  *
  * A position is (xact_id, seq) per (subscription, member).  One restored
- * from a dump (xact_id NULL: another cluster's transaction ids mean
- * nothing here) resumes after its seq until it is acked again.
+ * from a dump has no xact_id (another cluster's transaction ids mean
+ * nothing here, and restored events all carry the restoring transaction's),
+ * so (xact_id, seq) order cannot tell which events below its seq it had
+ * not acked yet: a late-committing transaction's event can lie there.  The
+ * position therefore also keeps safe_seq, a seq through which every event
+ * has been acked, and a restored position resumes after safe_seq: what lies
+ * between is delivered again (at least once, across a restore too).
+ *
+ * safe_seq moves by a fence, taken when the position moves: fence_seq, the
+ * sequence's value, read before fence_xact, the next transaction id.  seq
+ * is drawn after the appending transaction has its id (log_trigger.c), so
+ * a transaction with an id at or past fence_xact draws seqs past fence_seq:
+ * every event through fence_seq is one of a transaction below fence_xact.
+ * Once the horizon has passed fence_xact, those have all ended and their
+ * events are visible, and safe_seq can move to just before the first of
+ * them the position has not acked: all of them when the position's own
+ * transaction is at or past fence_xact, else found walking seq upwards from
+ * safe_seq (through what was acked since); then a new fence is taken.
  *
  *-------------------------------------------------------------------------
  */
@@ -47,19 +63,25 @@ PG_FUNCTION_INFO_V1(headlessly_restored_position_check);
 PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 
 #define POSITION_QUERY \
-	"SELECT xact_id, seq, members FROM " HL_SCHEMA ".subscription_positions" \
+	"SELECT xact_id, seq, members, safe_seq FROM " HL_SCHEMA ".subscription_positions" \
 	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND member OPERATOR(pg_catalog.=) $2"
 
 /* a new member starts where the slowest member of the subscription is */
 #define NEW_POSITION_QUERY \
-	"INSERT INTO " HL_SCHEMA ".subscription_positions (subscription, member, members, xact_id, seq)" \
-	" SELECT $1, $2, $3, p.xact_id, p.seq FROM (" \
-	"   SELECT x.xact_id, x.seq FROM " HL_SCHEMA ".subscription_positions x" \
+	"INSERT INTO " HL_SCHEMA ".subscription_positions" \
+	" (subscription, member, members, xact_id, seq, safe_seq, fence_seq, fence_xact)" \
+	" SELECT $1, $2, $3, p.xact_id, p.seq, p.safe_seq, $4, $5 FROM (" \
+	"   SELECT x.xact_id, x.seq, x.safe_seq FROM " HL_SCHEMA ".subscription_positions x" \
 	"    WHERE x.subscription OPERATOR(pg_catalog.=) $1" \
-	"   UNION ALL SELECT s.start_xact, s.start_seq FROM " HL_SCHEMA ".subscriptions s" \
+	"   UNION ALL SELECT s.start_xact, s.start_seq, s.start_seq FROM " HL_SCHEMA ".subscriptions s" \
 	"    WHERE s.name OPERATOR(pg_catalog.=) $1" \
 	"   ORDER BY 1 NULLS FIRST, 2 LIMIT 1) p" \
 	" ON CONFLICT DO NOTHING"
+
+/* the last seq drawn: seq's sequence is CACHE 1 (log.sql) */
+#define FENCE_QUERY \
+	"SELECT CASE WHEN is_called THEN last_value ELSE last_value OPERATOR(pg_catalog.-) 1 END" \
+	"  FROM " HL_SCHEMA ".events_seq_seq"
 
 #define EVENTS_FILTER \
 	"   AND e.xact_id OPERATOR(pg_catalog.<) " HL_HORIZON "" \
@@ -80,36 +102,94 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 	" WHERE e.seq OPERATOR(pg_catalog.>) $2 AND $1::pg_catalog.xid8 IS NULL" \
 	EVENTS_FILTER
 
+/*
+ * Held and retried events of the member that may go out now: a retry once
+ * due, unless an older event of its target still awaits a retry; a held
+ * event once no event of its target awaits one.  A dead letter holds
+ * nothing back.
+ */
 #define DUE_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries d SET last_attempt_at = pg_catalog.clock_timestamp()" \
 	" WHERE (d.subscription, d.event_id) IN (" \
 	"   SELECT x.subscription, x.event_id FROM " HL_SCHEMA ".deliveries x" \
 	"    WHERE x.subscription OPERATOR(pg_catalog.=) $1 AND x.member OPERATOR(pg_catalog.=) $2" \
-	"      AND x.status OPERATOR(pg_catalog.=) 'failed'" \
-	"      AND x.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()" \
+	"      AND (x.status OPERATOR(pg_catalog.=) 'pending'" \
+	"           OR (x.status OPERATOR(pg_catalog.=) 'failed'" \
+	"               AND x.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()))" \
+	"      AND (x.target IS NULL OR NOT EXISTS (SELECT FROM " HL_SCHEMA ".deliveries y" \
+	"            WHERE y.subscription OPERATOR(pg_catalog.=) x.subscription" \
+	"              AND y.tenant OPERATOR(pg_catalog.=) x.tenant AND y.target OPERATOR(pg_catalog.=) x.target" \
+	"              AND y.status OPERATOR(pg_catalog.=) 'failed'" \
+	"              AND (x.status OPERATOR(pg_catalog.=) 'pending' OR y.seq OPERATOR(pg_catalog.<) x.seq)))" \
 	"    ORDER BY x.seq LIMIT $3)" \
 	" RETURNING d.seq"
+
+/* whether any event of the subscription awaits a retry or is held: usually none */
+#define ANY_HELD_QUERY \
+	"SELECT FROM " HL_SCHEMA ".deliveries d WHERE d.subscription OPERATOR(pg_catalog.=) $1" \
+	"   AND d.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}') LIMIT 1"
+
+/* which of these (tenant, target) pairs have an event awaiting a retry, or held */
+#define HELD_QUERY \
+	"SELECT u.i::pg_catalog.int4" \
+	"  FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]))" \
+	"       WITH ORDINALITY AS u(tenant, target, i)" \
+	" WHERE EXISTS (SELECT FROM " HL_SCHEMA ".deliveries d" \
+	"                WHERE d.subscription OPERATOR(pg_catalog.=) $1" \
+	"                  AND d.tenant OPERATOR(pg_catalog.=) u.tenant AND d.target OPERATOR(pg_catalog.=) u.target" \
+	"                  AND d.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}'))"
+
+#define HOLD_QUERY \
+	"INSERT INTO " HL_SCHEMA ".deliveries (subscription, event_id, seq, tenant, target, member, members, status)" \
+	" SELECT $1, u.id, u.seq, u.tenant, u.target, $2, $3, 'pending'" \
+	"   FROM ROWS FROM (pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.int8[])," \
+	"                   pg_catalog.unnest($6::pg_catalog.text[]), pg_catalog.unnest($7::pg_catalog.text[]))" \
+	"        AS u(id, seq, tenant, target)" \
+	" ON CONFLICT (subscription, event_id) DO NOTHING"
 
 #define EVENTS_BY_SEQ_QUERY \
 	"SELECT e.* FROM " HL_SCHEMA ".events e" \
 	" WHERE e.seq OPERATOR(pg_catalog.=) ANY ($1) ORDER BY e.seq"
 
 #define EVENT_QUERY \
-	"SELECT xact_id, id, tenant, target FROM " HL_SCHEMA ".events WHERE seq OPERATOR(pg_catalog.=) $1"
+	"SELECT xact_id, id, tenant, target, version FROM " HL_SCHEMA ".events WHERE seq OPERATOR(pg_catalog.=) $1"
 
+/* the later events of a nacked event's target that the member has not acked */
+#define TARGET_LATER_QUERY \
+	"SELECT e.* FROM " HL_SCHEMA ".events e" \
+	" WHERE e.tenant OPERATOR(pg_catalog.=) $1 AND e.target OPERATOR(pg_catalog.=) $2" \
+	"   AND e.version OPERATOR(pg_catalog.>) $3" \
+	"   AND (CASE WHEN $4::pg_catalog.xid8 IS NULL THEN e.seq OPERATOR(pg_catalog.>) $5" \
+	"        ELSE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($4, $5) END)" \
+	"   AND " HL_SCHEMA ".type_matches(e.type, $6)" \
+	" ORDER BY e.version"
+
+/* the position and, when the horizon has passed the fence, safe_seq (see the top) */
+#define FENCE_PASSED "p.fence_xact OPERATOR(pg_catalog.<=) " HL_HORIZON
 #define ADVANCE_QUERY \
-	"UPDATE " HL_SCHEMA ".subscription_positions" \
-	"   SET xact_id = $3, seq = $4, acked_at = pg_catalog.clock_timestamp()" \
-	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND member OPERATOR(pg_catalog.=) $2" \
-	"   AND (xact_id IS NULL OR ROW(xact_id, seq) OPERATOR(pg_catalog.<) ROW($3, $4))"
+	"UPDATE " HL_SCHEMA ".subscription_positions p" \
+	"   SET xact_id = $3, seq = $4, acked_at = pg_catalog.clock_timestamp()," \
+	"       safe_seq = CASE WHEN " FENCE_PASSED " THEN GREATEST(p.safe_seq," \
+	"           CASE WHEN $3 OPERATOR(pg_catalog.>=) p.fence_xact THEN p.fence_seq ELSE" \
+	"           COALESCE((SELECT e.seq OPERATOR(pg_catalog.-) 1 FROM " HL_SCHEMA ".events e" \
+	"                      WHERE e.seq OPERATOR(pg_catalog.>) p.safe_seq" \
+	"                        AND e.seq OPERATOR(pg_catalog.<=) p.fence_seq" \
+	"                        AND ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($3, $4)" \
+	"                      ORDER BY e.seq LIMIT 1), p.fence_seq) END) ELSE p.safe_seq END," \
+	"       fence_seq = CASE WHEN p.fence_xact IS NULL OR " FENCE_PASSED " THEN $5 ELSE p.fence_seq END," \
+	"       fence_xact = CASE WHEN p.fence_xact IS NULL OR " FENCE_PASSED " THEN $6 ELSE p.fence_xact END" \
+	" WHERE p.subscription OPERATOR(pg_catalog.=) $1 AND p.member OPERATOR(pg_catalog.=) $2" \
+	"   AND (p.xact_id IS NULL OR ROW(p.xact_id, p.seq) OPERATOR(pg_catalog.<) ROW($3, $4))"
 
-/* retried events handed out since they became due are done */
+/* retried and held events handed out since they became due are done */
 #define ACK_RETRIES_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries" \
 	"   SET status = 'delivered', next_attempt_at = NULL" \
 	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND member OPERATOR(pg_catalog.=) $2" \
-	"   AND status OPERATOR(pg_catalog.=) 'failed' AND seq OPERATOR(pg_catalog.<=) $3" \
-	"   AND last_attempt_at OPERATOR(pg_catalog.>=) next_attempt_at"
+	"   AND seq OPERATOR(pg_catalog.<=) $3" \
+	"   AND ((status OPERATOR(pg_catalog.=) 'failed'" \
+	"         AND last_attempt_at OPERATOR(pg_catalog.>=) next_attempt_at)" \
+	"        OR (status OPERATOR(pg_catalog.=) 'pending' AND last_attempt_at IS NOT NULL))"
 
 #define NACK_QUERY \
 	"INSERT INTO " HL_SCHEMA ".deliveries AS d" \
@@ -133,21 +213,31 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'dead'" \
 	"   AND ($2::pg_catalog.text IS NULL OR event_id OPERATOR(pg_catalog.=) $2)"
 
+/* events from from_time on come again, after a restore too; the fence starts anew */
 #define REPLAY_QUERY \
-	"UPDATE " HL_SCHEMA ".subscription_positions SET xact_id = p.xact_id, seq = p.seq" \
+	"UPDATE " HL_SCHEMA ".subscription_positions SET xact_id = p.xact_id, seq = p.seq," \
+	"       safe_seq = LEAST(safe_seq, p.seq, (SELECT pg_catalog.min(e.seq) OPERATOR(pg_catalog.-) 1" \
+	"                                           FROM " HL_SCHEMA ".events e" \
+	"                                          WHERE e.recorded_at OPERATOR(pg_catalog.>=) $2))," \
+	"       fence_seq = NULL, fence_xact = NULL" \
 	"  FROM (SELECT e.xact_id, e.seq OPERATOR(pg_catalog.-) 1 AS seq FROM " HL_SCHEMA ".events e" \
 	"         WHERE e.recorded_at OPERATOR(pg_catalog.>=) $2" \
-	"         UNION ALL SELECT " HL_HORIZON ", 0" \
+	"         UNION ALL SELECT LEAST(" HL_HORIZON ", $3), 0" \
 	"         ORDER BY 1, 2 LIMIT 1) p" \
 	" WHERE subscription OPERATOR(pg_catalog.=) $1"
 
 static SPIPlanPtr position_plan = NULL;
 static SPIPlanPtr new_position_plan = NULL;
+static SPIPlanPtr fence_plan = NULL;
 static SPIPlanPtr new_events_plan = NULL;
 static SPIPlanPtr new_events_restored_plan = NULL;
 static SPIPlanPtr due_plan = NULL;
+static SPIPlanPtr any_held_plan = NULL;
+static SPIPlanPtr held_plan = NULL;
+static SPIPlanPtr hold_plan = NULL;
 static SPIPlanPtr events_by_seq_plan = NULL;
 static SPIPlanPtr event_plan = NULL;
+static SPIPlanPtr target_later_plan = NULL;
 static SPIPlanPtr advance_plan = NULL;
 static SPIPlanPtr ack_retries_plan = NULL;
 static SPIPlanPtr nack_plan = NULL;
@@ -188,6 +278,20 @@ headlessly_delivery_horizon(PG_FUNCTION_ARGS)
 	PG_RETURN_FULLTRANSACTIONID(FullTransactionIdFromEpochAndXid(epoch, horizon));
 }
 
+/*
+ * The calling transaction's id as an xid8 parameter, NULL ('n') if it has
+ * none yet.  Events it writes carry it: a position made for "now" must not
+ * start past them.
+ */
+void
+hl_own_xact(Datum *xact, char *null)
+{
+	FullTransactionId own = GetTopFullTransactionIdIfAny();
+
+	*xact = FullTransactionIdGetDatum(own);
+	*null = FullTransactionIdIsValid(own) ? ' ' : 'n';
+}
+
 /* Positions ---------------------------------------------------------------------- */
 
 static void
@@ -200,17 +304,31 @@ check_member(int member, int members)
 				 errdetail("Members of a group of n are numbered 0 to n - 1.")));
 }
 
+/* A new fence for safe_seq: the sequence first, then the next transaction id. */
+static void
+take_fence(Datum *fence_seq, Datum *fence_xact)
+{
+	bool		isnull;
+	int			rc;
+
+	hl_prepare_cached(&fence_plan, FENCE_QUERY, 0, NULL);
+	rc = hl_run_as_log_owner(fence_plan, NULL, NULL, false, 1);
+	hl_spi_check(rc, SPI_OK_SELECT, FENCE_QUERY);
+	*fence_seq = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	*fence_xact = FullTransactionIdGetDatum(ReadNextFullTransactionId());
+}
+
 /*
  * The position of one member, made if it has none.  With members = 0 the
  * member's group size is not checked.  *xact is NULL (*restored) for a
- * position restored from a dump.
+ * position restored from a dump; *safe is its safe_seq.
  */
-void
-hl_position_of(const HlSubscription *sub, int member, int members,
-			   Datum *xact, int64 *seq, bool *restored)
+static void
+position_of(const HlSubscription *sub, int member, int members,
+			Datum *xact, int64 *seq, int64 *safe, bool *restored)
 {
-	Oid			argtypes[3] = {TEXTOID, INT4OID, INT4OID};
-	Datum		args[3];
+	Oid			argtypes[5] = {TEXTOID, INT4OID, INT4OID, INT8OID, XID8OID};
+	Datum		args[5];
 	bool		isnull;
 	int			known;
 	int			rc;
@@ -223,7 +341,8 @@ hl_position_of(const HlSubscription *sub, int member, int members,
 	hl_spi_check(rc, SPI_OK_SELECT, POSITION_QUERY);
 	if (SPI_processed == 0)
 	{
-		hl_prepare_cached(&new_position_plan, NEW_POSITION_QUERY, 3, argtypes);
+		take_fence(&args[3], &args[4]);
+		hl_prepare_cached(&new_position_plan, NEW_POSITION_QUERY, 5, argtypes);
 		hl_writing_positions = true;
 		PG_TRY();
 		{
@@ -244,6 +363,7 @@ hl_position_of(const HlSubscription *sub, int member, int members,
 	*xact = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, restored);
 	*seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	known = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	*safe = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 	if (members > 0 && known != members)
 		ereport(ERROR,
 				(errcode(ERRCODE_HL_SUBSCRIPTION),
@@ -254,9 +374,19 @@ hl_position_of(const HlSubscription *sub, int member, int members,
 						 known)));
 }
 
+void
+hl_position_of(const HlSubscription *sub, int member, int members,
+			   Datum *xact, int64 *seq, bool *restored)
+{
+	int64		safe;
+
+	position_of(sub, member, members, xact, seq, &safe, restored);
+}
+
 /*
- * A position written by anything but our functions is a restore: its
- * transaction id came from another cluster.  It resumes after its seq.
+ * A position written by anything but our functions is a restore: the
+ * transaction ids in it (each column named in the trigger's arguments) came
+ * from another cluster.  It resumes after its safe_seq.
  */
 Datum
 headlessly_restored_position_check(PG_FUNCTION_ARGS)
@@ -264,9 +394,10 @@ headlessly_restored_position_check(PG_FUNCTION_ARGS)
 	TriggerData *trigdata;
 	TupleDesc	desc;
 	HeapTuple	row;
-	int			attno;
-	Datum		value = (Datum) 0;
-	bool		isnull = true;
+	int			ncols;
+	int		   *attnos;
+	Datum	   *values;
+	bool	   *isnull;
 
 	trigdata = hl_trigger_data(fcinfo, "headlessly.restored_position_check()",
 							   HL_FIRED_BEFORE | HL_FIRED_ROW | HL_FIRED_INSERT);
@@ -275,13 +406,21 @@ headlessly_restored_position_check(PG_FUNCTION_ARGS)
 		return PointerGetDatum(row);
 
 	desc = RelationGetDescr(trigdata->tg_relation);
-	if (trigdata->tg_trigger->tgnargs != 1)
-		elog(ERROR, "%s takes the name of the column to clear", "headlessly.restored_position_check()");
-	attno = SPI_fnumber(desc, trigdata->tg_trigger->tgargs[0]);
-	if (attno <= 0)
-		elog(ERROR, "column \"%s\" is missing from %s", trigdata->tg_trigger->tgargs[0],
-			 RelationGetRelationName(trigdata->tg_relation));
-	row = heap_modify_tuple_by_cols(row, desc, 1, &attno, &value, &isnull);
+	ncols = trigdata->tg_trigger->tgnargs;
+	if (ncols < 1)
+		elog(ERROR, "%s takes the names of the columns to clear", "headlessly.restored_position_check()");
+	attnos = palloc(ncols * sizeof(int));
+	values = palloc0(ncols * sizeof(Datum));
+	isnull = palloc(ncols * sizeof(bool));
+	for (int i = 0; i < ncols; i++)
+	{
+		attnos[i] = SPI_fnumber(desc, trigdata->tg_trigger->tgargs[i]);
+		if (attnos[i] <= 0)
+			elog(ERROR, "column \"%s\" is missing from %s", trigdata->tg_trigger->tgargs[i],
+				 RelationGetRelationName(trigdata->tg_relation));
+		isnull[i] = true;
+	}
+	row = heap_modify_tuple_by_cols(row, desc, ncols, attnos, values, isnull);
 	return PointerGetDatum(row);
 }
 
@@ -340,7 +479,156 @@ events_into_result(SPIPlanPtr plan, int nargs, Oid *types, Datum *args, const ch
 	return SPI_processed;
 }
 
-/* One try of read(): due retries of this member first, then new events. */
+/* Run a plan whose rows are events as the given role: the batch stays until freed. */
+static SPITupleTable *
+events_batch(SPIPlanPtr plan, Datum *args, const char *nulls, Oid role, uint64 *n)
+{
+	HlSavedUser saved;
+	MemoryContext caller = CurrentMemoryContext;
+	int			rc;
+
+	hl_become_role(role, &saved);
+	/* not read-only: each try takes a fresh snapshot, and so a fresh horizon */
+	rc = SPI_execute_plan(plan, args, nulls, false, 0);
+	hl_restore_user(&saved);
+	MemoryContextSwitchTo(caller);
+	hl_spi_check(rc, SPI_OK_SELECT, "reading events");
+	*n = SPI_processed;
+	return SPI_tuptable;
+}
+
+static Datum
+text_array(Datum *elems, int n)
+{
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * Make events of a batch (those marked in held, or all if held is NULL)
+ * pending deliveries of the member: handed out once their target has no
+ * event awaiting a retry.
+ */
+static void
+hold_events(const HlSubscription *sub, int member, int members,
+			SPITupleTable *batch, uint64 n, const bool *held)
+{
+	Oid			types[7] = {TEXTOID, INT4OID, INT4OID, TEXTARRAYOID, INT8ARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID};
+	Datum		args[7];
+	TupleDesc	desc = batch->tupdesc;
+	int			atts[4];
+	Datum	   *cols[4];
+	int			k = 0;
+	bool		isnull;
+	int			rc;
+
+	atts[0] = SPI_fnumber(desc, "id");
+	atts[1] = SPI_fnumber(desc, "seq");
+	atts[2] = SPI_fnumber(desc, "tenant");
+	atts[3] = SPI_fnumber(desc, "target");
+	for (int c = 0; c < 4; c++)
+		cols[c] = palloc(Max(n, 1) * sizeof(Datum));
+	for (uint64 i = 0; i < n; i++)
+	{
+		if (held != NULL && !held[i])
+			continue;
+		for (int c = 0; c < 4; c++)
+			cols[c][k] = SPI_getbinval(batch->vals[i], desc, atts[c], &isnull);
+		k++;
+	}
+	if (k == 0)
+		return;
+	args[0] = CStringGetTextDatum(sub->name);
+	args[1] = Int32GetDatum(member);
+	args[2] = Int32GetDatum(Max(members, 1));
+	args[3] = text_array(cols[0], k);
+	args[4] = PointerGetDatum(construct_array(cols[1], k, INT8OID, 8, FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	args[5] = text_array(cols[2], k);
+	args[6] = text_array(cols[3], k);
+	hl_prepare_cached(&hold_plan, HOLD_QUERY, 7, types);
+	rc = hl_run_as_log_owner(hold_plan, args, NULL, false, 0);
+	hl_spi_check(rc, SPI_OK_INSERT, HOLD_QUERY);
+}
+
+/*
+ * Hand out a batch of new events, in order, but hold those whose target has
+ * an earlier event awaiting a retry (or held itself): they become pending
+ * deliveries, handed out in version order once that target's retries are
+ * done or dead.  Events without a target are never held, and none are
+ * unless any_held (some event of the subscription awaits a retry or is
+ * held).  Returns how many went into the result; *last_xact, *last_seq is
+ * the batch's last event.
+ */
+static uint64
+hold_or_return(const HlSubscription *sub, int member, int members, bool any_held,
+			   SPITupleTable *batch, uint64 n, HlResultSet *rs,
+			   Datum *last_xact, int64 *last_seq)
+{
+	TupleDesc	desc = batch->tupdesc;
+	int			att_xact = SPI_fnumber(desc, "xact_id");
+	int			att_seq = SPI_fnumber(desc, "seq");
+	int			att_tenant = SPI_fnumber(desc, "tenant");
+	int			att_target = SPI_fnumber(desc, "target");
+	bool	   *held = palloc0(n * sizeof(bool));
+	Datum	   *tenants = palloc(n * sizeof(Datum));
+	Datum	   *targets = palloc(n * sizeof(Datum));
+	int		   *which = palloc(n * sizeof(int));
+	int			nt = 0;
+	int			nheld = 0;
+	bool		isnull;
+	uint64		returned = 0;
+	int			rc;
+
+	for (uint64 i = 0; any_held && i < n; i++)
+	{
+		Datum		target = SPI_getbinval(batch->vals[i], desc, att_target, &isnull);
+
+		if (isnull)
+			continue;
+		tenants[nt] = SPI_getbinval(batch->vals[i], desc, att_tenant, &isnull);
+		targets[nt] = target;
+		which[nt++] = (int) i;
+	}
+	if (nt > 0)
+	{
+		Oid			types[3] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
+		Datum		args[3];
+
+		args[0] = CStringGetTextDatum(sub->name);
+		args[1] = text_array(tenants, nt);
+		args[2] = text_array(targets, nt);
+		hl_prepare_cached(&held_plan, HELD_QUERY, 3, types);
+		rc = hl_run_as_log_owner(held_plan, args, NULL, false, 0);
+		hl_spi_check(rc, SPI_OK_SELECT, HELD_QUERY);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			int			i = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r],
+														SPI_tuptable->tupdesc, 1, &isnull));
+
+			held[which[i - 1]] = true;
+			nheld++;
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	if (nheld > 0)
+		hold_events(sub, member, members, batch, n, held);
+	for (uint64 i = 0; i < n; i++)
+	{
+		if (held[i])
+			continue;
+		tuplestore_puttuple(rs->store, batch->vals[i]);
+		returned++;
+	}
+	if (n > 0)
+	{
+		*last_xact = SPI_getbinval(batch->vals[n - 1], desc, att_xact, &isnull);
+		*last_seq = DatumGetInt64(SPI_getbinval(batch->vals[n - 1], desc, att_seq, &isnull));
+	}
+	return returned;
+}
+
+/* One try of read(): due retries and released events of this member first, then new events. */
 static uint64
 read_once(const HlSubscription *sub, int max_events, int member, int members,
 		  HlResultSet *rs)
@@ -353,6 +641,9 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	uint64		got = 0;
 	bool		restored;
 	int64		seq;
+	int64		safe;
+	bool		any_held;
+	SPIPlanPtr	plan;
 	int			nestlevel;
 	int			rc;
 
@@ -384,11 +675,13 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	if ((int) got >= max_events)
 		return got;
 
-	hl_position_of(sub, member, members, &args[0], &seq, &restored);
+	position_of(sub, member, members, &args[0], &seq, &safe, &restored);
 	if (restored)
 	{
+		/* which events below seq were still unacked is known up to safe_seq */
 		nulls[0] = 'n';
 		args[0] = (Datum) 0;
+		seq = safe;
 	}
 	args[1] = Int64GetDatum(seq);
 	args[2] = PointerGetDatum(sub->tenant);
@@ -399,16 +692,39 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	args[5] = Int32GetDatum(members);
 	args[6] = Int32GetDatum(member);
 	args[7] = Int64GetDatum(max_events - (int) got);
+	{
+		Oid			any_types[1] = {TEXTOID};
+
+		hl_prepare_cached(&any_held_plan, ANY_HELD_QUERY, 1, any_types);
+		rc = hl_run_as_log_owner(any_held_plan, due_args, NULL, false, 1);
+		hl_spi_check(rc, SPI_OK_SELECT, ANY_HELD_QUERY);
+		any_held = SPI_processed > 0;
+	}
 	nestlevel = hl_ordered_scan_begin();
 	if (restored)
-	{
-		hl_prepare_cached(&new_events_restored_plan, NEW_EVENTS_RESTORED_QUERY, 8, types);
-		got += events_into_result(new_events_restored_plan, 8, types, args, nulls, sub->owner, rs);
-	}
+		plan = hl_prepare_cached(&new_events_restored_plan, NEW_EVENTS_RESTORED_QUERY, 8, types);
 	else
+		plan = hl_prepare_cached(&new_events_plan, NEW_EVENTS_QUERY, 8, types);
+	for (;;)
 	{
-		hl_prepare_cached(&new_events_plan, NEW_EVENTS_QUERY, 8, types);
-		got += events_into_result(new_events_plan, 8, types, args, nulls, sub->owner, rs);
+		int64		want = max_events - (int64) got;
+		SPITupleTable *batch;
+		uint64		n;
+		uint64		returned;
+		int64		last_seq = 0;
+
+		args[7] = Int64GetDatum(want);
+		batch = events_batch(plan, args, nulls, sub->owner, &n);
+		returned = hold_or_return(sub, member, members, any_held, batch, n, rs,
+								  &args[0], &last_seq);
+		SPI_freetuptable(batch);
+		got += returned;
+		/* held events took room: what follows them may go out now */
+		if ((int64) n < want || returned == n)
+			break;
+		nulls[0] = ' ';
+		args[1] = Int64GetDatum(last_seq);
+		plan = hl_prepare_cached(&new_events_plan, NEW_EVENTS_QUERY, 8, types);
 	}
 	hl_ordered_scan_end(nestlevel);
 	return got;
@@ -490,6 +806,7 @@ typedef struct AckedEvent
 	text	   *id;
 	text	   *tenant;
 	text	   *target;
+	int64		version;		/* with a target */
 } AckedEvent;
 
 static void
@@ -519,14 +836,44 @@ find_event(int64 seq, AckedEvent *ev)
 		if (!isnull)
 			ev->target = DatumGetTextPCopy(t);
 	}
+	ev->version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+}
+
+/*
+ * A nack holds the later events of the event's target that the member has
+ * not acked: a consumer that skips them in the batch it holds and acks the
+ * batch gets them after the retry, in version order.
+ */
+static void
+hold_later_events(const HlSubscription *sub, int member, int members,
+				  const AckedEvent *ev, Datum xact, int64 pos, bool restored)
+{
+	Oid			types[6] = {TEXTOID, TEXTOID, INT8OID, XID8OID, INT8OID, TEXTOID};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	SPITupleTable *later;
+	uint64		n;
+
+	args[0] = PointerGetDatum(ev->tenant);
+	args[1] = PointerGetDatum(ev->target);
+	args[2] = Int64GetDatum(ev->version);
+	args[3] = xact;
+	nulls[3] = restored ? 'n' : ' ';
+	args[4] = Int64GetDatum(pos);
+	args[5] = CStringGetTextDatum(sub->pattern);
+	hl_prepare_cached(&target_later_plan, TARGET_LATER_QUERY, 6, types);
+	later = events_batch(target_later_plan, args, nulls, sub->owner, &n);
+	hold_events(sub, member, members, later, n, NULL);
+	SPI_freetuptable(later);
 }
 
 /* Move the member's position through the event; never back. */
 static void
 advance(const HlSubscription *sub, int member, int64 seq, const AckedEvent *ev)
 {
-	Oid			argtypes[4] = {TEXTOID, INT4OID, XID8OID, INT8OID};
-	Datum		args[4];
+	Oid			argtypes[6] = {TEXTOID, INT4OID, XID8OID, INT8OID, INT8OID, XID8OID};
+	Oid			rtypes[3] = {TEXTOID, INT4OID, INT8OID};
+	Datum		args[6];
 	Datum		xact;
 	int64		pos;
 	bool		restored;
@@ -537,40 +884,50 @@ advance(const HlSubscription *sub, int member, int64 seq, const AckedEvent *ev)
 	args[1] = Int32GetDatum(member);
 	args[2] = ev->xact;
 	args[3] = Int64GetDatum(seq);
-	hl_prepare_cached(&advance_plan, ADVANCE_QUERY, 4, argtypes);
+	take_fence(&args[4], &args[5]);
+	hl_prepare_cached(&advance_plan, ADVANCE_QUERY, 6, argtypes);
 	rc = hl_run_as_log_owner(advance_plan, args, NULL, false, 0);
 	hl_spi_check(rc, SPI_OK_UPDATE, ADVANCE_QUERY);
 
 	args[2] = Int64GetDatum(seq);
-	{
-		Oid			rtypes[3] = {TEXTOID, INT4OID, INT8OID};
-
-		hl_prepare_cached(&ack_retries_plan, ACK_RETRIES_QUERY, 3, rtypes);
-	}
+	hl_prepare_cached(&ack_retries_plan, ACK_RETRIES_QUERY, 3, rtypes);
 	rc = hl_run_as_log_owner(ack_retries_plan, args, NULL, false, 0);
 	hl_spi_check(rc, SPI_OK_UPDATE, ACK_RETRIES_QUERY);
+}
+
+/*
+ * What ack() and nack() share: their arguments (name, seq, and member as
+ * argument member_arg), the subscription, and the event with that seq.
+ * Connects to SPI.
+ */
+static HlSubscription *
+ack_begin(FunctionCallInfo fcinfo, const char *what, int member_arg,
+		  int64 *seq, int *member, AckedEvent *ev)
+{
+	HlSubscription *sub;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("name and seq of %s must not be NULL", what)));
+	*seq = PG_GETARG_INT64(1);
+	*member = PG_ARGISNULL(member_arg) ? 0 : PG_GETARG_INT32(member_arg);
+	check_member(*member, *member + 1);
+
+	hl_spi_connect();
+	sub = pull_subscription(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
+	find_event(*seq, ev);
+	return sub;
 }
 
 Datum
 headlessly_ack(PG_FUNCTION_ARGS)
 {
-	char	   *name;
 	int64		seq;
-	int			member = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2);
-	HlSubscription *sub;
+	int			member;
 	AckedEvent	ev;
+	HlSubscription *sub = ack_begin(fcinfo, "an ack", 2, &seq, &member, &ev);
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("name and seq of an ack must not be NULL")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	seq = PG_GETARG_INT64(1);
-	check_member(member, member + 1);
-
-	hl_spi_connect();
-	sub = pull_subscription(name, false);
-	find_event(seq, &ev);
 	advance(sub, member, seq, &ev);
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -596,32 +953,23 @@ retry_delay(int ms_setting, bool jitter)
 Datum
 headlessly_nack(PG_FUNCTION_ARGS)
 {
-	char	   *name;
 	int64		seq;
-	int			member = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3);
+	int			member;
 	Oid			argtypes[11] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, INT4OID,
 		INT4OID, INT4OID, TEXTOID, INTERVALOID, INTERVALOID};
 	Datum		args[11];
 	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	HlSubscription *sub;
 	AckedEvent	ev;
+	HlSubscription *sub = ack_begin(fcinfo, "a nack", 3, &seq, &member, &ev);
 	Datum		xact;
 	int64		pos;
+	int64		safe;
 	bool		restored;
 	int			rc;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("name and seq of a nack must not be NULL")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	seq = PG_GETARG_INT64(1);
-	check_member(member, member + 1);
-
-	hl_spi_connect();
-	sub = pull_subscription(name, false);
-	find_event(seq, &ev);
-	hl_position_of(sub, member, 0, &xact, &pos, &restored);
+	position_of(sub, member, 0, &xact, &pos, &safe, &restored);
+	if (restored)
+		pos = safe;
 
 	args[0] = CStringGetTextDatum(sub->name);
 	args[1] = PointerGetDatum(ev.id);
@@ -651,6 +999,8 @@ headlessly_nack(PG_FUNCTION_ARGS)
 	hl_prepare_cached(&nack_plan, NACK_QUERY, 11, argtypes);
 	rc = hl_run_as_log_owner(nack_plan, args, nulls, false, 0);
 	hl_spi_check(rc, SPI_OK_INSERT, NACK_QUERY);
+	if (ev.target != NULL)
+		hold_later_events(sub, member, DatumGetInt32(args[6]), &ev, xact, pos, restored);
 
 	/* the event is acked through, its retry aside */
 	advance(sub, member, seq, &ev);
@@ -689,8 +1039,9 @@ headlessly_redeliver(PG_FUNCTION_ARGS)
 Datum
 headlessly_replay(PG_FUNCTION_ARGS)
 {
-	Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
-	Datum		args[2];
+	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, XID8OID};
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
 	HlSubscription sub;
 	Datum		xact;
 	int64		pos;
@@ -704,8 +1055,9 @@ headlessly_replay(PG_FUNCTION_ARGS)
 	hl_position_of(&sub, 0, 0, &xact, &pos, &restored);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
-	hl_prepare_cached(&replay_plan, REPLAY_QUERY, 2, argtypes);
-	rc = hl_run_as_log_owner(replay_plan, args, NULL, false, 0);
+	hl_own_xact(&args[2], &nulls[2]);
+	hl_prepare_cached(&replay_plan, REPLAY_QUERY, 3, argtypes);
+	rc = hl_run_as_log_owner(replay_plan, args, nulls, false, 0);
 	hl_spi_check(rc, SPI_OK_UPDATE, REPLAY_QUERY);
 	SPI_finish();
 	PG_RETURN_VOID();

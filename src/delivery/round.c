@@ -10,8 +10,11 @@
  *      owner) become 'pending' rows of headlessly.deliveries and the
  *      position moves past them; then the due rows -- the first undelivered
  *      row of each target only, so that one target's events go in version
- *      order -- are leased (attempts + 1, next_attempt_at = now + lease):
- *      a crash makes them due again, never lost;
+ *      order -- are leased (attempts + 1, status pending, next_attempt_at =
+ *      now + lease).  The deliverer holds the subscription's sender lock
+ *      until their outcomes are recorded, so a leased row found by the next
+ *      holder of that lock is one whose sender died: due again at once,
+ *      never lost;
  *   2. runs each handler as the role that registered the hook, with
  *      headlessly.tenant set to the event's tenant, and marks the row
  *      delivered in the same transaction (so a success is never repeated);
@@ -27,13 +30,18 @@
 #include "delivery/delivery_internal.h"
 #include "delivery/webhook.h"
 #include "hooks/hooks.h"
+#include "state/state.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "common/pg_prng.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/hsearch.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -82,26 +90,73 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 	"   SET xact_id = $2, seq = $3, acked_at = pg_catalog.clock_timestamp()" \
 	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND member OPERATOR(pg_catalog.=) 0"
 
-/* the first undelivered row of each target, due */
+/*
+ * The claim: the first undelivered row of each target (its head) if it is
+ * due, and due rows without a target, at most $2; leased, and marked
+ * pending while in flight.  A row is due when it is pending (never tried,
+ * or leased by a sender that is gone: the claimer holds the sender lock,
+ * so no live sender holds a lease of this subscription) or failed and its
+ * retry time has come; and not attempted yet in this round ($4).
+ *
+ * Heads are found by skipping through deliveries_target_idx from one
+ * (tenant, target) to the next, one index probe per target, starting after
+ * the target claimed last ($5, $6) and wrapping around, so that every
+ * target gets its turn and the cost follows the targets visited, not the
+ * backlog.  Rows without a target are not ordered: up to half of a batch
+ * is taken from them, oldest first, tenant by tenant.
+ */
+#define HL_DUE_ROW(x) \
+	"(" x ".status OPERATOR(pg_catalog.=) 'pending'" \
+	"  OR COALESCE(" x ".next_attempt_at, '-infinity') OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())" \
+	" AND (" x ".last_attempt_at IS NULL OR " x ".last_attempt_at OPERATOR(pg_catalog.<) $4)"
+#define HL_OPEN_ROWS \
+	"x.subscription OPERATOR(pg_catalog.=) $1 AND x.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}')"
+#define HL_HEAD_COLUMNS \
+	"x.tenant, x.target, x.event_id, x.status, x.next_attempt_at, x.last_attempt_at"
+#define HL_NEXT_HEAD(after) \
+	"SELECT " HL_HEAD_COLUMNS " FROM " HL_SCHEMA ".deliveries x" \
+	" WHERE " HL_OPEN_ROWS " AND x.target IS NOT NULL" \
+	"   AND ROW(x.tenant, x.target) OPERATOR(pg_catalog.>) " after \
+	" ORDER BY x.tenant, x.target, x.seq LIMIT 1"
+
 #define CLAIM_QUERY \
+	"WITH RECURSIVE after_cursor AS (" \
+	"  (" HL_NEXT_HEAD("ROW($5::pg_catalog.text, $6::pg_catalog.text)") ")" \
+	"  UNION ALL" \
+	"  SELECT n.* FROM after_cursor h CROSS JOIN LATERAL (" HL_NEXT_HEAD("ROW(h.tenant, h.target)") ") n)," \
+	" from_start AS (" \
+	"  (SELECT " HL_HEAD_COLUMNS " FROM " HL_SCHEMA ".deliveries x" \
+	"    WHERE " HL_OPEN_ROWS " AND x.target IS NOT NULL ORDER BY x.tenant, x.target, x.seq LIMIT 1)" \
+	"  UNION ALL" \
+	"  SELECT n.* FROM from_start h CROSS JOIN LATERAL (" HL_NEXT_HEAD("ROW(h.tenant, h.target)") ") n" \
+	"   WHERE ROW(h.tenant, h.target) OPERATOR(pg_catalog.<) ROW($5::pg_catalog.text, $6::pg_catalog.text))," \
+	" tenants AS (" \
+	"  (SELECT x.tenant FROM " HL_SCHEMA ".deliveries x WHERE " HL_OPEN_ROWS " ORDER BY x.tenant LIMIT 1)" \
+	"  UNION ALL" \
+	"  SELECT n.tenant FROM tenants t CROSS JOIN LATERAL (" \
+	"    SELECT x.tenant FROM " HL_SCHEMA ".deliveries x" \
+	"     WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.>) t.tenant ORDER BY x.tenant LIMIT 1) n)," \
+	" picked AS (" \
+	"  (SELECT u.event_id FROM tenants t CROSS JOIN LATERAL (" \
+	"     SELECT x.event_id FROM " HL_SCHEMA ".deliveries x" \
+	"      WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.=) t.tenant AND x.target IS NULL" \
+	"        AND " HL_DUE_ROW("x") \
+	"      ORDER BY x.seq LIMIT $2) u" \
+	"    LIMIT ($2 OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog./) 2)" \
+	"  UNION ALL" \
+	"  SELECT h.event_id FROM after_cursor h WHERE " HL_DUE_ROW("h") \
+	"  UNION ALL" \
+	"  SELECT h.event_id FROM from_start h" \
+	"   WHERE ROW(h.tenant, h.target) OPERATOR(pg_catalog.<=) ROW($5::pg_catalog.text, $6::pg_catalog.text)" \
+	"     AND " HL_DUE_ROW("h") \
+	"  LIMIT $2)" \
 	"UPDATE " HL_SCHEMA ".deliveries d" \
-	"   SET attempts = d.attempts OPERATOR(pg_catalog.+) 1," \
+	"   SET attempts = d.attempts OPERATOR(pg_catalog.+) 1, status = 'pending'," \
 	"       last_attempt_at = pg_catalog.clock_timestamp()," \
 	"       next_attempt_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $3" \
-	" WHERE (d.subscription, d.event_id) IN (" \
-	"   SELECT x.subscription, x.event_id FROM " HL_SCHEMA ".deliveries x" \
-	"    WHERE x.subscription OPERATOR(pg_catalog.=) $1" \
-	"      AND x.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}')" \
-	"      AND COALESCE(x.next_attempt_at, '-infinity') OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()" \
-	"      AND (x.last_attempt_at IS NULL OR x.last_attempt_at OPERATOR(pg_catalog.<) $4)" \
-	"      AND NOT EXISTS (SELECT 1 FROM " HL_SCHEMA ".deliveries o" \
-	"                       WHERE o.subscription OPERATOR(pg_catalog.=) x.subscription" \
-	"                         AND o.tenant OPERATOR(pg_catalog.=) x.tenant" \
-	"                         AND o.target OPERATOR(pg_catalog.=) x.target" \
-	"                         AND o.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}')" \
-	"                         AND o.seq OPERATOR(pg_catalog.<) x.seq)" \
-	"    ORDER BY x.seq LIMIT $2)" \
-	" RETURNING d.event_id, d.seq, d.tenant, d.attempts"
+	"  FROM picked p" \
+	" WHERE d.subscription OPERATOR(pg_catalog.=) $1 AND d.event_id OPERATOR(pg_catalog.=) p.event_id" \
+	" RETURNING d.event_id, d.seq, d.tenant, d.attempts, d.target"
 
 #define EVENT_DOC_QUERY \
 	"SELECT pg_catalog.to_jsonb(e), e.target, e.version, e.tenant" \
@@ -125,6 +180,21 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 	"           ELSE pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $6 END" \
 	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND event_id OPERATOR(pg_catalog.=) $2"
 
+/* a batch's events and the states after them: two queries, not two per event */
+#define EVENT_DOCS_QUERY \
+	"SELECT e.seq, pg_catalog.to_jsonb(e), e.target, e.version, e.tenant, e.type, e.data, e.recorded_at" \
+	"  FROM " HL_SCHEMA ".events e WHERE e.seq OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int8[])"
+
+/* a batch's successes, in one statement */
+#define DONE_ALL_QUERY \
+	"UPDATE " HL_SCHEMA ".deliveries d" \
+	"   SET status = 'delivered', error = NULL, next_attempt_at = NULL," \
+	"       http_status = u.http_status, duration_ms = u.duration_ms" \
+	"  FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.int4[])," \
+	"                  pg_catalog.unnest($4::pg_catalog.int4[]))" \
+	"       AS u (event_id, http_status, duration_ms)" \
+	" WHERE d.subscription OPERATOR(pg_catalog.=) $1 AND d.event_id OPERATOR(pg_catalog.=) u.event_id"
+
 /* HTTP 410 Gone: the receiver asks for no more */
 #define GONE_QUERY \
 	"UPDATE " HL_SCHEMA ".subscriptions SET state = 'paused' WHERE name OPERATOR(pg_catalog.=) $1"
@@ -133,6 +203,10 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 	"DELETE FROM " HL_SCHEMA ".deliveries" \
 	" WHERE status OPERATOR(pg_catalog.=) 'delivered'" \
 	"   AND last_attempt_at OPERATOR(pg_catalog.<) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $1)"
+
+/* how often a backend deletes delivered rows past the retention, at most */
+#define HL_HOUSEKEEPING_MS 60000
+static TimestampTz last_housekeeping = 0;
 
 static SPIPlanPtr hook_subscriptions_plan = NULL;
 static SPIPlanPtr new_events_plan = NULL;
@@ -143,6 +217,8 @@ static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr event_doc_plan = NULL;
 static SPIPlanPtr state_plan = NULL;
 static SPIPlanPtr done_plan = NULL;
+static SPIPlanPtr event_docs_plan = NULL;
+static SPIPlanPtr done_all_plan = NULL;
 static SPIPlanPtr failed_plan = NULL;
 static SPIPlanPtr retention_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
@@ -153,6 +229,7 @@ typedef struct Claimed
 	char	   *event_id;
 	int64		seq;
 	char	   *tenant;
+	char	   *target;			/* NULL: none */
 	int			attempts;
 	HlWebhookRequest req;		/* webhooks: the request, built at claim time */
 } Claimed;
@@ -164,6 +241,140 @@ claimed_cmp(const ListCell *a, const ListCell *b)
 	int64		sb = ((const Claimed *) lfirst(b))->seq;
 
 	return sa < sb ? -1 : sa > sb ? 1 : 0;
+}
+
+/*
+ * Where the last claim of a subscription stopped among its targets, so
+ * that the next one goes on from there: one entry per subscription this
+ * backend delivers to, kept for the backend's life (a few bytes each).
+ */
+typedef struct SenderCursor
+{
+	char	   *subscription;
+	char	   *tenant;
+	char	   *target;
+} SenderCursor;
+
+static List *sender_cursors = NIL;
+
+static SenderCursor *
+sender_cursor(const char *subscription)
+{
+	ListCell   *lc;
+	SenderCursor *cursor;
+	MemoryContext old;
+
+	foreach(lc, sender_cursors)
+	{
+		cursor = lfirst(lc);
+		if (strcmp(cursor->subscription, subscription) == 0)
+			return cursor;
+	}
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	cursor = palloc(sizeof(SenderCursor));
+	cursor->subscription = pstrdup(subscription);
+	cursor->tenant = pstrdup("");
+	cursor->target = pstrdup("");
+	sender_cursors = lappend(sender_cursors, cursor);
+	MemoryContextSwitchTo(old);
+	return cursor;
+}
+
+/* (tenant, target) order of deliveries_target_idx: both columns are COLLATE "C" */
+static int
+target_key_cmp(const char *tenant_a, const char *target_a, const char *tenant_b, const char *target_b)
+{
+	int			c = strcmp(tenant_a, tenant_b);
+
+	return c != 0 ? c : strcmp(target_a, target_b);
+}
+
+/*
+ * The claim visited the targets after the cursor, then (wrapping around)
+ * those up to it: the cursor moves to the last target it took.
+ */
+static void
+advance_cursor(const char *subscription, List *claimed)
+{
+	SenderCursor *cursor = sender_cursor(subscription);
+	Claimed    *after = NULL;
+	Claimed    *upto = NULL;
+	ListCell   *lc;
+
+	foreach(lc, claimed)
+	{
+		Claimed    *c = lfirst(lc);
+		Claimed   **best;
+
+		if (c->target == NULL)
+			continue;
+		best = target_key_cmp(c->tenant, c->target, cursor->tenant, cursor->target) > 0 ?
+			&after : &upto;
+		if (*best == NULL ||
+			target_key_cmp(c->tenant, c->target, (*best)->tenant, (*best)->target) > 0)
+			*best = c;
+	}
+	if (after == NULL)
+		after = upto;
+	if (after != NULL)
+	{
+		char	   *tenant = MemoryContextStrdup(TopMemoryContext, after->tenant);
+		char	   *target = MemoryContextStrdup(TopMemoryContext, after->target);
+
+		pfree(cursor->tenant);
+		pfree(cursor->target);
+		cursor->tenant = tenant;
+		cursor->target = target;
+	}
+}
+
+/*
+ * The sender lock of a subscription: a session-level advisory lock that a
+ * deliverer holds from its claim until the outcomes of what it claimed are
+ * recorded.  A deliverer that gets it knows that no live one holds a lease
+ * of that subscription, so a pending row with a lease is one whose sender
+ * died (kill -9, crash): it is due again at once, not when its lease ends.
+ * A deliverer that does not get it leaves the subscription to the one that
+ * has it, so two live senders never deliver the same event at once.
+ */
+#define HL_LOCKTAG_SENDER 0x4844	/* field4; stream.c and idempotency.c use others */
+
+static void
+sender_locktag(LOCKTAG *tag, const char *subscription)
+{
+	uint64		hash = hash_bytes_extended((const unsigned char *) subscription,
+										   (int) strlen(subscription), 0);
+
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (hash >> 32), (uint32) hash,
+						 HL_LOCKTAG_SENDER);
+}
+
+static bool
+sender_lock(const char *subscription)
+{
+	LOCKTAG		tag;
+
+	sender_locktag(&tag, subscription);
+	switch (LockAcquire(&tag, ExclusiveLock, true, true))
+	{
+		case LOCKACQUIRE_NOT_AVAIL:
+			return false;
+		case LOCKACQUIRE_ALREADY_HELD:
+			/* a handler's deliver() while this backend delivers it: its leases are live */
+			LockRelease(&tag, ExclusiveLock, true);
+			return false;
+		default:
+			return true;
+	}
+}
+
+static void
+sender_unlock(const char *subscription)
+{
+	LOCKTAG		tag;
+
+	sender_locktag(&tag, subscription);
+	LockRelease(&tag, ExclusiveLock, true);
 }
 
 /* Steps: a transaction of their own in the worker, nothing in deliver(). */
@@ -323,16 +534,20 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 	}
 
 	{
-		Oid			ctypes[4] = {TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID};
-		Datum		cargs[4];
+		Oid			ctypes[6] = {TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
+		Datum		cargs[6];
+		SenderCursor *cursor = sender_cursor(sub->name);
 
 		cargs[0] = CStringGetTextDatum(sub->name);
 		cargs[1] = Int32GetDatum(max_events);
-		/* a lease longer than anything a handler or request may take */
+		/* how long the row shows as in flight; the sender lock, not this, guards it */
 		cargs[2] = ms_interval((double) hl_http_timeout + 60000.0);
 		/* one attempt per row and round */
 		cargs[3] = TimestampTzGetDatum(round_start);
-		hl_prepare_cached(&claim_plan, CLAIM_QUERY, 4, ctypes);
+		/* ('', ''): before every (tenant, target) */
+		cargs[4] = CStringGetTextDatum(cursor->tenant);
+		cargs[5] = CStringGetTextDatum(cursor->target);
+		hl_prepare_cached(&claim_plan, CLAIM_QUERY, 6, ctypes);
 		rc = hl_run_as_log_owner(claim_plan, cargs, NULL, false, 0);
 		hl_spi_check(rc, SPI_OK_UPDATE_RETURNING, CLAIM_QUERY);
 	}
@@ -346,11 +561,41 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 		c->seq = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
 		c->tenant = SPI_getvalue(tup, SPI_tuptable->tupdesc, 3);
 		c->attempts = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 4, &isnull));
+		c->target = SPI_getvalue(tup, SPI_tuptable->tupdesc, 5);
 		claimed = lappend(claimed, c);
 	}
+	advance_cursor(sub->name, claimed);
 	/* UPDATE ... RETURNING gives no order: deliver in seq order */
 	list_sort(claimed, claimed_cmp);
 	return claimed;
+}
+
+/* doc with "state" after its columns */
+static Jsonb *
+with_state(Jsonb *doc, Datum state, bool state_null)
+{
+	JsonbParseState *ps = NULL;
+	JsonbValue	k;
+	JsonbValue	v;
+
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	k.type = jbvString;
+	k.val.string.val = "state";
+	k.val.string.len = 5;
+	pushJsonbValue(&ps, WJB_KEY, &k);
+	if (state_null)
+		v.type = jbvNull;
+	else
+	{
+		Jsonb	   *sj = DatumGetJsonbP(state);
+
+		v.type = jbvBinary;
+		v.val.binary.data = &sj->root;
+		v.val.binary.len = VARSIZE(sj) - VARHDRSZ;
+	}
+	pushJsonbValue(&ps, WJB_VALUE, &v);
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(doc),
+											  JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL)))));
 }
 
 /*
@@ -370,9 +615,6 @@ event_document(const HlSubscription *sub, int64 seq)
 	Jsonb	   *doc;
 	Datum		state = (Datum) 0;
 	bool		state_null = true;
-	JsonbParseState *ps = NULL;
-	JsonbValue	k;
-	JsonbValue	v;
 	int			rc;
 
 	args[0] = Int64GetDatum(seq);
@@ -398,24 +640,247 @@ event_document(const HlSubscription *sub, int64 seq)
 		state = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &state_null);
 	}
 
-	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
-	k.type = jbvString;
-	k.val.string.val = "state";
-	k.val.string.len = 5;
-	pushJsonbValue(&ps, WJB_KEY, &k);
-	if (state_null)
-		v.type = jbvNull;
+	return with_state(doc, state, state_null);
+}
+
+/*
+ * The state after each event a backend sends, per (subscription, tenant,
+ * target): one target's events go in version order, so the state after the
+ * next one is this one with that event applied -- the same fold as a
+ * replay, instead of a replay from the nearest snapshot for every event
+ * (up to snapshot_interval events read each time).  Events never change,
+ * so an entry stays right while the log it was read from exists (a new
+ * headlessly.events, after DROP EXTENSION and CREATE, starts it afresh).
+ */
+typedef struct StateEntry
+{
+	uint64		hash;			/* of key */
+	char	   *key;			/* subscription, tenant, target, NUL-separated */
+	int			keylen;
+	int64		version;		/* r is the replay right after it */
+	HlReplay	r;				/* base in state_cxt; no pending patches */
+} StateEntry;
+
+/* beyond this the cache starts again empty */
+#define HL_STATE_CACHE_BYTES (32 * 1024 * 1024)
+
+static MemoryContext state_cxt = NULL;
+static HTAB *state_cache = NULL;
+static Oid	state_cache_log = InvalidOid;	/* headlessly.events it was read from */
+
+static void
+state_cache_check(void)
+{
+	Oid			log = hl_log_relid();
+
+	if (state_cxt == NULL)
+		state_cxt = AllocSetContextCreate(TopMemoryContext, "headlessly delivery states",
+										  ALLOCSET_DEFAULT_SIZES);
+	if (state_cache != NULL &&
+		(log != state_cache_log ||
+		 MemoryContextMemAllocated(state_cxt, true) > HL_STATE_CACHE_BYTES))
+	{
+		MemoryContextReset(state_cxt);
+		state_cache = NULL;
+	}
+	if (state_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(StateEntry);
+		ctl.hcxt = state_cxt;
+		state_cache = hash_create("headlessly delivery states", 1024, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		state_cache_log = log;
+	}
+}
+
+/*
+ * The entity's state right after one of its events (NULL if it is not
+ * alive then), from the cache when the backend sent the one before;
+ * otherwise replayed, as the log's owner (derived tables are its).
+ */
+static Jsonb *
+state_after(const char *subscription, text *tenant, text *target, int64 version,
+			text *type, Jsonb *data, TimestampTz recorded_at)
+{
+	StringInfoData key;
+	uint64		hash;
+	bool		found;
+	StateEntry *entry;
+	HlReplay	r;
+	Jsonb	   *state;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext old;
+
+	initStringInfo(&key);
+	appendBinaryStringInfo(&key, subscription, strlen(subscription) + 1);
+	appendBinaryStringInfo(&key, VARDATA_ANY(tenant), VARSIZE_ANY_EXHDR(tenant));
+	appendStringInfoChar(&key, '\0');
+	appendBinaryStringInfo(&key, VARDATA_ANY(target), VARSIZE_ANY_EXHDR(target));
+	hash = hash_bytes_extended((const unsigned char *) key.data, key.len, 0);
+	entry = hash_search(state_cache, &hash, HASH_ENTER, &found);
+	if (found && (entry->keylen != key.len || memcmp(entry->key, key.data, key.len) != 0))
+	{
+		/* another stream with the same hash: it gives way */
+		pfree(entry->key);
+		if (entry->r.base != NULL)
+			pfree(entry->r.base);
+		found = false;
+	}
+	if (!found)
+	{
+		entry->key = MemoryContextAlloc(state_cxt, key.len);
+		memcpy(entry->key, key.data, key.len);
+		entry->keylen = key.len;
+		entry->version = -1;
+		hl_replay_init(&entry->r);
+	}
+
+	if (entry->version == version)
+		return entry->r.base;
+	if (entry->version == version - 1)
+	{
+		r = entry->r;
+		hl_replay_apply(&r, version, type, data, recorded_at);
+	}
 	else
 	{
-		Jsonb	   *sj = DatumGetJsonbP(state);
+		HlPoint		point = {0};
+		HlSavedUser saved;
 
-		v.type = jbvBinary;
-		v.val.binary.data = &sj->root;
-		v.val.binary.len = VARSIZE(sj) - VARHDRSZ;
+		point.by_version = true;
+		point.version = version;
+		hl_become_log_owner(&saved);
+		hl_entity_at(tenant, target, &point, false, &r, NULL);
+		hl_restore_user(&saved);
+		/* SPI returns in its procedure context; r stays valid until SPI_finish() */
+		MemoryContextSwitchTo(caller);
 	}
-	pushJsonbValue(&ps, WJB_VALUE, &v);
-	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(doc),
-											  JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL)))));
+	state = hl_replay_state(&r);
+
+	/* keep it: the base copied into the cache, the old one freed */
+	old = MemoryContextSwitchTo(state_cxt);
+	hl_replay_keep(&r);
+	MemoryContextSwitchTo(old);
+	if (entry->r.base != NULL && entry->r.base != r.base)
+		pfree(entry->r.base);
+	r.pending = NULL;
+	r.npending = 0;
+	r.maxpending = 0;
+	entry->r = r;
+	entry->version = version;
+	return state != NULL ? entry->r.base : NULL;
+}
+
+/* one row of the batch's documents query */
+typedef struct DocRow
+{
+	int			index;			/* in claimed; -1: none */
+	Jsonb	   *doc;
+	text	   *tenant;
+	text	   *target;			/* NULL: no state */
+	int64		version;
+	text	   *type;
+	Jsonb	   *data;
+	TimestampTz recorded_at;
+} DocRow;
+
+/*
+ * The events of a batch as event_document() makes them (every column, plus
+ * "state" after it), in one query for the batch instead of two per event:
+ * docs[i] for the i-th of claimed, NULL where the subscription's owner may
+ * not read the event.
+ */
+static void
+event_documents(const HlSubscription *sub, List *claimed, Jsonb **docs)
+{
+	int			n = list_length(claimed);
+	Datum	   *seqs = palloc(n * sizeof(Datum));
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		args[1];
+	HlSavedUser saved;
+	MemoryContext caller = CurrentMemoryContext;
+	SPITupleTable *tuptable;
+	uint64		nrows;
+	DocRow	   *rows;
+	ListCell   *lc;
+	int			i = 0;
+	int			rc;
+
+	foreach(lc, claimed)
+	{
+		seqs[i] = Int64GetDatum(((Claimed *) lfirst(lc))->seq);
+		docs[i++] = NULL;
+	}
+	state_cache_check();
+	args[0] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	hl_prepare_cached(&event_docs_plan, EVENT_DOCS_QUERY, 1, types);
+	hl_become_role(sub->owner, &saved);
+	rc = SPI_execute_plan(event_docs_plan, args, NULL, false, 0);
+	hl_restore_user(&saved);
+	MemoryContextSwitchTo(caller);
+	hl_spi_check(rc, SPI_OK_SELECT, EVENT_DOCS_QUERY);
+
+	/* copied out first: state_after() runs queries of its own */
+	tuptable = SPI_tuptable;
+	nrows = SPI_processed;
+	rows = palloc0(Max(nrows, 1) * sizeof(DocRow));
+	for (uint64 row = 0; row < nrows; row++)
+	{
+		HeapTuple	tup = tuptable->vals[row];
+		TupleDesc	desc = tuptable->tupdesc;
+		DocRow	   *d = &rows[row];
+		bool		isnull;
+		bool		no_target;
+		int64		seq = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		Datum		target;
+		int			lo = 0;
+		int			hi = n - 1;
+
+		/* claimed is in seq order */
+		d->index = -1;
+		while (lo <= hi)
+		{
+			int			mid = (lo + hi) / 2;
+			int64		s = DatumGetInt64(seqs[mid]);
+
+			if (s == seq)
+			{
+				d->index = mid;
+				break;
+			}
+			if (s < seq)
+				lo = mid + 1;
+			else
+				hi = mid - 1;
+		}
+		if (d->index < 0)
+			continue;
+		d->doc = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 2, &isnull));
+		target = SPI_getbinval(tup, desc, 3, &no_target);
+		if (no_target)
+			continue;
+		d->target = DatumGetTextPCopy(target);
+		d->version = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		d->tenant = DatumGetTextPCopy(SPI_getbinval(tup, desc, 5, &isnull));
+		d->type = DatumGetTextPCopy(SPI_getbinval(tup, desc, 6, &isnull));
+		d->data = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
+		d->recorded_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
+	}
+	for (uint64 row = 0; row < nrows; row++)
+	{
+		DocRow	   *d = &rows[row];
+		Jsonb	   *state = NULL;
+
+		if (d->index < 0)
+			continue;
+		if (d->target != NULL)
+			state = state_after(sub->name, d->tenant, d->target, d->version, d->type, d->data,
+								d->recorded_at);
+		docs[d->index] = with_state(d->doc, JsonbPGetDatum(state), state == NULL);
+	}
 }
 
 static void
@@ -520,12 +985,18 @@ record_failure(HlSubscription *sub, Claimed *c, ErrorData *edata, int duration_m
 static void
 build_requests(HlSubscription *sub, List *claimed)
 {
+	Jsonb	  **docs;
 	ListCell   *lc;
+	int			i = 0;
 
+	if (claimed == NIL)
+		return;
+	docs = palloc(list_length(claimed) * sizeof(Jsonb *));
+	event_documents(sub, claimed, docs);
 	foreach(lc, claimed)
 	{
 		Claimed    *c = lfirst(lc);
-		Jsonb	   *event = event_document(sub, c->seq);
+		Jsonb	   *event = docs[i++];
 
 		memset(&c->req, 0, sizeof(c->req));
 		c->req.url = sub->url;
@@ -538,6 +1009,40 @@ build_requests(HlSubscription *sub, List *claimed)
 		if (event != NULL)
 			c->req.body = hl_webhook_body(sub->format, event, sub->headers, &c->req.body_len);
 	}
+}
+
+/* Marks every successful request of a batch delivered, in one statement. */
+static void
+record_webhooks_done(HlSubscription *sub, HlWebhookRequest *reqs, int n)
+{
+	Datum	   *ids = palloc(Max(n, 1) * sizeof(Datum));
+	Datum	   *statuses = palloc(Max(n, 1) * sizeof(Datum));
+	Datum	   *durations = palloc(Max(n, 1) * sizeof(Datum));
+	int			ndone = 0;
+	Oid			types[4] = {TEXTOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID};
+	Datum		args[4];
+	int			rc;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (!hl_webhook_succeeded(&reqs[i]))
+			continue;
+		ids[ndone] = CStringGetTextDatum(reqs[i].event_id);
+		statuses[ndone] = Int32GetDatum(reqs[i].http_status);
+		durations[ndone] = Int32GetDatum(reqs[i].duration_ms);
+		ndone++;
+	}
+	if (ndone == 0)
+		return;
+	args[0] = CStringGetTextDatum(sub->name);
+	args[1] = PointerGetDatum(construct_array(ids, ndone, TEXTOID, -1, false, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_array(statuses, ndone, INT4OID, 4, true, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(durations, ndone, INT4OID, 4, true, TYPALIGN_INT));
+	hl_prepare_cached(&done_all_plan, DONE_ALL_QUERY, 4, types);
+	rc = hl_run_as_log_owner(done_all_plan, args, NULL, false, 0);
+	hl_spi_check(rc, SPI_OK_UPDATE, DONE_ALL_QUERY);
+	if (SPI_processed != (uint64) ndone)
+		elog(ERROR, "marked " UINT64_FORMAT " of %d deliveries delivered", SPI_processed, ndone);
 }
 
 static int
@@ -561,6 +1066,7 @@ send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
 		hl_webhook_send_all(reqs, nsend);
 
 	step_begin(in_worker);
+	record_webhooks_done(sub, reqs, nsend);
 	i = 0;
 	foreach(lc, claimed)
 	{
@@ -574,18 +1080,7 @@ send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
 			continue;
 		}
 		r = &reqs[i++];
-		if (hl_webhook_succeeded(r))
-		{
-			Oid			types[4] = {TEXTOID, TEXTOID, INT4OID, INT4OID};
-			Datum		args[4];
-
-			args[0] = CStringGetTextDatum(sub->name);
-			args[1] = CStringGetTextDatum(c->event_id);
-			args[2] = Int32GetDatum(r->duration_ms);
-			args[3] = Int32GetDatum(r->http_status);
-			record(&done_plan, DONE_QUERY, 4, types, args, NULL);
-		}
-		else
+		if (!hl_webhook_succeeded(r))
 		{
 			/* Retry-After on 429 and 503 is the receiver's own backoff */
 			Datum		delay = (r->retry_after_s >= 0 &&
@@ -679,6 +1174,68 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 	}
 }
 
+/*
+ * Claims and delivers batches of one subscription until nothing is due or
+ * max_events were attempted, holding its sender lock; returns the number
+ * attempted.  Another live deliverer holding the lock: nothing, this round.
+ */
+static int
+deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
+					 int max_events, TimestampTz round_start, bool in_worker)
+{
+	volatile bool locked = false;
+	int			attempted = 0;
+
+	PG_TRY();
+	{
+		List	   *claimed;
+
+		/* claim again after each batch: a delivered event releases the next of its target */
+		do
+		{
+			HlSubscription sub;
+			ListCell   *lc;
+
+			step_begin(in_worker);
+			MemoryContextSwitchTo(round_cxt);
+			claimed = NIL;
+			memset(&sub, 0, sizeof(sub));
+			/* the subscription's row lock first: the sender lock is only tried under it */
+			if (hl_subscription_fetch(name, true, &sub) && strcmp(sub.state, "active") == 0)
+			{
+				if (!locked)
+					locked = sender_lock(name);
+				if (locked)
+					claimed = claim(&sub, max_events - attempted, round_start);
+			}
+			if (sub.kind == HL_SUB_WEBHOOK)
+				build_requests(&sub, claimed);
+			step_end(in_worker);
+			MemoryContextSwitchTo(round_cxt);
+
+			if (sub.kind == HL_SUB_WEBHOOK)
+			{
+				attempted += send_webhooks(&sub, claimed, in_worker);
+				MemoryContextSwitchTo(round_cxt);
+				continue;
+			}
+			foreach(lc, claimed)
+			{
+				deliver_one(&sub, handler, lfirst(lc), in_worker);
+				MemoryContextSwitchTo(round_cxt);
+				attempted++;
+			}
+		} while (claimed != NIL && attempted < max_events);
+	}
+	PG_FINALLY();
+	{
+		if (locked)
+			sender_unlock(name);
+	}
+	PG_END_TRY();
+	return attempted;
+}
+
 /* One round over every hook subscription, in registration order. */
 static int
 round_of_hooks(MemoryContext round_cxt, int max_events, bool in_worker)
@@ -693,7 +1250,14 @@ round_of_hooks(MemoryContext round_cxt, int max_events, bool in_worker)
 	step_begin(in_worker);
 	MemoryContextSwitchTo(round_cxt);
 	names = hook_subscriptions(&handlers);
-	/* housekeeping: delivered rows older than the retention */
+
+	/*
+	 * Housekeeping: delivered rows older than the retention.  It reads the
+	 * whole table, so a backend does it at most once a minute (or as often
+	 * as a shorter retention asks), not in every round.
+	 */
+	if (TimestampDifferenceExceeds(last_housekeeping, round_start,
+								   (int) Min((int64) hl_delivery_retention * 1000, (int64) HL_HOUSEKEEPING_MS)))
 	{
 		Oid			types[1] = {INTERVALOID};
 		Datum		args[1];
@@ -703,46 +1267,17 @@ round_of_hooks(MemoryContext round_cxt, int max_events, bool in_worker)
 		hl_prepare_cached(&retention_plan, RETENTION_QUERY, 1, types);
 		rc = hl_run_as_log_owner(retention_plan, args, NULL, false, 0);
 		hl_spi_check(rc, SPI_OK_DELETE, RETENTION_QUERY);
+		last_housekeeping = round_start;
 	}
 	step_end(in_worker);
 	MemoryContextSwitchTo(round_cxt);
 
 	foreach(lc, names)
 	{
-		HlSubscription sub;
-		List	   *claimed = NIL;
-		Oid			handler = handlers[i++];
-		ListCell   *lc2;
-
 		if (attempted >= max_events)
 			break;
-		/* claim again after each batch: a delivered event releases the next of its target */
-		do
-		{
-			step_begin(in_worker);
-			MemoryContextSwitchTo(round_cxt);
-			claimed = NIL;
-			memset(&sub, 0, sizeof(sub));
-			if (hl_subscription_fetch(lfirst(lc), true, &sub) && strcmp(sub.state, "active") == 0)
-				claimed = claim(&sub, max_events - attempted, round_start);
-			if (sub.kind == HL_SUB_WEBHOOK)
-				build_requests(&sub, claimed);
-			step_end(in_worker);
-			MemoryContextSwitchTo(round_cxt);
-
-			if (sub.kind == HL_SUB_WEBHOOK)
-			{
-				attempted += send_webhooks(&sub, claimed, in_worker);
-				MemoryContextSwitchTo(round_cxt);
-				continue;
-			}
-			foreach(lc2, claimed)
-			{
-				deliver_one(&sub, handler, lfirst(lc2), in_worker);
-				MemoryContextSwitchTo(round_cxt);
-				attempted++;
-			}
-		} while (claimed != NIL && attempted < max_events);
+		attempted += deliver_subscription(lfirst(lc), handlers[i++], round_cxt,
+										  max_events - attempted, round_start, in_worker);
 	}
 	return attempted;
 }

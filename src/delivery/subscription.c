@@ -14,11 +14,11 @@
  *-------------------------------------------------------------------------
  */
 #include "delivery/delivery_internal.h"
+#include "delivery/webhook.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "common/base64.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -39,8 +39,6 @@ PG_FUNCTION_INFO_V1(headlessly_subscriptions_changed);
 PG_FUNCTION_INFO_V1(headlessly_type_matches);
 PG_FUNCTION_INFO_V1(headlessly_group_member);
 
-#define SECRET_BYTES 32
-
 #define FETCH_QUERY \
 	"SELECT name, kind, pattern, target, tenant, url, headers, secret, format, notify," \
 	" max_attempts, state, hook_id, owner::pg_catalog.oid, start_xact, start_seq" \
@@ -53,8 +51,13 @@ PG_FUNCTION_INFO_V1(headlessly_group_member);
 	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)" \
 	" RETURNING *"
 
+/*
+ * The horizon leaves the calling transaction out, and the snapshot's xmax
+ * is past it as soon as a newer transaction has ended: a transaction that
+ * has written already starts its subscriptions at itself.
+ */
 #define START_NOW_QUERY \
-	"SELECT " HL_HORIZON ""
+	"SELECT LEAST(" HL_HORIZON ", $1)"
 
 #define START_TIME_QUERY \
 	"SELECT e.xact_id, e.seq OPERATOR(pg_catalog.-) 1 FROM " HL_SCHEMA ".events e" \
@@ -292,101 +295,6 @@ check_subscription_name(const char *name)
 }
 
 static void
-check_url(const char *url)
-{
-	bool		http = pg_strncasecmp(url, "http://", 7) == 0;
-	bool		https = pg_strncasecmp(url, "https://", 8) == 0;
-	size_t		host_at = https ? 8 : 7;
-
-	if (!http && !https)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid webhook url \"%s\"", url),
-				 errdetail("Only http:// and https:// URLs are delivered to."),
-				 errhint("Pass url => NULL for a pull consumer.")));
-	if (strlen(url) <= host_at || strlen(url) > 2048)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid webhook url \"%s\"", url),
-				 errdetail("A webhook URL names a host and has at most 2048 bytes.")));
-	for (const unsigned char *p = (const unsigned char *) url; *p; p++)
-	{
-		if (*p <= ' ' || *p == 0x7f)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid webhook url \"%s\"", url),
-					 errdetail("A URL has no spaces or control characters: percent-encode them.")));
-	}
-}
-
-static void
-check_headers(Jsonb *headers)
-{
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-
-	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("webhook headers must be a JSON object of strings"),
-				 errhint("For example '{\"Authorization\": \"Bearer ...\"}'.")));
-	it = JsonbIteratorInit(&headers->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (tok == WJB_VALUE && v.type != jbvString)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("webhook headers must be a JSON object of strings"),
-					 errdetail("A header's value is not a string.")));
-	}
-}
-
-static void
-check_secret(const char *secret)
-{
-	size_t		len = strlen(secret);
-	int			declen;
-	uint8	   *buf;
-
-	if (strncmp(secret, "whsec_", 6) != 0 || len <= 6)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid webhook secret"),
-				 errdetail("A secret is \"whsec_\" followed by the base64 of the signing key."),
-				 errhint("Pass secret => NULL to have one generated.")));
-	buf = palloc(pg_b64_dec_len(len - 6));
-	declen = hl_b64_decode(secret + 6, len - 6, buf, pg_b64_dec_len(len - 6));
-	if (declen < 24 || declen > 64)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid webhook secret"),
-				 errdetail("The part after \"whsec_\" must be base64 of 24 to 64 bytes."),
-				 errhint("Pass secret => NULL to have one generated.")));
-}
-
-static char *
-generate_secret(void)
-{
-	uint8		key[SECRET_BYTES];
-	int			enclen = pg_b64_enc_len(SECRET_BYTES);
-	char	   *secret = palloc(6 + enclen + 1);
-	int			n;
-
-	if (!pg_strong_random(key, sizeof(key)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random bytes for a webhook secret")));
-	memcpy(secret, "whsec_", 6);
-	n = hl_b64_encode(key, SECRET_BYTES, secret + 6, enclen);
-	if (n < 0)
-		elog(ERROR, "base64 encoding of a webhook secret failed");
-	secret[6 + n] = '\0';
-	explicit_bzero(key, sizeof(key));
-	return secret;
-}
-
-static void
 check_caller_reads_log(void)
 {
 	if (pg_class_aclcheck(hl_log_relid(), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
@@ -431,8 +339,15 @@ start_position(const char *start_at, Datum *xact, int64 *seq)
 			return;
 		}
 	}
-	hl_prepare_cached(&start_now_plan, START_NOW_QUERY, 0, NULL);
-	rc = hl_run_as_log_owner(start_now_plan, NULL, NULL, false, 1);
+	{
+		Oid			argtypes[1] = {XID8OID};
+		Datum		args[1];
+		char		nulls[1];
+
+		hl_own_xact(&args[0], &nulls[0]);
+		hl_prepare_cached(&start_now_plan, START_NOW_QUERY, 1, argtypes);
+		rc = hl_run_as_log_owner(start_now_plan, args, nulls, false, 1);
+	}
 	hl_spi_check(rc, SPI_OK_SELECT, START_NOW_QUERY);
 	*xact = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	*seq = 0;
@@ -538,12 +453,12 @@ headlessly_subscribe(PG_FUNCTION_ARGS)
 	hl_parse_type_pattern(pattern, strlen(pattern), &parsed);
 	if (url != NULL)
 	{
-		check_url(url);
-		check_headers(headers);
+		hl_webhook_check_url(url);
+		hl_webhook_check_headers(headers);
 		if (secret != NULL)
-			check_secret(secret);
+			hl_webhook_check_secret(secret);
 		else
-			secret = generate_secret();
+			secret = hl_webhook_generate_secret();
 	}
 	else if (secret != NULL || !JB_ROOT_IS_OBJECT(headers) || JB_ROOT_COUNT(headers) > 0)
 		ereport(ERROR,
@@ -551,12 +466,7 @@ headlessly_subscribe(PG_FUNCTION_ARGS)
 				 errmsg("secret and headers are for webhooks"),
 				 errdetail("Subscription \"%s\" has no url: it is a pull consumer.", name),
 				 errhint("Pass url => 'https://...' for a webhook.")));
-	if (strcmp(format, "event") != 0 && strcmp(format, "posthog") != 0 &&
-		strcmp(format, "ga4") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid webhook format \"%s\"", format),
-				 errhint("Use \"event\", \"posthog\" or \"ga4\".")));
+	hl_webhook_check_format(format);
 	if (max_attempts < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -39,8 +39,13 @@
 int			hl_webhook_max_in_flight = 64;
 
 #define SECRET_PREFIX "whsec_"
-#define SECRET_RANDOM_BYTES 24
-#define MAX_KEY_BYTES 256
+/* Standard Webhooks: keys of 24 to 64 bytes; we generate 32 */
+#define SECRET_RANDOM_BYTES 32
+#define MIN_KEY_BYTES 24
+#define MAX_KEY_BYTES 64
+/* room to decode a little more, to tell a key that is too long */
+#define KEY_BUFFER_BYTES (MAX_KEY_BYTES + 2)
+#define MAX_URL_BYTES 2048
 /* a request's time limit when its caller gives none */
 #define DEFAULT_TIMEOUT_MS 10000
 /* how much of a failed response's body the error keeps */
@@ -73,14 +78,42 @@ url_scheme_allowed(const char *url)
 		pg_strncasecmp(url, "https://", 8) == 0;
 }
 
+/*
+ * subscribe() stores and the sender sends only what passes here: an http or
+ * https URL that names a host, without spaces or control characters (which
+ * would have to be percent-encoded), of at most 2048 bytes.
+ */
 void
 hl_webhook_check_url(const char *url)
 {
-	if (!url_scheme_allowed(url) || strpbrk(url, "\r\n \t") != NULL)
+	size_t		len = strlen(url);
+	size_t		host_at = pg_strncasecmp(url, "https://", 8) == 0 ? 8 : 7;
+
+	if (!url_scheme_allowed(url))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("webhook URL \"%s\" is not an http or https URL", url),
-				 errhint("Give a URL that starts with http:// or https:// and has no spaces.")));
+				 errhint("Give a URL that starts with http:// or https://; a pull consumer has no url.")));
+	if (len > MAX_URL_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("webhook URL of %zu bytes is too long", len),
+				 errdetail("A webhook URL has at most %d bytes.", MAX_URL_BYTES)));
+	if (len == host_at || url[host_at] == '/')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("webhook URL \"%s\" names no host", url)));
+	for (size_t i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) url[i];
+
+		/* not echoed: a control character would reach the log as it is */
+		if (c <= ' ' || c == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("webhook URL has a space or a control character at byte %zu", i + 1),
+					 errhint("Percent-encode spaces and control characters.")));
+	}
 }
 
 /* RFC 9110 token characters, of which header names are made */
@@ -173,32 +206,41 @@ hl_webhook_check_format(const char *format)
 				 errhint("The formats are 'event', 'posthog' and 'ga4'.")));
 }
 
-/* The signing key of a secret, or -1 if it is not "whsec_" + base64. */
+/*
+ * The signing key of a secret, or -1 if it is not "whsec_" and the base64
+ * of 24 to 64 bytes: the one rule for stored and given secrets.
+ */
 static int
 secret_key(const char *secret, uint8 *key)
 {
-	const char *b64 = secret;
+	const char *b64 = secret + strlen(SECRET_PREFIX);
 	int			len;
+	int			keylen;
 
-	if (strncmp(b64, SECRET_PREFIX, strlen(SECRET_PREFIX)) == 0)
-		b64 += strlen(SECRET_PREFIX);
-	len = strlen(b64);
-	if (len == 0 || pg_b64_dec_len(len) > MAX_KEY_BYTES)
+	if (strncmp(secret, SECRET_PREFIX, strlen(SECRET_PREFIX)) != 0)
 		return -1;
-	return hl_b64_decode(b64, len, key, MAX_KEY_BYTES);
+	len = strlen(b64);
+	if (len == 0 || pg_b64_dec_len(len) > KEY_BUFFER_BYTES)
+		return -1;
+	keylen = hl_b64_decode(b64, len, key, KEY_BUFFER_BYTES);
+	if (keylen < MIN_KEY_BYTES || keylen > MAX_KEY_BYTES)
+		return -1;
+	return keylen;
 }
 
 void
 hl_webhook_check_secret(const char *secret)
 {
-	uint8		key[MAX_KEY_BYTES];
+	uint8		key[KEY_BUFFER_BYTES];
 
-	if (secret_key(secret, key) <= 0)
+	if (secret_key(secret, key) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("webhook secret is not \"whsec_\" followed by base64"),
-				 errhint("Leave the secret out to have one generated, or give \"whsec_\" and the base64 of 1 to %d bytes.",
-						 MAX_KEY_BYTES - 2)));
+				 errmsg("invalid webhook secret"),
+				 errdetail("A secret is \"whsec_\" followed by the base64 of a key of %d to %d bytes.",
+						   MIN_KEY_BYTES, MAX_KEY_BYTES),
+				 errhint("Leave the secret out to have one generated.")));
+	explicit_bzero(key, sizeof(key));
 }
 
 char *
@@ -216,6 +258,7 @@ hl_webhook_generate_secret(void)
 				 errmsg("could not generate a random webhook secret")));
 	memcpy(secret, SECRET_PREFIX, prefix);
 	n = hl_b64_encode(bytes, sizeof(bytes), secret + prefix, b64len);
+	explicit_bzero(bytes, sizeof(bytes));
 	if (n < 0)
 		elog(ERROR, "could not encode a webhook secret");
 	secret[prefix + n] = '\0';
@@ -632,7 +675,7 @@ add_header(Transfer *t, const char *line)
 static char *
 signature(const HlWebhookRequest *req, const char *timestamp)
 {
-	uint8		key[MAX_KEY_BYTES];
+	uint8		key[KEY_BUFFER_BYTES];
 	uint8		mac[PG_SHA256_DIGEST_LENGTH];
 	int			keylen = secret_key(req->secret, key);
 	pg_hmac_ctx *ctx;

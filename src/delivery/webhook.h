@@ -22,7 +22,7 @@ typedef struct HlWebhookRequest
 	const char *event_id;		/* webhook-id */
 	const char *body;			/* hl_webhook_body() */
 	size_t		body_len;
-	const char *secret;			/* "whsec_" + base64 key; NULL: unsigned */
+	const char *secret;			/* "whsec_" + base64 of a 24 to 64-byte key; NULL: unsigned */
 	Jsonb	   *headers;		/* extra headers, an object of strings; or NULL */
 	int			timeout_ms;		/* <= 0: 10 s */
 
@@ -54,13 +54,17 @@ hl_webhook_succeeded(const HlWebhookRequest *req)
 extern char *hl_webhook_body(const char *format, Jsonb *event, Jsonb *headers,
 							 size_t *len);
 
-/* What subscribe() checks before storing a subscription: 22023 otherwise. */
+/*
+ * The one check of what subscribe() stores and webhook_send() sends
+ * (22023 otherwise); the sender still refuses a request whose secret or
+ * headers break them.
+ */
 extern void hl_webhook_check_url(const char *url);
 extern void hl_webhook_check_headers(Jsonb *headers);
 extern void hl_webhook_check_format(const char *format);
 extern void hl_webhook_check_secret(const char *secret);
 
-/* A new secret: "whsec_" + base64 of 24 random bytes (palloc'd). */
+/* A new secret: "whsec_" + base64 of 32 random bytes (palloc'd). */
 extern char *hl_webhook_generate_secret(void);
 
 #endif							/* HL_WEBHOOK_H */

@@ -23,12 +23,9 @@
  */
 #include "hooks/hooks_internal.h"
 
-#include "catalog/namespace.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #define LOAD_QUERY \
@@ -37,47 +34,28 @@
 
 static SPIPlanPtr load_plan = NULL;
 
+static HlTableCache registry = HL_TABLE_CACHE("hook_registry");
 static HlHookSet *current_set = NULL;
-static bool cache_valid = false;
 static bool loading = false;
-static Oid	registry_relid = InvalidOid;
-static bool callbacks_registered = false;
-
-static void
-registry_relcache_callback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == registry_relid)
-		cache_valid = false;
-}
+static bool callback_registered = false;
 
 static void
 handler_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	/* while loading, the handlers being resolved are not in current_set yet */
-	if (!cache_valid || loading || hashvalue == 0 || current_set == NULL)
+	if (!registry.valid || loading || hashvalue == 0 || current_set == NULL)
 	{
-		cache_valid = false;
+		registry.valid = false;
 		return;
 	}
 	for (int i = 0; i < current_set->nhooks; i++)
 	{
 		if (current_set->hooks[i].handler_hash == hashvalue)
 		{
-			cache_valid = false;
+			registry.valid = false;
 			return;
 		}
 	}
-}
-
-static Oid
-lookup_registry_relid(void)
-{
-	Oid			nsp = get_namespace_oid(HL_SCHEMA, false);
-	Oid			relid = get_relname_relid("hook_registry", nsp);
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "table %s.hook_registry is missing", HL_SCHEMA);
-	return relid;
 }
 
 static void
@@ -139,23 +117,12 @@ load_hook(HlHookSet *set, HlHook *hook, HeapTuple tup, TupleDesc desc)
 static void
 read_registry(HlHookSet *set)
 {
-	HlSavedUser saved;
-	int			rc;
-
-	registry_relid = lookup_registry_relid();
+	/* valid from here on: an invalidation while we read clears it again */
+	if (!hl_table_cache_begin_load(&registry))
+		elog(ERROR, "table %s.hook_registry is missing", HL_SCHEMA);
 
 	hl_spi_connect();
-	hl_prepare_cached(&load_plan, LOAD_QUERY, 0, NULL);
-	hl_become_log_owner(&saved);
-	/*
-	 * Read what is committed now, not what the statement's snapshot shows:
-	 * a hook committed after it was taken has already invalidated the cache
-	 * when we get here, and no further invalidation would bring it in.
-	 */
-	rc = SPI_execute_snapshot(load_plan, NULL, NULL, GetLatestSnapshot(),
-							  InvalidSnapshot, true, false, 0);
-	hl_restore_user(&saved);
-	hl_spi_check(rc, SPI_OK_SELECT, LOAD_QUERY);
+	hl_table_cache_read(&load_plan, LOAD_QUERY);
 
 	if (SPI_processed > 0)
 	{
@@ -181,18 +148,12 @@ load_hooks(void)
 	MemoryContext cxt;
 	HlHookSet  *set;
 
-	if (!callbacks_registered)
+	if (!callback_registered)
 	{
-		CacheRegisterRelcacheCallback(registry_relcache_callback, (Datum) 0);
 		CacheRegisterSyscacheCallback(PROCOID, handler_syscache_callback, (Datum) 0);
-		callbacks_registered = true;
+		callback_registered = true;
 	}
 
-	/*
-	 * Mark valid before reading: an invalidation that arrives while we read
-	 * clears the flag again, and the next append reads afresh.
-	 */
-	cache_valid = true;
 	cxt = AllocSetContextCreate(CacheMemoryContext, "headlessly hooks",
 								ALLOCSET_SMALL_SIZES);
 	set = MemoryContextAllocZero(cxt, sizeof(HlHookSet));
@@ -208,7 +169,7 @@ load_hooks(void)
 	{
 		/* abort cleans up SPI and the user; just read again next time */
 		loading = false;
-		cache_valid = false;
+		registry.valid = false;
 		MemoryContextDelete(cxt);
 		PG_RE_THROW();
 	}
@@ -227,7 +188,7 @@ load_hooks(void)
 const HlHookSet *
 hl_hook_cache(void)
 {
-	if (!cache_valid)
+	if (!registry.valid)
 		load_hooks();
 	return current_set;
 }

@@ -17,6 +17,13 @@
  * triggers, row security, column privileges - sends the append through SQL
  * instead, so the two paths store the same rows under the same rules.
  *
+ * What ExecOpenIndices would build for every append - each index's
+ * IndexInfo, and the planned and compiled predicate of each partial index
+ * (four of the log's nine) - is built once per backend and kept across
+ * transactions (LogIndexes), until a relcache invalidation of the log or
+ * of one of its indexes, or a change of the log's index list.  The indexes
+ * are still opened and locked by every append, as the executor does.
+ *
  *-------------------------------------------------------------------------
  */
 #include "log/log.h"
@@ -25,6 +32,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
@@ -34,6 +42,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -75,13 +84,203 @@ typedef struct LogLayout
 static LogLayout layout;
 static bool layout_callback_registered = false;
 
+/*
+ * The log's indexes as ExecOpenIndices finds them, kept across
+ * transactions.  Each generation has a memory context of its own and a
+ * count of the appends using it: an invalidation only marks it stale, and a
+ * stale generation is freed once no append uses it (an append may nest in
+ * another's trigger, through a hook, and rebuild the cache meanwhile).
+ */
+typedef struct LogIndexes
+{
+	MemoryContext cxt;
+	Oid			relid;
+	int			nindexes;
+	Oid		   *oids;			/* in RelationGetIndexList() order */
+	IndexInfo **infos;			/* predicates planned and compiled */
+	bool		valid;
+	int			users;
+} LogIndexes;
+
+static LogIndexes *log_indexes = NULL;
+
 static Datum insert_event(Datum *values, char *nulls, bool want_row, bool *stored);
 
+static void
+log_indexes_invalidate(Oid relid)
+{
+	LogIndexes *li = log_indexes;
+
+	if (li == NULL || !li->valid)
+		return;
+	if (relid == InvalidOid || relid == li->relid)
+		li->valid = false;
+	for (int i = 0; li->valid && i < li->nindexes; i++)
+	{
+		if (li->oids[i] == relid)
+			li->valid = false;
+	}
+}
+
+/*
+ * One callback for both caches: a backend has only ten relcache callback
+ * slots (PostgreSQL 15), shared by every library it loads.
+ */
 static void
 layout_relcache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == layout.relid)
 		layout.relid = InvalidOid;
+	log_indexes_invalidate(relid);
+}
+
+static void
+register_relcache_callback(void)
+{
+	if (!layout_callback_registered)
+	{
+		hl_register_relcache_callback(layout_relcache_callback, (Datum) 0);
+		layout_callback_registered = true;
+	}
+}
+
+static void
+log_indexes_release(LogIndexes *li)
+{
+	li->users--;
+	if (li->users == 0 && li != log_indexes)
+		MemoryContextDelete(li->cxt);
+}
+
+/* whether li describes rel's indexes as they are now */
+static bool
+log_indexes_current(LogIndexes *li, Relation rel, List *oids)
+{
+	int			i = 0;
+	ListCell   *lc;
+
+	if (li == NULL || !li->valid || li->relid != RelationGetRelid(rel) ||
+		li->nindexes != list_length(oids))
+		return false;
+	foreach(lc, oids)
+	{
+		if (li->oids[i++] != lfirst_oid(lc))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The log's cached index descriptions, built anew if stale; the caller
+ * holds the indexes open and returns the generation with
+ * log_indexes_release().
+ */
+static LogIndexes *
+log_indexes_acquire(Relation rel, Relation *indexes, List *oids)
+{
+	LogIndexes *li;
+	MemoryContext cxt;
+	MemoryContext old;
+	int			i;
+
+	if (log_indexes_current(log_indexes, rel, oids))
+	{
+		log_indexes->users++;
+		return log_indexes;
+	}
+	register_relcache_callback();
+
+	cxt = AllocSetContextCreate(CacheMemoryContext, "headlessly log indexes",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		li = palloc0(sizeof(LogIndexes));
+		li->cxt = cxt;
+		li->relid = RelationGetRelid(rel);
+		li->nindexes = list_length(oids);
+		li->oids = palloc(li->nindexes * sizeof(Oid));
+		li->infos = palloc(li->nindexes * sizeof(IndexInfo *));
+		for (i = 0; i < li->nindexes; i++)
+		{
+			IndexInfo  *ii = BuildIndexInfo(indexes[i]);
+
+			li->oids[i] = RelationGetRelid(indexes[i]);
+			/* as ExecPrepareQual does, but kept: no executor state */
+			if (ii->ii_Predicate != NIL)
+				ii->ii_PredicateState =
+					ExecInitQual((List *) expression_planner((Expr *) ii->ii_Predicate), NULL);
+			li->infos[i] = ii;
+		}
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+
+	/* an invalidation processed while building would not have reached li */
+	li->valid = true;
+	if (log_indexes != NULL && log_indexes->users == 0)
+		MemoryContextDelete(log_indexes->cxt);
+	log_indexes = li;
+	li->users = 1;
+	return li;
+}
+
+/*
+ * ExecOpenIndices(rri, false) for the log, from the cache.  Each append
+ * gets its own copy of each IndexInfo: what the executor fills in lazily
+ * (expression state, an access method's cache) belongs to this append's
+ * executor state and memory.
+ */
+static LogIndexes *
+open_log_indexes(ResultRelInfo *rri)
+{
+	Relation	rel = rri->ri_RelationDesc;
+	List	   *oids;
+	Relation   *descs;
+	IndexInfo **infos;
+	IndexInfo  *copies;
+	LogIndexes *li;
+	int			n;
+	int			i = 0;
+	ListCell   *lc;
+
+	rri->ri_NumIndices = 0;
+	if (!RelationGetForm(rel)->relhasindex)
+		return NULL;
+	oids = RelationGetIndexList(rel);
+	n = list_length(oids);
+	if (n == 0)
+		return NULL;
+
+	descs = palloc(n * sizeof(Relation));
+	infos = palloc(n * sizeof(IndexInfo *));
+	copies = palloc(n * sizeof(IndexInfo));
+	foreach(lc, oids)
+		descs[i++] = index_open(lfirst_oid(lc), RowExclusiveLock);
+	rri->ri_NumIndices = n;
+	rri->ri_IndexRelationDescs = descs;
+	rri->ri_IndexRelationInfo = infos;
+
+	/* nothing that can fail between acquiring and handing back */
+	li = log_indexes_acquire(rel, descs, oids);
+	for (i = 0; i < n; i++)
+	{
+		IndexInfo  *ii = &copies[i];
+
+		memcpy(ii, li->infos[i], sizeof(IndexInfo));
+		ii->ii_ExpressionsState = NIL;
+		ii->ii_AmCache = NULL;
+		ii->ii_Context = CurrentMemoryContext;
+		infos[i] = ii;
+	}
+	list_free(oids);
+	return li;
 }
 
 /* The version a row must get for the caller's expected_version. */
@@ -124,11 +323,7 @@ resolve_layout(Relation rel)
 
 	if (layout.relid == RelationGetRelid(rel))
 		return;
-	if (!layout_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(layout_relcache_callback, (Datum) 0);
-		layout_callback_registered = true;
-	}
+	register_relcache_callback();
 	layout.relid = InvalidOid;
 	for (int i = 0; i < A_NCOLUMNS; i++)
 	{
@@ -181,6 +376,7 @@ insert_directly(Datum *values, char *nulls, bool want_row, bool *stored, Datum *
 	RangeTblEntry *rte;
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
+	LogIndexes *volatile indexes = NULL;
 
 	rel = table_open(relid, RowExclusiveLock);
 	if (!direct_insert_allowed(rel, want_row))
@@ -202,7 +398,12 @@ insert_directly(Datum *values, char *nulls, bool want_row, bool *stored, Datum *
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	estate->es_output_cid = GetCurrentCommandId(true);
 
-	slot = ExecInitExtraTupleSlot(estate, tupdesc, &TTSOpsVirtual);
+	/*
+	 * A heap tuple slot: the trigger's row is stored in it as it is and
+	 * copied once for the heap, where a virtual slot deformed it and formed
+	 * it again.
+	 */
+	slot = ExecInitExtraTupleSlot(estate, tupdesc, &TTSOpsHeapTuple);
 	ExecClearTuple(slot);
 	memset(slot->tts_isnull, true, tupdesc->natts * sizeof(bool));
 	for (int i = 0; i < A_NCOLUMNS; i++)
@@ -220,9 +421,18 @@ insert_directly(Datum *values, char *nulls, bool want_row, bool *stored, Datum *
 	ExecStoreVirtualTuple(slot);
 	ItemPointerSetInvalid(&slot->tts_tid);
 
-	ExecOpenIndices(rri, false);
-	AfterTriggerBeginQuery();
-	ExecSimpleRelationInsert(rri, estate, slot);
+	PG_TRY();
+	{
+		indexes = open_log_indexes(rri);
+		AfterTriggerBeginQuery();
+		ExecSimpleRelationInsert(rri, estate, slot);
+	}
+	PG_FINALLY();
+	{
+		if (indexes != NULL)
+			log_indexes_release(indexes);
+	}
+	PG_END_TRY();
 	/* the append trigger skips a row whose key is taken: then no TID */
 	*stored = ItemPointerIsValid(&slot->tts_tid);
 	if (*stored && want_row)

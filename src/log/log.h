@@ -163,6 +163,25 @@ extern void hl_become_log_owner(HlSavedUser *saved);
 extern void hl_restore_user(const HlSavedUser *saved);
 
 /*
+ * A backend's cache of rows of one of the extension's tables, emptied by
+ * the relcache invalidation a change of the table sends (table_cache.c).
+ * Declare one with HL_TABLE_CACHE("relname"); reload it when !valid.
+ */
+typedef struct HlTableCache
+{
+	const char *relname;		/* a table in the extension's schema */
+	bool		valid;			/* false: read it again before use */
+	Oid			relid;			/* as of the last load; InvalidOid if missing */
+	bool		watched;		/* linked into the callback's list */
+	struct HlTableCache *next;
+} HlTableCache;
+
+#define HL_TABLE_CACHE(relname) {(relname), false, InvalidOid, false, NULL}
+
+extern bool hl_table_cache_begin_load(HlTableCache *cache);
+extern void hl_table_cache_read(SPIPlanPtr *plan, const char *query);
+
+/*
  * append-only guards (guard.c, guard_ddl.c); the extension's own trigger
  * changes (hooks/after_trigger.c) bypass ProcessUtility and so the guard
  */

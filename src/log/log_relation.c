@@ -47,7 +47,7 @@ hl_log_relid(void)
 		return log_relid;
 	if (!callback_registered)
 	{
-		CacheRegisterRelcacheCallback(log_relcache_callback, (Datum) 0);
+		hl_register_relcache_callback(log_relcache_callback, (Datum) 0);
 		callback_registered = true;
 	}
 

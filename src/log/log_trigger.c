@@ -133,7 +133,7 @@ resolve_columns(Relation rel)
 		return;
 	if (!cols_callback_registered)
 	{
-		CacheRegisterRelcacheCallback(cols_relcache_callback, (Datum) 0);
+		hl_register_relcache_callback(cols_relcache_callback, (Datum) 0);
 		cols_callback_registered = true;
 	}
 	cols.relid = InvalidOid;
@@ -450,8 +450,6 @@ keep_restored_hash(Datum *values, bool *nulls, HlStreamHead *head)
 static void
 assign_xact_id(Datum *values, bool *nulls)
 {
-	/* at commit, the database's delivery worker is woken */
-	hl_worker_note_append();
 	if (cols.xact_id < 0)
 		return;
 	values[cols.xact_id] = FullTransactionIdGetDatum(GetTopFullTransactionId());
@@ -853,7 +851,7 @@ append_row(Relation rel, Datum *values, bool *nulls)
 		hash_event(values, nulls, NULL);
 	}
 
-	/* realtime subscribers hear of it when the transaction commits */
+	/* realtime subscribers hear of it, and the worker is woken, at commit */
 	hl_notify_event(tupdesc, values, nulls, cols.type, cols.tenant, cols.target);
 	return heap_form_tuple(tupdesc, values, nulls);
 }
@@ -874,6 +872,8 @@ restore_row(Relation rel, Datum *values, bool *nulls)
 	prepare_event(values, nulls, true);
 	id = TextDatumGetCString(values[cols.id]);
 	assign_xact_id(values, nulls);
+	/* at commit, the database's delivery worker is woken (appended rows: hl_notify_event) */
+	hl_worker_note_append();
 
 	if (nulls[cols.target] != nulls[cols.version])
 		ereport(ERROR,

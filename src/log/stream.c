@@ -228,7 +228,7 @@ resolve_streams(void)
 		return cached_relids;
 	if (!callback_registered)
 	{
-		CacheRegisterRelcacheCallback(streams_relcache_callback, (Datum) 0);
+		hl_register_relcache_callback(streams_relcache_callback, (Datum) 0);
 		callback_registered = true;
 	}
 

@@ -12,34 +12,53 @@
  * events, and writes all snapshots afresh at the current
  * headlessly.snapshot_interval.
  *
+ * A head also carries the hash of its stream's last event (schema 0.2), on
+ * which the next append chains: both functions take it from the log, as
+ * stored (verify() is what recomputes hashes).  On a schema still at 0.1
+ * there is no hash, and the queries leave it out.
+ *
  *-------------------------------------------------------------------------
  */
 #include "state/state.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(headlessly_check_state);
 PG_FUNCTION_INFO_V1(headlessly_rebuild_state);
 
-#define STREAMS_QUERY \
-	"SELECT tenant, target, version, type, data, recorded_at" \
+#define STREAMS_QUERY_FROM \
 	"  FROM " HL_SCHEMA ".events" \
 	" WHERE target IS NOT NULL" \
 	"   AND ($1 IS NULL OR tenant OPERATOR(pg_catalog.=) $1)" \
 	" ORDER BY tenant, target, version"
+#define STREAMS_QUERY \
+	"SELECT tenant, target, version, type, data, recorded_at, hash" STREAMS_QUERY_FROM
+#define STREAMS_QUERY_01 \
+	"SELECT tenant, target, version, type, data, recorded_at" STREAMS_QUERY_FROM
+#define COL_HASH 7
 
 /* the expected head, as jsonb, beside the stored one */
-#define HEAD_QUERY \
-	"SELECT pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.-) 'tenant'::pg_catalog.text" \
-	"                              OPERATOR(pg_catalog.-) 'target'::pg_catalog.text" \
-	"                              OPERATOR(pg_catalog.-) 'hash'::pg_catalog.text," \
-	"       pg_catalog.jsonb_build_object('version', $3, 'last_recorded_at', $4, 'noun', $5," \
-	"                                     'state', $6, 'created_at', $7, 'updated_at', $8)" \
+#define HEAD_QUERY_FROM \
 	"  FROM (SELECT) AS one" \
 	"  LEFT JOIN " HL_SCHEMA ".streams s" \
 	"    ON s.tenant OPERATOR(pg_catalog.=) $1 AND s.target OPERATOR(pg_catalog.=) $2"
+#define HEAD_QUERY \
+	"SELECT pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.-) 'tenant'::pg_catalog.text" \
+	"                              OPERATOR(pg_catalog.-) 'target'::pg_catalog.text," \
+	"       pg_catalog.jsonb_build_object('version', $3, 'last_recorded_at', $4, 'noun', $5," \
+	"                                     'state', $6, 'created_at', $7, 'updated_at', $8," \
+	"                                     'hash', $9)" \
+	HEAD_QUERY_FROM
+#define HEAD_QUERY_01 \
+	"SELECT pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.-) 'tenant'::pg_catalog.text" \
+	"                              OPERATOR(pg_catalog.-) 'target'::pg_catalog.text," \
+	"       pg_catalog.jsonb_build_object('version', $3, 'last_recorded_at', $4, 'noun', $5," \
+	"                                     'state', $6, 'created_at', $7, 'updated_at', $8)" \
+	HEAD_QUERY_FROM
 
 #define SNAPSHOTS_QUERY \
 	"SELECT version, pg_catalog.to_jsonb(sn) OPERATOR(pg_catalog.-) 'tenant'::pg_catalog.text" \
@@ -70,6 +89,20 @@ PG_FUNCTION_INFO_V1(headlessly_rebuild_state);
 
 #define UPSERT_HEAD_QUERY \
 	"INSERT INTO " HL_SCHEMA ".streams AS s" \
+	" (tenant, target, version, last_recorded_at, noun, state, created_at, updated_at, hash)" \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)" \
+	" ON CONFLICT (tenant, target) DO UPDATE" \
+	"   SET version = excluded.version, last_recorded_at = excluded.last_recorded_at," \
+	"       noun = excluded.noun, state = excluded.state," \
+	"       created_at = excluded.created_at, updated_at = excluded.updated_at," \
+	"       hash = excluded.hash" \
+	" WHERE ROW(s.version, s.last_recorded_at, s.noun, s.state, s.created_at, s.updated_at," \
+	"           s.hash)" \
+	"       IS DISTINCT FROM" \
+	"       ROW(excluded.version, excluded.last_recorded_at, excluded.noun, excluded.state," \
+	"           excluded.created_at, excluded.updated_at, excluded.hash)"
+#define UPSERT_HEAD_QUERY_01 \
+	"INSERT INTO " HL_SCHEMA ".streams AS s" \
 	" (tenant, target, version, last_recorded_at, noun, state, created_at, updated_at)" \
 	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)" \
 	" ON CONFLICT (tenant, target) DO UPDATE" \
@@ -91,13 +124,14 @@ PG_FUNCTION_INFO_V1(headlessly_rebuild_state);
 	"                    WHERE e.tenant OPERATOR(pg_catalog.=) s.tenant" \
 	"                      AND e.target OPERATOR(pg_catalog.=) s.target)"
 
-static SPIPlanPtr streams_plan = NULL;
-static SPIPlanPtr head_plan = NULL;
+/* [0]: schema 0.2, with the heads' hash; [1]: a schema still at 0.1 */
+static SPIPlanPtr streams_plan[2] = {NULL, NULL};
+static SPIPlanPtr head_plan[2] = {NULL, NULL};
 static SPIPlanPtr snapshots_plan = NULL;
 static SPIPlanPtr expected_snapshot_plan = NULL;
 static SPIPlanPtr orphan_heads_plan = NULL;
 static SPIPlanPtr orphan_snapshots_plan = NULL;
-static SPIPlanPtr upsert_head_plan = NULL;
+static SPIPlanPtr upsert_head_plan[2] = {NULL, NULL};
 static SPIPlanPtr delete_snapshots_plan = NULL;
 static SPIPlanPtr delete_orphan_heads_plan = NULL;
 
@@ -105,11 +139,15 @@ static SPIPlanPtr delete_orphan_heads_plan = NULL;
 typedef struct StreamWork
 {
 	bool		rebuild;		/* else check */
+	bool		with_hash;		/* the schema has events.hash and streams.hash */
 	HlResultSet *rs;			/* check: where problems go */
 	text	   *tenant;
 	text	   *target;
 	char	   *noun;
 	HlReplay	r;
+	/* the stored hash of the stream's last event so far */
+	bool		has_hash;
+	uint8		hash[HL_HEAD_HASH_LEN];
 	/* check: stored snapshots, in version order */
 	int			nsnapshots;
 	int			next_snapshot;
@@ -145,13 +183,13 @@ jsonb_same(Jsonb *a, Jsonb *b)
 	return DatumGetBool(DirectFunctionCall2(jsonb_eq, JsonbPGetDatum(a), JsonbPGetDatum(b)));
 }
 
-/* the replay's head as the 8 arguments of HEAD_QUERY / UPSERT_HEAD_QUERY */
+/* the replay's head as the 9 arguments of HEAD_QUERY / UPSERT_HEAD_QUERY (8 at 0.1) */
 static void
 head_args(StreamWork *w, Datum *args, char *nulls)
 {
 	Jsonb	   *state = hl_replay_state(&w->r);
 
-	memset(nulls, ' ', 8);
+	memset(nulls, ' ', 9);
 	args[0] = PointerGetDatum(w->tenant);
 	args[1] = PointerGetDatum(w->target);
 	args[2] = Int64GetDatum(w->r.version);
@@ -172,6 +210,25 @@ head_args(StreamWork *w, Datum *args, char *nulls)
 	args[7] = TimestampTzGetDatum(w->r.updated_at);
 	if (!w->r.has_updated_at)
 		nulls[7] = 'n';
+	if (w->has_hash)
+	{
+		bytea	   *hash = palloc(VARHDRSZ + HL_HEAD_HASH_LEN);
+
+		SET_VARSIZE(hash, VARHDRSZ + HL_HEAD_HASH_LEN);
+		memcpy(VARDATA(hash), w->hash, HL_HEAD_HASH_LEN);
+		args[8] = PointerGetDatum(hash);
+	}
+	else
+		nulls[8] = 'n';
+}
+
+/* Does the schema have the heads' hash (0.2), or is it still at 0.1? */
+static bool
+schema_has_hash(void)
+{
+	Oid			streams = get_relname_relid("streams", get_namespace_oid(HL_SCHEMA, false));
+
+	return OidIsValid(streams) && get_attnum(streams, "hash") != InvalidAttrNumber;
 }
 
 static void
@@ -182,6 +239,7 @@ start_stream(void *arg, text *tenant, text *target, HeapTuple tup, TupleDesc des
 	w->tenant = tenant;
 	w->target = target;
 	hl_replay_init(&w->r);
+	w->has_hash = false;
 	w->noun = NULL;
 	w->nsnapshots = w->next_snapshot = 0;
 	w->streams++;
@@ -268,19 +326,23 @@ static void
 finish_stream(void *arg)
 {
 	StreamWork *w = arg;
-	Oid			types[8] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID,
-	JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		args[8];
-	char		nulls[8];
+	Oid			types[9] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID,
+	JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, BYTEAOID};
+	Datum		args[9];
+	char		nulls[9];
+	int			nargs = w->with_hash ? 9 : 8;
+	int			v01 = w->with_hash ? 0 : 1;
 	int			rc;
 
 	head_args(w, args, nulls);
 
 	if (w->rebuild)
 	{
-		hl_prepare_cached(&upsert_head_plan, UPSERT_HEAD_QUERY, 8, types);
-		rc = SPI_execute_plan(upsert_head_plan, args, nulls, false, 0);
-		hl_spi_check(rc, SPI_OK_INSERT, UPSERT_HEAD_QUERY);
+		const char *query = w->with_hash ? UPSERT_HEAD_QUERY : UPSERT_HEAD_QUERY_01;
+
+		hl_prepare_cached(&upsert_head_plan[v01], query, nargs, types);
+		rc = SPI_execute_plan(upsert_head_plan[v01], args, nulls, false, 0);
+		hl_spi_check(rc, SPI_OK_INSERT, query);
 		w->changed += SPI_processed;
 	}
 	else
@@ -290,6 +352,7 @@ finish_stream(void *arg)
 		Jsonb	   *stored;
 		Jsonb	   *expected;
 		Datum		d;
+		const char *query = w->with_hash ? HEAD_QUERY : HEAD_QUERY_01;
 
 		/* snapshots past the stream's last version */
 		while (w->next_snapshot < w->nsnapshots)
@@ -300,9 +363,9 @@ finish_stream(void *arg)
 			w->next_snapshot++;
 		}
 
-		hl_prepare_cached(&head_plan, HEAD_QUERY, 8, types);
-		rc = SPI_execute_plan(head_plan, args, nulls, true, 1);
-		hl_spi_check(rc, SPI_OK_SELECT, HEAD_QUERY);
+		hl_prepare_cached(&head_plan[v01], query, nargs, types);
+		rc = SPI_execute_plan(head_plan[v01], args, nulls, true, 1);
+		hl_spi_check(rc, SPI_OK_SELECT, query);
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &stored_null);
 		stored = stored_null ? NULL : DatumGetJsonbPCopy(d);
 		expected = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0],
@@ -327,6 +390,14 @@ replay_event(void *arg, HeapTuple tup, TupleDesc desc)
 
 	if (et.kind == HL_VERB_CREATED && w->noun == NULL)
 		w->noun = pnstrdup(VARDATA_ANY(type), et.noun_len);
+	if (w->with_hash)
+	{
+		Datum		hash = SPI_getbinval(tup, desc, COL_HASH, &isnull);
+
+		w->has_hash = !isnull && VARSIZE_ANY_EXHDR(DatumGetPointer(hash)) == HL_HEAD_HASH_LEN;
+		if (w->has_hash)
+			memcpy(w->hash, VARDATA_ANY(DatumGetPointer(hash)), HL_HEAD_HASH_LEN);
+	}
 	hl_replay_apply(&w->r,
 					DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)),
 					type,
@@ -348,9 +419,13 @@ replay_log(StreamWork *w, Datum tenant_arg, char tenant_null)
 	static const HlStreamWalk walk = {.tenant_column = 1, .target_column = 2,
 		.start = start_stream, .row = replay_event, .keep = keep_stream, .finish = finish_stream};
 	Oid			types[1] = {TEXTOID};
+	int			v01;
 
-	hl_prepare_cached(&streams_plan, STREAMS_QUERY, 1, types);
-	hl_walk_streams(streams_plan, &tenant_arg, &tenant_null, !w->rebuild, &walk, w);
+	w->with_hash = schema_has_hash();
+	v01 = w->with_hash ? 0 : 1;
+	hl_prepare_cached(&streams_plan[v01], w->with_hash ? STREAMS_QUERY : STREAMS_QUERY_01,
+					  1, types);
+	hl_walk_streams(streams_plan[v01], &tenant_arg, &tenant_null, !w->rebuild, &walk, w);
 }
 
 /* Report each (tenant, target, version, state) row the query finds. */

@@ -171,7 +171,7 @@ resolve_scan_info(Relation rel)
 		return OidIsValid(scan_info.indexid);
 	if (!scan_info_callback_registered)
 	{
-		CacheRegisterRelcacheCallback(scan_info_relcache_callback, (Datum) 0);
+		hl_register_relcache_callback(scan_info_relcache_callback, (Datum) 0);
 		scan_info_callback_registered = true;
 	}
 

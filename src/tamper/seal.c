@@ -72,7 +72,8 @@ hl_tamper_init(void)
 							   &hl_signing_key_file,
 							   NULL,
 							   PGC_SUSET,
-							   0,
+							   /* like ssl_key_file: where the key is, is not everyone's business */
+							   GUC_SUPERUSER_ONLY,
 							   check_signing_key_file, NULL, NULL);
 }
 

@@ -5,9 +5,14 @@
  *
  * One pass over the log in seq order.  Each event's hash is recomputed
  * from its canonical form and the recomputed hash of its stream's previous
- * version (the previous event in seq order, since seq is drawn under the
- * stream's lock) and compared with the stored one; version gaps name a
- * removed event, versions coming back an insertion or a reordering.  Each
+ * version and compared with the stored one.  Chains follow version order.
+ * Seq order is the same since seq is drawn under the stream's lock, but not
+ * always in a log written by 0.1 (which drew seq first) or restored by its
+ * owner: an event that comes before a lower version of its stream is held
+ * until that version has come (hold_event()).  A held event whose chain
+ * then does not verify is named as reordered; one whose lower version never
+ * comes, as the event after a removed one; a version coming back, as an
+ * insertion.  Each
  * event is also a leaf of the checkpoint whose seqs hold it: the trees are
  * built as the leaves come, in seq order, and their roots, hashes, chain
  * and signatures checked at the end, with the stream heads (a stream whose
@@ -116,15 +121,32 @@ typedef struct StreamKey
 	int			len;
 } StreamKey;
 
+/* An event that came, in seq order, before a lower version of its stream. */
+typedef struct HeldEvent
+{
+	int64		version;
+	int64		seq;
+	char	   *canonical;
+	int			len;
+	bool		stored_ok;		/* a 32-byte hash is stored */
+	HlHash		stored;
+	char	   *event_id;
+} HeldEvent;
+
+/* at most this many held events per stream; then the gap counts as removed */
+#define MAX_HELD_EVENTS 1024
+
 typedef struct Stream
 {
 	StreamKey	key;
 	Tenant	   *tenant;
-	int64		version;		/* the last version seen */
+	int64		version;		/* the last version chained, in version order */
 	int64		last_seq;
 	HlHash		hash;			/* its recomputed hash */
-	Problem    *gap;			/* a missing version, if one was seen */
-	int64		gap_version;
+	bool		last_ok;		/* and whether it is the stored one */
+	HeldEvent  *held;			/* in the order they came */
+	int			nheld;
+	int			maxheld;
 } Stream;
 
 typedef struct Verify
@@ -354,6 +376,150 @@ checkpoint_of(Tenant *t, int64 seq)
 
 /* Events ---------------------------------------------------------------------- */
 
+/*
+ * Keep an event that came before a lower version of its stream, to chain
+ * it once that version has come.  Its stored hash stands in for its leaf
+ * in the checkpoint until then: if the two differ, the event is reported.
+ */
+static void
+hold_event(Verify *v, Stream *stream, int64 version, int64 seq, StringInfo canonical,
+		   Datum stored, bool stored_null, const char *id, int id_len)
+{
+	MemoryContext old = MemoryContextSwitchTo(v->cxt);
+	HeldEvent  *h;
+
+	if (stream->held == NULL)
+	{
+		stream->maxheld = 4;
+		stream->held = palloc(stream->maxheld * sizeof(HeldEvent));
+	}
+	else if (stream->nheld == stream->maxheld)
+	{
+		stream->maxheld *= 2;
+		stream->held = repalloc(stream->held, stream->maxheld * sizeof(HeldEvent));
+	}
+	h = &stream->held[stream->nheld++];
+	h->version = version;
+	h->seq = seq;
+	h->len = canonical->len;
+	h->canonical = palloc(Max(canonical->len, 1));
+	memcpy(h->canonical, canonical->data, canonical->len);
+	h->stored_ok = bytes_of(stored, stored_null, h->stored.bytes, HL_HASH_LEN);
+	h->event_id = pnstrdup(id, id_len);
+	MemoryContextSwitchTo(old);
+}
+
+/* Chain one held event on the stream's last version; it leaves the held ones. */
+static void
+chain_held(Verify *v, Stream *stream, int i, const char *problem)
+{
+	HeldEvent  *h = &stream->held[i];
+	const char *target = stream->key.data + strlen(stream->key.data) + 1;
+	int			target_len = stream->key.len - (target - stream->key.data);
+	HlHash		hash;
+	bool		ok;
+
+	hl_event_hash(v->hasher, &stream->hash, h->canonical, h->len, &hash);
+	ok = h->stored_ok && memcmp(h->stored.bytes, hash.bytes, HL_HASH_LEN) == 0;
+	if (!ok)
+		report(v, stream->tenant, RANK_EVENT, h->seq, problem, target, target_len,
+			   true, h->version, h->event_id, strlen(h->event_id), true, h->seq);
+	if (h->version > stream->version)
+	{
+		stream->version = h->version;
+		stream->hash = hash;
+		stream->last_ok = ok;
+	}
+	pfree(h->canonical);
+	pfree(h->event_id);
+	stream->held[i] = stream->held[--stream->nheld];
+}
+
+/*
+ * The stream has just chained a version: chain the held events that now
+ * follow it.  One whose hash does not verify in version order, after a
+ * version that did not verify either, is what two swapped events look like;
+ * after one that did, it is itself altered.  A held version that has come
+ * meanwhile is an insertion.
+ */
+static void
+release_held(Verify *v, Stream *stream)
+{
+	bool		progress = true;
+
+	while (progress && stream->nheld > 0)
+	{
+		progress = false;
+		for (int i = 0; i < stream->nheld; i++)
+		{
+			if (stream->held[i].version == stream->version + 1)
+			{
+				chain_held(v, stream, i, stream->last_ok ? "altered" : "reordered");
+				progress = true;
+				break;
+			}
+			if (stream->held[i].version <= stream->version)
+			{
+				HeldEvent  *h = &stream->held[i];
+				const char *target = stream->key.data + strlen(stream->key.data) + 1;
+
+				report(v, stream->tenant, RANK_EVENT, h->seq, "inserted", target,
+					   stream->key.len - (target - stream->key.data),
+					   true, h->version, h->event_id, strlen(h->event_id), true, h->seq);
+				pfree(h->canonical);
+				pfree(h->event_id);
+				stream->held[i] = stream->held[--stream->nheld];
+				progress = true;
+				break;
+			}
+		}
+	}
+}
+
+/*
+ * The version the held events wait for never came: the lowest of them is
+ * the event after a removed one.  The rest chain on, in version order.
+ */
+static void
+give_up_held(Verify *v, Stream *stream)
+{
+	bool		first = true;
+
+	while (stream->nheld > 0)
+	{
+		int			lowest = 0;
+
+		for (int i = 1; i < stream->nheld; i++)
+			if (stream->held[i].version < stream->held[lowest].version)
+				lowest = i;
+		if (first)
+		{
+			HeldEvent  *h = &stream->held[lowest];
+			const char *target = stream->key.data + strlen(stream->key.data) + 1;
+
+			report(v, stream->tenant, RANK_EVENT, h->seq, "removed", target,
+				   stream->key.len - (target - stream->key.data),
+				   true, h->version, h->event_id, strlen(h->event_id), true, h->seq);
+			first = false;
+		}
+		chain_held(v, stream, lowest, "altered");
+	}
+}
+
+static void
+give_up_all_held(Verify *v)
+{
+	HASH_SEQ_STATUS status;
+	Stream	   *stream;
+
+	hash_seq_init(&status, v->streams);
+	while ((stream = hash_seq_search(&status)) != NULL)
+	{
+		if (stream->nheld > 0)
+			give_up_held(v, stream);
+	}
+}
+
 #define EVENTS_QUERY \
 	"SELECT seq, id, tenant, type, target, version, actor, source, source_type," \
 	"       external_event_id, occurred_at, recorded_at, data, before, metadata," \
@@ -383,6 +549,7 @@ check_event(Verify *v, HeapTuple row, TupleDesc desc, HlCanonicalMap *map,
 	int			target_len = 0;
 	int64		version = 0;
 	bool		has_version;
+	bool		hash_ok;
 	Checkpoint *cp;
 
 	resetStringInfo(buf);
@@ -425,29 +592,39 @@ check_event(Verify *v, HeapTuple row, TupleDesc desc, HlCanonicalMap *map,
 			memcpy((char *) stream->key.data, key_data, key.len);
 			stream->tenant = t;
 			stream->version = 0;
-			stream->gap = NULL;
+			stream->last_ok = true;
+			stream->held = NULL;
+			stream->nheld = 0;
+			stream->maxheld = 0;
 		}
 		expected = stream->version + 1;
+		if (has_version && version > expected)
+		{
+			/* the missing version may still come, later in seq order */
+			if (stream->nheld < MAX_HELD_EVENTS)
+			{
+				hold_event(v, stream, version, seq, buf, values[COL_HASH - 1],
+						   isnull[COL_HASH - 1], VARDATA_ANY(id_t), VARSIZE_ANY_EXHDR(id_t));
+				stream->last_seq = seq;
+				if (!bytes_of(values[COL_HASH - 1], isnull[COL_HASH - 1], hash.bytes, HL_HASH_LEN))
+					hash = hl_zero_hash;
+				goto sealed;
+			}
+			give_up_held(v, stream);
+			expected = stream->version + 1;
+		}
 		if (!has_version || version > expected)
-		{
-			/* the missing version may still come, out of order */
-			stream->gap = REPORT_EVENT("removed");
-			stream->gap_version = expected;
-		}
+			REPORT_EVENT("removed");
 		else if (version < expected)
-		{
-			if (stream->gap != NULL && version == stream->gap_version)
-				stream->gap->problem = "reordered";
-			else
-				REPORT_EVENT("inserted");
-		}
+			REPORT_EVENT("inserted");
 		if (found && version != 1)
 			prev = stream->hash;
 	}
 
 	hl_event_hash(v->hasher, &prev, buf->data, buf->len, &hash);
-	if (!bytes_of(values[COL_HASH - 1], isnull[COL_HASH - 1], stored.bytes, HL_HASH_LEN) ||
-		memcmp(stored.bytes, hash.bytes, HL_HASH_LEN) != 0)
+	hash_ok = bytes_of(values[COL_HASH - 1], isnull[COL_HASH - 1], stored.bytes, HL_HASH_LEN) &&
+		memcmp(stored.bytes, hash.bytes, HL_HASH_LEN) == 0;
+	if (!hash_ok)
 		REPORT_EVENT("altered");
 
 	if (stream != NULL)
@@ -456,8 +633,12 @@ check_event(Verify *v, HeapTuple row, TupleDesc desc, HlCanonicalMap *map,
 			stream->version = has_version ? version : stream->version + 1;
 		stream->last_seq = seq;
 		stream->hash = hash;
+		stream->last_ok = hash_ok;
+		if (stream->nheld > 0)
+			release_held(v, stream);
 	}
 
+sealed:
 	cp = checkpoint_of(t, seq);
 	if (cp != NULL)
 	{
@@ -781,6 +962,7 @@ headlessly_verify(PG_FUNCTION_ARGS)
 	}
 	load_checkpoints(&v, tenant);
 	scan_events(&v, tenant);
+	give_up_all_held(&v);
 	check_heads(&v, tenant);
 	PopActiveSnapshot();
 	SPI_finish();

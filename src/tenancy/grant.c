@@ -344,7 +344,8 @@ enforce_if_bound(void)
 
 	hl_become_log_owner(&saved);
 	hl_spi_connect();
-	rc = SPI_execute(ANY_GRANT_QUERY, true, 1);
+	/* not read-only: a fresh snapshot that sees the statement's own rows */
+	rc = SPI_execute(ANY_GRANT_QUERY, false, 1);
 	hl_spi_check(rc, SPI_OK_SELECT, ANY_GRANT_QUERY);
 	if (SPI_processed > 0)
 		enforce_isolation();

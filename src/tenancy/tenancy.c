@@ -11,8 +11,9 @@
  * marks the whole cache stale; it is rebuilt at the next lookup, never
  * inside the callback, so no caller is left holding freed memory.  The
  * invalidation is transactional: a grant counts for its own transaction
- * from its next command, for others once it commits, and a rolled-back one
- * is forgotten.
+ * from its next command, for others once it commits (from their next
+ * statement, also inside an open transaction: see accept_grant_changes()),
+ * and a rolled-back one is forgotten.
  *
  * The grants are read with a fresh MVCC snapshot, as catalogs are, and
  * without privilege checks: the table is the owner's, and the answer is
@@ -30,6 +31,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -66,6 +68,9 @@ static HTAB *role_cache = NULL;
 static uint64 inval_count = 0;
 static uint64 cache_built_at = 0;
 static Oid	grants_relid = InvalidOid;
+/* the statement that last took in other sessions' committed changes */
+static TimestampTz accepted_statement = 0;
+static LocalTransactionId accepted_lxid = InvalidLocalTransactionId;
 
 static void
 grants_relcache_callback(Datum arg, Oid relid)
@@ -80,7 +85,7 @@ grants_relcache_callback(Datum arg, Oid relid)
 void
 hl_tenancy_init(void)
 {
-	CacheRegisterRelcacheCallback(grants_relcache_callback, (Datum) 0);
+	hl_register_relcache_callback(grants_relcache_callback, (Datum) 0);
 }
 
 /* headlessly.tenant_grants, or InvalidOid while the schema is at 0.1 */
@@ -202,6 +207,28 @@ read_role_grants(Oid role, RoleGrants *entry)
 	return true;
 }
 
+/*
+ * Take in the invalidations other sessions' commits have sent, once per
+ * statement.  A backend otherwise takes them in at the start of a
+ * transaction and when it first locks a relation in it; a statement of an
+ * open transaction that locks nothing new (a prepared plan run again) would
+ * go on with grants revoked meanwhile.
+ */
+static void
+accept_grant_changes(void)
+{
+	TimestampTz statement = GetCurrentStatementStartTimestamp();
+	LocalTransactionId lxid = hl_local_xid();
+
+	if (statement == accepted_statement && lxid == accepted_lxid)
+		return;
+	if (!IsTransactionState())
+		return;
+	AcceptInvalidationMessages();
+	accepted_statement = statement;
+	accepted_lxid = lxid;
+}
+
 /* The cached grants of a role; NULL while the grants table does not exist. */
 static RoleGrants *
 role_grants(Oid role)
@@ -211,6 +238,7 @@ role_grants(Oid role)
 	bool		found;
 	uint64		before;
 
+	accept_grant_changes();
 	if (role_cache != NULL && cache_built_at == inval_count)
 	{
 		entry = hash_search(role_cache, &role, HASH_FIND, NULL);

@@ -16,7 +16,12 @@ CREATE TABLE headlessly.tenant_grants (
 COMMENT ON TABLE headlessly.tenant_grants IS
     'Tenant roles and their tenants; change it with headlessly.grant_tenant() and headlessly.revoke_tenant(). rights ''none'': revoked (the role stays a tenant role and may not use the tenant).';
 
-SELECT pg_catalog.pg_extension_config_dump('headlessly.tenant_grants', '');
+-- Rows are kept by role OID, so a new role of a dropped role's name
+-- inherits nothing.  A dropped role's rows stay (DROP ROLE reaches no
+-- database's tables) but are not dumped: their OID, dumped as a number,
+-- would name whichever role has it where the dump is restored.
+SELECT pg_catalog.pg_extension_config_dump('headlessly.tenant_grants',
+    'WHERE role::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (SELECT r.oid FROM pg_catalog.pg_roles r)');
 
 -- Every change reaches the per-backend caches of the grants (tenancy.c).
 CREATE FUNCTION headlessly.tenant_grants_changed()
@@ -120,3 +125,20 @@ CREATE OR REPLACE VIEW headlessly.heads WITH (security_barrier = true) AS
            p.created_at, p.updated_at
       FROM headlessly.pending_heads() p
      WHERE headlessly.tenant_readable(p.tenant);
+
+-- The grants of roles that no longer exist: listed, and removed.
+CREATE FUNCTION headlessly.forget_dropped_roles()
+RETURNS TABLE (role oid, tenant text, rights text)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    DELETE FROM headlessly.tenant_grants g
+     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles r
+                        WHERE r.oid OPERATOR(pg_catalog.=) g.role::pg_catalog.oid)
+    RETURNING g.role::pg_catalog.oid, g.tenant, g.rights
+$$;
+
+COMMENT ON FUNCTION headlessly.forget_dropped_roles() IS
+    'Remove the tenant grants of roles that have been dropped (DROP ROLE leaves them behind, unused); returns them. Run it in every database of the extension after dropping tenant roles.';
+
+REVOKE ALL ON FUNCTION headlessly.forget_dropped_roles() FROM PUBLIC;

@@ -7,10 +7,11 @@
  *
  * Wakes happen at commit (XACT_EVENT_COMMIT), never before: a worker woken
  * earlier would not see the events, nor the launcher's probe the extension.
- * Whether the database has anything to deliver (hl_delivery_wanted(), a
- * cache that may need a query) is asked just before, while the transaction
- * can still run one; a database without hook or webhook subscriptions is
- * not woken by its appends.
+ * A transaction wakes its database's worker only if it appended an event
+ * that a hook or webhook subscription matches (the delivery code tells,
+ * from its subscription cache) or restored events while the database has
+ * such a subscription (hl_delivery_wanted(), a cache that may need a
+ * query, asked just before commit while the transaction can still run one).
  *
  *-------------------------------------------------------------------------
  */
@@ -106,19 +107,28 @@ hl_wake_launcher(void)
 		SetLatch(latch);
 }
 
+/*
+ * Every committing writer comes here, so without the lock: a slot read
+ * while it changes can at worst set a latch that did not need it (a latch
+ * is PGPROC memory, never freed) or miss a worker that is just starting,
+ * which runs a round first anyway; the naptime bounds the rest.
+ */
 static void
 wake_database_worker(Oid dboid)
 {
-	HlDbSlot   *slot;
-	Latch	   *latch = NULL;
+	for (int i = 0; i < hl_worker_shared->nslots; i++)
+	{
+		volatile HlDbSlot *slot = &hl_worker_shared->slots[i];
 
-	LWLockAcquire(hl_worker_shared->lock, LW_SHARED);
-	slot = hl_find_slot(dboid);
-	if (slot != NULL && slot->state == HL_SLOT_SERVING)
-		latch = slot->latch;
-	LWLockRelease(hl_worker_shared->lock);
-	if (latch != NULL)
-		SetLatch(latch);
+		if (slot->dboid == dboid && slot->state == HL_SLOT_SERVING)
+		{
+			Latch	   *latch = slot->latch;
+
+			if (latch != NULL)
+				SetLatch(latch);
+			return;
+		}
+	}
 }
 
 void

@@ -13,7 +13,8 @@
  *
  * SIGTERM (shutdown, pg_terminate_backend, DDL on the database) ends it at
  * the next CHECK_FOR_INTERRUPTS, which the sender also reaches at least
- * every 100 ms; what it had claimed becomes due again when its lease ends.
+ * every 100 ms; what it had claimed is sent again by the next round that
+ * takes the subscription's sender lock (round.c), its own successor's.
  *
  *-------------------------------------------------------------------------
  */

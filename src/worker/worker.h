@@ -31,7 +31,11 @@ extern int	hl_checkpoint_interval_ms;	/* 0: the worker makes no checkpoints */
 /* from _PG_init */
 extern void hl_worker_init(void);
 
-/* the log's trigger: this transaction appended (wake the worker at commit) */
+/*
+ * This transaction appended an event a hook or webhook subscription matches,
+ * or restored one: wake the worker at commit if the database has such a
+ * subscription.
+ */
 extern void hl_worker_note_append(void);
 
 /* ---------------------------------------------------------------------

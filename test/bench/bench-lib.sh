@@ -1,6 +1,6 @@
 # Shared by the benchmark scripts, after test/lib.sh: a throwaway cluster
-# set up for benchmarks, pgbench runs, and medians of alternating rounds
-# (the scripts set SECONDS_PER_RUN and ROUNDS); a server under callgrind.
+# set up for benchmarks, pgbench runs, and medians of alternating rounds.
+# The scripts set SECONDS_PER_RUN and ROUNDS.
 
 BENCH=$TOP/test/bench
 
@@ -39,25 +39,4 @@ alternate() {
 machine_line() {
     echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB," \
          "load average $(cut -d ' ' -f 1-3 /proc/loadavg); $("$PG_BIN/psql" -X -At -d postgres -c 'SHOW server_version')"
-}
-
-# callgrind_cluster [postgresql.conf lines...]: build, install, valgrind,
-# and a cluster started as start_cluster does, for fixtures; then
-# callgrind_server restarts it with every process under callgrind, each
-# counted into its own $WORKDIR/cg/callgrind.PID (written when it exits).
-callgrind_cluster() {
-    ensure_packages
-    command -v valgrind >/dev/null || { $SUDO apt-get install -y -qq valgrind >/dev/null; }
-    build_and_install
-    make_workdir
-    start_cluster "autovacuum = off" "$@"
-}
-
-callgrind_server() {
-    stop_cluster
-    as_cluster_user mkdir "$WORKDIR/cg"
-    as_cluster_user valgrind --tool=callgrind --trace-children=yes \
-        --callgrind-out-file="$WORKDIR/cg/callgrind.%p" \
-        "$PG_BIN/postgres" -D "$WORKDIR/data" >"$WORKDIR/server.log" 2>&1 &
-    until as_cluster_user "$PG_BIN/pg_isready" -q; do sleep 1; done
 }

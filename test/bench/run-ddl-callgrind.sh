@@ -8,12 +8,11 @@
 # figure, so connecting and loading the library are left out.
 # Usage: bash test/bench/run-ddl-callgrind.sh
 source "$(dirname "$0")/../lib.sh"
-source "$(dirname "$0")/bench-lib.sh"
+source "$(dirname "$0")/callgrind-lib.sh"
 
 N1=50
 N2=250
 callgrind_cluster
-callgrind_server
 
 psql_as() { as_cluster_user "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 for db in with_ext without_ext no_row_guard; do psql_as -d postgres -c "CREATE DATABASE $db"; done

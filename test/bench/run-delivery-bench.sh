@@ -6,22 +6,31 @@
 #              subscription and one webhook subscription matching them /
 #              with no subscription (events/s): what matching against the
 #              per-backend subscription cache and NOTIFY cost an append;
-#   notify  2. commit -> notification received by a LISTENing client, with 8
-#              writers appending as fast as they can: p50, p99 and max (ms);
+#   notify  2. notification received by a LISTENing client (a C libpq loop
+#              asleep in select()), with 8 writers appending as fast as they
+#              can, then paced at half that rate: p50 and p99 (ms) from the
+#              appending statement (its clock_timestamp() in the event) and
+#              from the commit (the event's commit timestamp), and max.
+#              LISTENER_NICE=-10 runs the listener and its backend at that
+#              priority (needs root or sudo): how much of the latency is
+#              waiting for a CPU behind the writers; WRITERS=2 (default 8)
+#              as many writers as this machine has cores;
 #   pull    3. read + ack of N events (batches of 100, one transaction per
 #              batch) by one consumer / the same N rows taken from a queue
 #              table with DELETE ... FOR UPDATE SKIP LOCKED (events/s).
 # Usage: bash test/bench/run-delivery-bench.sh [SECONDS] [ROUNDS] [N] [SECTION...]
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/bench-lib.sh"
+source "$(dirname "$0")/delivery-subscriptions.sh"
 
 SECONDS_PER_RUN=${1:-5}
 ROUNDS=${2:-3}
 N=${3:-100000}
+WRITERS=${WRITERS:-8}
 shift 3 2>/dev/null || shift $#
 SECTIONS=${*:-append notify pull}
 
-bench_cluster "synchronous_commit = off"
+bench_cluster "synchronous_commit = off" "track_commit_timestamp = on"
 $PSQL -c "CREATE EXTENSION headlessly_events" >/dev/null
 scripts=$WORKDIR/scripts
 mkdir -p "$scripts"
@@ -34,13 +43,7 @@ append)
 SELECT headlessly.events_append('Bench.Appended', data => '{"k": 1}');
 SQL
     subs() {
-        $PSQL -c "SELECT headlessly.unsubscribe('bench_notify'), headlessly.unsubscribe('bench_webhook')" >/dev/null
-        for s in "$@"; do
-            case $s in
-                notify) $PSQL -c "SELECT name FROM headlessly.subscribe('bench_notify', 'Bench.*', notify => true)" >/dev/null ;;
-                webhook) $PSQL -c "SELECT name FROM headlessly.subscribe('bench_webhook', 'Bench.*', url => 'http://127.0.0.1:9/')" >/dev/null ;;
-            esac
-        done
+        bench_subscriptions "$@"
         pgbench_tps 4 "$scripts/append.sql"
     }
     read -r base subj <<< "$(alternate subs 'subs webhook')"
@@ -49,7 +52,7 @@ SQL
     read -r base subj <<< "$(alternate subs 'subs notify webhook')"
     say "1b. appends/s, 4 clients: no subscription $base, NOTIFY + webhook subscriptions $subj," \
         "ratio $(echo "$subj / $base" | bc -l | cut -c1-5)"
-    $PSQL -c "SELECT headlessly.unsubscribe('bench_notify'), headlessly.unsubscribe('bench_webhook')" >/dev/null
+    bench_subscriptions
     ;;
 notify)
     gcc -O2 -o "$WORKDIR/notify_listener" "$BENCH/notify_listener.c" \
@@ -58,17 +61,57 @@ notify)
     cat > "$scripts/ping.sql" <<'SQL'
 SELECT headlessly.events_append('Ping.Sent', data => jsonb_build_object('t', extract(epoch FROM clock_timestamp())));
 SQL
-    for r in $(seq "$ROUNDS"); do
-        out=$WORKDIR/listener.$r
-        "$WORKDIR/notify_listener" "host=$PGHOST port=$PGPORT dbname=postgres" bench_rt 1000000 \
-            $((SECONDS_PER_RUN + 5)) > "$out" &
+    # latency of one run: the listener's lines joined to the events' commit
+    # timestamps (track_commit_timestamp): statement -> received includes
+    # the wait for NOTIFY's commit lock; commit -> received is PostgreSQL's
+    # delivery to the listening backend and on to the client
+    latencies() {
+        head -n -1 "$1" > "$1.lines"
+        $PSQL -At -F ' ' <<SQL
+CREATE TEMP TABLE got (id text, arrived float8, sent float8);
+\\copy got FROM '$1.lines' (DELIMITER ' ')
+WITH l AS (
+    SELECT (g.arrived - g.sent) * 1000 AS from_statement,
+           (g.arrived - extract(epoch FROM pg_xact_commit_timestamp(
+                (e.xact_id::text::bigint % 4294967296)::text::xid))) * 1000 AS from_commit
+      FROM got g JOIN headlessly.events e ON e.id = g.id)
+SELECT count(*),
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY from_statement)::numeric, 2),
+       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY from_statement)::numeric, 2),
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY from_commit)::numeric, 2),
+       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY from_commit)::numeric, 2),
+       round(max(from_commit)::numeric, 2)
+  FROM l;
+SQL
+    }
+    # ping RATE: WRITERS writers, as fast as they can (RATE 0) or at RATE
+    # appends/s in all; prints the appends/s reached and the latencies
+    ping() {
+        local out=$WORKDIR/listener.$1.$RANDOM lpid tps rate=()
+        [ "$1" = 0 ] || rate=(-R "$1")
+        "$WORKDIR/notify_listener" "host=$PGHOST port=$PGPORT dbname=postgres" bench_rt 10000000 \
+            $((SECONDS_PER_RUN + 5)) > "$out" 2> "$out.err" &
         lpid=$!
         sleep 0.5
-        tps=$(pgbench_tps 8 "$scripts/ping.sql")
-        wait "$lpid"
-        read -r n p50 p99 max <<< "$(tail -1 "$out")"
-        say "2. round $r: 8 writers at $tps appends/s; $n notifications, commit -> received" \
-            "p50 ${p50} ms, p99 ${p99} ms, max ${max} ms"
+        if [ -n "${LISTENER_NICE:-}" ]; then
+            $SUDO renice -n "$LISTENER_NICE" -p "$lpid" \
+                "$(sed -n 's/^backend //p' "$out.err")" >/dev/null || die "cannot renice the listener"
+        fi
+        tps=$("$PG_BIN/pgbench" -n -M prepared -c "$WRITERS" -j 2 -T "$SECONDS_PER_RUN" "${rate[@]}" \
+                  -f "$scripts/ping.sql" postgres 2>&1 | sed -n 's/^tps = \([0-9.]*\) .*/\1/p')
+        wait "$lpid" || true
+        echo "$tps $(latencies "$out")"
+    }
+    for r in $(seq "$ROUNDS"); do
+        read -r tps n sp50 sp99 cp50 cp99 cmax <<< "$(ping 0)"
+        say "2. round $r: $WRITERS writers as fast as they can, $tps appends/s; $n notifications;" \
+            "statement -> received p50 $sp50 ms, p99 $sp99 ms;" \
+            "commit -> received p50 $cp50 ms, p99 $cp99 ms, max $cmax ms"
+        half=$(echo "$tps / 2" | bc)
+        read -r tps n sp50 sp99 cp50 cp99 cmax <<< "$(ping "$half")"
+        say "2. round $r: $WRITERS writers paced at $half appends/s in all (half the above), $tps appends/s;" \
+            "$n notifications; statement -> received p50 $sp50 ms, p99 $sp99 ms;" \
+            "commit -> received p50 $cp50 ms, p99 $cp99 ms, max $cmax ms"
     done
     ;;
 pull)

@@ -8,51 +8,22 @@
 # connecting and loading the library are left out.  What the client and the
 # kernel spend is not counted: an empty transaction (SELECT 1) shows what
 # every transaction costs the server before any work.
-# Usage: bash test/bench/run-stream-callgrind.sh [N1 N2 [A1 A2]]
+# Usage: bash test/bench/run-stream-callgrind.sh [N1 N2 [A1 A2 [CASE...]]]
+# (CASE: the scripts below, e.g. append_target plpgsql_store; all if none).
+# CALLGRIND_KEEP=DIR keeps each case's callgrind files there as CASE.N, for
+# callgrind_annotate.
 source "$(dirname "$0")/../lib.sh"
-source "$(dirname "$0")/bench-lib.sh"
+source "$(dirname "$0")/callgrind-lib.sh"
 
 N1=${1:-20}
 N2=${2:-120}
 A1=${3:-2000}
 A2=${4:-3000}
-callgrind_cluster "synchronous_commit = off"
-
-# fixtures without valgrind, then the server under it
-PSQL="as_cluster_user $PG_BIN/psql -X -q -v ON_ERROR_STOP=1 -d postgres"
-$PSQL -f "$TOP/test/bench/setup.sql" >/dev/null 2>&1
-$PSQL -f "$TOP/test/bench/stream-setup.sql" >/dev/null 2>&1
-$PSQL -c "VACUUM ANALYZE" >/dev/null
-callgrind_server
-
-# instructions of the backend of pgbench's client in one run of n
-# transactions: pgbench also opens a short connection of its own, which
-# runs no statement; callgrind writes a backend's file when it exits
-count() {
-    local file=$1 n=$2 before new client=
-    before=$(ls "$WORKDIR"/cg/callgrind.* | sort)
-    as_cluster_user "$PG_BIN/pgbench" -n -M prepared -c 1 -t "$n" -f "$file" postgres >/dev/null 2>&1 ||
-        die "pgbench failed on $file"
-    for _ in $(seq 600); do
-        new=$(comm -13 <(echo "$before") <(ls "$WORKDIR"/cg/callgrind.* | sort))
-        if [ -n "$new" ] && [ -z "$(grep -L "^summary:" $new)" ]; then
-            client=$(grep -l "PortalStart" $new | head -n 1)
-            [ -n "$client" ] && break
-        fi
-        sleep 1
-    done
-    [ -n "$client" ] || die "no backend of pgbench's client for $file"
-    sed -n 's/^summary: //p' "$client"
-    rm -f $new
-}
-
-# per_transaction FILE FROM TO
-per_transaction() {
-    local low high
-    low=$(count "$1" "$2")
-    high=$(count "$1" "$3")
-    echo $(( (high - low) / ($3 - $2) ))
-}
+shift 4 2>/dev/null || shift $#
+ONLY=" $* "
+KEEP_DIR=${CALLGRIND_KEEP:-}
+callgrind_cluster "$TOP/test/bench/setup.sql" "$TOP/test/bench/stream-setup.sql"
+trap cleanup EXIT
 
 scripts=$WORKDIR/scripts
 as_cluster_user mkdir "$scripts"
@@ -93,8 +64,10 @@ for c in "empty transaction (SELECT 1)|empty|$N1 $N2" \
          "events_list, every column, 1,000 events|events_list|$N1 $N2" \
          "mdb.get_stream_messages, every column, 1,000 messages|get_stream_messages|$N1 $N2"; do
     IFS='|' read -r name script range <<<"$c"
+    [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $script "* ]] || continue
+    [ -z "$KEEP_DIR" ] || { mkdir -p "$KEEP_DIR"; CALLGRIND_KEEP=$KEEP_DIR/$script; }
     # shellcheck disable=SC2086
-    echo "| $name (transactions ${range/ / to }) | $(per_transaction "$scripts/$script.sql" $range) |"
+    echo "| $name (transactions ${range/ / to }) | $(callgrind_per_transaction "$scripts/$script.sql" $range) |"
 done
 
 as_cluster_user "$PG_BIN/pg_ctl" -D "$WORKDIR/data" -m fast -w stop >/dev/null

@@ -4,6 +4,15 @@
 # (test/tools/webhook_receiver.py, which checks every signature):
 #   send     the sender alone: headlessly.webhook_send() of N signed events
 #            (events/s, median of ROUNDS);
+#   backlog  the worker over a backlog: for each N:TARGETS of BACKLOGS
+#            (default "20000:500 100000:500 2000:1"), N events over TARGETS
+#            targets are appended while the subscription is paused; then it
+#            is resumed: events/s from the resume to the N-th request
+#            received, and its ratio to the send figure of the same run;
+#            with the CPU the receiver and the worker used meanwhile (a side
+#            near 1.0 core is the limit), and the worker's CPU per event
+#            against the sending backend's in send (on a shared machine the
+#            CPU per event is steadier than the wall clock);
 #   deliver  the worker: N events appended (1,000 a transaction) while a
 #            webhook subscription is active; events/s from the first commit
 #            to the N-th request recorded by the receiver, median of ROUNDS;
@@ -16,6 +25,9 @@
 #            one every 20 ms; for each, the time the receiver recorded it
 #            minus the event's recorded_at (its transaction's start, so a
 #            little more than commit -> receiver); p50 and p99.
+# RECEIVER=light runs the receiver without signature checks or its log
+# (--light; the latency section needs the log and is skipped): what the
+# sender reaches when the receiver costs least.
 # Usage: bash test/bench/run-webhook-bench.sh [N] [ROUNDS] [SECTION...]
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/bench-lib.sh"
@@ -23,15 +35,22 @@ source "$(dirname "$0")/bench-lib.sh"
 N=${1:-20000}
 ROUNDS=${2:-3}
 shift 2 2>/dev/null || shift $#
-SECTIONS=${*:-send hooks deliver latency}
+SECTIONS=${*:-send backlog hooks deliver latency}
+BACKLOGS=${BACKLOGS:-20000:500 100000:500 2000:1}
+RECEIVER=${RECEIVER:-verify}
 LATENCY_EVENTS=${LATENCY_EVENTS:-300}
 SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 
 bench_cluster "shared_preload_libraries = 'headlessly_events'" "synchronous_commit = off"
 
-say "receiver"
+light=()
+if [ "$RECEIVER" = light ]; then
+    light=(--light)
+    SECTIONS=${SECTIONS/latency/}
+fi
+say "receiver ($RECEIVER)"
 python3 "$TOP/test/tools/webhook_receiver.py" --port-file "$WORKDIR/receiver.port" \
-    --log "$WORKDIR/receiver.jsonl" --secret "$SECRET" >"$WORKDIR/receiver.out" 2>&1 &
+    --log "$WORKDIR/receiver.jsonl" --secret "$SECRET" "${light[@]}" >"$WORKDIR/receiver.out" 2>&1 &
 RECEIVER_PID=$!
 trap 'kill $RECEIVER_PID 2>/dev/null; cleanup' EXIT
 for _ in $(seq 100); do [ -s "$WORKDIR/receiver.port" ] && break; sleep 0.1; done
@@ -53,6 +72,9 @@ wait_received() {
     done
     date +%s.%N
 }
+# cpu_s PID: CPU seconds (user + system) the process has used so far
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
+worker_pid() { $PSQL -At -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'headlessly_events worker'"; }
 # wait_handled COUNT: until the hook has recorded COUNT events
 wait_handled() {
     local deadline=$((SECONDS + 300))
@@ -69,18 +91,71 @@ REPORT=$WORKDIR/report.md
 case " $SECTIONS " in *" send "*)
     say "send: webhook_send of $N events, $ROUNDS rounds"
     rates=()
+    cpus=()
     for r in $(seq "$ROUNDS"); do
-        ms=$($PSQL -At -c "\\timing on" -c "
-            SELECT count(*) FILTER (WHERE http_status = 200)
-              FROM headlessly.webhook_send('$URL/ok/send',
-                   (SELECT jsonb_agg(jsonb_build_object('id', 'evt_s${r}_' || i, 'type', 'page_view',
-                                                        'data', jsonb_build_object('i', i)))
-                      FROM generate_series(1, $N) i), '$SECRET')" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')
+        rcpu=$(cpu_s "$RECEIVER_PID")
+        # the backend's own CPU around the call, read from /proc by psql's \!
+        ms=$($PSQL -At <<SQL | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'
+SELECT pg_backend_pid() AS bpid \gset
+\setenv BPID :bpid
+\! awk -v hz="$(getconf CLK_TCK)" '{ print (\$14 + \$15) / hz }' /proc/\$BPID/stat > $WORKDIR/send.cpu0
+\timing on
+SELECT count(*) FILTER (WHERE http_status = 200)
+  FROM headlessly.webhook_send('$URL/ok/send',
+       (SELECT jsonb_agg(jsonb_build_object('id', 'evt_s${r}_' || i, 'type', 'page_view',
+                                            'data', jsonb_build_object('i', i)))
+          FROM generate_series(1, $N) i), '$SECRET');
+\timing off
+\! awk -v hz="$(getconf CLK_TCK)" '{ print (\$14 + \$15) / hz }' /proc/\$BPID/stat > $WORKDIR/send.cpu1
+SQL
+)
         rates+=("$(calc "$N / ($ms / 1000)")")
-        echo "round $r: $ms ms"
+        cpus+=("$(calc "($(cat "$WORKDIR/send.cpu1") - $(cat "$WORKDIR/send.cpu0")) * 1000000 / $N")")
+        echo "round $r: $ms ms; CPU: the sending backend ${cpus[-1]} us/event," \
+             "the receiver $(calc "($(cpu_s "$RECEIVER_PID") - $rcpu) / ($ms / 1000)") cores"
     done
-    rate=$(printf '%s\n' "${rates[@]}" | median)
-    printf '| webhook_send, events/s (median of %d) | %.0f | |\n' "$ROUNDS" "$rate" >> "$REPORT"
+    SEND_RATE=$(printf '%s\n' "${rates[@]}" | median)
+    SEND_CPU=$(printf '%s\n' "${cpus[@]}" | median)
+    printf '| webhook_send (the sender alone), events/s (median of %d, %d events, receiver: %s) | %.0f (its backend: %.0f us CPU/event) | |\n' \
+        "$ROUNDS" "$N" "$RECEIVER" "$SEND_RATE" "$SEND_CPU" >> "$REPORT"
+    ;;
+esac
+
+case " $SECTIONS " in *" backlog "*)
+    $PSQL -c "SELECT name FROM headlessly.subscribe('backlog', 'backlog_item', url => '$URL/ok/backlog', secret => '$SECRET')" >/dev/null
+    for spec in $BACKLOGS; do
+        n=${spec%%:*}
+        targets=${spec##*:}
+        say "backlog: $n events over $targets targets, then the worker delivers them"
+        $PSQL -c "SELECT headlessly.pause('backlog')" >/dev/null
+        for b in $(seq 1000 1000 "$n"); do
+            echo "SELECT count(*) FROM headlessly.events_append_batch(
+                    (SELECT jsonb_agg(jsonb_build_object('type', 'backlog_item', 'target', 'item_' || (i % $targets),
+                                                         'data', jsonb_build_object('i', i)))
+                       FROM generate_series($b - 999, $b) i));"
+        done | $PSQL >/dev/null
+        $PSQL -c "VACUUM ANALYZE headlessly.deliveries" >/dev/null
+        base=$(received)
+        wpid=$(worker_pid)
+        rcpu=$(cpu_s "$RECEIVER_PID")
+        wcpu=$(cpu_s "$wpid")
+        start=$(date +%s.%N)
+        $PSQL -c "SELECT headlessly.resume('backlog')" >/dev/null
+        done_at=$(wait_received $((base + n)))
+        secs=$(calc "$done_at - $start")
+        rate=$(calc "$n / $secs")
+        rshare=$(calc "($(cpu_s "$RECEIVER_PID") - $rcpu) / $secs")
+        wshare=$(calc "($(cpu_s "$wpid") - $wcpu) / $secs")
+        wus=$(calc "($(cpu_s "$wpid") - $wcpu) * 1000000 / $n")
+        ratio=${SEND_RATE:+$(calc "$rate / $SEND_RATE")}
+        cratio=${SEND_CPU:+$(calc "$wus / $SEND_CPU")}
+        printf '%.0f events/s in %.1f s (ratio to the sender alone %s); CPU: receiver %.2f, worker %.2f cores;' \
+            "$rate" "$secs" "${ratio:-?}" "$rshare" "$wshare"
+        printf ' worker %.0f us/event (ratio to the sender alone %s)\n' "$wus" "${cratio:-?}"
+        printf '| worker over a backlog of %d events, %d target(s), events/s (receiver %s) | %.0f (ratio to sender alone %s); worker CPU %.0f us/event (ratio %s); receiver %.2f, worker %.2f cores | >= 2000 |\n' \
+            "$n" "$targets" "$RECEIVER" "$rate" "${ratio:-?}" "$wus" "${cratio:-?}" "$rshare" "$wshare" >> "$REPORT"
+    done
+    $PSQL -c "SELECT headlessly.unsubscribe('backlog')" >/dev/null
     ;;
 esac
 
@@ -150,6 +225,17 @@ case " $SECTIONS " in *" deliver "*)
 esac
 
 case " $SECTIONS " in *" latency "*)
+    say "latency of the sender alone: $LATENCY_EVENTS single-event webhook_send calls"
+    for i in $(seq "$LATENCY_EVENTS"); do
+        echo "SELECT http_status FROM headlessly.webhook_send('$URL/ok/alone',
+                jsonb_build_array(jsonb_build_object('id', 'evt_alone_$i', 'type', 'page_view')), '$SECRET');"
+    done > "$WORKDIR/alone.sql"
+    read -r sp50 sp99 < <($PSQL -At -c '\timing on' -f "$WORKDIR/alone.sql" |
+        sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | sort -g |
+        awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.1f %.1f\n", v[int((NR + 1) / 2)], v[i] }')
+    echo "sender alone: p50 $sp50 ms, p99 $sp99 ms"
+    printf '| webhook_send of one event, round trip p50 / p99 ms (%d calls) | %s / %s | |\n' \
+        "$LATENCY_EVENTS" "$sp50" "$sp99" >> "$REPORT"
     say "latency: $LATENCY_EVENTS single-event commits, one every 20 ms"
     $PSQL -c "SELECT name FROM headlessly.subscribe('latency', url => '$URL/ok/latency', secret => '$SECRET')" >/dev/null
     base=$(received)

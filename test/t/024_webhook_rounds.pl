@@ -2,7 +2,8 @@
 # calling backend, no worker): signed requests to a loopback receiver that
 # checks the signatures itself, one per committed matching event, never for
 # a rolled-back append; failures retried with backoff until delivered or
-# dead; Retry-After honoured on 429; 410 Gone pauses the subscription.
+# dead; Retry-After honoured on 429; 410 Gone pauses the subscription;
+# delivered rows are deleted after headlessly.delivery_retention.
 use strict;
 use warnings;
 use FindBin;
@@ -10,6 +11,7 @@ use lib "$FindBin::RealBin/lib";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use JSON::PP;
 use WebhookReceiver;
 
 my $secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -59,6 +61,8 @@ ok(!(grep { ($_->{body}{target} // '') eq 'order_rb' } $recv->requests), 'never 
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(status || ':' || http_status, ',' ORDER BY seq) FROM headlessly.deliveries WHERE subscription = 'wh'}),
 	'delivered:200,delivered:200', 'recorded as delivered with the status');
+is($wh[1]{body}{state}{total}, 5, 'and the state after the next event, from the one before it');
+
 # the failing receiver: only the first event of the target was tried; the second waits behind it
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(status || ':' || attempts || ':' || COALESCE(http_status, 0), ',' ORDER BY seq)
@@ -99,5 +103,38 @@ $node->safe_psql('postgres', qq{
 });
 is($node->safe_psql('postgres', q{SELECT state FROM headlessly.subscriptions WHERE name = 'gone'}),
 	'paused', '410 Gone pauses the subscription');
+
+# the states of a stream sent event after event, over several rounds, are
+# what as_of_version() replays
+$node->safe_psql('postgres', q{
+	SELECT headlessly.events_append('Order.Updated', 'order_1', '{"total": 7, "note": "gift"}');
+	SELECT headlessly.deliver();
+	SELECT headlessly.events_append('Order.Updated', 'order_1', '{"note": null, "paid": true}');
+	SELECT headlessly.deliver();
+});
+@wh = $recv->requests_to('ok/wh');
+my $json = JSON::PP->new->canonical;
+is(join(' ', map { $json->encode($_->{body}{state}) } @wh[2, 3]),
+	join(' ', map { $json->encode($json->decode($node->safe_psql('postgres',
+		"SELECT headlessly.as_of_version('order_1', $_)"))) } (3, 4)),
+	'the states after versions 3 and 4 are those as_of_version() gives');
+
+# retention: delivered rows older than headlessly.delivery_retention are
+# deleted by a round; newer ones, and failed and dead ones, stay
+$node->safe_psql('postgres', q{
+	UPDATE headlessly.deliveries SET last_attempt_at = last_attempt_at - interval '2 days'
+	 WHERE subscription IN ('wh', 'dead')});
+my $before = $node->safe_psql('postgres', q{
+	SELECT string_agg(subscription || ':' || seq, ',' ORDER BY subscription, seq) FROM headlessly.deliveries
+	 WHERE subscription <> 'wh'});
+is($node->safe_psql('postgres', q{
+	SET headlessly.delivery_retention = '1d';
+	SELECT headlessly.deliver() >= 0;
+	SELECT count(*) FROM headlessly.deliveries WHERE subscription = 'wh'}), "t\n0",
+	'delivered rows past the retention are deleted');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(subscription || ':' || seq, ',' ORDER BY subscription, seq) FROM headlessly.deliveries
+	 WHERE subscription <> 'wh'}), $before,
+	'younger delivered rows and undelivered ones stay');
 
 done_testing();

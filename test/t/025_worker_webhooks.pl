@@ -1,9 +1,10 @@
 # Webhooks delivered by the background worker to the loopback receiver:
 # signed, one target's events in version order; a failing first attempt is
 # retried; 429 + Retry-After is honoured; 410 pauses the subscription; a
-# rolled-back append is never delivered; a server restart and a kill -9 of
-# the worker in the middle of deliveries lose nothing (at least once), and
-# deliveries go on; after_commit hooks run from the worker too.
+# rolled-back append is never delivered; deliver() leaves alone what the
+# worker has in flight; a server restart, pg_terminate_backend and a kill -9
+# of the worker in the middle of deliveries lose nothing (at least once) and
+# the events in flight are sent again at once; deliveries go on.
 use strict;
 use warnings;
 use FindBin;
@@ -25,7 +26,7 @@ restart_after_crash = on
 headlessly.worker_naptime = 100ms
 headlessly.retry_base_delay = 200ms
 headlessly.retry_max_delay = 1s
-headlessly.http_timeout = 1s
+headlessly.http_timeout = 5s
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION headlessly_events');
@@ -121,22 +122,67 @@ usleep(500_000);
 is(scalar(grep { ($_->{body}{target} // '') eq 'rb_never' } $recv->requests_to('ok/rb')), 0,
 	'the rolled-back one never');
 
+sub worker_pid
+{
+	return $node->safe_psql('postgres', q{
+		SELECT pid FROM pg_stat_activity WHERE backend_type = 'headlessly_events worker'});
+}
+
+# --- a live sender's in-flight deliveries are not taken by another ---
+# The receiver holds each request 2 s.  While the worker waits for the
+# answers, deliver() in another session must leave them alone.
+subscribe('held', 'sleep/2/held', 'Held.*');
+@ids = append(q{
+	SELECT (headlessly.events_append('Held.Created', 'held_' || i, '{}')).id FROM generate_series(1, 5) i});
+$recv->wait_for(sub { scalar(grep { index($_->{path}, '/sleep/2/held') == 0 } @_) == 5 }, 20);
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM headlessly.deliveries
+	 WHERE subscription = 'held' AND status = 'pending' AND attempts = 1}), '5',
+	'the worker has the five in flight');
+is($node->safe_psql('postgres', 'SELECT headlessly.deliver()'), '0',
+	'deliver() meanwhile attempts none of them: the worker holds the subscription');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 5 FROM headlessly.deliveries WHERE subscription = 'held' AND status = 'delivered'}),
+	'the worker delivers them');
+my %sent;
+$sent{ $_->{id} }++ for $recv->requests_to('sleep/2/held');
+is(scalar(grep { $sent{$_} == 1 } @ids), 5, 'each of them once');
+
+# --- the worker terminated while requests are in flight: sent again at once ---
+# Its successor finds the rows it had leased and sends them again without
+# waiting for the leases to end (http_timeout + 60 s).
+subscribe('term', 'sleep/2/term', 'Term.*');
+@ids = append(q{
+	SELECT (headlessly.events_append('Term.Created', 'term_' || i, '{}')).id FROM generate_series(1, 5) i});
+$recv->wait_for(sub { scalar(grep { index($_->{path}, '/sleep/2/term') == 0 } @_) > 0 }, 20);
+my $t_stop = time;
+$node->safe_psql('postgres', q{
+	SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'headlessly_events worker'});
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 5 FROM headlessly.deliveries WHERE subscription = 'term' AND status = 'delivered'}),
+	'pg_terminate_backend mid-delivery: every event ends delivered');
+cmp_ok(time - $t_stop, '<', 20, 'within seconds, not after the lease');
+my %term;
+$term{ $_->{id} }++ for $recv->requests_to('sleep/2/term');
+cmp_ok(scalar(grep { $term{$_} >= 2 } @ids), '>', 0, 'those in flight were sent again');
+
 # --- kill -9 of the worker while requests are in flight: nothing lost ---
-# The receiver holds each request 0.5 s; the worker is killed as soon as the
-# first one arrives, before it can record any answer.  Its leases (the
-# claimed rows) run out after http_timeout + 60 s, then the events go again.
-subscribe('slow', 'sleep/0.5/slow', 'Slow.*');
+# The receiver holds each request 2 s; the worker is killed as soon as the
+# first one arrives, before it can record any answer.  After the crash
+# restart the new worker sends what it had leased again, at once.
+subscribe('slow', 'sleep/2/slow', 'Slow.*');
 @ids = append(q{
 	SELECT (headlessly.events_append('Slow.Created', 'slow_' || i, '{}')).id FROM generate_series(1, 20) i});
-$recv->wait_for(sub { scalar(grep { index($_->{path}, '/sleep/0.5/slow') == 0 } @_) > 0 }, 20);
-my $pid = $node->safe_psql('postgres', q{
-	SELECT pid FROM pg_stat_activity WHERE backend_type = 'headlessly_events worker'});
+$recv->wait_for(sub { scalar(grep { index($_->{path}, '/sleep/2/slow') == 0 } @_) > 0 }, 20);
+my $pid = worker_pid();
+my $t_kill = time;
 kill 'KILL', $pid;
 ok($node->poll_query_until('postgres', q{
 	SELECT count(*) = 20 FROM headlessly.deliveries WHERE subscription = 'slow' AND status = 'delivered'}),
 	'kill -9 mid-delivery: every event ends delivered');
+cmp_ok(time - $t_kill, '<', 30, 'within seconds of the crash restart, not after the lease');
 my %seen;
-$seen{ $_->{id} }++ for $recv->requests_to('sleep/0.5/slow');
+$seen{ $_->{id} }++ for $recv->requests_to('sleep/2/slow');
 is(scalar(grep { $seen{$_} } @ids), 20, 'the receiver got every one of them');
 cmp_ok(scalar(grep { $seen{$_} >= 2 } @ids), '>', 0, 'those in flight at the kill were sent again (at least once)');
 

@@ -347,14 +347,46 @@ def verify_signature(cp):
         return False
 
 
-def verify(events, checkpoints, digest):
-    results = {}
-    versions = {}               # stream -> versions present, to tell reordered from removed
+def chain_in_version_order(events):
+    """Each stream event's hash, chained along its stream in version order
+    (which is seq order, except in a log written by 0.1 or restored so by
+    its owner): id(event) -> (hash, whether it is the stored one)."""
+    streams = {}
     for ev in events:
         if ev.get("target") is not None:
-            versions.setdefault((ev["tenant"], ev["target"]), set()).add(ev.get("version"))
+            streams.setdefault((ev["tenant"], ev["target"]), []).append(ev)
+    chained = {}
+    for evs in streams.values():
+        prev = ZERO             # the hash the next version chains on
+        before = ZERO           # the one the last version chained on
+        last_version = None
+        for ev in sorted(evs, key=lambda e: (e.get("version") if isinstance(e.get("version"), int)
+                                             else float("inf"), e["seq"])):
+            version = ev.get("version")
+            # a second event of a version (first in seq order wins) chains
+            # like the first and is not chained on
+            duplicate = version is not None and version == last_version
+            link = before if duplicate else (ZERO if version == 1 else prev)
+            try:
+                h = event_hash(ev, link)
+            except (ValueError, UnicodeEncodeError):
+                continue
+            stored = ev.get("hash")
+            chained[id(ev)] = (h, stored is not None and bytes.fromhex(stored) == h)
+            if not duplicate:
+                before, prev, last_version = link, h, version
+    return chained
 
-    streams = {}                # (tenant, target) -> (version, hash)
+
+def verify(events, checkpoints, digest):
+    results = {}
+    versions = {}               # stream -> {version: event}, to tell reordered from removed
+    for ev in events:
+        if ev.get("target") is not None:
+            versions.setdefault((ev["tenant"], ev["target"]), {}).setdefault(ev.get("version"), ev)
+    chained = chain_in_version_order(events)
+
+    streams = {}                # (tenant, target) -> versions seen so far
     sealed = {}                 # (tenant, checkpoint number) -> [(event, hash)]
     last_seq = None
     for ev in events:
@@ -365,32 +397,32 @@ def verify(events, checkpoints, digest):
             res.fail(ev, "reordered", "seq %d comes after seq %d" % (ev["seq"], last_seq))
         last_seq = ev["seq"]
 
-        prev = ZERO
         target = ev.get("target")
         if target is not None:
             key = (tenant, target)
-            last = streams.get(key)
-            expected = last[0] + 1 if last else 1
+            seen = streams.setdefault(key, set())
             version = ev.get("version")
-            if version != expected:
-                if isinstance(version, int) and version > expected:
-                    later = expected in versions[key]
-                    res.fail(ev, "reordered" if later else "removed",
-                             "version %s where %d was expected" % (version, expected))
-                else:
-                    res.fail(ev, "inserted",
-                             "version %s where %d was expected" % (version, expected))
-            if last and version != 1:
-                prev = last[1]
+            if not isinstance(version, int):
+                res.fail(ev, "removed", "no version, in a stream that has %s" % sorted(seen))
+            elif version < 1 or version in seen:
+                res.fail(ev, "inserted", "version %s of a stream that has %s" % (version, sorted(seen)))
+            elif version > 1 and version - 1 not in seen:
+                below = versions[key].get(version - 1)
+                if below is None:
+                    res.fail(ev, "removed", "version %d is missing" % (version - 1))
+                elif not chained.get(id(below), (None, False))[1]:
+                    # comes before a lower version that does not verify either: swapped
+                    res.fail(ev, "reordered", "version %d comes later, at seq %d"
+                             % (version - 1, below["seq"]))
+            if isinstance(version, int):
+                seen.add(version)
         try:
-            h = event_hash(ev, prev)
+            h = chained[id(ev)][0] if id(ev) in chained else event_hash(ev, ZERO)
         except (ValueError, UnicodeEncodeError) as e:
             res.fail(ev, "altered", "cannot be encoded: %s" % e)
             continue
         if "hash" in ev and ev["hash"] is not None and bytes.fromhex(ev["hash"]) != h:
             res.fail(ev, "altered", "stored hash %s, recomputed %s" % (ev["hash"], h.hex()))
-        if target is not None:
-            streams[(tenant, target)] = (ev.get("version"), h)
         if ev.get("checkpoint") is not None:
             sealed.setdefault((tenant, ev["checkpoint"]), []).append((ev, h))
 

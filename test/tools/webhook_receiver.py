@@ -20,7 +20,11 @@ One process, asyncio: a thread per connection (http.server's
 ThreadingHTTPServer) made the receiver, not the sender, the limit of the
 throughput benchmark.  HTTP/1.1 with keep-alive; Content-Length bodies.
 
-Usage: webhook_receiver.py --port-file FILE --log FILE [--secret whsec_...] [--port N]
+With --light the receiver neither checks signatures nor parses or logs
+bodies: it only counts the requests and answers as the path asks, so that
+a benchmark can tell the sender's limit from the receiver's.
+
+Usage: webhook_receiver.py --port-file FILE --log FILE [--secret whsec_...] [--port N] [--light]
 The chosen port is written to --port-file once the server listens.
 
 Each log line: {"t": unix time, "path", "id", "timestamp", "signature_ok":
@@ -59,9 +63,10 @@ def signature_ok(secret, msg_id, timestamp, body, header):
 
 
 class Receiver:
-    def __init__(self, log_path, secret):
+    def __init__(self, log_path, secret, light=False):
         self.log = open(log_path, "a", buffering=1)
         self.secret = secret
+        self.light = light
         self.attempts = {}
         self.count = 0
 
@@ -138,7 +143,10 @@ class Receiver:
                 else:
                     status, extra, wait, attempt = self.behaviour(path, headers.get("webhook-id"))
                     # recorded on arrival: a client that gives up still shows
-                    self.record(method, path, headers, body, peer, status, attempt)
+                    if self.light:
+                        self.count += 1
+                    else:
+                        self.record(method, path, headers, body, peer, status, attempt)
                     if wait:
                         await asyncio.sleep(wait)
                     out = b"answered %d\n" % status
@@ -162,7 +170,7 @@ REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 410: "Gone",
 
 
 async def run(args):
-    receiver = Receiver(args.log, args.secret)
+    receiver = Receiver(args.log, args.secret, args.light)
     server = await asyncio.start_server(receiver.serve, "127.0.0.1", args.port, backlog=1024)
     port = server.sockets[0].getsockname()[1]
     tmp = args.port_file + ".tmp"
@@ -179,6 +187,8 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--secret")
+    ap.add_argument("--light", action="store_true",
+                    help="count requests only: no signature check, no log")
     args = ap.parse_args()
     try:
         asyncio.run(run(args))
