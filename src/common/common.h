@@ -2,7 +2,8 @@
  *
  * common.h
  *	  What every part of headlessly_events may use: our SQLSTATEs, limits,
- *	  SPI helpers, set-returning results and JSON object utilities.
+ *	  SPI helpers, set-returning results, JSON object utilities, the
+ *	  trigger protocol and the chain of ProcessUtility hooks.
  *
  * Nothing here knows about events; the capabilities (log/, state/,
  * hooks/) build on it.
@@ -16,8 +17,10 @@
 
 #include "access/htup.h"
 #include "access/tupdesc.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "tcop/utility.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -66,6 +69,27 @@ extern void hl_result_set_init(FunctionCallInfo fcinfo, const char *fname,
 extern void hl_spi_into_result_set(SPIPlanPtr plan, const char *query, int nargs,
 								   Oid *types, Datum *args, const char *nulls,
 								   HlResultSet *rs);
+
+/*
+ * How a trigger function must be fired (trigger.c): at most one of each
+ * pair (BEFORE/AFTER, ROW/STATEMENT); INSERT, UPDATE or both.
+ */
+#define HL_FIRED_BEFORE		0x01
+#define HL_FIRED_AFTER		0x02
+#define HL_FIRED_ROW		0x04
+#define HL_FIRED_STATEMENT	0x08
+#define HL_FIRED_INSERT		0x10
+#define HL_FIRED_UPDATE		0x20
+
+extern TriggerData *hl_trigger_data(FunctionCallInfo fcinfo, const char *funcname,
+									int firing);
+
+/* our ProcessUtility hooks pass the statement on (utility.c) */
+extern void hl_next_ProcessUtility(ProcessUtility_hook_type prev, PlannedStmt *pstmt,
+								   const char *queryString, bool readOnlyTree,
+								   ProcessUtilityContext context, ParamListInfo params,
+								   QueryEnvironment *queryEnv, DestReceiver *dest,
+								   QueryCompletion *qc);
 
 /* table rows as JSON objects (row_json.c) */
 extern Jsonb *hl_row_to_jsonb(TupleDesc tupdesc, HeapTuple row);

@@ -391,7 +391,7 @@ hl_position_of(const HlSubscription *sub, int member, int members,
 Datum
 headlessly_restored_position_check(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata;
 	TupleDesc	desc;
 	HeapTuple	row;
 	int			ncols;
@@ -399,13 +399,8 @@ headlessly_restored_position_check(PG_FUNCTION_ARGS)
 	Datum	   *values;
 	bool	   *isnull;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s must be fired BEFORE INSERT FOR EACH ROW",
-						"headlessly.restored_position_check()")));
+	trigdata = hl_trigger_data(fcinfo, "headlessly.restored_position_check()",
+							   HL_FIRED_BEFORE | HL_FIRED_ROW | HL_FIRED_INSERT);
 	row = trigdata->tg_trigtuple;
 	if (hl_writing_positions)
 		return PointerGetDatum(row);

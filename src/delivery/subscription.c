@@ -611,14 +611,9 @@ headlessly_subscription_status(PG_FUNCTION_ARGS)
 Datum
 headlessly_subscriptions_changed(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata = hl_trigger_data(fcinfo, "headlessly.subscriptions_changed()",
+											HL_FIRED_AFTER | HL_FIRED_STATEMENT);
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s must be fired AFTER ... FOR EACH STATEMENT",
-						"headlessly.subscriptions_changed()")));
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
 	return PointerGetDatum(NULL);
 }

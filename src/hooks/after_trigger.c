@@ -93,18 +93,14 @@ drop_after_trigger(Oid trigger)
 Datum
 headlessly_hook_registry_changed(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata;
 	Oid			events_relid;
 	Oid			trigger;
 	bool		want;
 	HlSavedUser saved;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s must be fired AFTER ... FOR EACH STATEMENT",
-						"headlessly.hook_registry_changed()")));
+	trigdata = hl_trigger_data(fcinfo, "headlessly.hook_registry_changed()",
+							   HL_FIRED_AFTER | HL_FIRED_STATEMENT);
 
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
 

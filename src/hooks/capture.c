@@ -473,17 +473,14 @@ fetch_rows(Portal portal, uint64 *nrows)
 Datum
 headlessly_capture_trigger(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata;
 	Trigger    *trigger;
 	Relation	rel;
 	TupleDesc	tupdesc;
 	CaptureArgs args;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s was not called by the trigger manager",
-						"headlessly.capture_trigger()")));
+	/* the firing depends on the event: checked below */
+	trigdata = hl_trigger_data(fcinfo, "headlessly.capture_trigger()", 0);
 	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event) ?
 		!(TRIGGER_FIRED_BEFORE(trigdata->tg_event) && TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event)) :
 		!(TRIGGER_FIRED_AFTER(trigdata->tg_event) && TRIGGER_FIRED_FOR_ROW(trigdata->tg_event)))

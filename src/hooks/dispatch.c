@@ -391,25 +391,15 @@ run_after_hooks_of(HlHookSet *set, TupleDesc tupdesc, HeapTuple row, Jsonb *stat
 Datum
 headlessly_events_after_insert(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata;
 	TupleDesc	tupdesc;
 	HeapTuple	row;
 	bool		isnull;
 	Jsonb	   *state;
 	HlHookSet  *set;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s was not called by the trigger manager",
-						"headlessly.events_after_insert()")));
-	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s must be fired AFTER INSERT FOR EACH ROW",
-						"headlessly.events_after_insert()")));
+	trigdata = hl_trigger_data(fcinfo, "headlessly.events_after_insert()",
+							   HL_FIRED_AFTER | HL_FIRED_ROW | HL_FIRED_INSERT);
 
 	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	row = trigdata->tg_trigtuple;

@@ -122,7 +122,7 @@ check_registration(const char *pattern, const char *phase, Oid handler)
 Datum
 headlessly_hook_registry_check(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata;
 	TupleDesc	desc;
 	HeapTuple	row;
 	Datum		pattern;
@@ -132,14 +132,9 @@ headlessly_hook_registry_check(PG_FUNCTION_ARGS)
 	bool		phase_null;
 	bool		handler_null;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
-		  TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s must be fired BEFORE INSERT OR UPDATE FOR EACH ROW",
-						"headlessly.hook_registry_check()")));
+	trigdata = hl_trigger_data(fcinfo, "headlessly.hook_registry_check()",
+							   HL_FIRED_BEFORE | HL_FIRED_ROW |
+							   HL_FIRED_INSERT | HL_FIRED_UPDATE);
 
 	desc = RelationGetDescr(trigdata->tg_relation);
 	row = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?

@@ -53,19 +53,11 @@ PG_FUNCTION_INFO_V1(headlessly_make_append_only);
 Datum
 headlessly_append_only_guard(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata;
 	const char *command;
 	Relation	rel;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s was not called by the trigger manager",
-						"headlessly.append_only_guard()")));
-	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s must be fired BEFORE", "headlessly.append_only_guard()")));
+	trigdata = hl_trigger_data(fcinfo, "headlessly.append_only_guard()", HL_FIRED_BEFORE);
 
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		command = "UPDATE";

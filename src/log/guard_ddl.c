@@ -1134,13 +1134,8 @@ guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 					 DestReceiver *dest, QueryCompletion *qc)
 {
 	check_statement(pstmt->utilityStmt);
-
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-							queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
+	hl_next_ProcessUtility(prev_ProcessUtility, pstmt, queryString, readOnlyTree,
+						   context, params, queryEnv, dest, qc);
 }
 
 void

@@ -929,7 +929,7 @@ restore_row(Relation rel, Datum *values, bool *nulls)
 Datum
 headlessly_events_before_insert(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata;
 	Relation	rel;
 	TupleDesc	tupdesc;
 	Datum	   *values;
@@ -937,18 +937,8 @@ headlessly_events_before_insert(PG_FUNCTION_ARGS)
 	HeapTuple	newtuple;
 	text	   *saved_event_id;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s was not called by the trigger manager",
-						"headlessly.events_before_insert()")));
-	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s must be fired BEFORE INSERT FOR EACH ROW",
-						"headlessly.events_before_insert()")));
+	trigdata = hl_trigger_data(fcinfo, "headlessly.events_before_insert()",
+							   HL_FIRED_BEFORE | HL_FIRED_ROW | HL_FIRED_INSERT);
 
 	rel = trigdata->tg_relation;
 	tupdesc = RelationGetDescr(rel);

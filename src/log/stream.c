@@ -1393,19 +1393,8 @@ headlessly_pending_heads(PG_FUNCTION_ARGS)
 Datum
 headlessly_streams_changed(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s was not called by the trigger manager",
-						"headlessly.streams_changed()")));
-	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s must be fired BEFORE ... FOR EACH STATEMENT",
-						"headlessly.streams_changed()")));
+	(void) hl_trigger_data(fcinfo, "headlessly.streams_changed()",
+						   HL_FIRED_BEFORE | HL_FIRED_STATEMENT);
 
 	if (head_cache.entries == NULL)
 		return PointerGetDatum(NULL);

@@ -377,13 +377,8 @@ headlessly_tenant_isolation_enforce(PG_FUNCTION_ARGS)
 Datum
 headlessly_tenant_grants_changed(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata = hl_trigger_data(fcinfo, "headlessly.tenant_grants_changed()", 0);
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s was not called by the trigger manager",
-						"headlessly.tenant_grants_changed()")));
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	enforce_if_bound();
 	return PointerGetDatum(NULL);

@@ -16,6 +16,7 @@
  *-------------------------------------------------------------------------
  */
 #include "worker/worker.h"
+#include "common/common.h"
 
 #include <signal.h>
 
@@ -177,13 +178,8 @@ database_ddl_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 
 	if (OidIsValid(dboid) && hl_worker_shared != NULL)
 		stop_database_worker(dboid, dropping);
-
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-							queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
+	hl_next_ProcessUtility(prev_ProcessUtility, pstmt, queryString, readOnlyTree,
+						   context, params, queryEnv, dest, qc);
 }
 
 void

@@ -8,27 +8,11 @@
 # figure, so connecting and loading the library are left out.
 # Usage: bash test/bench/run-ddl-callgrind.sh
 source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/callgrind-lib.sh"
 
 N1=50
 N2=250
-ensure_packages
-command -v valgrind >/dev/null || { $SUDO apt-get install -y -qq valgrind >/dev/null; }
-build_and_install
-make_workdir
-trap cleanup EXIT
-
-PGPORT=$(( 20000 + $$ % 20000 ))
-PGHOST=$WORKDIR
-PGUSER=postgres
-export PGPORT PGHOST PGUSER
-as_cluster_user initdb -D "$WORKDIR/data" -U postgres -A trust --no-sync >/dev/null
-printf "listen_addresses = ''\nunix_socket_directories = '%s'\nport = %s\nautovacuum = off\n" \
-    "$WORKDIR" "$PGPORT" | as_cluster_user tee -a "$WORKDIR/data/postgresql.conf" >/dev/null
-as_cluster_user mkdir "$WORKDIR/cg"
-as_cluster_user valgrind --tool=callgrind --trace-children=yes \
-    --callgrind-out-file="$WORKDIR/cg/callgrind.%p" \
-    "$PG_BIN/postgres" -D "$WORKDIR/data" >"$WORKDIR/server.log" 2>&1 &
-until as_cluster_user "$PG_BIN/pg_isready" -q; do sleep 1; done
+callgrind_cluster
 
 psql_as() { as_cluster_user "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 for db in with_ext without_ext no_row_guard; do psql_as -d postgres -c "CREATE DATABASE $db"; done
