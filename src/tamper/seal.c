@@ -298,6 +298,7 @@ span_since(Snapshot snapshot, FullTransactionId from, FullTransactionId below,
 	bool		found = false;
 	uint32		n = 0;
 
+	*min_seq = *max_seq = 0;
 	if (!OidIsValid(indexid))
 		elog(ERROR, "index \"%s.events_xact_idx\" is missing", HL_SCHEMA);
 	rel = table_open(hl_log_relid(), AccessShareLock);
