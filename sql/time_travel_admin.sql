@@ -107,3 +107,49 @@ SELECT count(*) AS problems FROM headlessly.check_state('tt_admin');
 SELECT version FROM headlessly.events_append('Account.Updated', 'a1', '{"n": 11}');
 SELECT version FROM headlessly.events_append('page_view', 'home');
 SELECT ok, checked, problem FROM headlessly.verify('tt_admin');
+
+-- the ordering transaction: each stream head carries its last event's
+-- xact_id, after which the stream's next append is ordered (so that
+-- (xact_id, seq) order is version order); appends keep it, also when one
+-- transaction appends to a stream several times (a head kept in memory until
+-- commit), rebuild_state() restores it and check_state() compares it
+BEGIN;
+SELECT version FROM headlessly.events_append('Account.Updated', 'a1', '{"n": 12}');
+SELECT version FROM headlessly.events_append('Account.Updated', 'a1', '{"n": 13}');
+SELECT xact_id = pg_current_xact_id() AS own_xact
+  FROM headlessly.events WHERE tenant = 'tt_admin' AND target = 'a1' AND version = 13;
+COMMIT;
+SELECT count(*) AS heads,
+       count(*) FILTER (WHERE s.xact_id = (SELECT e.xact_id FROM headlessly.events e
+                                            WHERE e.tenant = s.tenant AND e.target = s.target
+                                              AND e.version = s.version)) AS with_last_xact_id
+  FROM headlessly.streams s WHERE s.tenant = 'tt_admin';
+UPDATE headlessly.streams SET xact_id = '3' WHERE tenant = 'tt_admin' AND target = 'a1';
+UPDATE headlessly.streams SET xact_id = NULL WHERE tenant = 'tt_admin' AND target = 'home';
+SELECT target, version, problem, stored ->> 'xact_id' AS stored_xact_id,
+       (expected ->> 'xact_id')::xid8 = (SELECT xact_id FROM headlessly.events e
+                                          WHERE e.tenant = 'tt_admin' AND e.target = c.target
+                                            AND e.version = c.version) AS expected_is_last_xact_id
+  FROM headlessly.check_state('tt_admin') c ORDER BY target, version, problem;
+SELECT heads_changed FROM headlessly.rebuild_state('tt_admin');
+SELECT count(*) AS heads,
+       count(*) FILTER (WHERE s.xact_id = (SELECT e.xact_id FROM headlessly.events e
+                                            WHERE e.tenant = s.tenant AND e.target = s.target
+                                              AND e.version = s.version)) AS with_last_xact_id
+  FROM headlessly.streams s WHERE s.tenant = 'tt_admin';
+SELECT count(*) AS problems FROM headlessly.check_state('tt_admin');
+-- a head whose last event is of a higher transaction than the appending one
+-- orders the append after it (a future id here stands for one that took its
+-- id later and committed first); rolled back: nothing below it would ever be
+-- handed out
+BEGIN;
+UPDATE headlessly.streams SET xact_id = '4000000000' WHERE tenant = 'tt_admin' AND target = 'a1';
+UPDATE headlessly.streams SET xact_id = NULL WHERE tenant = 'tt_admin' AND target = 'home';
+SELECT version, xact_id AS ordered_after_previous, xact_id > pg_current_xact_id() AS above_own
+  FROM headlessly.events_append('Account.Updated', 'a1', '{"n": 14}');
+SELECT xact_id FROM headlessly.streams WHERE tenant = 'tt_admin' AND target = 'a1';
+-- a stream without one (a head of 0.1): the appending transaction's own
+SELECT version, xact_id = pg_current_xact_id() AS own_xact
+  FROM headlessly.events_append('page_view', 'home');
+ROLLBACK;
+SELECT count(*) AS problems FROM headlessly.check_state('tt_admin');

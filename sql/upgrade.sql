@@ -37,6 +37,10 @@ SELECT extversion = (SELECT default_version FROM pg_available_extensions WHERE n
     AS at_default_version
   FROM pg_extension WHERE extname = 'headlessly_events';
 
+-- heads of 0.1 have no ordering transaction: their events' xact_id is 0,
+-- which orders nothing
+SELECT count(*) AS heads, count(xact_id) AS with_xact_id FROM headlessly.streams;
+
 -- the events of 0.1, unchanged
 SELECT count(*) AS events_0_1,
        count(*) FILTER (WHERE (e.seq, e.id, e.tenant, e.type, e.target, e.version, e.data, e.before, e.recorded_at)
@@ -75,6 +79,11 @@ SELECT headlessly.checkpoint() AS checkpoints;
 -- log verifies, and the stream's next append chains on its version 2
 SELECT tenant, ok, checked, problem FROM headlessly.verify();
 SELECT version FROM headlessly.events_append('Ticket.Updated', 'tk1', '{"s": 3}');
+-- heads of 0.1 got an ordering transaction from their appends since
+SELECT s.target, s.xact_id IS NULL AS no_xact_id, s.xact_id = e.xact_id AS last_events_xact_id
+  FROM headlessly.streams s
+  JOIN headlessly.events e ON (e.tenant, e.target, e.version) = (s.tenant, s.target, s.version)
+ ORDER BY s.target;
 SELECT headlessly.checkpoint() AS checkpoints;
 SELECT tenant, ok, checked, problem FROM headlessly.verify();
 

@@ -182,7 +182,7 @@ $$;
 ALTER TABLE headlessly.events ADD COLUMN xact_id xid8 NOT NULL DEFAULT '0';
 ALTER TABLE headlessly.events ALTER COLUMN xact_id DROP DEFAULT;
 COMMENT ON COLUMN headlessly.events.xact_id IS
-    'The appending top-level transaction (pg_current_xact_id()), set by the log: events are handed out and sealed in (xact_id, seq) order once every older transaction has ended. A restored event has the restoring transaction''s.';
+    'The transaction the event is ordered by, set by the log: the appending top-level transaction''s id (pg_current_xact_id()), or, if higher, that of the stream''s previous version, so that (xact_id, seq) order is version order along every stream. Events are handed out and sealed in (xact_id, seq) order once every transaction below their xact_id has ended. A restored event has the restoring transaction''s.';
 CREATE INDEX events_xact_idx ON headlessly.events (xact_id, seq);
 
 -- tamper: event hashes, checkpoints, verify ------------------------------------
@@ -368,6 +368,23 @@ COMMENT ON FUNCTION headlessly.proof(text) IS
 REVOKE ALL ON FUNCTION headlessly.checkpoint() FROM PUBLIC;
 -- Nothing of a tenant's in it; verify() reads it as its caller.
 GRANT SELECT ON headlessly.checkpoint_horizon TO PUBLIC;
+
+-- log: one stream's events in version order across transactions -------------
+
+-- After the heads' hash (table order).  Heads of 0.1 keep NULL: their last
+-- events carry xact_id '0', which orders nothing.
+ALTER TABLE headlessly.streams ADD COLUMN xact_id xid8;
+COMMENT ON COLUMN headlessly.streams.xact_id IS
+    'xact_id of the stream''s last event, which the next append is ordered after; NULL if it has none (appended before 0.2).';
+CREATE OR REPLACE VIEW headlessly.heads AS
+    SELECT s.tenant, s.target, s.version, s.last_recorded_at, s.noun, s.state,
+           s.created_at, s.updated_at
+      FROM headlessly.streams s
+     WHERE (s.tenant, s.target) NOT IN (SELECT p.tenant, p.target FROM headlessly.pending_heads() p)
+    UNION ALL
+    SELECT p.tenant, p.target, p.version, p.last_recorded_at, p.noun, p.state,
+           p.created_at, p.updated_at
+      FROM headlessly.pending_heads() p;
 
 -- delivery: subscriptions, pull consumers, after_commit hooks, NOTIFY -------
 

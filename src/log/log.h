@@ -15,6 +15,7 @@
 
 #include "common/common.h"
 
+#include "access/transam.h"
 #include "storage/itemptr.h"
 #include "utils/relcache.h"
 
@@ -92,6 +93,8 @@ typedef struct HlStreamHead
 	TimestampTz updated_at;
 	bool		has_hash;		/* false in a schema without streams.hash */
 	uint8		hash[HL_HEAD_HASH_LEN];	/* the last event's hash (tamper evidence) */
+	FullTransactionId xact_id;	/* the last event's xact_id; invalid if unknown
+								 * (0.1 schema or event, NULL in the row) */
 } HlStreamHead;
 
 extern void hl_stream_lock(text *tenant, text *target, bool create, HlStreamHead *head);

@@ -36,7 +36,7 @@ COMMENT ON COLUMN headlessly.events.session_id IS
     'metadata->>''sessionId'', kept as a column so that sessions can be indexed and queried; set by the log.';
 
 COMMENT ON COLUMN headlessly.events.xact_id IS
-    'The appending top-level transaction (pg_current_xact_id()), set by the log: events are handed out and sealed in (xact_id, seq) order once every older transaction has ended. A restored event has the restoring transaction''s.';
+    'The transaction the event is ordered by, set by the log: the appending top-level transaction''s id (pg_current_xact_id()), or, if higher, that of the stream''s previous version, so that (xact_id, seq) order is version order along every stream. Events are handed out and sealed in (xact_id, seq) order once every transaction below their xact_id has ended. A restored event has the restoring transaction''s.';
 COMMENT ON COLUMN headlessly.events.hash IS
     'SHA-256 of the previous hash of the event''s stream (32 zero bytes for version 1 and events without a target) and the event''s canonical form, set by the log; checked by headlessly.verify().';
 
@@ -80,6 +80,7 @@ CREATE TABLE headlessly.streams (
     created_at       timestamptz,
     updated_at       timestamptz,
     hash             bytea,
+    xact_id          xid8,
     CONSTRAINT streams_pkey PRIMARY KEY (tenant, target)
 )
 -- room on each page for the next versions of its heads: updates stay HOT
@@ -87,6 +88,9 @@ WITH (fillfactor = 80);
 
 COMMENT ON TABLE headlessly.streams IS
     'Derived from headlessly.events: the head of every stream and the current state of live entities. A transaction that appends to a stream again writes its head when it commits; headlessly.heads shows it meanwhile.';
+
+COMMENT ON COLUMN headlessly.streams.xact_id IS
+    'xact_id of the stream''s last event, which the next append is ordered after; NULL if it has none (appended before 0.2).';
 
 -- A head that a transaction changes again after writing it is kept in that
 -- transaction's memory and written once, at commit (many events to one

@@ -444,8 +444,9 @@ keep_restored_hash(Datum *values, bool *nulls, HlStreamHead *head)
 
 /*
  * The appending top-level transaction, by which consumers and checkpoints
- * tell what has committed.  A restored event gets the restoring
- * transaction's: another cluster's transaction ids mean nothing here.
+ * tell what has committed; an event about a target may be ordered later
+ * (order_after_stream).  A restored event gets the restoring transaction's:
+ * another cluster's transaction ids mean nothing here.
  */
 static void
 assign_xact_id(Datum *values, bool *nulls)
@@ -454,6 +455,40 @@ assign_xact_id(Datum *values, bool *nulls)
 		return;
 	values[cols.xact_id] = FullTransactionIdGetDatum(GetTopFullTransactionId());
 	nulls[cols.xact_id] = false;
+}
+
+/*
+ * An event about a target is ordered by the higher of its own transaction's
+ * id and the xact_id of its stream's previous version, kept in the locked
+ * head: then (xact_id, seq) order is version order along every stream (seq
+ * already is), although a transaction that took its id early may append a
+ * version after a newer transaction committed the one before.
+ *
+ * Consumers and checkpoints still never skip an event.  They take what lies
+ * below a horizon, the oldest transaction running at their read, and go on
+ * from there; an event committed after such a read had its transaction
+ * running then, so its own id, and so its xact_id, is at least that horizon.
+ * And an event is handed out only once its xact_id is below the horizon,
+ * when its own transaction, whose id is no higher, has ended.  It may wait
+ * until the transactions below the previous version's have ended too: a long
+ * transaction delays consumers, it never makes one skip.
+ *
+ * xact_id is still the id of a transaction that had it before the event's
+ * seq was drawn (the previous version committed before the stream was
+ * locked, and seq is drawn after that), which the pull consumers' fence
+ * relies on (delivery/pull.c).  A restored event keeps the restoring
+ * transaction's own id: its seq may come from the dump, before the lock.
+ */
+static void
+order_after_stream(Datum *values, const HlStreamHead *head)
+{
+	FullTransactionId own;
+
+	if (cols.xact_id < 0 || !FullTransactionIdIsValid(head->xact_id))
+		return;
+	own = DatumGetFullTransactionId(values[cols.xact_id]);
+	if (FullTransactionIdPrecedes(own, head->xact_id))
+		values[cols.xact_id] = FullTransactionIdGetDatum(head->xact_id);
 }
 
 /* Draw the event's seq: once its stream is locked, for events with a target. */
@@ -582,6 +617,10 @@ lock_stream(Datum *values, bool *nulls, int64 expected, bool create,
 	values[cols.version] = Int64GetDatum(head->version + 1);
 	nulls[cols.version] = false;
 
+	/* from the transaction's own id each time: the head may have moved on */
+	assign_xact_id(values, nulls);
+	order_after_stream(values, head);
+
 	/* never let recorded_at go backwards along a stream */
 	if (head->has_last_recorded_at &&
 		head->last_recorded_at > DatumGetTimestampTz(values[cols.recorded_at]))
@@ -663,6 +702,8 @@ apply_event(HlStreamHead *head, HlEventType et, const char *type, text *target,
 	head->version++;
 	head->last_recorded_at = recorded_at;
 	head->has_last_recorded_at = true;
+	if (cols.xact_id >= 0)
+		head->xact_id = DatumGetFullTransactionId(values[cols.xact_id]);
 	return before;
 }
 

@@ -84,6 +84,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/xid8.h"
 
 PG_FUNCTION_INFO_V1(headlessly_pending_heads);
 PG_FUNCTION_INFO_V1(headlessly_streams_changed);
@@ -100,7 +101,8 @@ enum
 	S_CREATED_AT,
 	S_UPDATED_AT,
 	S_NCOLUMNS = S_UPDATED_AT,
-	S_HASH						/* since 0.2: optional, the last event's hash */
+	S_HASH,						/* since 0.2: optional, the last event's hash */
+	S_XACT_ID					/* since 0.2: optional, the last event's xact_id */
 };
 
 static const char *const column_names[S_NCOLUMNS] = {
@@ -185,6 +187,15 @@ has_hash_column(TupleDesc tupdesc)
 		TupleDescAttr(tupdesc, S_HASH - 1)->atttypid == BYTEAOID;
 }
 
+/* whether rows of tupdesc carry the last event's xact_id (a schema since 0.2) */
+static inline bool
+has_xact_id_column(TupleDesc tupdesc)
+{
+	return tupdesc->natts >= S_XACT_ID &&
+		!TupleDescAttr(tupdesc, S_XACT_ID - 1)->attisdropped &&
+		TupleDescAttr(tupdesc, S_XACT_ID - 1)->atttypid == XID8OID;
+}
+
 static void
 check_streams_columns(Relation rel)
 {
@@ -201,6 +212,9 @@ check_streams_columns(Relation rel)
 	if (has_hash_column(tupdesc) &&
 		strcmp(NameStr(TupleDescAttr(tupdesc, S_HASH - 1)->attname), "hash") != 0)
 		elog(ERROR, "column %d of %s.streams is not \"%s\"", S_HASH, HL_SCHEMA, "hash");
+	if (has_xact_id_column(tupdesc) &&
+		strcmp(NameStr(TupleDescAttr(tupdesc, S_XACT_ID - 1)->attname), "xact_id") != 0)
+		elog(ERROR, "column %d of %s.streams is not \"%s\"", S_XACT_ID, HL_SCHEMA, "xact_id");
 }
 
 /* whether the table has the trigger of schema versions that overlay heads */
@@ -280,6 +294,13 @@ read_head(TupleTableSlot *slot, HlStreamHead *head)
 			head->has_hash = true;
 		}
 	}
+	head->xact_id = InvalidFullTransactionId;
+	if (has_xact_id_column(slot->tts_tupleDescriptor))
+	{
+		d = slot_getattr(slot, S_XACT_ID, &isnull);
+		if (!isnull)
+			head->xact_id = DatumGetFullTransactionId(d);
+	}
 }
 
 /*
@@ -323,6 +344,11 @@ head_values(TupleDesc tupdesc, text *tenant, text *target, const HlStreamHead *h
 		memcpy(VARDATA(hash), head->hash, HL_HEAD_HASH_LEN);
 		values[S_HASH - 1] = PointerGetDatum(hash);
 		nulls[S_HASH - 1] = false;
+	}
+	if (FullTransactionIdIsValid(head->xact_id) && has_xact_id_column(tupdesc))
+	{
+		values[S_XACT_ID - 1] = FullTransactionIdGetDatum(head->xact_id);
+		nulls[S_XACT_ID - 1] = false;
 	}
 }
 

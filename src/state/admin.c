@@ -14,8 +14,10 @@
  *
  * A head also carries the hash of its stream's last event (schema 0.2), on
  * which the next append chains: both functions take it from the log, as
- * stored (verify() is what recomputes hashes).  On a schema still at 0.1
- * there is no hash, and the queries leave it out.
+ * stored (verify() is what recomputes hashes), and the xact_id of that
+ * event, after which the next append is ordered (NULL for an event appended
+ * before 0.2, whose xact_id is 0).  On a schema still at 0.1 there are
+ * neither, and the queries leave them out.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,6 +28,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
+#include "utils/xid8.h"
 
 PG_FUNCTION_INFO_V1(headlessly_check_state);
 PG_FUNCTION_INFO_V1(headlessly_rebuild_state);
@@ -36,10 +39,11 @@ PG_FUNCTION_INFO_V1(headlessly_rebuild_state);
 	"   AND ($1 IS NULL OR tenant OPERATOR(pg_catalog.=) $1)" \
 	" ORDER BY tenant, target, version"
 #define STREAMS_QUERY \
-	"SELECT tenant, target, version, type, data, recorded_at, hash" STREAMS_QUERY_FROM
+	"SELECT tenant, target, version, type, data, recorded_at, hash, xact_id" STREAMS_QUERY_FROM
 #define STREAMS_QUERY_01 \
 	"SELECT tenant, target, version, type, data, recorded_at" STREAMS_QUERY_FROM
 #define COL_HASH 7
+#define COL_XACT_ID 8
 
 /* the expected head, as jsonb, beside the stored one */
 #define HEAD_QUERY_FROM \
@@ -51,7 +55,7 @@ PG_FUNCTION_INFO_V1(headlessly_rebuild_state);
 	"                              OPERATOR(pg_catalog.-) 'target'::pg_catalog.text," \
 	"       pg_catalog.jsonb_build_object('version', $3, 'last_recorded_at', $4, 'noun', $5," \
 	"                                     'state', $6, 'created_at', $7, 'updated_at', $8," \
-	"                                     'hash', $9)" \
+	"                                     'hash', $9, 'xact_id', $10)" \
 	HEAD_QUERY_FROM
 #define HEAD_QUERY_01 \
 	"SELECT pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.-) 'tenant'::pg_catalog.text" \
@@ -89,18 +93,19 @@ PG_FUNCTION_INFO_V1(headlessly_rebuild_state);
 
 #define UPSERT_HEAD_QUERY \
 	"INSERT INTO " HL_SCHEMA ".streams AS s" \
-	" (tenant, target, version, last_recorded_at, noun, state, created_at, updated_at, hash)" \
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)" \
+	" (tenant, target, version, last_recorded_at, noun, state, created_at, updated_at, hash," \
+	"  xact_id)" \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)" \
 	" ON CONFLICT (tenant, target) DO UPDATE" \
 	"   SET version = excluded.version, last_recorded_at = excluded.last_recorded_at," \
 	"       noun = excluded.noun, state = excluded.state," \
 	"       created_at = excluded.created_at, updated_at = excluded.updated_at," \
-	"       hash = excluded.hash" \
+	"       hash = excluded.hash, xact_id = excluded.xact_id" \
 	" WHERE ROW(s.version, s.last_recorded_at, s.noun, s.state, s.created_at, s.updated_at," \
-	"           s.hash)" \
+	"           s.hash, s.xact_id)" \
 	"       IS DISTINCT FROM" \
 	"       ROW(excluded.version, excluded.last_recorded_at, excluded.noun, excluded.state," \
-	"           excluded.created_at, excluded.updated_at, excluded.hash)"
+	"           excluded.created_at, excluded.updated_at, excluded.hash, excluded.xact_id)"
 #define UPSERT_HEAD_QUERY_01 \
 	"INSERT INTO " HL_SCHEMA ".streams AS s" \
 	" (tenant, target, version, last_recorded_at, noun, state, created_at, updated_at)" \
@@ -124,7 +129,7 @@ PG_FUNCTION_INFO_V1(headlessly_rebuild_state);
 	"                    WHERE e.tenant OPERATOR(pg_catalog.=) s.tenant" \
 	"                      AND e.target OPERATOR(pg_catalog.=) s.target)"
 
-/* [0]: schema 0.2, with the heads' hash; [1]: a schema still at 0.1 */
+/* [0]: schema 0.2, with the heads' hash and xact_id; [1]: a schema still at 0.1 */
 static SPIPlanPtr streams_plan[2] = {NULL, NULL};
 static SPIPlanPtr head_plan[2] = {NULL, NULL};
 static SPIPlanPtr snapshots_plan = NULL;
@@ -139,7 +144,8 @@ static SPIPlanPtr delete_orphan_heads_plan = NULL;
 typedef struct StreamWork
 {
 	bool		rebuild;		/* else check */
-	bool		with_hash;		/* the schema has events.hash and streams.hash */
+	bool		with_hash;		/* the schema has events.hash, streams.hash and
+								 * streams.xact_id (0.2) */
 	HlResultSet *rs;			/* check: where problems go */
 	text	   *tenant;
 	text	   *target;
@@ -148,6 +154,8 @@ typedef struct StreamWork
 	/* the stored hash of the stream's last event so far */
 	bool		has_hash;
 	uint8		hash[HL_HEAD_HASH_LEN];
+	/* the xact_id of the stream's last event so far; invalid: none (0.1) */
+	FullTransactionId xact_id;
 	/* check: stored snapshots, in version order */
 	int			nsnapshots;
 	int			next_snapshot;
@@ -183,13 +191,13 @@ jsonb_same(Jsonb *a, Jsonb *b)
 	return DatumGetBool(DirectFunctionCall2(jsonb_eq, JsonbPGetDatum(a), JsonbPGetDatum(b)));
 }
 
-/* the replay's head as the 9 arguments of HEAD_QUERY / UPSERT_HEAD_QUERY (8 at 0.1) */
+/* the replay's head as the 10 arguments of HEAD_QUERY / UPSERT_HEAD_QUERY (8 at 0.1) */
 static void
 head_args(StreamWork *w, Datum *args, char *nulls)
 {
 	Jsonb	   *state = hl_replay_state(&w->r);
 
-	memset(nulls, ' ', 9);
+	memset(nulls, ' ', 10);
 	args[0] = PointerGetDatum(w->tenant);
 	args[1] = PointerGetDatum(w->target);
 	args[2] = Int64GetDatum(w->r.version);
@@ -220,15 +228,20 @@ head_args(StreamWork *w, Datum *args, char *nulls)
 	}
 	else
 		nulls[8] = 'n';
+	if (FullTransactionIdIsValid(w->xact_id))
+		args[9] = FullTransactionIdGetDatum(w->xact_id);
+	else
+		nulls[9] = 'n';
 }
 
-/* Does the schema have the heads' hash (0.2), or is it still at 0.1? */
+/* Does the schema have the heads' hash and xact_id (0.2), or is it still at 0.1? */
 static bool
 schema_has_hash(void)
 {
 	Oid			streams = get_relname_relid("streams", get_namespace_oid(HL_SCHEMA, false));
 
-	return OidIsValid(streams) && get_attnum(streams, "hash") != InvalidAttrNumber;
+	return OidIsValid(streams) && get_attnum(streams, "hash") != InvalidAttrNumber &&
+		get_attnum(streams, "xact_id") != InvalidAttrNumber;
 }
 
 static void
@@ -240,6 +253,7 @@ start_stream(void *arg, text *tenant, text *target, HeapTuple tup, TupleDesc des
 	w->target = target;
 	hl_replay_init(&w->r);
 	w->has_hash = false;
+	w->xact_id = InvalidFullTransactionId;
 	w->noun = NULL;
 	w->nsnapshots = w->next_snapshot = 0;
 	w->streams++;
@@ -326,11 +340,11 @@ static void
 finish_stream(void *arg)
 {
 	StreamWork *w = arg;
-	Oid			types[9] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID,
-	JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, BYTEAOID};
-	Datum		args[9];
-	char		nulls[9];
-	int			nargs = w->with_hash ? 9 : 8;
+	Oid			types[10] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID,
+	JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, BYTEAOID, XID8OID};
+	Datum		args[10];
+	char		nulls[10];
+	int			nargs = w->with_hash ? 10 : 8;
 	int			v01 = w->with_hash ? 0 : 1;
 	int			rc;
 
@@ -397,6 +411,8 @@ replay_event(void *arg, HeapTuple tup, TupleDesc desc)
 		w->has_hash = !isnull && VARSIZE_ANY_EXHDR(DatumGetPointer(hash)) == HL_HEAD_HASH_LEN;
 		if (w->has_hash)
 			memcpy(w->hash, VARDATA_ANY(DatumGetPointer(hash)), HL_HEAD_HASH_LEN);
+		/* 0 (appended before 0.2) is no transaction: the head keeps NULL */
+		w->xact_id = DatumGetFullTransactionId(SPI_getbinval(tup, desc, COL_XACT_ID, &isnull));
 	}
 	hl_replay_apply(&w->r,
 					DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)),

@@ -68,9 +68,10 @@ $node->safe_psql('source', qq{
 });
 
 my %query = (
-	# every column but xact_id, which is the restoring transaction's (checked below)
+	# every column but xact_id, which is the restoring transaction's (checked
+	# below; a head's is its last event's, which check_state() compares)
 	events => q{SELECT string_agg((to_jsonb(e) - 'xact_id')::text, E'\n' ORDER BY seq) FROM headlessly.events e},
-	heads => q{SELECT string_agg(s::text, E'\n' ORDER BY tenant, target) FROM headlessly.streams s},
+	heads => q{SELECT string_agg((to_jsonb(s) - 'xact_id')::text, E'\n' ORDER BY tenant, target) FROM headlessly.streams s},
 	snapshots => q{SELECT string_agg(s::text, E'\n' ORDER BY tenant, target, version) FROM headlessly.snapshots s},
 	after_log => q{SELECT count(*) FROM after_log},
 	hook_failures => q{SELECT count(*) FROM headlessly.hook_failures},
