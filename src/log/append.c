@@ -104,6 +104,15 @@ typedef struct LogIndexes
 
 static LogIndexes *log_indexes = NULL;
 
+/*
+ * The generation being built: building it can take catalog locks and so
+ * process invalidations (a CREATE INDEX CONCURRENTLY's flip to ready, say),
+ * which must not be lost, or a stale description would be kept as current.
+ */
+static Oid	building_relid = InvalidOid;
+static List *building_oids = NIL;
+static bool building_invalidated = false;
+
 static Datum insert_event(Datum *values, char *nulls, bool want_row, bool *stored);
 
 static void
@@ -111,6 +120,9 @@ log_indexes_invalidate(Oid relid)
 {
 	LogIndexes *li = log_indexes;
 
+	if (OidIsValid(building_relid) &&
+		(relid == InvalidOid || relid == building_relid || list_member_oid(building_oids, relid)))
+		building_invalidated = true;
 	if (li == NULL || !li->valid)
 		return;
 	if (relid == InvalidOid || relid == li->relid)
@@ -193,6 +205,9 @@ log_indexes_acquire(Relation rel, Relation *indexes, List *oids)
 	cxt = AllocSetContextCreate(CacheMemoryContext, "headlessly log indexes",
 								ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
+	building_relid = RelationGetRelid(rel);
+	building_oids = oids;
+	building_invalidated = false;
 	PG_TRY();
 	{
 		li = palloc0(sizeof(LogIndexes));
@@ -215,15 +230,23 @@ log_indexes_acquire(Relation rel, Relation *indexes, List *oids)
 	}
 	PG_CATCH();
 	{
+		building_relid = InvalidOid;
+		building_oids = NIL;
 		MemoryContextSwitchTo(old);
 		MemoryContextDelete(cxt);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(old);
+	building_relid = InvalidOid;
+	building_oids = NIL;
 
-	/* an invalidation processed while building would not have reached li */
-	li->valid = true;
+	/*
+	 * Invalidated while being built: good for this append, whose indexes
+	 * are open and locked (as the executor's would be for its statement),
+	 * but built anew by the next.
+	 */
+	li->valid = !building_invalidated;
 	if (log_indexes != NULL && log_indexes->users == 0)
 		MemoryContextDelete(log_indexes->cxt);
 	log_indexes = li;
