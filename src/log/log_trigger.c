@@ -27,6 +27,7 @@
 
 #include "access/detoast.h"
 #include "access/htup_details.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/pg_type.h"
@@ -487,7 +488,13 @@ order_after_stream(Datum *values, const HlStreamHead *head)
 	if (cols.xact_id < 0 || !FullTransactionIdIsValid(head->xact_id))
 		return;
 	own = DatumGetFullTransactionId(values[cols.xact_id]);
-	if (FullTransactionIdPrecedes(own, head->xact_id))
+	/*
+	 * An id no transaction has had yet is not a previous version's (an
+	 * owner's edit of the head): taken, it would hold the stream's events
+	 * back from every consumer until the counter passed it.
+	 */
+	if (FullTransactionIdPrecedes(own, head->xact_id) &&
+		FullTransactionIdPrecedes(head->xact_id, ReadNextFullTransactionId()))
 		values[cols.xact_id] = FullTransactionIdGetDatum(head->xact_id);
 }
 
