@@ -24,6 +24,7 @@
 #include "common/base64.h"
 #include "executor/executor.h"
 #include "nodes/parsenodes.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/rel.h"
@@ -178,6 +179,17 @@ hl_local_xid(void)
 	return MyProc->vxid.lxid;
 #else
 	return MyProc->lxid;
+#endif
+}
+
+/* whether this backend holds the lock in exactly that mode (17: orstronger) */
+static inline bool
+hl_lock_held_by_me(const LOCKTAG *tag, LOCKMODE mode)
+{
+#if PG_VERSION_NUM >= 170000
+	return LockHeldByMe(tag, mode, false);
+#else
+	return LockHeldByMe(tag, mode);
 #endif
 }
 

@@ -374,7 +374,30 @@ sender_unlock(const char *subscription)
 	LOCKTAG		tag;
 
 	sender_locktag(&tag, subscription);
-	LockRelease(&tag, ExclusiveLock, true);
+	if (hl_lock_held_by_me(&tag, ExclusiveLock))
+		LockRelease(&tag, ExclusiveLock, true);
+}
+
+/*
+ * A handler runs in the deliverer's backend, where pg_advisory_unlock_all()
+ * releases the sender lock too: another deliverer could then take the rows
+ * this one has in flight.  Take the lock back, or stop delivering the
+ * subscription in this round; either way, say so.
+ */
+static bool
+sender_lock_kept(const char *subscription)
+{
+	LOCKTAG		tag;
+
+	sender_locktag(&tag, subscription);
+	if (hl_lock_held_by_me(&tag, ExclusiveLock))
+		return true;
+	ereport(WARNING,
+			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			 errmsg("a handler of subscription \"%s\" released its delivery lock", subscription),
+			 errdetail("Events of the subscription may be delivered twice at the same time."),
+			 errhint("Do not call pg_advisory_unlock_all() in an after_commit hook.")));
+	return LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_OK;
 }
 
 /* Steps: a transaction of their own in the worker, nothing in deliver(). */
@@ -1224,8 +1247,13 @@ deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
 				deliver_one(&sub, handler, lfirst(lc), in_worker);
 				MemoryContextSwitchTo(round_cxt);
 				attempted++;
+				if (!sender_lock_kept(name))
+				{
+					locked = false;
+					break;
+				}
 			}
-		} while (claimed != NIL && attempted < max_events);
+		} while (locked && claimed != NIL && attempted < max_events);
 	}
 	PG_FINALLY();
 	{
