@@ -71,6 +71,7 @@ static Oid	grants_relid = InvalidOid;
 /* the statement that last took in other sessions' committed changes */
 static TimestampTz accepted_statement = 0;
 static LocalTransactionId accepted_lxid = InvalidLocalTransactionId;
+static CommandId accepted_command = InvalidCommandId;
 
 static void
 grants_relcache_callback(Datum arg, Oid relid)
@@ -209,24 +210,32 @@ read_role_grants(Oid role, RoleGrants *entry)
 
 /*
  * Take in the invalidations other sessions' commits have sent, once per
- * statement.  A backend otherwise takes them in at the start of a
- * transaction and when it first locks a relation in it; a statement of an
- * open transaction that locks nothing new (a prepared plan run again) would
- * go on with grants revoked meanwhile.
+ * statement, and after each command that wrote inside a function or DO
+ * block (they share their top-level statement's start).  A backend
+ * otherwise takes them in at the start of a transaction and when it first
+ * locks a relation in it; a statement of an open transaction that locks
+ * nothing new (a prepared plan run again) would go on with grants revoked
+ * meanwhile.
  */
 static void
 accept_grant_changes(void)
 {
-	TimestampTz statement = GetCurrentStatementStartTimestamp();
-	LocalTransactionId lxid = hl_local_xid();
+	TimestampTz statement;
+	LocalTransactionId lxid;
+	CommandId	command;
 
-	if (statement == accepted_statement && lxid == accepted_lxid)
-		return;
 	if (!IsTransactionState())
+		return;
+	statement = GetCurrentStatementStartTimestamp();
+	lxid = hl_local_xid();
+	command = GetCurrentCommandId(false);
+	if (statement == accepted_statement && lxid == accepted_lxid &&
+		command == accepted_command)
 		return;
 	AcceptInvalidationMessages();
 	accepted_statement = statement;
 	accepted_lxid = lxid;
+	accepted_command = command;
 }
 
 /* The cached grants of a role; NULL while the grants table does not exist. */
