@@ -55,6 +55,8 @@ extern void hl_spi_connect(void);
 extern SPIPlanPtr hl_prepare_cached(SPIPlanPtr *slot, const char *query,
 									int nargs, Oid *argtypes);
 extern void hl_spi_check(int rc, int expected, const char *query);
+extern Portal hl_spi_open_cursor(const char *query, int nargs, Oid *types,
+								 Datum *args, const char *nulls);
 
 /* set-returning functions that fill a tuplestore (result_set.c) */
 typedef struct HlResultSet

@@ -59,3 +59,18 @@ hl_spi_check(int rc, int expected, const char *query)
 			 SPI_result_code_string(rc), query);
 }
 
+/*
+ * A read-only cursor over a query's rows, for a caller that fetches them in
+ * batches (SPI_cursor_fetch) rather than all at once.
+ */
+Portal
+hl_spi_open_cursor(const char *query, int nargs, Oid *types, Datum *args,
+				   const char *nulls)
+{
+	SPIPlanPtr	plan = SPI_prepare(query, nargs, types);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", query,
+			 SPI_result_code_string(SPI_result));
+	return SPI_cursor_open(NULL, plan, args, nulls, true);
+}

@@ -341,15 +341,9 @@ span_since(Snapshot snapshot, FullTransactionId from, FullTransactionId below,
 static void
 read_span(SealState *st, const char *query, int nargs, Oid *types, Datum *args)
 {
-	SPIPlanPtr	plan = SPI_prepare(query, nargs, types);
-	Portal		portal;
+	Portal		portal = hl_spi_open_cursor(query, nargs, types, args, NULL);
 	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly seal rows",
 												  ALLOCSET_DEFAULT_SIZES);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", query,
-			 SPI_result_code_string(SPI_result));
-	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 10000);

@@ -33,7 +33,6 @@ Datum
 headlessly_tamper_upgrade_hashes(PG_FUNCTION_ARGS)
 {
 	HlResultSet rs;
-	SPIPlanPtr	plan;
 	Portal		portal;
 	HlCanonicalMap map;
 	bool		have_map = false;
@@ -54,11 +53,7 @@ headlessly_tamper_upgrade_hashes(PG_FUNCTION_ARGS)
 	initStringInfo(&buf);
 
 	hl_spi_connect();
-	plan = SPI_prepare(UPGRADE_QUERY, 0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", UPGRADE_QUERY,
-			 SPI_result_code_string(SPI_result));
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	portal = hl_spi_open_cursor(UPGRADE_QUERY, 0, NULL, NULL, NULL);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 10000);

@@ -811,7 +811,6 @@ scan_events(Verify *v, text *tenant)
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1] = {PointerGetDatum(tenant)};
 	char		nulls[1] = {tenant ? ' ' : 'n'};
-	SPIPlanPtr	plan;
 	Portal		portal;
 	bool		have_map = false;
 	StringInfoData buf;
@@ -823,11 +822,7 @@ scan_events(Verify *v, text *tenant)
 
 	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly verify row",
 									ALLOCSET_DEFAULT_SIZES);
-	plan = SPI_prepare(EVENTS_QUERY, 1, types);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", EVENTS_QUERY,
-			 SPI_result_code_string(SPI_result));
-	portal = SPI_cursor_open(NULL, plan, args, nulls, true);
+	portal = hl_spi_open_cursor(EVENTS_QUERY, 1, types, args, nulls);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 10000);
@@ -868,15 +863,10 @@ check_heads(Verify *v, text *tenant)
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1] = {PointerGetDatum(tenant)};
 	char		nulls[1] = {tenant ? ' ' : 'n'};
-	SPIPlanPtr	plan;
 	Portal		portal;
 
 	/* in batches: every stream has a head, and all of them at once weigh */
-	plan = SPI_prepare(HEADS_QUERY, 1, types);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", HEADS_QUERY,
-			 SPI_result_code_string(SPI_result));
-	portal = SPI_cursor_open(NULL, plan, args, nulls, true);
+	portal = hl_spi_open_cursor(HEADS_QUERY, 1, types, args, nulls);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 10000);
