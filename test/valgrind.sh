@@ -88,7 +88,25 @@ build_server() {
     rm -rf "$src"
 }
 
+# amcheck, which the regression tests use, against that server through PGXS
+build_contrib() {
+    [ -f "$PREFIX/share/extension/amcheck.control" ] && return 0
+    say "building amcheck for the valgrind server (once)"
+    ls "$CACHE_DIR"/postgresql-"$PG_MAJOR"_*.orig.tar.* >/dev/null 2>&1 || fetch_source
+    local tarball src
+    tarball=$(ls "$CACHE_DIR"/postgresql-"$PG_MAJOR"_*.orig.tar.* | sort -V | tail -n 1)
+    src=$CACHE_DIR/contrib-$PG_MAJOR
+    rm -rf "$src"
+    mkdir -p "$src"
+    tar -C "$src" --strip-components=1 -xf "$tarball" --wildcards '*/contrib/amcheck/*'
+    make -C "$src/contrib/amcheck" -s USE_PGXS=1 PG_CONFIG="$PREFIX/bin/pg_config" install \
+        >"$src/install.log" 2>&1 ||
+        { tail -n 30 "$src/install.log" >&2; die "building amcheck failed (log in $src)"; }
+    rm -rf "$src"
+}
+
 build_server
+build_contrib
 PG_BIN=$PREFIX/bin
 PG_CONFIG=$PG_BIN/pg_config
 export PG_CONFIG
