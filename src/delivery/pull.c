@@ -106,21 +106,26 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
  * Held and retried events of the member that may go out now: a retry once
  * due, unless an older event of its target still awaits a retry; a held
  * event once no event of its target awaits one.  A dead letter holds
- * nothing back.
+ * nothing back.  The targets awaiting a retry are found once (materialised:
+ * never rescanned per row, whatever the statistics say), not probed for
+ * each held row: a target's held backlog can be long.
  */
 #define DUE_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries d SET last_attempt_at = pg_catalog.clock_timestamp()" \
 	" WHERE (d.subscription, d.event_id) IN (" \
+	"   WITH f AS MATERIALIZED (SELECT y.tenant, y.target, pg_catalog.min(y.seq) AS seq" \
+	"                             FROM " HL_SCHEMA ".deliveries y" \
+	"                            WHERE y.subscription OPERATOR(pg_catalog.=) $1" \
+	"                              AND y.status OPERATOR(pg_catalog.=) 'failed'" \
+	"                            GROUP BY y.tenant, y.target)" \
 	"   SELECT x.subscription, x.event_id FROM " HL_SCHEMA ".deliveries x" \
+	"     LEFT JOIN f ON f.tenant OPERATOR(pg_catalog.=) x.tenant AND f.target OPERATOR(pg_catalog.=) x.target" \
 	"    WHERE x.subscription OPERATOR(pg_catalog.=) $1 AND x.member OPERATOR(pg_catalog.=) $2" \
 	"      AND (x.status OPERATOR(pg_catalog.=) 'pending'" \
 	"           OR (x.status OPERATOR(pg_catalog.=) 'failed'" \
 	"               AND x.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()))" \
-	"      AND (x.target IS NULL OR NOT EXISTS (SELECT FROM " HL_SCHEMA ".deliveries y" \
-	"            WHERE y.subscription OPERATOR(pg_catalog.=) x.subscription" \
-	"              AND y.tenant OPERATOR(pg_catalog.=) x.tenant AND y.target OPERATOR(pg_catalog.=) x.target" \
-	"              AND y.status OPERATOR(pg_catalog.=) 'failed'" \
-	"              AND (x.status OPERATOR(pg_catalog.=) 'pending' OR y.seq OPERATOR(pg_catalog.<) x.seq)))" \
+	"      AND (f.seq IS NULL OR (x.status OPERATOR(pg_catalog.=) 'failed'" \
+	"                             AND f.seq OPERATOR(pg_catalog.>=) x.seq))" \
 	"    ORDER BY x.seq LIMIT $3)" \
 	" RETURNING d.seq"
 
