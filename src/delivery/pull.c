@@ -106,21 +106,26 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
  * Held and retried events of the member that may go out now: a retry once
  * due, unless an older event of its target still awaits a retry; a held
  * event once no event of its target awaits one.  A dead letter holds
- * nothing back.
+ * nothing back.  The targets awaiting a retry are found once (materialised:
+ * never rescanned per row, whatever the statistics say), not probed for
+ * each held row: a target's held backlog can be long.
  */
 #define DUE_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries d SET last_attempt_at = pg_catalog.clock_timestamp()" \
 	" WHERE (d.subscription, d.event_id) IN (" \
+	"   WITH f AS MATERIALIZED (SELECT y.tenant, y.target, pg_catalog.min(y.seq) AS seq" \
+	"                             FROM " HL_SCHEMA ".deliveries y" \
+	"                            WHERE y.subscription OPERATOR(pg_catalog.=) $1" \
+	"                              AND y.status OPERATOR(pg_catalog.=) 'failed'" \
+	"                            GROUP BY y.tenant, y.target)" \
 	"   SELECT x.subscription, x.event_id FROM " HL_SCHEMA ".deliveries x" \
+	"     LEFT JOIN f ON f.tenant OPERATOR(pg_catalog.=) x.tenant AND f.target OPERATOR(pg_catalog.=) x.target" \
 	"    WHERE x.subscription OPERATOR(pg_catalog.=) $1 AND x.member OPERATOR(pg_catalog.=) $2" \
 	"      AND (x.status OPERATOR(pg_catalog.=) 'pending'" \
 	"           OR (x.status OPERATOR(pg_catalog.=) 'failed'" \
 	"               AND x.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()))" \
-	"      AND (x.target IS NULL OR NOT EXISTS (SELECT FROM " HL_SCHEMA ".deliveries y" \
-	"            WHERE y.subscription OPERATOR(pg_catalog.=) x.subscription" \
-	"              AND y.tenant OPERATOR(pg_catalog.=) x.tenant AND y.target OPERATOR(pg_catalog.=) x.target" \
-	"              AND y.status OPERATOR(pg_catalog.=) 'failed'" \
-	"              AND (x.status OPERATOR(pg_catalog.=) 'pending' OR y.seq OPERATOR(pg_catalog.<) x.seq)))" \
+	"      AND (f.seq IS NULL OR (x.status OPERATOR(pg_catalog.=) 'failed'" \
+	"                             AND f.seq OPERATOR(pg_catalog.>=) x.seq))" \
 	"    ORDER BY x.seq LIMIT $3)" \
 	" RETURNING d.seq"
 
@@ -154,15 +159,20 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 #define EVENT_QUERY \
 	"SELECT xact_id, id, tenant, target, version FROM " HL_SCHEMA ".events WHERE seq OPERATOR(pg_catalog.=) $1"
 
-/* the later events of a nacked event's target that the member has not acked */
+/*
+ * The later events of a nacked event's target that the member has not
+ * acked, a page at a time: a target's backlog can be long.
+ */
 #define TARGET_LATER_QUERY \
-	"SELECT e.* FROM " HL_SCHEMA ".events e" \
+	"SELECT e.id, e.seq, e.tenant, e.target, e.version FROM " HL_SCHEMA ".events e" \
 	" WHERE e.tenant OPERATOR(pg_catalog.=) $1 AND e.target OPERATOR(pg_catalog.=) $2" \
 	"   AND e.version OPERATOR(pg_catalog.>) $3" \
 	"   AND (CASE WHEN $4::pg_catalog.xid8 IS NULL THEN e.seq OPERATOR(pg_catalog.>) $5" \
 	"        ELSE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($4, $5) END)" \
 	"   AND " HL_SCHEMA ".type_matches(e.type, $6)" \
-	" ORDER BY e.version"
+	" ORDER BY e.version LIMIT $7"
+
+#define HOLD_PAGE 1000
 
 /* the position and, when the horizon has passed the fence, safe_seq (see the top) */
 #define FENCE_PASSED "p.fence_xact OPERATOR(pg_catalog.<=) " HL_HORIZON
@@ -558,12 +568,13 @@ hold_events(const HlSubscription *sub, int member, int members,
  * done or dead.  Events without a target are never held, and none are
  * unless any_held (some event of the subscription awaits a retry or is
  * held).  Returns how many went into the result; *last_xact, *last_seq is
- * the batch's last event.
+ * the batch's last event, and *prefix how many of the batch's first events
+ * were held.
  */
 static uint64
 hold_or_return(const HlSubscription *sub, int member, int members, bool any_held,
 			   SPITupleTable *batch, uint64 n, HlResultSet *rs,
-			   Datum *last_xact, int64 *last_seq)
+			   Datum *last_xact, int64 *last_seq, uint64 *prefix)
 {
 	TupleDesc	desc = batch->tupdesc;
 	int			att_xact = SPI_fnumber(desc, "xact_id");
@@ -613,6 +624,9 @@ hold_or_return(const HlSubscription *sub, int member, int members, bool any_held
 	}
 	if (nheld > 0)
 		hold_events(sub, member, members, batch, n, held);
+	*prefix = 0;
+	while (*prefix < n && held[*prefix])
+		(*prefix)++;
 	for (uint64 i = 0; i < n; i++)
 	{
 		if (held[i])
@@ -627,6 +641,8 @@ hold_or_return(const HlSubscription *sub, int member, int members, bool any_held
 	}
 	return returned;
 }
+
+static void move_position(const HlSubscription *sub, int member, Datum xact, int64 seq);
 
 /* One try of read(): due retries and released events of this member first, then new events. */
 static uint64
@@ -643,6 +659,9 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	int64		seq;
 	int64		safe;
 	bool		any_held;
+	bool		none_returned = true;
+	Datum		held_xact = (Datum) 0;
+	int64		held_seq = -1;
 	SPIPlanPtr	plan;
 	int			nestlevel;
 	int			rc;
@@ -711,12 +730,29 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 		SPITupleTable *batch;
 		uint64		n;
 		uint64		returned;
+		uint64		prefix;
 		int64		last_seq = 0;
 
 		args[7] = Int64GetDatum(want);
 		batch = events_batch(plan, args, nulls, sub->owner, &n);
 		returned = hold_or_return(sub, member, members, any_held, batch, n, rs,
-								  &args[0], &last_seq);
+								  &args[0], &last_seq, &prefix);
+		/*
+		 * Held events before the first one handed out are pending deliveries
+		 * now: the position moves past them, so that no later read goes
+		 * through a held target's backlog again.
+		 */
+		if (none_returned && prefix > 0)
+		{
+			bool		isnull;
+			TupleDesc	desc = batch->tupdesc;
+
+			held_xact = SPI_getbinval(batch->vals[prefix - 1], desc,
+									  SPI_fnumber(desc, "xact_id"), &isnull);
+			held_seq = DatumGetInt64(SPI_getbinval(batch->vals[prefix - 1], desc,
+												   SPI_fnumber(desc, "seq"), &isnull));
+		}
+		none_returned = none_returned && returned == 0;
 		SPI_freetuptable(batch);
 		got += returned;
 		/* held events took room: what follows them may go out now */
@@ -727,6 +763,8 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 		plan = hl_prepare_cached(&new_events_plan, NEW_EVENTS_QUERY, 8, types);
 	}
 	hl_ordered_scan_end(nestlevel);
+	if (held_seq >= 0)
+		move_position(sub, member, held_xact, held_seq);
 	return got;
 }
 
@@ -848,11 +886,12 @@ static void
 hold_later_events(const HlSubscription *sub, int member, int members,
 				  const AckedEvent *ev, Datum xact, int64 pos, bool restored)
 {
-	Oid			types[6] = {TEXTOID, TEXTOID, INT8OID, XID8OID, INT8OID, TEXTOID};
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[7] = {TEXTOID, TEXTOID, INT8OID, XID8OID, INT8OID, TEXTOID, INT8OID};
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	SPITupleTable *later;
 	uint64		n;
+	bool		isnull;
 
 	args[0] = PointerGetDatum(ev->tenant);
 	args[1] = PointerGetDatum(ev->target);
@@ -861,34 +900,53 @@ hold_later_events(const HlSubscription *sub, int member, int members,
 	nulls[3] = restored ? 'n' : ' ';
 	args[4] = Int64GetDatum(pos);
 	args[5] = CStringGetTextDatum(sub->pattern);
-	hl_prepare_cached(&target_later_plan, TARGET_LATER_QUERY, 6, types);
-	later = events_batch(target_later_plan, args, nulls, sub->owner, &n);
-	hold_events(sub, member, members, later, n, NULL);
-	SPI_freetuptable(later);
+	args[6] = Int64GetDatum(HOLD_PAGE);
+	hl_prepare_cached(&target_later_plan, TARGET_LATER_QUERY, 7, types);
+	do
+	{
+		CHECK_FOR_INTERRUPTS();
+		later = events_batch(target_later_plan, args, nulls, sub->owner, &n);
+		if (n > 0)
+			args[2] = SPI_getbinval(later->vals[n - 1], later->tupdesc,
+									SPI_fnumber(later->tupdesc, "version"), &isnull);
+		hold_events(sub, member, members, later, n, NULL);
+		SPI_freetuptable(later);
+	} while (n == HOLD_PAGE);
 }
 
-/* Move the member's position through the event; never back. */
+/* Move the member's position through the event (xact, seq); never back. */
+static void
+move_position(const HlSubscription *sub, int member, Datum xact, int64 seq)
+{
+	Oid			argtypes[6] = {TEXTOID, INT4OID, XID8OID, INT8OID, INT8OID, XID8OID};
+	Datum		args[6];
+	int			rc;
+
+	args[0] = CStringGetTextDatum(sub->name);
+	args[1] = Int32GetDatum(member);
+	args[2] = xact;
+	args[3] = Int64GetDatum(seq);
+	take_fence(&args[4], &args[5]);
+	hl_prepare_cached(&advance_plan, ADVANCE_QUERY, 6, argtypes);
+	rc = hl_run_as_log_owner(advance_plan, args, NULL, false, 0);
+	hl_spi_check(rc, SPI_OK_UPDATE, ADVANCE_QUERY);
+}
+
+/* Move the member's position through the acked event, and settle its retries. */
 static void
 advance(const HlSubscription *sub, int member, int64 seq, const AckedEvent *ev)
 {
-	Oid			argtypes[6] = {TEXTOID, INT4OID, XID8OID, INT8OID, INT8OID, XID8OID};
 	Oid			rtypes[3] = {TEXTOID, INT4OID, INT8OID};
-	Datum		args[6];
+	Datum		args[3];
 	Datum		xact;
 	int64		pos;
 	bool		restored;
 	int			rc;
 
 	hl_position_of(sub, member, 0, &xact, &pos, &restored);
+	move_position(sub, member, ev->xact, seq);
 	args[0] = CStringGetTextDatum(sub->name);
 	args[1] = Int32GetDatum(member);
-	args[2] = ev->xact;
-	args[3] = Int64GetDatum(seq);
-	take_fence(&args[4], &args[5]);
-	hl_prepare_cached(&advance_plan, ADVANCE_QUERY, 6, argtypes);
-	rc = hl_run_as_log_owner(advance_plan, args, NULL, false, 0);
-	hl_spi_check(rc, SPI_OK_UPDATE, ADVANCE_QUERY);
-
 	args[2] = Int64GetDatum(seq);
 	hl_prepare_cached(&ack_retries_plan, ACK_RETRIES_QUERY, 3, rtypes);
 	rc = hl_run_as_log_owner(ack_retries_plan, args, NULL, false, 0);
