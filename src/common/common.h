@@ -101,6 +101,9 @@ extern Jsonb *hl_empty_object(void);
 extern Jsonb *hl_merge_patch(Jsonb *state, Jsonb *patch, Jsonb **before);
 extern Jsonb *hl_strip_top_level_nulls(Jsonb *object);
 extern Jsonb *hl_changed_keys(Jsonb *old, Jsonb *new);
+extern void hl_push_string(JsonbParseState **ps, JsonbIteratorToken token,
+						   const char *value);
+extern Jsonb *hl_with_state(Jsonb *doc, Jsonb *state);
 
 /* the extension's relcache callbacks, behind one server slot (relcache.c) */
 extern void hl_register_relcache_callback(RelcacheCallbackFunction function,

@@ -24,6 +24,43 @@ hl_empty_object(void)
 	return JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
 }
 
+/* Push a C string as a key or a string value (token WJB_KEY or WJB_VALUE). */
+void
+hl_push_string(JsonbParseState **ps, JsonbIteratorToken token, const char *value)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) value;
+	v.val.string.len = strlen(value);
+	(void) pushJsonbValue(ps, token, &v);
+}
+
+/*
+ * An event's document as handlers and webhooks see it: doc (its columns)
+ * with "state" after them, JSON null when state is NULL.
+ */
+Jsonb *
+hl_with_state(Jsonb *doc, Jsonb *state)
+{
+	JsonbParseState *ps = NULL;
+	JsonbValue	v;
+
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	hl_push_string(&ps, WJB_KEY, "state");
+	if (state)
+	{
+		v.type = jbvBinary;
+		v.val.binary.data = &state->root;
+		v.val.binary.len = VARSIZE(state) - VARHDRSZ;
+	}
+	else
+		v.type = jbvNull;
+	pushJsonbValue(&ps, WJB_VALUE, &v);
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(doc),
+											  JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL)))));
+}
+
 static void
 push_key(JsonbParseState **ps, const JsonbValue *key)
 {

@@ -223,22 +223,11 @@ owner_may_read(NotifySub *s, Datum tenant, bool tenant_isnull)
 }
 
 static void
-push_key(JsonbParseState **ps, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(ps, WJB_KEY, &k);
-}
-
-static void
 push_text(JsonbParseState **ps, const char *key, Datum value, bool isnull)
 {
 	JsonbValue	v;
 
-	push_key(ps, key);
+	hl_push_string(ps, WJB_KEY, key);
 	if (isnull)
 		v.type = jbvNull;
 	else
@@ -257,7 +246,7 @@ push_int8(JsonbParseState **ps, const char *key, Datum value, bool isnull)
 {
 	JsonbValue	v;
 
-	push_key(ps, key);
+	hl_push_string(ps, WJB_KEY, key);
 	if (isnull)
 		v.type = jbvNull;
 	else
@@ -292,7 +281,7 @@ payload(Datum *values, bool *nulls, int type_att, int tenant_att, int target_att
 	{
 		Jsonb	   *data = DatumGetJsonbP(values[c->data]);
 
-		push_key(&ps, "data");
+		hl_push_string(&ps, WJB_KEY, "data");
 		v.type = jbvBinary;
 		v.val.binary.data = &data->root;
 		v.val.binary.len = VARSIZE(data) - VARHDRSZ;
@@ -305,12 +294,12 @@ payload(Datum *values, bool *nulls, int type_att, int tenant_att, int target_att
 	push_int8(&ps, "version", values[c->version], nulls[c->version]);
 	if (!with_data)
 	{
-		push_key(&ps, "truncated");
+		hl_push_string(&ps, WJB_KEY, "truncated");
 		v.type = jbvBool;
 		v.val.boolean = true;
 		pushJsonbValue(&ps, WJB_VALUE, &v);
 	}
-	push_key(&ps, "recorded_at");
+	hl_push_string(&ps, WJB_KEY, "recorded_at");
 	v.type = jbvDatetime;
 	v.val.datetime.value = values[c->recorded_at];
 	v.val.datetime.typid = TIMESTAMPTZOID;

@@ -593,34 +593,6 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 	return claimed;
 }
 
-/* doc with "state" after its columns */
-static Jsonb *
-with_state(Jsonb *doc, Datum state, bool state_null)
-{
-	JsonbParseState *ps = NULL;
-	JsonbValue	k;
-	JsonbValue	v;
-
-	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
-	k.type = jbvString;
-	k.val.string.val = "state";
-	k.val.string.len = 5;
-	pushJsonbValue(&ps, WJB_KEY, &k);
-	if (state_null)
-		v.type = jbvNull;
-	else
-	{
-		Jsonb	   *sj = DatumGetJsonbP(state);
-
-		v.type = jbvBinary;
-		v.val.binary.data = &sj->root;
-		v.val.binary.len = VARSIZE(sj) - VARHDRSZ;
-	}
-	pushJsonbValue(&ps, WJB_VALUE, &v);
-	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(doc),
-											  JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL)))));
-}
-
 /*
  * The event as the handler sees it, read as the subscription's owner:
  * every column, plus "state" after it (NULL for events without a target).
@@ -663,7 +635,7 @@ event_document(const HlSubscription *sub, int64 seq)
 		state = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &state_null);
 	}
 
-	return with_state(doc, state, state_null);
+	return hl_with_state(doc, state_null ? NULL : DatumGetJsonbP(state));
 }
 
 /*
@@ -902,7 +874,7 @@ event_documents(const HlSubscription *sub, List *claimed, Jsonb **docs)
 		if (d->target != NULL)
 			state = state_after(sub->name, d->tenant, d->target, d->version, d->type, d->data,
 								d->recorded_at);
-		docs[d->index] = with_state(d->doc, JsonbPGetDatum(state), state == NULL);
+		docs[d->index] = hl_with_state(d->doc, state);
 	}
 }
 

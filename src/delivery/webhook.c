@@ -300,22 +300,11 @@ object_subfield(Jsonb *object, const char *key)
 }
 
 static void
-push_key(JsonbParseState **ps, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(ps, WJB_KEY, &k);
-}
-
-static void
 push_field(JsonbParseState **ps, const char *key, JsonbValue *value)
 {
 	if (value == NULL)
 		return;
-	push_key(ps, key);
+	hl_push_string(ps, WJB_KEY, key);
 	pushJsonbValue(ps, WJB_VALUE, value);
 }
 
@@ -378,7 +367,7 @@ posthog_body(Jsonb *event, Jsonb *headers)
 	push_field(&ps, "distinct_id", first_string(event, metadata, user_keys, fallback_keys));
 	push_field(&ps, "timestamp", object_field(event, "occurred_at"));
 
-	push_key(&ps, "properties");
+	hl_push_string(&ps, WJB_KEY, "properties");
 	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
 	push_members(&ps, object_subfield(event, "data"), NULL);
 	push_field(&ps, "$insert_id", object_field(event, "id"));
@@ -481,7 +470,7 @@ push_ga4_param(JsonbParseState **ps, const char *name, int name_len,
 		v.val.string.len = len;
 	}
 	/* the parse state keeps pointers to key strings until the end */
-	push_key(ps, pstrdup(key));
+	hl_push_string(ps, WJB_KEY, pstrdup(key));
 	pushJsonbValue(ps, WJB_VALUE, &v);
 	(*count)++;
 }
@@ -527,7 +516,7 @@ ga4_body(Jsonb *event)
 		push_field(&ps, "timestamp_micros", &v);
 	}
 
-	push_key(&ps, "events");
+	hl_push_string(&ps, WJB_KEY, "events");
 	pushJsonbValue(&ps, WJB_BEGIN_ARRAY, NULL);
 	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
 	if (type != NULL)
@@ -539,7 +528,7 @@ ga4_body(Jsonb *event)
 	v.val.string.len = strlen(name);
 	push_field(&ps, "name", &v);
 
-	push_key(&ps, "params");
+	hl_push_string(&ps, WJB_KEY, "params");
 	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
 	push_ga4_field(&ps, "event_id", object_field(event, "id"), &count);
 	push_ga4_field(&ps, "page_location", string_field(metadata, "url"), &count);

@@ -322,17 +322,6 @@ capture_actor(void)
 	return GetUserNameFromId(GetUserId(), false);
 }
 
-static void
-push_string(JsonbParseState **ps, JsonbIteratorToken token, const char *value)
-{
-	JsonbValue	v;
-
-	v.type = jbvString;
-	v.val.string.val = (char *) value;
-	v.val.string.len = strlen(value);
-	(void) pushJsonbValue(ps, token, &v);
-}
-
 /* {"operation": ..., "schema": ..., "table": ...}, whatever the names contain */
 static Jsonb *
 capture_metadata(Relation rel, const char *operation)
@@ -340,12 +329,12 @@ capture_metadata(Relation rel, const char *operation)
 	JsonbParseState *ps = NULL;
 
 	(void) pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
-	push_string(&ps, WJB_KEY, "operation");
-	push_string(&ps, WJB_VALUE, operation);
-	push_string(&ps, WJB_KEY, "schema");
-	push_string(&ps, WJB_VALUE, get_namespace_name(RelationGetNamespace(rel)));
-	push_string(&ps, WJB_KEY, "table");
-	push_string(&ps, WJB_VALUE, RelationGetRelationName(rel));
+	hl_push_string(&ps, WJB_KEY, "operation");
+	hl_push_string(&ps, WJB_VALUE, operation);
+	hl_push_string(&ps, WJB_KEY, "schema");
+	hl_push_string(&ps, WJB_VALUE, get_namespace_name(RelationGetNamespace(rel)));
+	hl_push_string(&ps, WJB_KEY, "table");
+	hl_push_string(&ps, WJB_VALUE, RelationGetRelationName(rel));
 	return JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
 }
 

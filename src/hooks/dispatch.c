@@ -158,30 +158,7 @@ call_handler(HlHook *hook, Jsonb *event)
 static Jsonb *
 event_document(TupleDesc tupdesc, HeapTuple row, Jsonb *state)
 {
-	Datum		doc = JsonbPGetDatum(hl_row_to_jsonb(tupdesc, row));
-	JsonbParseState *ps = NULL;
-	JsonbValue	key;
-	JsonbValue	val;
-	JsonbValue *res;
-
-	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
-	key.type = jbvString;
-	key.val.string.val = "state";
-	key.val.string.len = 5;
-	pushJsonbValue(&ps, WJB_KEY, &key);
-	if (state)
-	{
-		val.type = jbvBinary;
-		val.val.binary.data = &state->root;
-		val.val.binary.len = VARSIZE(state) - VARHDRSZ;
-	}
-	else
-		val.type = jbvNull;
-	pushJsonbValue(&ps, WJB_VALUE, &val);
-	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
-
-	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, doc,
-											  JsonbPGetDatum(JsonbValueToJsonb(res))));
+	return hl_with_state(hl_row_to_jsonb(tupdesc, row), state);
 }
 
 /* Before hooks ----------------------------------------------------------------- */

@@ -344,6 +344,7 @@ read_span(SealState *st, const char *query, int nargs, Oid *types, Datum *args)
 	Portal		portal = hl_spi_open_cursor(query, nargs, types, args, NULL);
 	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly seal rows",
 												  ALLOCSET_DEFAULT_SIZES);
+
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 10000);
