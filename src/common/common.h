@@ -68,6 +68,8 @@ typedef struct HlResultSet
 
 extern void hl_result_set_init(FunctionCallInfo fcinfo, const char *fname,
 							   HlResultSet *rs);
+extern ParamListInfo hl_param_list(int nargs, Oid *types, Datum *args,
+								   const char *nulls);
 extern void hl_spi_into_result_set(SPIPlanPtr plan, const char *query, int nargs,
 								   Oid *types, Datum *args, const char *nulls,
 								   HlResultSet *rs);

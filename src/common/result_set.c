@@ -44,17 +44,13 @@ hl_result_set_init(FunctionCallInfo fcinfo, const char *fname, HlResultSet *rs)
 }
 
 /*
- * Run a read-only plan whose rows have the result's row type, appending
- * them to the result.  nulls as for SPI_execute_plan ('n' = NULL), or NULL.
+ * SPI parameters in the form SPI_execute_plan_extended takes, from the
+ * arrays SPI_execute_plan takes (nulls: 'n' for NULL; NULL for none).
  */
-void
-hl_spi_into_result_set(SPIPlanPtr plan, const char *query, int nargs,
-					   Oid *types, Datum *args, const char *nulls, HlResultSet *rs)
+ParamListInfo
+hl_param_list(int nargs, Oid *types, Datum *args, const char *nulls)
 {
-	DestReceiver *dest = CreateTuplestoreDestReceiver();
 	ParamListInfo params = makeParamList(nargs);
-	SPIExecuteOptions options;
-	int			rc;
 
 	for (int i = 0; i < nargs; i++)
 	{
@@ -64,6 +60,21 @@ hl_spi_into_result_set(SPIPlanPtr plan, const char *query, int nargs,
 		params->params[i].ptype = types[i];
 	}
 	params->numParams = nargs;
+	return params;
+}
+
+/*
+ * Run a read-only plan whose rows have the result's row type, appending
+ * them to the result.  nulls as for SPI_execute_plan ('n' = NULL), or NULL.
+ */
+void
+hl_spi_into_result_set(SPIPlanPtr plan, const char *query, int nargs,
+					   Oid *types, Datum *args, const char *nulls, HlResultSet *rs)
+{
+	DestReceiver *dest = CreateTuplestoreDestReceiver();
+	ParamListInfo params = hl_param_list(nargs, types, args, nulls);
+	SPIExecuteOptions options;
+	int			rc;
 
 	SetTuplestoreDestReceiverParams(dest, rs->store, rs->cxt, false, NULL, NULL);
 

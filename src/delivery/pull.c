@@ -459,20 +459,12 @@ events_into_result(SPIPlanPtr plan, int nargs, Oid *types, Datum *args, const ch
 				   Oid role, HlResultSet *rs)
 {
 	DestReceiver *dest = CreateTuplestoreDestReceiver();
-	ParamListInfo params = makeParamList(nargs);
+	ParamListInfo params = hl_param_list(nargs, types, args, nulls);
 	SPIExecuteOptions options;
 	HlSavedUser saved;
 	MemoryContext caller = CurrentMemoryContext;
 	int			rc;
 
-	for (int i = 0; i < nargs; i++)
-	{
-		params->params[i].value = args[i];
-		params->params[i].isnull = nulls[i] == 'n';
-		params->params[i].pflags = PARAM_FLAG_CONST;
-		params->params[i].ptype = types[i];
-	}
-	params->numParams = nargs;
 	SetTuplestoreDestReceiverParams(dest, rs->store, rs->cxt, false, NULL, NULL);
 
 	memset(&options, 0, sizeof(options));
