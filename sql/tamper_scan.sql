@@ -52,8 +52,6 @@ SELECT number, count, first_seq = last_seq AS one_event, first_seq > :aborted_se
 CREATE ROLE regress_hl_vs_a;
 CREATE ROLE regress_hl_vs_plain;
 SELECT headlessly.grant_tenant('regress_hl_vs_a', 'vs_a', 'read');
--- (again: the first grant's statement trigger does not see its own row yet)
-SELECT headlessly.grant_tenant('regress_hl_vs_a', 'vs_a', 'read');
 SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'headlessly.events'::regclass;
 GRANT USAGE ON SCHEMA headlessly TO regress_hl_vs_a, regress_hl_vs_plain;
 GRANT SELECT ON headlessly.events, headlessly.streams, headlessly.checkpoints,
