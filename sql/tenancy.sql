@@ -234,6 +234,8 @@ SELECT count(*) FROM headlessly.events WHERE tenant = 'ten_b' AND type = 'page_v
 \c - :admin
 SELECT headlessly.unhook(:hook_id);
 DROP FUNCTION public.tn_hook(jsonb);
+-- leave no failure behind for the tests that count them
+DELETE FROM headlessly.hook_failures WHERE hook_id = :hook_id;
 
 -- grants are seen at once in the granting session, and a rolled-back grant is forgotten
 BEGIN;
