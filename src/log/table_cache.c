@@ -24,8 +24,14 @@ static HlTableCache *watched = NULL;
 static void
 table_cache_relcache_callback(Datum arg, Oid relid)
 {
+	/*
+	 * A cache of a table that was not there (an extension older than the
+	 * table) is read again after any relcache invalidation: ALTER
+	 * EXTENSION UPDATE, which creates the table, sends many, and a session
+	 * older than the update must then find it.
+	 */
 	for (HlTableCache *cache = watched; cache != NULL; cache = cache->next)
-		if (relid == InvalidOid || relid == cache->relid)
+		if (relid == InvalidOid || relid == cache->relid || !OidIsValid(cache->relid))
 			cache->valid = false;
 }
 

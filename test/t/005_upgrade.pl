@@ -47,6 +47,11 @@ foreach my $from (@versions)
 	my $events_before = $node->safe_psql($db,
 		q{SELECT string_agg((to_jsonb(e) - 'xact_id' - 'hash')::text, E'\n' ORDER BY seq) FROM headlessly.events e});
 
+	# a session that appended before the update (rolled back: the counts
+	# below stay), and so read the catalog as it was, goes on after it
+	my $old_session = $node->background_psql($db);
+	$old_session->query_safe(q{BEGIN; SELECT headlessly.events_append('page_view', source => 'old_session'); ROLLBACK});
+
 	$node->safe_psql($db, 'ALTER EXTENSION headlessly_events UPDATE');
 	is($node->safe_psql($db,
 			q{SELECT extversion FROM pg_extension WHERE extname = 'headlessly_events'}),
@@ -86,6 +91,17 @@ foreach my $from (@versions)
 		$node->safe_psql($db, q{SELECT string_agg(e::text, E'\n' ORDER BY seq) FROM headlessly.events e
 								 WHERE target = 'contact_1'}),
 		"events_list reads a stream begun under $from as SQL does, xact_id '0' included");
+
+	# the session from before the update sees the tables the update added:
+	# a subscription made now notifies its appends
+	$node->safe_psql($db, q{SELECT headlessly.subscribe('after_update', 'Upgrade.*', notify => true)});
+	$old_session->query_safe('LISTEN after_update');
+	my $heard = $old_session->query_safe(q{SELECT headlessly.events_append('Upgrade.Created', 'up_1')});
+	$heard .= $old_session->query_safe('SELECT 1');
+	like($heard, qr/Asynchronous notification "after_update" with payload ".*Upgrade\.Created/,
+		"after updating from $from, a session opened before the update sends NOTIFY for a new subscription");
+	$old_session->quit;
+	$node->safe_psql($db, q{SELECT headlessly.unsubscribe('after_update')});
 
 	# seq: drawn by the log now, from where the identity column left off
 	is($node->safe_psql($db, q{
