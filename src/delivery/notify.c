@@ -227,26 +227,17 @@ owner_may_read(NotifySub *s, Datum tenant, bool tenant_isnull)
 	return !tenant_role || rights >= HL_TENANT_READ;
 }
 
-/* ", " before every key but the first, then "key": */
-static void
-put_key(StringInfo buf, const char *key)
-{
-	if (buf->len > 1)
-		appendBinaryStringInfo(buf, ", ", 2);
-	appendStringInfoCharMacro(buf, '"');
-	appendStringInfoString(buf, key);
-	appendBinaryStringInfo(buf, "\": ", 3);
-}
+/* a literal's bytes, without its NUL */
+#define APPEND_LITERAL(buf, lit) appendBinaryStringInfo((buf), (lit), sizeof(lit) - 1)
 
 static void
-put_text(StringInfo buf, const char *key, Datum value, bool isnull)
+put_text(StringInfo buf, Datum value, bool isnull)
 {
 	text	   *t;
 
-	put_key(buf, key);
 	if (isnull)
 	{
-		appendBinaryStringInfo(buf, "null", 4);
+		APPEND_LITERAL(buf, "null");
 		return;
 	}
 	t = DatumGetTextPP(value);
@@ -254,15 +245,38 @@ put_text(StringInfo buf, const char *key, Datum value, bool isnull)
 }
 
 static void
-put_int8(StringInfo buf, const char *key, Datum value, bool isnull)
+put_int8(StringInfo buf, Datum value, bool isnull)
 {
 	char		digits[MAXINT8LEN + 1];
 
-	put_key(buf, key);
 	if (isnull)
-		appendBinaryStringInfo(buf, "null", 4);
+		APPEND_LITERAL(buf, "null");
 	else
 		appendBinaryStringInfo(buf, digits, pg_lltoa(DatumGetInt64(value), digits));
+}
+
+/*
+ * recorded_at as jsonb prints a timestamptz in UTC.  Every event of a
+ * transaction has the same one, so the last text is kept.
+ */
+static void
+put_recorded_at(StringInfo buf, Datum value)
+{
+	static char stamp[MAXDATELEN + 1];
+	static TimestampTz stamp_of;
+	static bool stamp_valid = false;
+	const int	utc = 0;
+
+	if (!stamp_valid || DatumGetTimestampTz(value) != stamp_of)
+	{
+		stamp_valid = false;
+		JsonEncodeDateTime(stamp, value, TIMESTAMPTZOID, &utc);
+		stamp_of = DatumGetTimestampTz(value);
+		stamp_valid = true;
+	}
+	appendStringInfoCharMacro(buf, '"');
+	appendStringInfoString(buf, stamp);
+	appendStringInfoCharMacro(buf, '"');
 }
 
 /*
@@ -278,36 +292,35 @@ payload(StringInfo buf, Datum *values, bool *nulls,
 		int type_att, int tenant_att, int target_att, bool with_data)
 {
 	const PayloadCols *c = &payload_cols;
-	char		stamp[MAXDATELEN + 1];
-	const int	utc = 0;
 
 	resetStringInfo(buf);
-	appendStringInfoCharMacro(buf, '{');
-	put_text(buf, "id", values[c->id], nulls[c->id]);
-	put_int8(buf, "seq", values[c->seq], nulls[c->seq]);
+	APPEND_LITERAL(buf, "{\"id\": ");
+	put_text(buf, values[c->id], nulls[c->id]);
+	APPEND_LITERAL(buf, ", \"seq\": ");
+	put_int8(buf, values[c->seq], nulls[c->seq]);
 	if (with_data)
 	{
-		put_key(buf, "data");
+		APPEND_LITERAL(buf, ", \"data\": ");
 		if (nulls[c->data])
-			appendBinaryStringInfo(buf, "null", 4);
+			APPEND_LITERAL(buf, "null");
 		else
 			hl_append_jsonb_text(buf, DatumGetJsonbP(values[c->data]));
 	}
-	put_text(buf, "type", values[type_att], nulls[type_att]);
-	put_text(buf, "actor", values[c->actor], nulls[c->actor]);
-	put_text(buf, "target", values[target_att], nulls[target_att]);
-	put_text(buf, "tenant", values[tenant_att], nulls[tenant_att]);
-	put_int8(buf, "version", values[c->version], nulls[c->version]);
+	APPEND_LITERAL(buf, ", \"type\": ");
+	put_text(buf, values[type_att], nulls[type_att]);
+	APPEND_LITERAL(buf, ", \"actor\": ");
+	put_text(buf, values[c->actor], nulls[c->actor]);
+	APPEND_LITERAL(buf, ", \"target\": ");
+	put_text(buf, values[target_att], nulls[target_att]);
+	APPEND_LITERAL(buf, ", \"tenant\": ");
+	put_text(buf, values[tenant_att], nulls[tenant_att]);
+	APPEND_LITERAL(buf, ", \"version\": ");
+	put_int8(buf, values[c->version], nulls[c->version]);
 	if (!with_data)
-	{
-		put_key(buf, "truncated");
-		appendBinaryStringInfo(buf, "true", 4);
-	}
-	put_key(buf, "recorded_at");
-	appendStringInfoCharMacro(buf, '"');
-	appendStringInfoString(buf, JsonEncodeDateTime(stamp, values[c->recorded_at],
-												   TIMESTAMPTZOID, &utc));
-	appendBinaryStringInfo(buf, "\"}", 2);
+		APPEND_LITERAL(buf, ", \"truncated\": true");
+	APPEND_LITERAL(buf, ", \"recorded_at\": ");
+	put_recorded_at(buf, values[c->recorded_at]);
+	appendStringInfoCharMacro(buf, '}');
 }
 
 /*

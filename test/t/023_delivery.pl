@@ -98,12 +98,15 @@ sub expected_payload
 		                  FROM headlessly.events WHERE id = '$id') e) f});
 }
 
+# in one transaction: the two share recorded_at
 $node->safe_psql('postgres', q{
+	BEGIN;
 	SELECT headlessly.events_append('Text.Created', 'q_1',
 		jsonb_build_object('s', 'a "quote", a ' || chr(92) || ' backslash,' || chr(9) || 'a tab, été',
 			'n', 1.50, 'l', jsonb_build_array(true, null)),
 		actor => 'act"or' || chr(92), tenant => 'ten' || chr(10) || 'ant');
 	SELECT headlessly.events_append('Text.Free', data => '{}');
+	COMMIT;
 });
 my @raw = raw_notifications('rt_text');
 is(scalar(@raw), 2, 'two payloads to compare');
