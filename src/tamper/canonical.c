@@ -1336,4 +1336,11 @@ hl_append_jsonb_text(StringInfo buf, Jsonb *jsonb)
 	append_container(buf, &jsonb->root);
 }
 
+/* A string as jsonb_out prints it (escape_json), from len bytes, appended to buf. */
+void
+hl_append_json_string(StringInfo buf, const char *s, int len)
+{
+	append_json_string(buf, s, len);
+}
+
 #endif							/* !FRONTEND */

@@ -180,6 +180,7 @@ extern void hl_canonical_from_datums(const Datum *values, const bool *isnull,
 extern void hl_canonical_put_text_datum(StringInfo buf, Datum value);
 extern void hl_canonical_put_jsonb(StringInfo buf, Jsonb *jsonb);
 extern void hl_append_jsonb_text(StringInfo buf, Jsonb *jsonb);
+extern void hl_append_json_string(StringInfo buf, const char *s, int len);
 extern const char *hl_server_to_utf8(const char *s, int len, int *utf8_len);
 
 #endif							/* !FRONTEND */

@@ -40,11 +40,12 @@ callgrind_cluster() {
 # in one run of N transactions of FILE (-M prepared).  pgbench also opens a
 # short connection of its own, which runs no statement; callgrind writes a
 # backend's file when it exits.  With CALLGRIND_KEEP set, the client's
-# file is kept as $CALLGRIND_KEEP.N.
+# file is kept as $CALLGRIND_KEEP.N.  The database is $CALLGRIND_DB
+# (default postgres).
 callgrind_count() {
     local file=$1 n=$2 before new client=
     before=$(ls "$WORKDIR"/cg/callgrind.* | sort)
-    as_cluster_user "$PG_BIN/pgbench" -n -M prepared -c 1 -t "$n" -f "$file" postgres >/dev/null 2>&1 ||
+    as_cluster_user "$PG_BIN/pgbench" -n -M prepared -c 1 -t "$n" -f "$file" "${CALLGRIND_DB:-postgres}" >/dev/null 2>&1 ||
         die "pgbench failed on $file"
     for _ in $(seq 600); do
         new=$(comm -13 <(echo "$before") <(ls "$WORKDIR"/cg/callgrind.* | sort))

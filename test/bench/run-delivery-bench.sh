@@ -11,6 +11,10 @@
 #              can, then paced at half that rate: p50 and p99 (ms) from the
 #              appending statement (its clock_timestamp() in the event) and
 #              from the commit (the event's commit timestamp), and max.
+#              The control, run in turn with it and at the same rates: the
+#              same writers sending a plain pg_notify() of a payload of the
+#              same shape, without the extension (no append, no event): what
+#              PostgreSQL's NOTIFY and this machine's scheduler give anyway.
 #              LISTENER_NICE=-10 runs the listener and its backend at that
 #              priority (needs root or sudo): how much of the latency is
 #              waiting for a CPU behind the writers; WRITERS=2 (default 8)
@@ -61,11 +65,19 @@ notify)
     cat > "$scripts/ping.sql" <<'SQL'
 SELECT headlessly.events_append('Ping.Sent', data => jsonb_build_object('t', extract(epoch FROM clock_timestamp())));
 SQL
-    # latency of one run: the listener's lines joined to the events' commit
-    # timestamps (track_commit_timestamp): statement -> received includes
-    # the wait for NOTIFY's commit lock; commit -> received is PostgreSQL's
-    # delivery to the listening backend and on to the client
+    # the control: the payload's id is the transaction's id
+    cat > "$scripts/ping_control.sql" <<'SQL'
+SELECT pg_notify('bench_control', jsonb_build_object('id', txid_current()::text,
+    'data', jsonb_build_object('t', extract(epoch FROM clock_timestamp())))::text);
+SQL
+    # latency of one run: the listener's lines joined to the transactions'
+    # commit timestamps (track_commit_timestamp): statement -> received
+    # includes the wait for NOTIFY's commit lock; commit -> received is
+    # PostgreSQL's delivery to the listening backend and on to the client.
+    # latencies FILE control: the ids are transaction ids, not events'.
     latencies() {
+        local xact="e.xact_id::text::bigint" from="got g JOIN headlessly.events e ON e.id = g.id"
+        [ "${2:-}" != control ] || { xact="g.id::bigint"; from="got g"; }
         head -n -1 "$1" > "$1.lines"
         $PSQL -At -F ' ' <<SQL
 CREATE TEMP TABLE got (id text, arrived float8, sent float8);
@@ -73,8 +85,8 @@ CREATE TEMP TABLE got (id text, arrived float8, sent float8);
 WITH l AS (
     SELECT (g.arrived - g.sent) * 1000 AS from_statement,
            (g.arrived - extract(epoch FROM pg_xact_commit_timestamp(
-                (e.xact_id::text::bigint % 4294967296)::text::xid))) * 1000 AS from_commit
-      FROM got g JOIN headlessly.events e ON e.id = g.id)
+                ($xact % 4294967296)::text::xid))) * 1000 AS from_commit
+      FROM $from)
 SELECT count(*),
        round(percentile_cont(0.5) WITHIN GROUP (ORDER BY from_statement)::numeric, 2),
        round(percentile_cont(0.99) WITHIN GROUP (ORDER BY from_statement)::numeric, 2),
@@ -84,12 +96,14 @@ SELECT count(*),
   FROM l;
 SQL
     }
-    # ping RATE: WRITERS writers, as fast as they can (RATE 0) or at RATE
-    # appends/s in all; prints the appends/s reached and the latencies
+    # ping RATE [control]: WRITERS writers, as fast as they can (RATE 0) or
+    # at RATE appends (or plain NOTIFYs) a second in all; prints the rate
+    # reached and the latencies
     ping() {
-        local out=$WORKDIR/listener.$1.$RANDOM lpid tps rate=()
+        local out=$WORKDIR/listener.$1.$RANDOM lpid tps rate=() channel=bench_rt script=$scripts/ping.sql
         [ "$1" = 0 ] || rate=(-R "$1")
-        "$WORKDIR/notify_listener" "host=$PGHOST port=$PGPORT dbname=postgres" bench_rt 10000000 \
+        [ "${2:-}" != control ] || { channel=bench_control; script=$scripts/ping_control.sql; }
+        "$WORKDIR/notify_listener" "host=$PGHOST port=$PGPORT dbname=postgres" $channel 10000000 \
             $((SECONDS_PER_RUN + 5)) > "$out" 2> "$out.err" &
         lpid=$!
         sleep 0.5
@@ -98,18 +112,31 @@ SQL
                 "$(sed -n 's/^backend //p' "$out.err")" >/dev/null || die "cannot renice the listener"
         fi
         tps=$("$PG_BIN/pgbench" -n -M prepared -c "$WRITERS" -j 2 -T "$SECONDS_PER_RUN" "${rate[@]}" \
-                  -f "$scripts/ping.sql" postgres 2>&1 | sed -n 's/^tps = \([0-9.]*\) .*/\1/p')
+                  -f "$script" postgres 2>&1 | sed -n 's/^tps = \([0-9.]*\) .*/\1/p')
         wait "$lpid" || true
-        echo "$tps $(latencies "$out")"
+        echo "$tps $(latencies "$out" "${2:-}")"
     }
     for r in $(seq "$ROUNDS"); do
         read -r tps n sp50 sp99 cp50 cp99 cmax <<< "$(ping 0)"
         say "2. round $r: $WRITERS writers as fast as they can, $tps appends/s; $n notifications;" \
             "statement -> received p50 $sp50 ms, p99 $sp99 ms;" \
             "commit -> received p50 $cp50 ms, p99 $cp99 ms, max $cmax ms"
+        read -r ctps n sp50 sp99 cp50 cp99 cmax <<< "$(ping 0 control)"
+        say "2. round $r, control: $WRITERS writers of plain NOTIFY as fast as they can, $ctps/s;" \
+            "$n notifications; statement -> received p50 $sp50 ms, p99 $sp99 ms;" \
+            "commit -> received p50 $cp50 ms, p99 $cp99 ms, max $cmax ms"
+        # the control at the appends' own rate: the same load of notifications
         half=$(echo "$tps / 2" | bc)
+        read -r ctps n sp50 sp99 cp50 cp99 cmax <<< "$(ping "${tps%.*}" control)"
+        say "2. round $r, control: $WRITERS writers of plain NOTIFY paced at ${tps%.*}/s (the appends' rate), $ctps/s;" \
+            "$n notifications; statement -> received p50 $sp50 ms, p99 $sp99 ms;" \
+            "commit -> received p50 $cp50 ms, p99 $cp99 ms, max $cmax ms"
         read -r tps n sp50 sp99 cp50 cp99 cmax <<< "$(ping "$half")"
         say "2. round $r: $WRITERS writers paced at $half appends/s in all (half the above), $tps appends/s;" \
+            "$n notifications; statement -> received p50 $sp50 ms, p99 $sp99 ms;" \
+            "commit -> received p50 $cp50 ms, p99 $cp99 ms, max $cmax ms"
+        read -r ctps n sp50 sp99 cp50 cp99 cmax <<< "$(ping "$half" control)"
+        say "2. round $r, control: $WRITERS writers of plain NOTIFY paced at $half/s, $ctps/s;" \
             "$n notifications; statement -> received p50 $sp50 ms, p99 $sp99 ms;" \
             "commit -> received p50 $cp50 ms, p99 $cp99 ms, max $cmax ms"
     done

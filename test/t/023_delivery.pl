@@ -65,6 +65,81 @@ is($p->{version}, 1, 'payload version');
 is($node->safe_psql('postgres', "SELECT seq FROM headlessly.events WHERE id = '$p->{id}'"),
 	$p->{seq}, 'payload id and seq name the stored event');
 
+# The payload's text, byte for byte, is the jsonb text of the stored row's
+# fields (keys in jsonb's order, recorded_at in UTC): strings that need
+# escaping, a NULL target and version, and around the 8000-byte limit, where
+# data gives way to "truncated": true.
+$listener->query_safe('LISTEN rt_text');
+$node->safe_psql('postgres', q{SELECT name FROM headlessly.subscribe('rt_text', 'Text.*', notify => true)});
+
+sub raw_notifications
+{
+	my ($channel) = @_;
+	my $out = $listener->query_safe('SELECT 1');
+	my @got;
+	while ($out =~ /Asynchronous notification "\Q$channel\E" with payload "(.*?)" received from server process/g)
+	{
+		push @got, $1;
+	}
+	return @got;
+}
+
+sub expected_payload
+{
+	my ($id) = @_;
+	return $node->safe_psql('postgres', qq{
+		SET timezone = 'UTC';
+		SELECT CASE WHEN octet_length(full_text) < 8000 THEN full_text
+		            ELSE (row - 'data' || '{"truncated": true}')::text END
+		  FROM (SELECT r AS row, r::text AS full_text
+		          FROM (SELECT jsonb_build_object('id', id, 'seq', seq, 'data', data, 'type', type,
+		                       'actor', actor, 'target', target, 'tenant', tenant,
+		                       'version', version, 'recorded_at', recorded_at) AS r
+		                  FROM headlessly.events WHERE id = '$id') e) f});
+}
+
+# in one transaction: the two share recorded_at
+$node->safe_psql('postgres', q{
+	BEGIN;
+	SELECT headlessly.events_append('Text.Created', 'q_1',
+		jsonb_build_object('s', 'a "quote", a ' || chr(92) || ' backslash,' || chr(9) || 'a tab, été',
+			'n', 1.50, 'l', jsonb_build_array(true, null)),
+		actor => 'act"or' || chr(92), tenant => 'ten' || chr(10) || 'ant');
+	SELECT headlessly.events_append('Text.Free', data => '{}');
+	COMMIT;
+});
+my @raw = raw_notifications('rt_text');
+is(scalar(@raw), 2, 'two payloads to compare');
+my @ids = map { $node->safe_psql('postgres',
+		"SELECT id FROM headlessly.events WHERE type = '$_'") } ('Text.Created', 'Text.Free');
+is($raw[0], expected_payload($ids[0]), 'escaped strings: the payload is the row\'s jsonb text');
+is($raw[1], expected_payload($ids[1]), 'no target: target and version are null');
+
+# find the data length that makes the payload 8000 bytes, then both sides of it
+my $base_len = $node->safe_psql('postgres', qq{
+	SELECT octet_length(jsonb_build_object('id', id, 'seq', seq, 'data', '{"x": ""}'::jsonb, 'type', type,
+		'actor', actor, 'target', target, 'tenant', tenant, 'version', version,
+		'recorded_at', recorded_at)::text)
+	  FROM headlessly.events WHERE id = '$ids[1]'});
+my %seen;
+for my $pad (-3 .. 1)
+{
+	my $x = 8000 - $base_len + $pad;
+	$node->safe_psql('postgres',
+		"SELECT headlessly.events_append('Text.Free', data => jsonb_build_object('x', repeat('y', $x)))");
+	my ($got) = raw_notifications('rt_text');
+	my $id = $node->safe_psql('postgres',
+		"SELECT id FROM headlessly.events WHERE type = 'Text.Free' ORDER BY seq DESC LIMIT 1");
+	my $len = $node->safe_psql('postgres',
+		"SET timezone = 'UTC'; SELECT octet_length(jsonb_build_object('id', id, 'seq', seq, 'data', data, 'type', type,"
+		  . " 'actor', actor, 'target', target, 'tenant', tenant, 'version', version, 'recorded_at', recorded_at)::text)"
+		  . " FROM headlessly.events WHERE id = '$id'");
+	$seen{ $len < 8000 ? 'whole' : 'truncated' }++;
+	is($got, expected_payload($id), "a payload of $len bytes with data is sent "
+		  . ($len < 8000 ? 'whole' : 'truncated'));
+}
+ok($seen{whole} && $seen{truncated}, 'both sides of the 8000-byte limit were tried');
+
 # rolled back: nothing; another tenant's subscription matches by tenant
 $node->safe_psql('postgres', q{
 	BEGIN;
