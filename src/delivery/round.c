@@ -933,7 +933,14 @@ run_handler(HlSubscription *sub, Oid handler, Claimed *c)
 			fcinfo->args[0].isnull = false;
 			(void) FunctionCallInvoke(fcinfo);
 		}
-		AtEOXact_GUC(true, nestlevel);
+
+		/*
+		 * Undo every setting the handler made, SET and set_config(..., false)
+		 * too, as at a subtransaction's abort: the round runs other owners'
+		 * handlers next in this backend, and a search_path left behind would
+		 * make the next owner's handler run this one's functions.
+		 */
+		AtEOXact_GUC(false, nestlevel);
 		hl_restore_user(&saved);
 	}
 
