@@ -55,5 +55,41 @@ SELECT headlessly.unhook(:hd_plant), headlessly.unhook(:hd_victim);
 DROP TABLE public.hd_victim_log;
 DROP FUNCTION public.hd_victim(jsonb);
 
+-- A tenant role subscribed to another tenant's events with tenant =>: the
+-- subscription was stored (it delivered nothing, row security filtering
+-- the reads) and showed in that tenant's subscription list.  Now ZE008, as
+-- every other tenant => argument, and nothing is stored.
+CREATE TABLE public.hd_rls AS
+    SELECT c.oid::regclass AS rel, c.relrowsecurity, c.relforcerowsecurity
+      FROM pg_class c WHERE c.oid IN (SELECT polrelid FROM pg_policy WHERE polname = 'tenant_isolation');
+SELECT headlessly.grant_tenant('regress_hd_acme', 'hd_acme');
+\c - regress_hd_acme
+\set VERBOSITY terse
+SELECT name FROM headlessly.subscribe('hd_other', tenant => 'hd_globex');
+\echo :SQLSTATE
+SELECT name FROM headlessly.subscribe('hd_other_hook', tenant => 'hd_globex', url => 'http://127.0.0.1:9/');
+\echo :SQLSTATE
+-- its own tenant, and every tenant it may read (NULL), are allowed
+SELECT name, tenant FROM headlessly.subscribe('hd_own', tenant => 'hd_acme');
+SELECT name, tenant FROM headlessly.subscribe('hd_mine');
+\set VERBOSITY default
+\c - :hd_admin
+\set SHOW_CONTEXT never
+SELECT name, tenant, owner FROM headlessly.subscriptions WHERE name LIKE 'hd%' ORDER BY name;
+SELECT headlessly.unsubscribe('hd_own'), headlessly.unsubscribe('hd_mine');
+
+-- leave the database as other tests expect it: no tenant roles, row security as it was
+DELETE FROM headlessly.tenant_grants;
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT * FROM public.hd_rls LOOP
+        EXECUTE format('ALTER TABLE %s %s ROW LEVEL SECURITY, %s ROW LEVEL SECURITY', r.rel,
+                       CASE WHEN r.relforcerowsecurity THEN 'FORCE' ELSE 'NO FORCE' END,
+                       CASE WHEN r.relrowsecurity THEN 'ENABLE' ELSE 'DISABLE' END);
+    END LOOP;
+END $$;
+DROP TABLE public.hd_rls;
+
 DROP OWNED BY regress_hd_hooker, regress_hd_acme;
 DROP ROLE regress_hd_hooker, regress_hd_acme;
