@@ -91,5 +91,21 @@ BEGIN
 END $$;
 DROP TABLE public.hd_rls;
 
+-- A webhook's url and headers carry credentials (an Authorization header,
+-- PostHog's api_key, a token in the URL); every role could read them, as
+-- any column of headlessly.subscriptions but the secret.  Now only the
+-- extension's owner (and superusers) read them; subscribe() returns them
+-- to the caller.
+SELECT name FROM headlessly.subscribe('hd_crm', url => 'https://hook.example/t0ken',
+                                      headers => '{"Authorization": "Bearer hd-credential"}');
+SET ROLE regress_hd_acme;
+SELECT url FROM headlessly.subscriptions WHERE name = 'hd_crm';
+\echo :SQLSTATE
+SELECT headers FROM headlessly.subscriptions WHERE name = 'hd_crm';
+\echo :SQLSTATE
+SELECT name, kind, owner = 'regress_hd_acme'::regrole AS own FROM headlessly.subscriptions WHERE name = 'hd_crm';
+RESET ROLE;
+SELECT headlessly.unsubscribe('hd_crm');
+
 DROP OWNED BY regress_hd_hooker, regress_hd_acme;
 DROP ROLE regress_hd_hooker, regress_hd_acme;
