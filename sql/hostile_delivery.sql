@@ -55,6 +55,43 @@ SELECT headlessly.unhook(:hd_plant), headlessly.unhook(:hd_victim);
 DROP TABLE public.hd_victim_log;
 DROP FUNCTION public.hd_victim(jsonb);
 
+-- The same backend keeps a handler's TEMP tables, and pg_temp comes first
+-- for relations unless search_path names it: the next owner's handler
+-- writing to a table it names unqualified wrote into the attacker's temp
+-- table, which the attacker's next handler copied out (another owner's
+-- data, another tenant's).  Now handlers run with pg_temp last.
+CREATE TABLE public.hd_audit (note text);
+CREATE TABLE public.hd_stolen (note text);
+GRANT INSERT ON public.hd_stolen TO regress_hd_hooker;
+GRANT TEMP ON DATABASE :"DBNAME" TO regress_hd_hooker;
+CREATE FUNCTION public.hd_auditor(e jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO hd_audit VALUES (e->'data'->>'card');
+    RETURN NULL;
+END $$;
+SET ROLE regress_hd_hooker;
+CREATE FUNCTION regress_hd_hooker.shadow(e jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS hd_audit (note text);
+    GRANT ALL ON pg_temp.hd_audit TO PUBLIC;
+    INSERT INTO public.hd_stolen SELECT note FROM pg_temp.hd_audit;
+    RETURN NULL;
+END $$;
+SELECT headlessly.hook('Hd.*', 'after_commit', 'regress_hd_hooker.shadow(jsonb)') AS hd_shadow \gset
+RESET ROLE;
+SELECT headlessly.hook('Hd.*', 'after_commit', 'public.hd_auditor(jsonb)') AS hd_auditor \gset
+SELECT (headlessly.events_append('Hd.Created', 'hd_2', '{"card": "4111"}', tenant => 'hd')).version;
+SELECT headlessly.deliver() > 0 AS delivered;
+SELECT (headlessly.events_append('Hd.Created', 'hd_3', '{"card": "5500"}', tenant => 'hd')).version;
+SELECT headlessly.deliver() > 0 AS delivered;
+SELECT 'public' AS audit, note FROM public.hd_audit UNION ALL
+SELECT 'stolen', note FROM public.hd_stolen ORDER BY 1, 2;
+SELECT headlessly.unhook(:hd_shadow), headlessly.unhook(:hd_auditor);
+DISCARD TEMP;
+DROP TABLE public.hd_audit, public.hd_stolen;
+DROP FUNCTION public.hd_auditor(jsonb);
+REVOKE TEMP ON DATABASE :"DBNAME" FROM regress_hd_hooker;
+
 -- A tenant role subscribed to another tenant's events with tenant =>: the
 -- subscription was stored (it delivered nothing, row security filtering
 -- the reads) and showed in that tenant's subscription list.  Now ZE008, as

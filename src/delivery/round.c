@@ -33,6 +33,7 @@
 #include "state/state.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "common/pg_prng.h"
@@ -922,6 +923,17 @@ run_handler(HlSubscription *sub, Oid handler, Claimed *c)
 		nestlevel = NewGUCNestLevel();
 		(void) set_config_option("headlessly.tenant", c->tenant, PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
+
+		/*
+		 * pg_temp last, as for a SECURITY DEFINER function: this backend
+		 * keeps the temp tables other owners' handlers created, which would
+		 * otherwise come first for the names this handler's code leaves
+		 * unqualified.
+		 */
+		(void) set_config_option("search_path",
+								 namespace_search_path[0] == '\0' ? "pg_temp" :
+								 psprintf("%s, pg_temp", namespace_search_path),
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 		{
 			LOCAL_FCINFO(fcinfo, 1);
 			FmgrInfo	flinfo;
