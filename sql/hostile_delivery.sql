@@ -92,6 +92,39 @@ DROP TABLE public.hd_audit, public.hd_stolen;
 DROP FUNCTION public.hd_auditor(jsonb);
 REVOKE TEMP ON DATABASE :"DBNAME" FROM regress_hd_hooker;
 
+-- DROP ROLE succeeds for a role that owns subscriptions (owner is a
+-- regrole: no dependency).  Its first claim, run as a role that no longer
+-- exists, failed (42501) and took the whole round with it: every later
+-- subscription of the database stopped (the worker logged it each second,
+-- deliver() raised it).  Now a subscription whose owner is gone delivers
+-- nothing and the others go on.
+CREATE ROLE regress_hd_ghost;
+GRANT USAGE ON SCHEMA headlessly TO regress_hd_ghost;
+GRANT SELECT ON headlessly.events TO regress_hd_ghost;
+GRANT INSERT, SELECT ON headlessly.hook_registry TO regress_hd_ghost;
+CREATE TABLE public.hd_ghost_log (who text, type text);
+GRANT INSERT ON public.hd_ghost_log TO PUBLIC;
+CREATE FUNCTION public.hd_record(e jsonb) RETURNS jsonb LANGUAGE sql AS
+  $$ INSERT INTO public.hd_ghost_log VALUES (current_user, e->>'type') RETURNING NULL::jsonb $$;
+SET ROLE regress_hd_ghost;
+SELECT headlessly.hook('HdGhost.*', 'after_commit', 'public.hd_record(jsonb)') AS hd_ghost_hook \gset
+RESET ROLE;
+SELECT headlessly.hook('HdGhost.*', 'after_commit', 'public.hd_record(jsonb)') AS hd_live_hook \gset
+REVOKE ALL ON headlessly.events, headlessly.hook_registry FROM regress_hd_ghost;
+REVOKE USAGE ON SCHEMA headlessly FROM regress_hd_ghost;
+DROP ROLE regress_hd_ghost;
+SELECT (headlessly.events_append('HdGhost.Created', 'hd_g1', tenant => 'hd')).version;
+\set VERBOSITY sqlstate
+SELECT headlessly.deliver() AS delivered;
+\set VERBOSITY default
+SELECT who, type FROM public.hd_ghost_log;
+SELECT s.hook_id = :hd_ghost_hook AS of_ghost, d.status, d.attempts FROM headlessly.deliveries d
+  JOIN headlessly.subscriptions s ON s.name = d.subscription
+ WHERE s.hook_id IN (:hd_ghost_hook, :hd_live_hook) ORDER BY 1;
+SELECT headlessly.unhook(:hd_ghost_hook), headlessly.unhook(:hd_live_hook);
+DROP TABLE public.hd_ghost_log;
+DROP FUNCTION public.hd_record(jsonb);
+
 -- A tenant role subscribed to another tenant's events with tenant =>: the
 -- subscription was stored (it delivered nothing, row security filtering
 -- the reads) and showed in that tenant's subscription list.  Now ZE008, as

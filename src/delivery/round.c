@@ -41,6 +41,7 @@
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 #include "utils/fmgrprotos.h"
 #include "utils/hsearch.h"
 #include "utils/guc.h"
@@ -1214,8 +1215,14 @@ deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
 			MemoryContextSwitchTo(round_cxt);
 			claimed = NIL;
 			memset(&sub, 0, sizeof(sub));
-			/* the subscription's row lock first: the sender lock is only tried under it */
-			if (hl_subscription_fetch(name, true, &sub) && strcmp(sub.state, "active") == 0)
+			/*
+			 * The subscription's row lock first: the sender lock is only
+			 * tried under it.  An owner that was dropped (DROP ROLE does not
+			 * see subscriptions) may read nothing: its claim would fail and
+			 * end the round for every subscription after it.
+			 */
+			if (hl_subscription_fetch(name, true, &sub) && strcmp(sub.state, "active") == 0 &&
+				SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(sub.owner)))
 			{
 				if (!locked)
 					locked = sender_lock(name);
