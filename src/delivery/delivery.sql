@@ -92,9 +92,11 @@ SELECT pg_catalog.pg_extension_config_dump('headlessly.subscriptions', '');
 SELECT pg_catalog.pg_extension_config_dump('headlessly.subscription_positions', '');
 SELECT pg_catalog.pg_extension_config_dump('headlessly.deliveries', '');
 
--- Everyone may see which subscriptions exist, never a secret.
+-- Everyone may see which subscriptions exist, never a secret: not the
+-- signing secret, nor the url and headers, which carry credentials
+-- (Authorization, PostHog's api_key, tokens in webhook URLs).
 REVOKE ALL ON headlessly.subscriptions FROM PUBLIC;
-GRANT SELECT (name, kind, pattern, target, tenant, url, headers, format, notify,
+GRANT SELECT (name, kind, pattern, target, tenant, format, notify,
               max_attempts, state, hook_id, owner, created_at)
     ON headlessly.subscriptions TO PUBLIC;
 

@@ -112,7 +112,7 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
  */
 #define DUE_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries d SET last_attempt_at = pg_catalog.clock_timestamp()" \
-	" WHERE (d.subscription, d.event_id) IN (" \
+	" WHERE (d.subscription, d.event_id) OPERATOR(pg_catalog.=) ANY (" \
 	"   WITH f AS MATERIALIZED (SELECT y.tenant, y.target, pg_catalog.min(y.seq) AS seq" \
 	"                             FROM " HL_SCHEMA ".deliveries y" \
 	"                            WHERE y.subscription OPERATOR(pg_catalog.=) $1" \

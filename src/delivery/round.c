@@ -33,6 +33,7 @@
 #include "state/state.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "common/pg_prng.h"
@@ -40,6 +41,7 @@
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 #include "utils/fmgrprotos.h"
 #include "utils/hsearch.h"
 #include "utils/guc.h"
@@ -922,6 +924,17 @@ run_handler(HlSubscription *sub, Oid handler, Claimed *c)
 		nestlevel = NewGUCNestLevel();
 		(void) set_config_option("headlessly.tenant", c->tenant, PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
+
+		/*
+		 * pg_temp last, as for a SECURITY DEFINER function: this backend
+		 * keeps the temp tables other owners' handlers created, which would
+		 * otherwise come first for the names this handler's code leaves
+		 * unqualified.
+		 */
+		(void) set_config_option("search_path",
+								 namespace_search_path[0] == '\0' ? "pg_temp" :
+								 psprintf("%s, pg_temp", namespace_search_path),
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 		{
 			LOCAL_FCINFO(fcinfo, 1);
 			FmgrInfo	flinfo;
@@ -933,7 +946,14 @@ run_handler(HlSubscription *sub, Oid handler, Claimed *c)
 			fcinfo->args[0].isnull = false;
 			(void) FunctionCallInvoke(fcinfo);
 		}
-		AtEOXact_GUC(true, nestlevel);
+
+		/*
+		 * Undo every setting the handler made, SET and set_config(..., false)
+		 * too, as at a subtransaction's abort: the round runs other owners'
+		 * handlers next in this backend, and a search_path left behind would
+		 * make the next owner's handler run this one's functions.
+		 */
+		AtEOXact_GUC(false, nestlevel);
 		hl_restore_user(&saved);
 	}
 
@@ -1195,8 +1215,14 @@ deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
 			MemoryContextSwitchTo(round_cxt);
 			claimed = NIL;
 			memset(&sub, 0, sizeof(sub));
-			/* the subscription's row lock first: the sender lock is only tried under it */
-			if (hl_subscription_fetch(name, true, &sub) && strcmp(sub.state, "active") == 0)
+			/*
+			 * The subscription's row lock first: the sender lock is only
+			 * tried under it.  An owner that was dropped (DROP ROLE does not
+			 * see subscriptions) may read nothing: its claim would fail and
+			 * end the round for every subscription after it.
+			 */
+			if (hl_subscription_fetch(name, true, &sub) && strcmp(sub.state, "active") == 0 &&
+				SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(sub.owner)))
 			{
 				if (!locked)
 					locked = sender_lock(name);

@@ -15,6 +15,7 @@
  */
 #include "delivery/delivery_internal.h"
 #include "delivery/webhook.h"
+#include "tenancy/tenancy.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
@@ -472,6 +473,9 @@ headlessly_subscribe(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_attempts must be at least 1, not %d", max_attempts)));
 	check_caller_reads_log();
+	/* NULL is every tenant the owner may read, checked as each is delivered */
+	if (tenant != NULL)
+		hl_tenant_check(VARDATA_ANY(tenant), VARSIZE_ANY_EXHDR(tenant), HL_TENANT_READ);
 
 	hl_spi_connect();
 	if (hl_subscription_fetch(name, false, &existing))

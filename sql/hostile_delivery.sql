@@ -1,0 +1,200 @@
+-- Found by the hostile pass over delivery and tenancy: each section
+-- reproduces a defect that was fixed, and checks the SQLSTATE and that
+-- nothing was stored or changed.
+\pset null '(null)'
+\set SHOW_CONTEXT never
+SELECT current_user AS hd_admin \gset
+CREATE ROLE regress_hd_hooker LOGIN;    -- may register hooks
+CREATE ROLE regress_hd_acme LOGIN;      -- tenant role of hd_acme
+GRANT USAGE ON SCHEMA headlessly TO regress_hd_hooker, regress_hd_acme;
+GRANT SELECT, INSERT ON headlessly.events TO regress_hd_hooker, regress_hd_acme;
+GRANT INSERT, SELECT ON headlessly.hook_registry TO regress_hd_hooker;
+CREATE SCHEMA regress_hd_hooker AUTHORIZATION regress_hd_hooker;
+
+-- A delivery round runs the after_commit handlers of every owner in one
+-- backend (the worker's, or deliver()'s).  A handler that changed a setting
+-- for the session (set_config(..., false), SET) handed it to the handlers
+-- of other owners run after it: here a search_path that puts its owner's
+-- schema before pg_catalog, so that another owner's unqualified upper()
+-- ran the attacker's function with that owner's rights (a superuser's:
+-- ALTER ROLE ... SUPERUSER).  Now a handler's settings end with it.
+CREATE TABLE public.hd_victim_log (who text, note text, search_path text);
+CREATE FUNCTION public.hd_victim(e jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.hd_victim_log
+        VALUES (current_user, upper(e->>'type'), current_setting('search_path'));
+    RETURN NULL;
+END $$;
+SET ROLE regress_hd_hooker;
+CREATE FUNCTION regress_hd_hooker.plant(e jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT pg_catalog.set_config('search_path', 'regress_hd_hooker, pg_catalog, public', false);
+    SELECT pg_catalog.set_config('statement_timeout', '123s', false);
+    SELECT NULL::jsonb
+$$;
+CREATE FUNCTION regress_hd_hooker.upper(text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        EXECUTE 'ALTER ROLE regress_hd_hooker SUPERUSER';
+    END IF;
+    RETURN 'attacker''s upper() ran as ' || current_user;
+END $$;
+SELECT headlessly.hook('Hd.*', 'after_commit', 'regress_hd_hooker.plant(jsonb)') AS hd_plant \gset
+RESET ROLE;
+SELECT headlessly.hook('Hd.*', 'after_commit', 'public.hd_victim(jsonb)') AS hd_victim \gset
+SELECT (headlessly.events_append('Hd.Created', 'hd_1', tenant => 'hd')).version;
+SELECT headlessly.deliver() > 0 AS delivered;
+SELECT who, note, search_path FROM public.hd_victim_log;
+SELECT rolsuper AS hooker_became_superuser FROM pg_roles WHERE rolname = 'regress_hd_hooker';
+-- nor does the setting outlive the round in the caller's session
+SHOW search_path;
+SHOW statement_timeout;
+SELECT s.kind, d.status, count(*) FROM headlessly.deliveries d
+  JOIN headlessly.subscriptions s ON s.name = d.subscription
+ WHERE s.hook_id IN (:hd_plant, :hd_victim) GROUP BY 1, 2;
+SELECT headlessly.unhook(:hd_plant), headlessly.unhook(:hd_victim);
+DROP TABLE public.hd_victim_log;
+DROP FUNCTION public.hd_victim(jsonb);
+
+-- The same backend keeps a handler's TEMP tables, and pg_temp comes first
+-- for relations unless search_path names it: the next owner's handler
+-- writing to a table it names unqualified wrote into the attacker's temp
+-- table, which the attacker's next handler copied out (another owner's
+-- data, another tenant's).  Now handlers run with pg_temp last.
+CREATE TABLE public.hd_audit (note text);
+CREATE TABLE public.hd_stolen (note text);
+GRANT INSERT ON public.hd_stolen TO regress_hd_hooker;
+GRANT TEMP ON DATABASE :"DBNAME" TO regress_hd_hooker;
+CREATE FUNCTION public.hd_auditor(e jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO hd_audit VALUES (e->'data'->>'card');
+    RETURN NULL;
+END $$;
+SET ROLE regress_hd_hooker;
+CREATE FUNCTION regress_hd_hooker.shadow(e jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS hd_audit (note text);
+    GRANT ALL ON pg_temp.hd_audit TO PUBLIC;
+    INSERT INTO public.hd_stolen SELECT note FROM pg_temp.hd_audit;
+    RETURN NULL;
+END $$;
+SELECT headlessly.hook('Hd.*', 'after_commit', 'regress_hd_hooker.shadow(jsonb)') AS hd_shadow \gset
+RESET ROLE;
+SELECT headlessly.hook('Hd.*', 'after_commit', 'public.hd_auditor(jsonb)') AS hd_auditor \gset
+SELECT (headlessly.events_append('Hd.Created', 'hd_2', '{"card": "4111"}', tenant => 'hd')).version;
+SELECT headlessly.deliver() > 0 AS delivered;
+SELECT (headlessly.events_append('Hd.Created', 'hd_3', '{"card": "5500"}', tenant => 'hd')).version;
+SELECT headlessly.deliver() > 0 AS delivered;
+SELECT 'public' AS audit, note FROM public.hd_audit UNION ALL
+SELECT 'stolen', note FROM public.hd_stolen ORDER BY 1, 2;
+SELECT headlessly.unhook(:hd_shadow), headlessly.unhook(:hd_auditor);
+DISCARD TEMP;
+DROP TABLE public.hd_audit, public.hd_stolen;
+DROP FUNCTION public.hd_auditor(jsonb);
+REVOKE TEMP ON DATABASE :"DBNAME" FROM regress_hd_hooker;
+
+-- DROP ROLE succeeds for a role that owns subscriptions (owner is a
+-- regrole: no dependency).  Its first claim, run as a role that no longer
+-- exists, failed (42501) and took the whole round with it: every later
+-- subscription of the database stopped (the worker logged it each second,
+-- deliver() raised it).  Now a subscription whose owner is gone delivers
+-- nothing and the others go on.
+CREATE ROLE regress_hd_ghost;
+GRANT USAGE ON SCHEMA headlessly TO regress_hd_ghost;
+GRANT SELECT ON headlessly.events TO regress_hd_ghost;
+GRANT INSERT, SELECT ON headlessly.hook_registry TO regress_hd_ghost;
+CREATE TABLE public.hd_ghost_log (who text, type text);
+GRANT INSERT ON public.hd_ghost_log TO PUBLIC;
+CREATE FUNCTION public.hd_record(e jsonb) RETURNS jsonb LANGUAGE sql AS
+  $$ INSERT INTO public.hd_ghost_log VALUES (current_user, e->>'type') RETURNING NULL::jsonb $$;
+SET ROLE regress_hd_ghost;
+SELECT headlessly.hook('HdGhost.*', 'after_commit', 'public.hd_record(jsonb)') AS hd_ghost_hook \gset
+RESET ROLE;
+SELECT headlessly.hook('HdGhost.*', 'after_commit', 'public.hd_record(jsonb)') AS hd_live_hook \gset
+REVOKE ALL ON headlessly.events, headlessly.hook_registry FROM regress_hd_ghost;
+REVOKE USAGE ON SCHEMA headlessly FROM regress_hd_ghost;
+DROP ROLE regress_hd_ghost;
+SELECT (headlessly.events_append('HdGhost.Created', 'hd_g1', tenant => 'hd')).version;
+\set VERBOSITY sqlstate
+SELECT headlessly.deliver() AS delivered;
+\set VERBOSITY default
+SELECT who, type FROM public.hd_ghost_log;
+SELECT s.hook_id = :hd_ghost_hook AS of_ghost, d.status, d.attempts FROM headlessly.deliveries d
+  JOIN headlessly.subscriptions s ON s.name = d.subscription
+ WHERE s.hook_id IN (:hd_ghost_hook, :hd_live_hook) ORDER BY 1;
+SELECT headlessly.unhook(:hd_ghost_hook), headlessly.unhook(:hd_live_hook);
+DROP TABLE public.hd_ghost_log;
+DROP FUNCTION public.hd_record(jsonb);
+
+-- A schema ahead of pg_catalog in search_path with an = for text (any role
+-- with CREATE on a schema that others put first): read() compared a row
+-- with an unqualified IN, which looked the operator up there, and failed
+-- (0A000) for every caller with that search_path.  Now qualified.
+CREATE SCHEMA regress_hd_ops;
+CREATE FUNCTION regress_hd_ops.eq(a text, b text) RETURNS boolean LANGUAGE sql AS
+  $$ SELECT a OPERATOR(pg_catalog.=) b $$;
+CREATE OPERATOR regress_hd_ops.= (LEFTARG = text, RIGHTARG = text, FUNCTION = regress_hd_ops.eq);
+SELECT name FROM headlessly.subscribe('hd_ops', start_at => 'beginning');
+SET search_path = regress_hd_ops, pg_catalog, public;
+SELECT count(*) > 0 AS read FROM headlessly.read('hd_ops', 2);
+SELECT min(seq) AS hd_first FROM headlessly.read('hd_ops', 2) \gset
+SELECT headlessly.nack('hd_ops', :hd_first, 'again');
+SELECT count(*) > 0 AS read_again FROM headlessly.read('hd_ops', 2);
+RESET search_path;
+SELECT headlessly.unsubscribe('hd_ops');
+DROP SCHEMA regress_hd_ops CASCADE;
+
+-- A tenant role subscribed to another tenant's events with tenant =>: the
+-- subscription was stored (it delivered nothing, row security filtering
+-- the reads) and showed in that tenant's subscription list.  Now ZE008, as
+-- every other tenant => argument, and nothing is stored.
+CREATE TABLE public.hd_rls AS
+    SELECT c.oid::regclass AS rel, c.relrowsecurity, c.relforcerowsecurity
+      FROM pg_class c WHERE c.oid IN (SELECT polrelid FROM pg_policy WHERE polname = 'tenant_isolation');
+SELECT headlessly.grant_tenant('regress_hd_acme', 'hd_acme');
+\c - regress_hd_acme
+\set VERBOSITY terse
+SELECT name FROM headlessly.subscribe('hd_other', tenant => 'hd_globex');
+\echo :SQLSTATE
+SELECT name FROM headlessly.subscribe('hd_other_hook', tenant => 'hd_globex', url => 'http://127.0.0.1:9/');
+\echo :SQLSTATE
+-- its own tenant, and every tenant it may read (NULL), are allowed
+SELECT name, tenant FROM headlessly.subscribe('hd_own', tenant => 'hd_acme');
+SELECT name, tenant FROM headlessly.subscribe('hd_mine');
+\set VERBOSITY default
+\c - :hd_admin
+\set SHOW_CONTEXT never
+SELECT name, tenant, owner FROM headlessly.subscriptions WHERE name LIKE 'hd%' ORDER BY name;
+SELECT headlessly.unsubscribe('hd_own'), headlessly.unsubscribe('hd_mine');
+
+-- leave the database as other tests expect it: no tenant roles, row security as it was
+DELETE FROM headlessly.tenant_grants;
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT * FROM public.hd_rls LOOP
+        EXECUTE format('ALTER TABLE %s %s ROW LEVEL SECURITY, %s ROW LEVEL SECURITY', r.rel,
+                       CASE WHEN r.relforcerowsecurity THEN 'FORCE' ELSE 'NO FORCE' END,
+                       CASE WHEN r.relrowsecurity THEN 'ENABLE' ELSE 'DISABLE' END);
+    END LOOP;
+END $$;
+DROP TABLE public.hd_rls;
+
+-- A webhook's url and headers carry credentials (an Authorization header,
+-- PostHog's api_key, a token in the URL); every role could read them, as
+-- any column of headlessly.subscriptions but the secret.  Now only the
+-- extension's owner (and superusers) read them; subscribe() returns them
+-- to the caller.
+SELECT name FROM headlessly.subscribe('hd_crm', url => 'https://hook.example/t0ken',
+                                      headers => '{"Authorization": "Bearer hd-credential"}');
+SET ROLE regress_hd_acme;
+SELECT url FROM headlessly.subscriptions WHERE name = 'hd_crm';
+\echo :SQLSTATE
+SELECT headers FROM headlessly.subscriptions WHERE name = 'hd_crm';
+\echo :SQLSTATE
+-- the other columns stay readable (which rows, row security decides)
+SELECT count(*) >= 0 AS readable FROM (SELECT name, kind, tenant, owner FROM headlessly.subscriptions) s;
+RESET ROLE;
+SELECT headlessly.unsubscribe('hd_crm');
+
+DROP OWNED BY regress_hd_hooker, regress_hd_acme;
+DROP ROLE regress_hd_hooker, regress_hd_acme;
