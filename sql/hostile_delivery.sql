@@ -125,6 +125,49 @@ SELECT headlessly.unhook(:hd_ghost_hook), headlessly.unhook(:hd_live_hook);
 DROP TABLE public.hd_ghost_log;
 DROP FUNCTION public.hd_record(jsonb);
 
+-- A handler that never returns held the round, and with it every delivery
+-- of the database (the worker's round runs one handler at a time).  Now a
+-- handler runs at most headlessly.hook_timeout: then its attempt fails, is
+-- retried with backoff like any failure, and the round goes on.  The
+-- caller's own statement_timeout still cancels deliver() (57014).
+CREATE TABLE public.hd_slow_log (target text);
+CREATE FUNCTION public.hd_slow(e jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT (e->'data' ? 'quick') THEN PERFORM pg_sleep(60); END IF;
+    INSERT INTO public.hd_slow_log VALUES (e->>'target');
+    RETURN NULL;
+END $$;
+SELECT headlessly.hook('HdSlow.*', 'after_commit', 'public.hd_slow(jsonb)') AS hd_slow_hook \gset
+SELECT (headlessly.events_append('HdSlow.Created', 'hd_s1', tenant => 'hd')).version;
+SELECT (headlessly.events_append('HdSlow.Created', 'hd_s2', data => '{"quick": true}', tenant => 'hd')).version;
+SET headlessly.hook_timeout = '200ms';
+SELECT headlessly.deliver() AS attempted;
+SELECT target FROM public.hd_slow_log;
+SELECT status, attempts, error FROM headlessly.deliveries d
+  JOIN headlessly.subscriptions s ON s.name = d.subscription
+ WHERE s.hook_id = :hd_slow_hook ORDER BY seq;
+-- the caller's statement_timeout is not the handler's: it cancels deliver()
+UPDATE headlessly.deliveries d SET next_attempt_at = now() - interval '1 s'
+  FROM headlessly.subscriptions s WHERE s.name = d.subscription AND s.hook_id = :hd_slow_hook;
+SET headlessly.hook_timeout = '30s';
+SET statement_timeout = '300ms';
+\set VERBOSITY sqlstate
+SELECT headlessly.deliver() AS attempted;
+\set VERBOSITY default
+RESET statement_timeout;
+RESET headlessly.hook_timeout;
+SELECT status, attempts FROM headlessly.deliveries d
+  JOIN headlessly.subscriptions s ON s.name = d.subscription
+ WHERE s.hook_id = :hd_slow_hook ORDER BY seq;
+-- not a setting for every role: a handler's owner cannot lift it
+SET ROLE regress_hd_acme;
+SET headlessly.hook_timeout = 0;
+\echo :SQLSTATE
+RESET ROLE;
+SELECT headlessly.unhook(:hd_slow_hook);
+DROP TABLE public.hd_slow_log;
+DROP FUNCTION public.hd_slow(jsonb);
+
 -- A schema ahead of pg_catalog in search_path with an = for text (any role
 -- with CREATE on a schema that others put first): read() compared a row
 -- with an unqualified IN, which looked the operator up there, and failed

@@ -20,6 +20,7 @@
 extern int	hl_retry_base_delay;	/* milliseconds */
 extern int	hl_retry_max_delay;		/* milliseconds */
 extern int	hl_http_timeout;		/* milliseconds */
+extern int	hl_hook_timeout;		/* milliseconds; 0: none */
 extern int	hl_delivery_retention;	/* seconds */
 
 extern void hl_delivery_init(void);

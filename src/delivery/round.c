@@ -16,8 +16,9 @@
  *      holder of that lock is one whose sender died: due again at once,
  *      never lost;
  *   2. runs each handler as the role that registered the hook, with
- *      headlessly.tenant set to the event's tenant, and marks the row
- *      delivered in the same transaction (so a success is never repeated);
+ *      headlessly.tenant set to the event's tenant, for at most
+ *      headlessly.hook_timeout, and marks the row delivered in the same
+ *      transaction (so a success is never repeated);
  *   3. on failure undoes the handler's work and records the failure in a
  *      new transaction: a retry after base * 2^(attempts - 1) (capped,
  *      +-20 %), or a dead letter after max_attempts, which no longer holds
@@ -50,6 +51,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 
 PG_FUNCTION_INFO_V1(headlessly_deliver);
 
@@ -895,6 +897,50 @@ record(SPIPlanPtr *plan, const char *query, int nargs, Oid *types, Datum *args, 
  * headlessly.tenant set to the event's tenant, and mark the row delivered.
  * Raises whatever the handler raised.
  */
+/*
+ * headlessly.hook_timeout: a handler that does not return would hold the
+ * round, and every delivery of the database after it.  Its own timer
+ * cancels it as a statement timeout would; the cancel is then the
+ * handler's failed attempt, not the caller's (whose own cancel and
+ * statement_timeout still end the round: only a cancel this timer caused
+ * is taken).
+ */
+static TimeoutId handler_timeout_id = MAX_TIMEOUTS;
+static volatile sig_atomic_t handler_timed_out = false;
+
+static void
+handler_timeout_handler(void)
+{
+	handler_timed_out = true;
+	InterruptPending = true;
+	QueryCancelPending = true;
+	SetLatch(MyLatch);
+}
+
+static void
+handler_timeout_arm(void)
+{
+	handler_timed_out = false;
+	if (hl_hook_timeout <= 0)
+		return;
+	if (handler_timeout_id == MAX_TIMEOUTS)
+		handler_timeout_id = RegisterTimeout(USER_TIMEOUT, handler_timeout_handler);
+	enable_timeout_after(handler_timeout_id, hl_hook_timeout);
+}
+
+/* True if the handler's time ran out (then a cancel that ended it was ours). */
+static bool
+handler_timeout_disarm(void)
+{
+	bool		fired;
+
+	if (handler_timeout_id != MAX_TIMEOUTS)
+		disable_timeout(handler_timeout_id, false);
+	fired = handler_timed_out;
+	handler_timed_out = false;
+	return fired;
+}
+
 static void
 run_handler(HlSubscription *sub, Oid handler, Claimed *c)
 {
@@ -944,7 +990,25 @@ run_handler(HlSubscription *sub, Oid handler, Claimed *c)
 			InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
 			fcinfo->args[0].value = JsonbPGetDatum(event);
 			fcinfo->args[0].isnull = false;
+			handler_timeout_arm();
 			(void) FunctionCallInvoke(fcinfo);
+		}
+
+		/*
+		 * Time ran out as the handler returned: its cancel is still
+		 * pending, and it is this attempt's failure (a cancel of the
+		 * caller's arriving in the same instant is taken with it).  The
+		 * flag stays set for deliver_one's catch.
+		 */
+		if (handler_timeout_id != MAX_TIMEOUTS)
+			disable_timeout(handler_timeout_id, false);
+		if (handler_timed_out)
+		{
+			QueryCancelPending = false;
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("after_commit handler ran longer than headlessly.hook_timeout (%d ms)",
+							hl_hook_timeout)));
 		}
 
 		/*
@@ -1156,6 +1220,8 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 	}
 	PG_CATCH();
 	{
+		bool		timed_out = handler_timeout_disarm();
+
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
@@ -1167,7 +1233,10 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 			MemoryContextSwitchTo(cxt);
 			CurrentResourceOwner = owner;
 		}
-		if (hl_error_must_propagate(edata->sqlerrcode))
+		if (timed_out && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			edata->message = psprintf("after_commit handler ran longer than headlessly.hook_timeout (%d ms)",
+									  hl_hook_timeout);
+		else if (hl_error_must_propagate(edata->sqlerrcode))
 			ReThrowError(edata);
 	}
 	PG_END_TRY();

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * settings.c
- *	  Settings of delivery: retry backoff, webhook timeout, retention.
+ *	  Settings of delivery: retry backoff, webhook and handler timeouts,
+ *	  retention.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,6 +13,7 @@
 int			hl_retry_base_delay = 1000;
 int			hl_retry_max_delay = 3600 * 1000;
 int			hl_http_timeout = 10 * 1000;
+int			hl_hook_timeout = 30 * 1000;
 int			hl_delivery_retention = 7 * 24 * 3600;
 
 void
@@ -40,6 +42,15 @@ hl_delivery_init(void)
 							NULL,
 							&hl_http_timeout,
 							10 * 1000, 1, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("headlessly.hook_timeout",
+							"Longest run of one after_commit hook handler.",
+							"A handler still running then fails its attempt, which is retried like any failure. 0 disables the limit.",
+							&hl_hook_timeout,
+							30 * 1000, 0, INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
