@@ -15,7 +15,7 @@ CREATE ROLE regress_hl_bypass LOGIN BYPASSRLS;
 GRANT USAGE ON SCHEMA headlessly TO regress_hl_ta, regress_hl_tb, regress_hl_tr, regress_hl_tm, regress_hl_plain;
 GRANT SELECT, INSERT ON headlessly.events TO regress_hl_ta, regress_hl_tb, regress_hl_tr, regress_hl_tm, regress_hl_plain;
 GRANT SELECT ON headlessly.streams, headlessly.snapshots, headlessly.heads, headlessly.entities,
-      headlessly.hook_failures
+      headlessly.hook_failures, headlessly.checkpoints
    TO regress_hl_ta, regress_hl_tb, regress_hl_tr, regress_hl_tm, regress_hl_plain;
 -- (regress_hl_tr may read entities, not the view of heads under it)
 REVOKE SELECT ON headlessly.heads FROM regress_hl_tr;
@@ -136,6 +136,15 @@ SELECT * FROM headlessly.events_list(tenant => 'ten_b');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM headlessly.events_rollback('deal_1', now(), tenant => 'ten_b');
 \echo :LAST_ERROR_SQLSTATE
+-- verify and digest name a tenant too: their own works, another is ZE008
+SELECT tenant, ok FROM headlessly.verify('ten_a');
+SELECT jsonb_array_length(headlessly.digest('ten_a')->'tenants') AS own_digests;
+SELECT * FROM headlessly.verify('ten_b');
+\echo :SQLSTATE
+SELECT headlessly.digest('ten_b');
+\echo :SQLSTATE
+SELECT * FROM headlessly.verify('ten_b', '{"tenants": []}');
+\echo :SQLSTATE
 SET headlessly.tenant = 'ten_b';
 \echo :LAST_ERROR_SQLSTATE
 BEGIN;

@@ -78,16 +78,8 @@ COMMENT ON FUNCTION headlessly.checkpoint_json(headlessly.checkpoints) IS
 
 CREATE FUNCTION headlessly.digest(tenant text DEFAULT NULL)
 RETURNS jsonb
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT jsonb_build_object('tenants',
-               coalesce(jsonb_agg(headlessly.checkpoint_json(c) ORDER BY c.tenant), '[]'))
-      FROM (SELECT DISTINCT ON (x.tenant) x.*
-              FROM headlessly.checkpoints x
-             WHERE $1 IS NULL OR x.tenant = $1
-             ORDER BY x.tenant, x.number DESC) c
-$$;
+AS 'MODULE_PATHNAME', 'headlessly_digest'
+LANGUAGE C STABLE;
 
 COMMENT ON FUNCTION headlessly.digest(text) IS
     'The latest checkpoint of each tenant (or of one), to keep outside the database and pass to headlessly.verify() later.';

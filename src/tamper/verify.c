@@ -33,6 +33,7 @@
 #ifndef FRONTEND
 
 #include "log/log.h"
+#include "tenancy/tenancy.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -1072,6 +1073,10 @@ headlessly_verify(PG_FUNCTION_ARGS)
 	int			n = 0;
 	int			rc;
 
+	/* naming a tenant the role may not read is an error, as everywhere */
+	if (tenant != NULL)
+		hl_tenant_check(VARDATA_ANY(tenant), VARSIZE_ANY_EXHDR(tenant), HL_TENANT_READ);
+
 	hl_result_set_init(fcinfo, "verify", &rs);
 
 	/* this transaction's unwritten stream heads, so that they can be compared */
@@ -1180,3 +1185,49 @@ headlessly_verify(PG_FUNCTION_ARGS)
 }
 
 #endif							/* !FRONTEND */
+
+/*
+ * digest(tenant text) RETURNS jsonb: the latest checkpoint of each tenant
+ * the caller may read (row security), or of the one it names (ZE008 if it
+ * may not read that one).
+ */
+#define DIGEST_QUERY \
+	"SELECT pg_catalog.jsonb_build_object('tenants', COALESCE(" \
+	"         pg_catalog.jsonb_agg(" HL_SCHEMA ".checkpoint_json(c) ORDER BY c.tenant)," \
+	"         '[]'::pg_catalog.jsonb))" \
+	"  FROM (SELECT DISTINCT ON (x.tenant) x.* FROM " HL_SCHEMA ".checkpoints x" \
+	"         WHERE $1 IS NULL OR x.tenant OPERATOR(pg_catalog.=) $1" \
+	"         ORDER BY x.tenant, x.number DESC) c"
+
+PG_FUNCTION_INFO_V1(headlessly_digest);
+
+Datum
+headlessly_digest(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1];
+	char		nulls[1] = {' '};
+	bool		isnull;
+	Datum		digest;
+	int			rc;
+
+	if (PG_ARGISNULL(0))
+		nulls[0] = 'n';
+	else
+	{
+		text	   *tenant = PG_GETARG_TEXT_PP(0);
+
+		hl_tenant_check(VARDATA_ANY(tenant), VARSIZE_ANY_EXHDR(tenant), HL_TENANT_READ);
+		args[0] = PointerGetDatum(tenant);
+	}
+
+	hl_spi_connect();
+	hl_prepare_cached(&plan, DIGEST_QUERY, 1, types);
+	rc = SPI_execute_plan(plan, args, nulls, true, 1);
+	hl_spi_check(rc, SPI_OK_SELECT, "digest");
+	digest = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	digest = SPI_datumTransfer(digest, false, -1);
+	SPI_finish();
+	PG_RETURN_DATUM(digest);
+}
