@@ -40,3 +40,34 @@ machine_line() {
     echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB," \
          "load average $(cut -d ' ' -f 1-3 /proc/loadavg); $("$PG_BIN/psql" -X -At -d postgres -c 'SHOW server_version')"
 }
+
+# stream_fixtures: the fixtures of the stream benchmarks, analyzed
+stream_fixtures() {
+    say "fixtures"
+    $PSQL -f "$BENCH/setup.sql" >/dev/null
+    $PSQL -f "$BENCH/stream-setup.sql" >/dev/null
+    $PSQL -c "VACUUM ANALYZE" >/dev/null
+}
+
+# append_scripts DIR: the pgbench scripts of the appends with a target on
+# 1,000 entities of one noun (append_target), mdb.write_message on 1,000
+# streams of one category (write_message), the PL/pgSQL store
+# (plpgsql_store), and an empty transaction (empty)
+append_scripts() {
+    mkdir -p "$1"
+    cat > "$1/append_target.sql" <<'SQL'
+\set a random(1, 1000)
+SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));
+SQL
+    cat > "$1/write_message.sql" <<'SQL'
+\set a random(1, 1000)
+SELECT mdb.write_message(gen_random_uuid()::text, 'account-' || :a, 'Updated', jsonb_build_object('n', :a::int));
+SQL
+    cat > "$1/plpgsql_store.sql" <<'SQL'
+\set a random(1, 1000)
+SELECT bench.pl_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));
+SQL
+    cat > "$1/empty.sql" <<'SQL'
+SELECT 1;
+SQL
+}

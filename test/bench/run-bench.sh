@@ -24,20 +24,12 @@ $PSQL -c "COPY (SELECT e->>'type', e->'data', e->'metadata', e->'metadata'->>'se
 [ "$(id -u)" = 0 ] && chown "$CLUSTER_USER" "$WORKDIR/batch.tsv"
 
 scripts=$WORKDIR/scripts
-mkdir -p "$scripts"
+append_scripts "$scripts"
 cat > "$scripts/plain_insert.sql" <<'SQL'
 INSERT INTO bench.plain_events (type, data, metadata, session_id) VALUES ('page_view', '{"path": "/pricing"}', '{"sessionId": "s1"}', 's1');
 SQL
 cat > "$scripts/append_no_target.sql" <<'SQL'
 SELECT seq FROM headlessly.events_append('page_view', data => '{"path": "/pricing"}', metadata => '{"sessionId": "s1"}');
-SQL
-cat > "$scripts/plpgsql_store.sql" <<'SQL'
-\set a random(1, 1000)
-SELECT bench.pl_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));
-SQL
-cat > "$scripts/append_target.sql" <<'SQL'
-\set a random(1, 1000)
-SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));
 SQL
 cat > "$scripts/one_noun.sql" <<'SQL'
 SELECT version FROM headlessly.events_append('Thing.Updated', 'thing_' || :client_id, '{"n": 1}');

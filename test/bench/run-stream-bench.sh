@@ -39,28 +39,9 @@ started=$(date +%s)
 # autovacuum off: "right after, without VACUUM" is what section 2 measures
 bench_cluster "autovacuum = off" "synchronous_commit = off"
 
-say "fixtures"
-$PSQL -f "$BENCH/setup.sql" >/dev/null
-$PSQL -f "$BENCH/stream-setup.sql" >/dev/null
-$PSQL -c "VACUUM ANALYZE" >/dev/null
-
+stream_fixtures
 scripts=$WORKDIR/scripts
-mkdir -p "$scripts"
-cat > "$scripts/append_target.sql" <<'SQL'
-\set a random(1, 1000)
-SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));
-SQL
-cat > "$scripts/write_message.sql" <<'SQL'
-\set a random(1, 1000)
-SELECT mdb.write_message(gen_random_uuid()::text, 'account-' || :a, 'Updated', jsonb_build_object('n', :a::int));
-SQL
-cat > "$scripts/empty.sql" <<'SQL'
-SELECT 1;
-SQL
-cat > "$scripts/plpgsql_store.sql" <<'SQL'
-\set a random(1, 1000)
-SELECT bench.pl_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));
-SQL
+append_scripts "$scripts"
 cat > "$scripts/events_list.sql" <<'SQL'
 SELECT * FROM headlessly.events_list(target => 'reader_1', max_rows => 1000, tenant => 'reader');
 SQL
