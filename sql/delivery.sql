@@ -45,6 +45,13 @@ SELECT headlessly.subscribe('att', max_attempts => 0);
 SELECT headlessly.subscribe('crlf', url => 'https://example.com/',
                             headers => jsonb_build_object('X-A', E'a\r\nX-Injected: 1'));
 \echo :SQLSTATE
+SELECT headlessly.subscribe('vtab', url => 'https://example.com/',
+                            headers => jsonb_build_object('X-A', E'a\x0bb'));
+\echo :SQLSTATE
+-- a tab is allowed in a value
+SELECT headers FROM headlessly.subscribe('tab', url => 'https://example.com/',
+                                         headers => jsonb_build_object('X-A', E'a\tb'));
+SELECT headlessly.unsubscribe('tab');
 SELECT headlessly.subscribe('reserved', url => 'https://example.com/',
                             headers => jsonb_build_object('webhook-signature', 'v1,forged'));
 \echo :SQLSTATE

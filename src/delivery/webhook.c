@@ -133,7 +133,8 @@ static const char *const reserved_headers[] = {
 
 /*
  * Why header name: value cannot be sent, or NULL if it can.  CR and LF
- * would let a value start a header (or a request) of its own.
+ * would let a value start a header (or a request) of its own; no other
+ * control character but tab may appear in a field value (RFC 9110 5.5).
  */
 static const char *
 header_problem(const char *name, int name_len, const JsonbValue *value)
@@ -157,6 +158,8 @@ header_problem(const char *name, int name_len, const JsonbValue *value)
 
 		if (c == '\r' || c == '\n' || c == '\0')
 			return "its value has a line break or a NUL";
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return "its value has a control character";
 	}
 	return NULL;
 }
@@ -191,7 +194,7 @@ hl_webhook_check_headers(Jsonb *headers)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("webhook header \"%.*s\" cannot be sent: %s",
 							key.val.string.len, key.val.string.val, problem),
-					 errhint("Header names are HTTP tokens; values are strings without line breaks; webhook-*, Host, Content-Length, Transfer-Encoding, Connection and Expect are set by the sender.")));
+					 errhint("Header names are HTTP tokens; values are strings without line breaks or other control characters but tab; webhook-*, Host, Content-Length, Transfer-Encoding, Connection and Expect are set by the sender.")));
 	}
 }
 
