@@ -620,6 +620,7 @@ check_event(Verify *v, const Datum *values, const bool *isnull, StringInfo buf)
 	int64		version = 0;
 	bool		has_version;
 	bool		hash_ok;
+	bool		found = false;	/* the stream was seen before */
 	Checkpoint *cp;
 
 #define FIELD(f) values[map->attnum[f] - 1]
@@ -631,8 +632,6 @@ check_event(Verify *v, const Datum *values, const bool *isnull, StringInfo buf)
 	seq = DatumGetInt64(FIELD(HL_FIELD_SEQ));
 	tenant_t = DatumGetTextPP(FIELD(HL_FIELD_TENANT));
 	id_t = DatumGetTextPP(FIELD(HL_FIELD_ID));
-	t = tenant_for(v, VARDATA_ANY(tenant_t), VARSIZE_ANY_EXHDR(tenant_t));
-	t->checked++;
 	has_version = !FIELD_ISNULL(HL_FIELD_VERSION);
 	if (has_version)
 		version = DatumGetInt64(FIELD(HL_FIELD_VERSION));
@@ -647,8 +646,6 @@ check_event(Verify *v, const Datum *values, const bool *isnull, StringInfo buf)
 		char		room[256];
 		StreamKey	key;
 		StreamSlot *slot;
-		bool		found;
-		int64		expected;
 
 		target = VARDATA_ANY(target_t);
 		target_len = VARSIZE_ANY_EXHDR(target_t);
@@ -658,7 +655,7 @@ check_event(Verify *v, const Datum *values, const bool *isnull, StringInfo buf)
 		{
 			stream = MemoryContextAlloc(v->cxt, offsetof(Stream, key) + key.len);
 			memcpy(stream->key, key.data, key.len);
-			stream->tenant = t;
+			stream->tenant = tenant_for(v, VARDATA_ANY(tenant_t), VARSIZE_ANY_EXHDR(tenant_t));
 			stream->version = 0;
 			stream->last_ok = true;
 			stream->held = NULL;
@@ -669,7 +666,17 @@ check_event(Verify *v, const Datum *values, const bool *isnull, StringInfo buf)
 			slot->stream = stream;
 		}
 		stream = slot->stream;
-		expected = stream->version + 1;
+	}
+
+	/* rows of tenants interleave: a known stream knows its tenant */
+	t = stream != NULL ? stream->tenant :
+		tenant_for(v, VARDATA_ANY(tenant_t), VARSIZE_ANY_EXHDR(tenant_t));
+	t->checked++;
+
+	if (stream != NULL)
+	{
+		int64		expected = stream->version + 1;
+
 		if (has_version && version > expected)
 		{
 			/* the missing version may still come, later in seq order */
