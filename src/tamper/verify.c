@@ -293,7 +293,8 @@ report(Verify *v, Tenant *t, ProblemRank rank, int64 order, const char *problem,
 	" WHERE $1 IS NULL OR c.tenant OPERATOR(pg_catalog.=) $1" \
 	" ORDER BY c.tenant, c.number"
 
-static bool
+/* inline: len is a constant where it is called for every event */
+static inline bool
 bytes_of(Datum d, bool isnull, uint8 *out, int len)
 {
 	bytea	   *b;
