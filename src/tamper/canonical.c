@@ -176,11 +176,17 @@ hl_canonical_put_timestamp(StringInfo buf, int64 timestamp)
 
 /* Integers ----------------------------------------------------------------- */
 
+/* "00" to "99": two digits per division when printing numbers */
+static const char digit_pairs[201] =
+"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+"8081828384858687888990919293949596979899";
+
 int
 hl_format_int64(int64 value, char *out)
 {
 	char		digits[HL_INT64_TEXT_MAX];
-	int			n = 0;
+	char	   *start = digits + sizeof(digits);	/* written backwards */
 	int			len = 0;
 	uint64		magnitude;
 
@@ -192,14 +198,22 @@ hl_format_int64(int64 value, char *out)
 	else
 		magnitude = (uint64) value;
 
-	do
+	while (magnitude >= 100)
 	{
-		digits[n++] = (char) ('0' + magnitude % 10);
-		magnitude /= 10;
-	} while (magnitude > 0);
+		start -= 2;
+		memcpy(start, &digit_pairs[2 * (magnitude % 100)], 2);
+		magnitude /= 100;
+	}
+	if (magnitude >= 10)
+	{
+		start -= 2;
+		memcpy(start, &digit_pairs[2 * magnitude], 2);
+	}
+	else
+		*--start = (char) ('0' + magnitude);
 
-	while (n > 0)
-		out[len++] = digits[--n];
+	memcpy(out + len, start, digits + sizeof(digits) - start);
+	len += digits + sizeof(digits) - start;
 	out[len] = '\0';
 	return len;
 }
@@ -291,11 +305,15 @@ days_in_month(int64 year, int month)
 static char *
 put_digits(char *out, int64 value, int width)
 {
-	for (int i = width - 1; i >= 0; i--)
+	int			i = width;
+
+	for (; i >= 2; i -= 2)
 	{
-		out[i] = (char) ('0' + value % 10);
-		value /= 10;
+		memcpy(out + i - 2, &digit_pairs[2 * (value % 100)], 2);
+		value /= 100;
 	}
+	if (i == 1)
+		out[0] = (char) ('0' + value % 10);
 	return out + width;
 }
 
