@@ -654,8 +654,8 @@ check_event(Verify *v, const Datum *values, const bool *isnull, StringInfo buf)
 
 		/*
 		 * Among many streams the slot is rarely in cache: fetch it while the
-		 * canonical form is built (a sixth of verify's time went waiting for
-		 * it over 100,000 streams).
+		 * canonical form is built (over 100,000 streams, waiting for it was
+		 * about 6% of verify's time).
 		 */
 		prefetch_for_read(&v->streams->data[key_hash & v->streams->sizemask]);
 	}
