@@ -68,16 +68,45 @@ const HlFieldInfo hl_event_fields[HL_EVENT_NFIELDS] = {
 
 /* Writing ------------------------------------------------------------------ */
 
+/*
+ * Where n more bytes (and the terminating NUL) go in buf.  Inline, so that
+ * the many short pieces of a canonical form cost a compare each, not a call
+ * of enlargeStringInfo or appendBinaryStringInfo.
+ */
+static inline char *
+reserve(StringInfo buf, int n)
+{
+	if (unlikely(buf->maxlen - buf->len <= n))
+		enlargeStringInfo(buf, n);
+	return buf->data + buf->len;
+}
+
+/* n bytes that reserve() made room for were written at buf->data + buf->len */
+static inline void
+advance(StringInfo buf, int n)
+{
+	buf->len += n;
+	buf->data[buf->len] = '\0';
+}
+
+static inline void
+put_short(StringInfo buf, const char *data, int n)
+{
+	memcpy(reserve(buf, n), data, n);
+	advance(buf, n);
+}
+
 void
 hl_canonical_begin(StringInfo buf)
 {
-	appendBinaryStringInfo(buf, HL_CANONICAL_MAGIC, HL_CANONICAL_MAGIC_LEN);
+	put_short(buf, HL_CANONICAL_MAGIC, HL_CANONICAL_MAGIC_LEN);
 }
 
 void
 hl_canonical_put_null(StringInfo buf)
 {
-	appendStringInfoCharMacro(buf, TAG_NULL);
+	*reserve(buf, 1) = TAG_NULL;
+	advance(buf, 1);
 }
 
 static inline void
@@ -89,13 +118,25 @@ put_be32(char *at, uint32 value)
 	at[3] = (char) value;
 }
 
+/* a value's tag, length and bytes; len < 1 GB */
+static inline void
+put_value(StringInfo buf, const char *data, int len)
+{
+	char	   *p = reserve(buf, len + 5);
+
+	p[0] = TAG_VALUE;
+	put_be32(p + 1, (uint32) len);
+	memcpy(p + 5, data, len);
+	advance(buf, len + 5);
+}
+
 int
 hl_canonical_open_value(StringInfo buf)
 {
 	int			length_at;
 
-	enlargeStringInfo(buf, 5);
-	buf->data[buf->len++] = TAG_VALUE;
+	*reserve(buf, 5) = TAG_VALUE;
+	buf->len++;
 	length_at = buf->len;
 	buf->len += 4;
 	buf->data[buf->len] = '\0';
@@ -114,12 +155,7 @@ hl_canonical_put_bytes(StringInfo buf, const char *data, size_t len)
 	/* a StringInfo holds less than 1 GB: the 4-byte length always fits */
 	if (len > (size_t) PG_INT32_MAX - 5)
 		hl_tamper_failure("canonical form", "a value is longer than 2 GB");
-	enlargeStringInfo(buf, (int) len + 5);
-	buf->data[buf->len] = TAG_VALUE;
-	put_be32(buf->data + buf->len + 1, (uint32) len);
-	memcpy(buf->data + buf->len + 5, data, len);
-	buf->len += (int) len + 5;
-	buf->data[buf->len] = '\0';
+	put_value(buf, data, (int) len);
 }
 
 void
@@ -127,7 +163,7 @@ hl_canonical_put_int64(StringInfo buf, int64 value)
 {
 	char		text[HL_INT64_TEXT_MAX];
 
-	hl_canonical_put_bytes(buf, text, hl_format_int64(value, text));
+	put_value(buf, text, hl_format_int64(value, text));
 }
 
 void
@@ -135,16 +171,22 @@ hl_canonical_put_timestamp(StringInfo buf, int64 timestamp)
 {
 	char		text[HL_TIMESTAMP_TEXT_MAX];
 
-	hl_canonical_put_bytes(buf, text, hl_format_timestamp(timestamp, text));
+	put_value(buf, text, hl_format_timestamp(timestamp, text));
 }
 
 /* Integers ----------------------------------------------------------------- */
+
+/* "00" to "99": two digits per division when printing numbers */
+static const char digit_pairs[201] =
+"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+"8081828384858687888990919293949596979899";
 
 int
 hl_format_int64(int64 value, char *out)
 {
 	char		digits[HL_INT64_TEXT_MAX];
-	int			n = 0;
+	char	   *start = digits + sizeof(digits);	/* written backwards */
 	int			len = 0;
 	uint64		magnitude;
 
@@ -156,14 +198,22 @@ hl_format_int64(int64 value, char *out)
 	else
 		magnitude = (uint64) value;
 
-	do
+	while (magnitude >= 100)
 	{
-		digits[n++] = (char) ('0' + magnitude % 10);
-		magnitude /= 10;
-	} while (magnitude > 0);
+		start -= 2;
+		memcpy(start, &digit_pairs[2 * (magnitude % 100)], 2);
+		magnitude /= 100;
+	}
+	if (magnitude >= 10)
+	{
+		start -= 2;
+		memcpy(start, &digit_pairs[2 * magnitude], 2);
+	}
+	else
+		*--start = (char) ('0' + magnitude);
 
-	while (n > 0)
-		out[len++] = digits[--n];
+	memcpy(out + len, start, digits + sizeof(digits) - start);
+	len += digits + sizeof(digits) - start;
 	out[len] = '\0';
 	return len;
 }
@@ -255,11 +305,15 @@ days_in_month(int64 year, int month)
 static char *
 put_digits(char *out, int64 value, int width)
 {
-	for (int i = width - 1; i >= 0; i--)
+	int			i = width;
+
+	for (; i >= 2; i -= 2)
 	{
-		out[i] = (char) ('0' + value % 10);
-		value /= 10;
+		memcpy(out + i - 2, &digit_pairs[2 * (value % 100)], 2);
+		value /= 100;
 	}
+	if (i == 1)
+		out[0] = (char) ('0' + value % 10);
 	return out + width;
 }
 
@@ -1031,6 +1085,9 @@ hl_canonical_from_row(const Datum *values, const bool *isnull, const HlCanonical
 void
 hl_canonical_from_datums(const Datum *values, const bool *isnull, StringInfo buf)
 {
+	int			encoding = GetDatabaseEncoding();
+	bool		utf8 = encoding == PG_UTF8 || encoding == PG_SQL_ASCII;
+
 	hl_canonical_begin(buf);
 	for (int f = 0; f < HL_EVENT_NFIELDS; f++)
 	{
@@ -1045,7 +1102,20 @@ hl_canonical_from_datums(const Datum *values, const bool *isnull, StringInfo buf
 				hl_canonical_put_int64(buf, DatumGetInt64(values[f]));
 				break;
 			case HL_KIND_TEXT:
-				hl_canonical_put_text_datum(buf, values[f]);
+				{
+					struct varlena *t = (struct varlena *) DatumGetPointer(values[f]);
+
+					/*
+					 * Most text is UTF-8 in the row itself: its bytes as they
+					 * are.  (One put_value() for both headers: given the short
+					 * header's bound of 127 bytes, gcc copies with rep movsq,
+					 * whose start-up costs more than a call of memcpy.)
+					 */
+					if (utf8 && (!VARATT_IS_EXTENDED(t) || VARATT_IS_SHORT(t)))
+						put_value(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+					else
+						hl_canonical_put_text_datum(buf, values[f]);
+				}
 				break;
 			case HL_KIND_TIMESTAMPTZ:
 				hl_canonical_put_timestamp(buf, DatumGetTimestampTz(values[f]));
@@ -1152,8 +1222,7 @@ append_json_string(StringInfo out, const char *s, int len)
 		char	   *p;
 
 		/* at worst every byte becomes \u00xx; and the quotes */
-		enlargeStringInfo(out, block * 6 + 2);
-		p = out->data + out->len;
+		p = reserve(out, block * 6 + 2);
 		if (first)
 			*p++ = '"';
 		first = false;
@@ -1208,11 +1277,64 @@ append_json_string(StringInfo out, const char *s, int len)
 	} while (s < end);
 }
 
+/*
+ * numeric's on-disk short format (utils/adt/numeric.c; on disk, so it does
+ * not change): a 16-bit header, then base-10000 digits, most significant
+ * first, trailing zero digits left out.
+ */
+#define NUMERIC_FORMAT_MASK		0xC000
+#define NUMERIC_FORMAT_SHORT	0x8000
+#define NUMERIC_SHORT_NEGATIVE	0x2000
+#define NUMERIC_SHORT_DSCALE	0x1F80
+#define NUMERIC_SHORT_WEIGHT_NEGATIVE 0x0040
+#define NUMERIC_SHORT_WEIGHT	0x003F
+
+/*
+ * What numeric_out prints for an integer below 10^16 (no fraction digits
+ * to show), without its palloc'd text; false for any other number.
+ */
+static bool
+append_small_integer(StringInfo out, Numeric n)
+{
+	const uint16 *words = (const uint16 *) VARDATA_ANY(n);
+	int			ndigits = (int) (VARSIZE_ANY_EXHDR(n) / sizeof(uint16)) - 1;
+	uint16		header;
+	int			weight;
+	uint64		value = 0;
+	char	   *p;
+
+	if (ndigits < 0)
+		return false;
+	header = words[0];
+	if ((header & NUMERIC_FORMAT_MASK) != NUMERIC_FORMAT_SHORT ||
+		(header & NUMERIC_SHORT_DSCALE) != 0 ||
+		(header & NUMERIC_SHORT_WEIGHT_NEGATIVE) != 0)
+		return false;
+	weight = header & NUMERIC_SHORT_WEIGHT;
+	if (weight > 3 || ndigits > weight + 1 ||
+		(ndigits == 0 && (header & NUMERIC_SHORT_NEGATIVE) != 0))
+		return false;
+	for (int i = 0; i <= weight; i++)
+	{
+		uint16		digit = i < ndigits ? words[1 + i] : 0;
+
+		if (digit > 9999)
+			return false;
+		value = value * 10000 + digit;
+	}
+	p = reserve(out, HL_INT64_TEXT_MAX);
+	advance(out, hl_format_int64((header & NUMERIC_SHORT_NEGATIVE) ? -(int64) value : (int64) value, p));
+	return true;
+}
+
 static void
 append_numeric(StringInfo out, Numeric n)
 {
-	char	   *digits = DatumGetCString(DirectFunctionCall1(numeric_out,
-															 NumericGetDatum(n)));
+	char	   *digits;
+
+	if (append_small_integer(out, n))
+		return;
+	digits = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(n)));
 
 	appendStringInfoString(out, digits);
 	pfree(digits);
@@ -1246,11 +1368,11 @@ append_element(StringInfo out, JEntry e, const char *base, uint32 start, uint32 
 	else if (JBE_ISNUMERIC(e))
 		append_numeric(out, (Numeric) (base + INTALIGN(start)));
 	else if (JBE_ISBOOL_TRUE(e))
-		appendBinaryStringInfo(out, "true", 4);
+		put_short(out, "true", 4);
 	else if (JBE_ISBOOL_FALSE(e))
-		appendBinaryStringInfo(out, "false", 5);
+		put_short(out, "false", 5);
 	else if (JBE_ISNULL(e))
-		appendBinaryStringInfo(out, "null", 4);
+		put_short(out, "null", 4);
 	else if (JBE_ISCONTAINER(e))
 		append_container(out, (const JsonbContainer *) (base + INTALIGN(start)));
 	else
@@ -1295,7 +1417,7 @@ append_container(StringInfo out, const JsonbContainer *container)
 			(void) cursor_next(&values, &start);
 		}
 
-		appendStringInfoCharMacro(out, '{');
+		put_short(out, "{", 1);
 		for (uint32 i = 0; i < count; i++)
 		{
 			uint32		kstart;
@@ -1303,29 +1425,29 @@ append_container(StringInfo out, const JsonbContainer *container)
 			JEntry		v;
 
 			if (i > 0)
-				appendBinaryStringInfo(out, ", ", 2);
+				put_short(out, ", ", 2);
 			(void) cursor_next(&keys, &kstart);
 			append_json_string(out, base + kstart, keys.offset - kstart);
-			appendBinaryStringInfo(out, ": ", 2);
+			put_short(out, ": ", 2);
 			v = cursor_next(&values, &vstart);
 			append_element(out, v, base, vstart, values.offset);
 		}
-		appendStringInfoCharMacro(out, '}');
+		put_short(out, "}", 1);
 	}
 	else
 	{
-		appendStringInfoCharMacro(out, '[');
+		put_short(out, "[", 1);
 		for (uint32 i = 0; i < count; i++)
 		{
 			uint32		start;
 			JEntry		e;
 
 			if (i > 0)
-				appendBinaryStringInfo(out, ", ", 2);
+				put_short(out, ", ", 2);
 			e = cursor_next(&keys, &start);
 			append_element(out, e, base, start, keys.offset);
 		}
-		appendStringInfoCharMacro(out, ']');
+		put_short(out, "]", 1);
 	}
 }
 

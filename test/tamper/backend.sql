@@ -107,6 +107,12 @@ INSERT INTO corpus
   SELECT jsonb_agg(CASE i % 4 WHEN 0 THEN to_jsonb(i / 3.0) WHEN 1 THEN to_jsonb(repeat('s', i))
                    WHEN 2 THEN jsonb_build_object('i', i) ELSE to_jsonb(i % 2 = 0) END)
   FROM (VALUES (31), (32), (33), (100)) sizes(n), generate_series(1, n) i GROUP BY n;
+-- integers, which are printed without numeric_out below 10^16: each side of
+-- every power of ten and of the 10^16 limit, zeros left out of the stored digits
+INSERT INTO corpus
+  SELECT jsonb_build_array(n, -n, n - 1, 1 - n, n + 1, -n - 1, n * 7, -n * 7, n::numeric(40, 1), n * 1.0e0)
+  FROM (SELECT (10::numeric ^ k)::numeric(40, 0) AS n FROM generate_series(0, 24) k) powers;
+INSERT INTO corpus VALUES ('[9999999999999999, 10000000000000000, -9999999999999999, 1e15, 1E+16, 100000000, 0.0, 1e-20]');
 -- long strings (written a block at a time), deep nesting
 INSERT INTO corpus VALUES
   (to_jsonb(repeat(E'ab\u0001"\\é', 3000))),
