@@ -33,7 +33,7 @@ COMMENT ON TABLE headlessly.subscriptions IS
 -- Where each member of a subscription has acked through, in (xact_id, seq)
 -- order.  A position restored from a dump has no xact_id (nor fence_xact):
 -- another cluster's transaction ids mean nothing here, so it resumes after
--- safe_seq, through which every event had been acked (pull.c).
+-- safe_seq, through which every event had been acked (position.c).
 CREATE TABLE headlessly.subscription_positions (
     subscription text COLLATE "C" NOT NULL
                  REFERENCES headlessly.subscriptions (name) ON DELETE CASCADE,

@@ -8,9 +8,10 @@
  *   1. claims work under a lock on the subscription's row: the events
  *      after its position below the horizon (read as the subscription's
  *      owner) become 'pending' rows of headlessly.deliveries and the
- *      position moves past them; then the due rows -- the first undelivered
- *      row of each target only, so that one target's events go in version
- *      order -- are leased (attempts + 1, status pending, next_attempt_at =
+ *      position moves past them, as a pull consumer's ack moves it (so a
+ *      restored position resumes after its safe_seq, position.c); then the
+ *      due rows -- the first undelivered row of each target only, so that
+ *      one target's events go in version order -- are leased (attempts + 1, status pending, next_attempt_at =
  *      now + lease).  The deliverer holds the subscription's sender lock
  *      until their outcomes are recorded, so a leased row found by the next
  *      holder of that lock is one whose sender died: due again at once,
@@ -84,11 +85,6 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 	"                   pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.text[]))" \
 	"        AS u (id, seq, tenant, target)" \
 	" ON CONFLICT DO NOTHING"
-
-#define MOVE_QUERY \
-	"UPDATE " HL_SCHEMA ".subscription_positions" \
-	"   SET xact_id = $2, seq = $3, acked_at = pg_catalog.clock_timestamp()" \
-	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND member OPERATOR(pg_catalog.=) 0"
 
 /*
  * The claim: the first undelivered row of each target (its head) if it is
@@ -212,7 +208,6 @@ static SPIPlanPtr hook_subscriptions_plan = NULL;
 static SPIPlanPtr new_events_plan = NULL;
 static SPIPlanPtr new_events_restored_plan = NULL;
 static SPIPlanPtr enqueue_plan = NULL;
-static SPIPlanPtr move_plan = NULL;
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr event_doc_plan = NULL;
 static SPIPlanPtr state_plan = NULL;
@@ -479,6 +474,7 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 	Oid			types[6] = {XID8OID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
 	Datum		args[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	HlPosition	pos;
 	bool		restored;
 	int64		seq;
 	HlSavedUser saved;
@@ -487,9 +483,8 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 	int			nestlevel;
 	int			rc;
 
-	hl_position_of(sub, 0, 1, &args[0], &seq, &restored);
-	if (restored)
-		nulls[0] = 'n';
+	hl_position_of(sub, 0, 1, &pos);
+	restored = hl_position_resume(&pos, &args[0], &nulls[0], &seq);
 	args[1] = Int64GetDatum(seq);
 	args[2] = CStringGetTextDatum(sub->pattern);
 	args[3] = Int64GetDatum(max_events);
@@ -527,8 +522,7 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 		int			lbs[1] = {1};
 		Oid			etypes[5] = {TEXTOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 		Datum		eargs[5];
-		Oid			mtypes[3] = {TEXTOID, XID8OID, INT8OID};
-		Datum		margs[3];
+		Datum		last_xact;
 		bool		isnull;
 
 		for (int i = 0; i < n; i++)
@@ -538,11 +532,9 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 			tenants[i] = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull);
 			targets[i] = SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &target_nulls[i]);
 		}
-		margs[0] = CStringGetTextDatum(sub->name);
-		margs[1] = SPI_getbinval(tt->vals[n - 1], tt->tupdesc, 5, &isnull);
-		margs[2] = seqs[n - 1];
+		last_xact = SPI_getbinval(tt->vals[n - 1], tt->tupdesc, 5, &isnull);
 
-		eargs[0] = margs[0];
+		eargs[0] = CStringGetTextDatum(sub->name);
 		eargs[1] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
 		eargs[2] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		eargs[3] = PointerGetDatum(construct_array(tenants, n, TEXTOID, -1, false, TYPALIGN_INT));
@@ -551,9 +543,8 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 		hl_prepare_cached(&enqueue_plan, ENQUEUE_QUERY, 5, etypes);
 		rc = hl_run_as_log_owner(enqueue_plan, eargs, NULL, false, 0);
 		hl_spi_check(rc, SPI_OK_INSERT, ENQUEUE_QUERY);
-		hl_prepare_cached(&move_plan, MOVE_QUERY, 3, mtypes);
-		rc = hl_run_as_log_owner(move_plan, margs, NULL, false, 0);
-		hl_spi_check(rc, SPI_OK_UPDATE, MOVE_QUERY);
+		/* with its fence: a restored position resumes after safe_seq (position.c) */
+		hl_position_move(sub, 0, last_xact, DatumGetInt64(seqs[n - 1]));
 	}
 
 	{
