@@ -36,14 +36,14 @@ PG_FUNCTION_INFO_V1(headlessly_redeliver);
 PG_FUNCTION_INFO_V1(headlessly_replay);
 PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 
-#define EVENTS_FILTER \
+#define EVENTS_WHERE \
 	"   AND e.xact_id OPERATOR(pg_catalog.<) " HL_HORIZON "" \
 	"   AND ($3::pg_catalog.text IS NULL OR e.tenant OPERATOR(pg_catalog.=) $3)" \
 	"   AND ($4::pg_catalog.text IS NULL OR e.target OPERATOR(pg_catalog.=) $4)" \
 	"   AND " HL_SCHEMA ".type_matches(e.type, $5)" \
 	"   AND ($6 OPERATOR(pg_catalog.=) 1 OR " HL_SCHEMA ".group_member(e.tenant," \
-	"        COALESCE(e.target, e.id), $6) OPERATOR(pg_catalog.=) $7)" \
-	" ORDER BY e.xact_id, e.seq LIMIT $8"
+	"        COALESCE(e.target, e.id), $6) OPERATOR(pg_catalog.=) $7)"
+#define EVENTS_FILTER EVENTS_WHERE " ORDER BY e.xact_id, e.seq LIMIT $8"
 
 #define NEW_EVENTS_QUERY \
 	"SELECT e.* FROM " HL_SCHEMA ".events e" \
@@ -127,6 +127,35 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 
 #define HOLD_PAGE 1000
 
+/*
+ * After a nack, the events just after the position that the member's open
+ * deliveries hold (the nacked target's backlog, held just now): the first
+ * event after the position that none holds, and the last held one before
+ * it (or below the horizon).  Read as the log's owner, who reads every
+ * event ($8: the subscription).
+ */
+#define HL_OPEN_DELIVERY(e) \
+	"EXISTS (SELECT FROM " HL_SCHEMA ".deliveries d" \
+	"         WHERE d.subscription OPERATOR(pg_catalog.=) $8 AND d.event_id OPERATOR(pg_catalog.=) " e ".id" \
+	"           AND d.member OPERATOR(pg_catalog.=) $7" \
+	"           AND d.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}'))"
+#define FIRST_UNHELD_QUERY \
+	"SELECT e.xact_id, e.seq FROM " HL_SCHEMA ".events e" \
+	" WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($1::pg_catalog.xid8, $2::pg_catalog.int8)" \
+	EVENTS_WHERE " AND NOT " HL_OPEN_DELIVERY("e") \
+	" ORDER BY e.xact_id, e.seq LIMIT 1"
+#define LAST_HELD_BEFORE_QUERY \
+	"SELECT e.xact_id, e.seq FROM " HL_SCHEMA ".events e" \
+	" WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($1::pg_catalog.xid8, $2::pg_catalog.int8)" \
+	"   AND ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.<) ROW($9::pg_catalog.xid8, $10::pg_catalog.int8)" \
+	EVENTS_WHERE " AND " HL_OPEN_DELIVERY("e") \
+	" ORDER BY e.xact_id DESC, e.seq DESC LIMIT 1"
+#define LAST_HELD_QUERY \
+	"SELECT e.xact_id, e.seq FROM " HL_SCHEMA ".events e" \
+	" WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($1::pg_catalog.xid8, $2::pg_catalog.int8)" \
+	EVENTS_WHERE " AND " HL_OPEN_DELIVERY("e") \
+	" ORDER BY e.xact_id DESC, e.seq DESC LIMIT 1"
+
 /* retried and held events handed out since they became due are done */
 #define ACK_RETRIES_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries" \
@@ -181,6 +210,9 @@ static SPIPlanPtr hold_plan = NULL;
 static SPIPlanPtr events_by_seq_plan = NULL;
 static SPIPlanPtr event_plan = NULL;
 static SPIPlanPtr target_later_plan = NULL;
+static SPIPlanPtr first_unheld_plan = NULL;
+static SPIPlanPtr last_held_before_plan = NULL;
+static SPIPlanPtr last_held_plan = NULL;
 static SPIPlanPtr ack_retries_plan = NULL;
 static SPIPlanPtr nack_plan = NULL;
 static SPIPlanPtr redeliver_plan = NULL;
@@ -693,6 +725,60 @@ hold_later_events(const HlSubscription *sub, int member, int members,
 	} while (n == HOLD_PAGE);
 }
 
+/*
+ * Move the member's position past the held events right after it, so that
+ * no read goes through them: a nacked target's backlog can be long, and
+ * each read would otherwise walk it page by page until it found an event
+ * to hand out (read() moves the position past them only then).  Two index
+ * probes, whatever the backlog.  Not for a restored position: which events
+ * below its seq are still to come is known up to safe_seq only.
+ */
+static void
+skip_held_prefix(const HlSubscription *sub, int member)
+{
+	Oid			types[10] = {XID8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID,
+		TEXTOID, XID8OID, INT8OID};
+	Datum		args[10];
+	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	HlPosition	pos;
+	const char *query = LAST_HELD_QUERY;
+	SPIPlanPtr	plan;
+	bool		isnull;
+	int			rc;
+
+	hl_position_of(sub, member, 0, &pos);
+	if (pos.restored)
+		return;
+	args[0] = pos.xact;
+	args[1] = Int64GetDatum(pos.seq);
+	args[2] = PointerGetDatum(sub->tenant);
+	nulls[2] = sub->tenant ? ' ' : 'n';
+	args[3] = PointerGetDatum(sub->target);
+	nulls[3] = sub->target ? ' ' : 'n';
+	args[4] = CStringGetTextDatum(sub->pattern);
+	args[5] = Int32GetDatum(pos.members);
+	args[6] = Int32GetDatum(member);
+	args[7] = CStringGetTextDatum(sub->name);
+	hl_prepare_cached(&first_unheld_plan, FIRST_UNHELD_QUERY, 8, types);
+	rc = hl_run_as_log_owner(first_unheld_plan, args, nulls, false, 1);
+	hl_spi_check(rc, SPI_OK_SELECT, FIRST_UNHELD_QUERY);
+	if (SPI_processed > 0)
+	{
+		args[8] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		args[9] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		query = LAST_HELD_BEFORE_QUERY;
+		plan = hl_prepare_cached(&last_held_before_plan, query, 10, types);
+	}
+	else
+		plan = hl_prepare_cached(&last_held_plan, query, 8, types);
+	rc = hl_run_as_log_owner(plan, args, nulls, false, 1);
+	hl_spi_check(rc, SPI_OK_SELECT, query);
+	if (SPI_processed > 0)
+		hl_position_move(sub, member,
+						 SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+						 DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)));
+}
+
 /* Move the member's position through the acked event, and settle its retries. */
 static void
 advance(const HlSubscription *sub, int member, int64 seq, const AckedEvent *ev)
@@ -811,6 +897,8 @@ headlessly_nack(PG_FUNCTION_ARGS)
 
 	/* the event is acked through, its retry aside */
 	advance(sub, member, seq, &ev);
+	if (ev.target != NULL)
+		skip_held_prefix(sub, member);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
