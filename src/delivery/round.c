@@ -850,8 +850,7 @@ event_documents(const HlSubscription *sub, List *claimed, Jsonb **docs)
 	}
 }
 
-/* Returns the rows changed. */
-static uint64
+static void
 record(SPIPlanPtr *plan, const char *query, int nargs, Oid *types, Datum *args, char *nulls)
 {
 	int			rc;
@@ -859,7 +858,6 @@ record(SPIPlanPtr *plan, const char *query, int nargs, Oid *types, Datum *args, 
 	hl_prepare_cached(plan, query, nargs, types);
 	rc = hl_run_as_log_owner(*plan, args, nulls, false, 0);
 	hl_spi_check(rc, SPI_OK_UPDATE, query);
-	return SPI_processed;
 }
 
 /*
@@ -916,13 +914,7 @@ run_handler(HlSubscription *sub, Oid handler, Claimed *c)
 	args[2] = Int32GetDatum((int) ((GetCurrentTimestamp() - start) / 1000));
 	args[3] = (Datum) 0;
 	args[4] = Int32GetDatum(MyProcPid);
-	/* taken over as if this sender were gone: the handler's work is undone */
-	if (record(&done_plan, DONE_QUERY, 5, types, args, nulls) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("delivery of event %s to subscription \"%s\" was taken over by another sender",
-						c->event_id, sub->name),
-				 errdetail("A delivery round takes a delivery in flight only from a sender that has ended.")));
+	record(&done_plan, DONE_QUERY, 5, types, args, nulls);
 }
 
 /* A failed attempt: a retry after delay, or a dead letter after max_attempts. */
@@ -943,7 +935,7 @@ record_failed(HlSubscription *sub, Claimed *c, const char *error, int duration_m
 	args[6] = Int32GetDatum(http_status);
 	nulls[6] = http_status > 0 ? ' ' : 'n';
 	args[7] = Int32GetDatum(duration_ms);
-	(void) record(&failed_plan, FAILED_QUERY, 8, types, args, nulls);
+	record(&failed_plan, FAILED_QUERY, 8, types, args, nulls);
 }
 
 static void
@@ -1075,7 +1067,7 @@ send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
 		Datum		args[1];
 
 		args[0] = CStringGetTextDatum(sub->name);
-		(void) record(&gone_plan, GONE_QUERY, 1, types, args, NULL);
+		record(&gone_plan, GONE_QUERY, 1, types, args, NULL);
 	}
 	step_end(in_worker);
 	return n;
