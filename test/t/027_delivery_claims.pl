@@ -123,4 +123,26 @@ is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM headlessly.deliveries WHERE sender_pid IS NOT NULL OR status <> 'delivered'}),
 	'0', 'every delivery is done, none held');
 
+# --- a handler that removes its own hook ---
+# Its row goes with the hook: nothing is left to record, and nothing to undo.
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION unhook_self(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO ran VALUES (event->>'id', event->>'target', pg_backend_pid());
+		PERFORM headlessly.unhook(id) FROM headlessly.hook_registry
+		  WHERE handler = 'unhook_self(jsonb)'::regprocedure;
+		RETURN NULL;
+	END $$;
+	SELECT headlessly.hook('Once.*', 'after_commit', 'unhook_self(jsonb)');
+	SELECT headlessly.events_append('Once.Created', 'once_1');});
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM ran WHERE target = 'once_1'}),
+	'a handler that unhooks itself runs');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM headlessly.hook_registry WHERE handler = 'unhook_self(jsonb)'::regprocedure}),
+	'0', 'and its hook is gone');
+$node->safe_psql('postgres', q{SELECT headlessly.events_append('Once.Created', 'once_2')});
+usleep(500_000);
+is($node->safe_psql('postgres', q{SELECT count(*) FROM ran WHERE target LIKE 'once\_%'}),
+	'1', 'once, and not for later events');
+
 done_testing();
