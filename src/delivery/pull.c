@@ -134,11 +134,13 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
  * it (or below the horizon).  Read as the log's owner, who reads every
  * event ($8: the subscription).
  */
+/* one probe of the primary key per event, never a join: see skip_held_prefix() */
 #define HL_OPEN_DELIVERY(e) \
-	"EXISTS (SELECT FROM " HL_SCHEMA ".deliveries d" \
-	"         WHERE d.subscription OPERATOR(pg_catalog.=) $8 AND d.event_id OPERATOR(pg_catalog.=) " e ".id" \
-	"           AND d.member OPERATOR(pg_catalog.=) $7" \
-	"           AND d.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}'))"
+	"COALESCE((SELECT d.member OPERATOR(pg_catalog.=) $7" \
+	"                 AND d.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}')" \
+	"            FROM " HL_SCHEMA ".deliveries d" \
+	"           WHERE d.subscription OPERATOR(pg_catalog.=) $8" \
+	"             AND d.event_id OPERATOR(pg_catalog.=) " e ".id), false)"
 #define FIRST_UNHELD_QUERY \
 	"SELECT e.xact_id, e.seq FROM " HL_SCHEMA ".events e" \
 	" WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($1::pg_catalog.xid8, $2::pg_catalog.int8)" \
@@ -744,6 +746,7 @@ skip_held_prefix(const HlSubscription *sub, int member)
 	const char *query = LAST_HELD_QUERY;
 	SPIPlanPtr	plan;
 	bool		isnull;
+	int			nestlevel;
 	int			rc;
 
 	hl_position_of(sub, member, 0, &pos);
@@ -759,6 +762,12 @@ skip_held_prefix(const HlSubscription *sub, int member)
 	args[5] = Int32GetDatum(pos.members);
 	args[6] = Int32GetDatum(member);
 	args[7] = CStringGetTextDatum(sub->name);
+	/*
+	 * The nack has just filled deliveries: a plan that takes it for empty
+	 * joins it to each event as a whole (quadratic), hence a subquery that
+	 * probes its primary key per event, and index scans of the log.
+	 */
+	nestlevel = hl_ordered_scan_begin();
 	hl_prepare_cached(&first_unheld_plan, FIRST_UNHELD_QUERY, 8, types);
 	rc = hl_run_as_log_owner(first_unheld_plan, args, nulls, false, 1);
 	hl_spi_check(rc, SPI_OK_SELECT, FIRST_UNHELD_QUERY);
@@ -773,6 +782,7 @@ skip_held_prefix(const HlSubscription *sub, int member)
 		plan = hl_prepare_cached(&last_held_plan, query, 8, types);
 	rc = hl_run_as_log_owner(plan, args, nulls, false, 1);
 	hl_spi_check(rc, SPI_OK_SELECT, query);
+	hl_ordered_scan_end(nestlevel);
 	if (SPI_processed > 0)
 		hl_position_move(sub, member,
 						 SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
