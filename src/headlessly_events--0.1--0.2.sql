@@ -655,7 +655,7 @@ COMMENT ON FUNCTION headlessly.deliver(integer) IS
 REVOKE ALL ON FUNCTION headlessly.deliver(integer) FROM PUBLIC;
 
 -- A restored position resumes after safe_seq, through which every event had
--- been acked; the fence moves it (pull.c) and is forgotten by a restore.
+-- been acked; the fence moves it (position.c) and is forgotten by a restore.
 ALTER TABLE headlessly.subscription_positions
     ADD COLUMN safe_seq bigint NOT NULL,
     ADD COLUMN fence_seq bigint,
@@ -672,6 +672,23 @@ COMMENT ON FUNCTION headlessly.read(text, integer, integer, integer, interval) I
 
 COMMENT ON FUNCTION headlessly.nack(text, bigint, text, integer) IS
     'Ack through the event with that seq, but have that one event read again after a backoff, until max_attempts; then it is a dead letter. Until then, later events of its target are held back.';
+
+-- A claimed delivery names its sender: a round takes in-flight rows only
+-- from senders that are gone (round.c).
+ALTER TABLE headlessly.deliveries ADD COLUMN sender_pid integer;
+
+-- Whether the sender that claimed a delivery (sender_pid, at last_attempt_at)
+-- is still running: a round only takes in-flight rows whose sender is gone
+-- (round.c).  Internal: the rounds call it as the log's owner.
+CREATE FUNCTION headlessly.delivery_sender_alive(pid integer, claimed_at timestamptz)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'headlessly_delivery_sender_alive'
+LANGUAGE C VOLATILE STRICT;
+
+COMMENT ON FUNCTION headlessly.delivery_sender_alive(integer, timestamptz) IS
+    'Whether the backend with that pid that claimed a delivery at claimed_at is still sending it; false once it has exited, or ended the delivery round that claimed it.';
+
+REVOKE ALL ON FUNCTION headlessly.delivery_sender_alive(integer, timestamptz) FROM PUBLIC;
 
 -- webhooks: see src/delivery/webhook.sql
 

@@ -26,6 +26,7 @@
 #include "nodes/parsenodes.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
+#include "utils/backend_status.h"
 #include "utils/acl.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
@@ -190,6 +191,20 @@ hl_lock_held_by_me(const LOCKTAG *tag, LOCKMODE mode)
 	return LockHeldByMe(tag, mode, false);
 #else
 	return LockHeldByMe(tag, mode);
+#endif
+}
+
+/*
+ * The i-th (from 1) entry of this transaction's copy of the backends'
+ * statuses, up to pgstat_fetch_stat_numbackends().  (17: renamed)
+ */
+static inline LocalPgBackendStatus *
+hl_local_backend_status(int i)
+{
+#if PG_VERSION_NUM >= 170000
+	return pgstat_get_local_beentry_by_index(i);
+#else
+	return pgstat_fetch_stat_local_beentry(i);
 #endif
 }
 

@@ -33,7 +33,7 @@ COMMENT ON TABLE headlessly.subscriptions IS
 -- Where each member of a subscription has acked through, in (xact_id, seq)
 -- order.  A position restored from a dump has no xact_id (nor fence_xact):
 -- another cluster's transaction ids mean nothing here, so it resumes after
--- safe_seq, through which every event had been acked (pull.c).
+-- safe_seq, through which every event had been acked (position.c).
 CREATE TABLE headlessly.subscription_positions (
     subscription text COLLATE "C" NOT NULL
                  REFERENCES headlessly.subscriptions (name) ON DELETE CASCADE,
@@ -69,6 +69,7 @@ CREATE TABLE headlessly.deliveries (
     duration_ms     integer,
     last_attempt_at timestamptz,
     next_attempt_at timestamptz,
+    sender_pid      integer,
     PRIMARY KEY (subscription, event_id)
 );
 CREATE INDEX deliveries_due_idx ON headlessly.deliveries (subscription, member, seq)
@@ -261,3 +262,16 @@ COMMENT ON FUNCTION headlessly.deliver(integer) IS
 
 -- deliver() runs other roles' handlers as them: the owner grants it.
 REVOKE ALL ON FUNCTION headlessly.deliver(integer) FROM PUBLIC;
+
+-- Whether the sender that claimed a delivery (sender_pid, at last_attempt_at)
+-- is still running: a round only takes in-flight rows whose sender is gone
+-- (round.c).  Internal: the rounds call it as the log's owner.
+CREATE FUNCTION headlessly.delivery_sender_alive(pid integer, claimed_at timestamptz)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'headlessly_delivery_sender_alive'
+LANGUAGE C VOLATILE STRICT;
+
+COMMENT ON FUNCTION headlessly.delivery_sender_alive(integer, timestamptz) IS
+    'Whether the backend with that pid that claimed a delivery at claimed_at is still sending it; false once it has exited, or ended the delivery round that claimed it.';
+
+REVOKE ALL ON FUNCTION headlessly.delivery_sender_alive(integer, timestamptz) FROM PUBLIC;

@@ -57,11 +57,24 @@ extern void hl_become_role(Oid role, HlSavedUser *saved);
 extern int	hl_ordered_scan_begin(void);
 extern void hl_ordered_scan_end(int nestlevel);
 
-/* pull.c */
+/* One member's position (position.c). */
+typedef struct HlPosition
+{
+	Datum		xact;			/* xid8; NULL (restored) in a position from a dump */
+	bool		restored;
+	int64		seq;
+	int64		safe_seq;		/* every event through it has been passed */
+	int			members;		/* the size of the member's group */
+} HlPosition;
+
+/* position.c */
 extern bool hl_writing_positions;
 extern void hl_own_xact(Datum *xact, char *null);
 extern void hl_position_of(const HlSubscription *sub, int member, int members,
-						   Datum *xact, int64 *seq, bool *restored);
+						   HlPosition *pos);
+extern bool hl_position_resume(const HlPosition *pos, Datum *xact, char *xact_null,
+							   int64 *seq);
+extern void hl_position_move(const HlSubscription *sub, int member, Datum xact, int64 seq);
 
 #define HL_KIND_NAME(k) ((k) == HL_SUB_PULL ? "pull" : (k) == HL_SUB_WEBHOOK ? "webhook" : "hook")
 

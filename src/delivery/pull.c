@@ -4,34 +4,9 @@
  *	  Pull consumers: read(), ack(), nack(), redeliver(), replay(), and the
  *	  positions every subscription keeps.
  *
- * Never skip.  seq is drawn before commit, so a transaction that commits
- * late can put an event below what a consumer has already acked.  Events
- * are therefore handed out in (xact_id, seq) order and only below the
- * horizon, the xmin of a fresh snapshot: every transaction below it has
- * ended, and every transaction still to write gets an id at or above it.
- * So nothing can ever appear below a position once it has been handed out.
- * A long (or prepared) transaction anywhere in the cluster holds consumers
- * back; it never makes one skip.
- *
- * A position is (xact_id, seq) per (subscription, member).  One restored
- * from a dump has no xact_id (another cluster's transaction ids mean
- * nothing here, and restored events all carry the restoring transaction's),
- * so (xact_id, seq) order cannot tell which events below its seq it had
- * not acked yet: a late-committing transaction's event can lie there.  The
- * position therefore also keeps safe_seq, a seq through which every event
- * has been acked, and a restored position resumes after safe_seq: what lies
- * between is delivered again (at least once, across a restore too).
- *
- * safe_seq moves by a fence, taken when the position moves: fence_seq, the
- * sequence's value, read before fence_xact, the next transaction id.  seq
- * is drawn after the appending transaction has its id (log_trigger.c), so
- * a transaction with an id at or past fence_xact draws seqs past fence_seq:
- * every event through fence_seq is one of a transaction below fence_xact.
- * Once the horizon has passed fence_xact, those have all ended and their
- * events are visible, and safe_seq can move to just before the first of
- * them the position has not acked: all of them when the position's own
- * transaction is at or past fence_xact, else found walking seq upwards from
- * safe_seq (through what was acked since); then a new fence is taken.
+ * Events are handed out in (xact_id, seq) order, below the horizon, after
+ * the member's position (position.c: why this never skips, across a
+ * restore too).
  *
  *-------------------------------------------------------------------------
  */
@@ -59,38 +34,16 @@ PG_FUNCTION_INFO_V1(headlessly_ack);
 PG_FUNCTION_INFO_V1(headlessly_nack);
 PG_FUNCTION_INFO_V1(headlessly_redeliver);
 PG_FUNCTION_INFO_V1(headlessly_replay);
-PG_FUNCTION_INFO_V1(headlessly_restored_position_check);
 PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 
-#define POSITION_QUERY \
-	"SELECT xact_id, seq, members, safe_seq FROM " HL_SCHEMA ".subscription_positions" \
-	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND member OPERATOR(pg_catalog.=) $2"
-
-/* a new member starts where the slowest member of the subscription is */
-#define NEW_POSITION_QUERY \
-	"INSERT INTO " HL_SCHEMA ".subscription_positions" \
-	" (subscription, member, members, xact_id, seq, safe_seq, fence_seq, fence_xact)" \
-	" SELECT $1, $2, $3, p.xact_id, p.seq, p.safe_seq, $4, $5 FROM (" \
-	"   SELECT x.xact_id, x.seq, x.safe_seq FROM " HL_SCHEMA ".subscription_positions x" \
-	"    WHERE x.subscription OPERATOR(pg_catalog.=) $1" \
-	"   UNION ALL SELECT s.start_xact, s.start_seq, s.start_seq FROM " HL_SCHEMA ".subscriptions s" \
-	"    WHERE s.name OPERATOR(pg_catalog.=) $1" \
-	"   ORDER BY 1 NULLS FIRST, 2 LIMIT 1) p" \
-	" ON CONFLICT DO NOTHING"
-
-/* the last seq drawn: seq's sequence is CACHE 1 (log.sql) */
-#define FENCE_QUERY \
-	"SELECT CASE WHEN is_called THEN last_value ELSE last_value OPERATOR(pg_catalog.-) 1 END" \
-	"  FROM " HL_SCHEMA ".events_seq_seq"
-
-#define EVENTS_FILTER \
+#define EVENTS_WHERE \
 	"   AND e.xact_id OPERATOR(pg_catalog.<) " HL_HORIZON "" \
 	"   AND ($3::pg_catalog.text IS NULL OR e.tenant OPERATOR(pg_catalog.=) $3)" \
 	"   AND ($4::pg_catalog.text IS NULL OR e.target OPERATOR(pg_catalog.=) $4)" \
 	"   AND " HL_SCHEMA ".type_matches(e.type, $5)" \
 	"   AND ($6 OPERATOR(pg_catalog.=) 1 OR " HL_SCHEMA ".group_member(e.tenant," \
-	"        COALESCE(e.target, e.id), $6) OPERATOR(pg_catalog.=) $7)" \
-	" ORDER BY e.xact_id, e.seq LIMIT $8"
+	"        COALESCE(e.target, e.id), $6) OPERATOR(pg_catalog.=) $7)"
+#define EVENTS_FILTER EVENTS_WHERE " ORDER BY e.xact_id, e.seq LIMIT $8"
 
 #define NEW_EVENTS_QUERY \
 	"SELECT e.* FROM " HL_SCHEMA ".events e" \
@@ -174,22 +127,36 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 
 #define HOLD_PAGE 1000
 
-/* the position and, when the horizon has passed the fence, safe_seq (see the top) */
-#define FENCE_PASSED "p.fence_xact OPERATOR(pg_catalog.<=) " HL_HORIZON
-#define ADVANCE_QUERY \
-	"UPDATE " HL_SCHEMA ".subscription_positions p" \
-	"   SET xact_id = $3, seq = $4, acked_at = pg_catalog.clock_timestamp()," \
-	"       safe_seq = CASE WHEN " FENCE_PASSED " THEN GREATEST(p.safe_seq," \
-	"           CASE WHEN $3 OPERATOR(pg_catalog.>=) p.fence_xact THEN p.fence_seq ELSE" \
-	"           COALESCE((SELECT e.seq OPERATOR(pg_catalog.-) 1 FROM " HL_SCHEMA ".events e" \
-	"                      WHERE e.seq OPERATOR(pg_catalog.>) p.safe_seq" \
-	"                        AND e.seq OPERATOR(pg_catalog.<=) p.fence_seq" \
-	"                        AND ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($3, $4)" \
-	"                      ORDER BY e.seq LIMIT 1), p.fence_seq) END) ELSE p.safe_seq END," \
-	"       fence_seq = CASE WHEN p.fence_xact IS NULL OR " FENCE_PASSED " THEN $5 ELSE p.fence_seq END," \
-	"       fence_xact = CASE WHEN p.fence_xact IS NULL OR " FENCE_PASSED " THEN $6 ELSE p.fence_xact END" \
-	" WHERE p.subscription OPERATOR(pg_catalog.=) $1 AND p.member OPERATOR(pg_catalog.=) $2" \
-	"   AND (p.xact_id IS NULL OR ROW(p.xact_id, p.seq) OPERATOR(pg_catalog.<) ROW($3, $4))"
+/*
+ * After a nack, the events just after the position that the member's open
+ * deliveries hold (the nacked target's backlog, held just now): the first
+ * event after the position that none holds, and the last held one before
+ * it (or below the horizon).  Read as the log's owner, who reads every
+ * event ($8: the subscription).
+ */
+/* one probe of the primary key per event, never a join: see skip_held_prefix() */
+#define HL_OPEN_DELIVERY(e) \
+	"COALESCE((SELECT d.member OPERATOR(pg_catalog.=) $7" \
+	"                 AND d.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}')" \
+	"            FROM " HL_SCHEMA ".deliveries d" \
+	"           WHERE d.subscription OPERATOR(pg_catalog.=) $8" \
+	"             AND d.event_id OPERATOR(pg_catalog.=) " e ".id), false)"
+#define FIRST_UNHELD_QUERY \
+	"SELECT e.xact_id, e.seq FROM " HL_SCHEMA ".events e" \
+	" WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($1::pg_catalog.xid8, $2::pg_catalog.int8)" \
+	EVENTS_WHERE " AND NOT " HL_OPEN_DELIVERY("e") \
+	" ORDER BY e.xact_id, e.seq LIMIT 1"
+#define LAST_HELD_BEFORE_QUERY \
+	"SELECT e.xact_id, e.seq FROM " HL_SCHEMA ".events e" \
+	" WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($1::pg_catalog.xid8, $2::pg_catalog.int8)" \
+	"   AND ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.<) ROW($9::pg_catalog.xid8, $10::pg_catalog.int8)" \
+	EVENTS_WHERE " AND " HL_OPEN_DELIVERY("e") \
+	" ORDER BY e.xact_id DESC, e.seq DESC LIMIT 1"
+#define LAST_HELD_QUERY \
+	"SELECT e.xact_id, e.seq FROM " HL_SCHEMA ".events e" \
+	" WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($1::pg_catalog.xid8, $2::pg_catalog.int8)" \
+	EVENTS_WHERE " AND " HL_OPEN_DELIVERY("e") \
+	" ORDER BY e.xact_id DESC, e.seq DESC LIMIT 1"
 
 /* retried and held events handed out since they became due are done */
 #define ACK_RETRIES_QUERY \
@@ -236,9 +203,6 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 	"         ORDER BY 1, 2 LIMIT 1) p" \
 	" WHERE subscription OPERATOR(pg_catalog.=) $1"
 
-static SPIPlanPtr position_plan = NULL;
-static SPIPlanPtr new_position_plan = NULL;
-static SPIPlanPtr fence_plan = NULL;
 static SPIPlanPtr new_events_plan = NULL;
 static SPIPlanPtr new_events_restored_plan = NULL;
 static SPIPlanPtr due_plan = NULL;
@@ -248,14 +212,13 @@ static SPIPlanPtr hold_plan = NULL;
 static SPIPlanPtr events_by_seq_plan = NULL;
 static SPIPlanPtr event_plan = NULL;
 static SPIPlanPtr target_later_plan = NULL;
-static SPIPlanPtr advance_plan = NULL;
+static SPIPlanPtr first_unheld_plan = NULL;
+static SPIPlanPtr last_held_before_plan = NULL;
+static SPIPlanPtr last_held_plan = NULL;
 static SPIPlanPtr ack_retries_plan = NULL;
 static SPIPlanPtr nack_plan = NULL;
 static SPIPlanPtr redeliver_plan = NULL;
 static SPIPlanPtr replay_plan = NULL;
-
-/* set while our own functions write positions: others are restores */
-bool		hl_writing_positions = false;
 
 /* The horizon --------------------------------------------------------------------- */
 
@@ -288,20 +251,6 @@ headlessly_delivery_horizon(PG_FUNCTION_ARGS)
 	PG_RETURN_FULLTRANSACTIONID(FullTransactionIdFromEpochAndXid(epoch, horizon));
 }
 
-/*
- * The calling transaction's id as an xid8 parameter, NULL ('n') if it has
- * none yet.  Events it writes carry it: a position made for "now" must not
- * start past them.
- */
-void
-hl_own_xact(Datum *xact, char *null)
-{
-	FullTransactionId own = GetTopFullTransactionIdIfAny();
-
-	*xact = FullTransactionIdGetDatum(own);
-	*null = FullTransactionIdIsValid(own) ? ' ' : 'n';
-}
-
 /* Positions ---------------------------------------------------------------------- */
 
 static void
@@ -312,126 +261,6 @@ check_member(int member, int members)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("member %d of %d is out of range", member, members),
 				 errdetail("Members of a group of n are numbered 0 to n - 1.")));
-}
-
-/* A new fence for safe_seq: the sequence first, then the next transaction id. */
-static void
-take_fence(Datum *fence_seq, Datum *fence_xact)
-{
-	bool		isnull;
-	int			rc;
-
-	hl_prepare_cached(&fence_plan, FENCE_QUERY, 0, NULL);
-	rc = hl_run_as_log_owner(fence_plan, NULL, NULL, false, 1);
-	hl_spi_check(rc, SPI_OK_SELECT, FENCE_QUERY);
-	*fence_seq = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	*fence_xact = FullTransactionIdGetDatum(ReadNextFullTransactionId());
-}
-
-/*
- * The position of one member, made if it has none.  With members = 0 the
- * member's group size is not checked.  *xact is NULL (*restored) for a
- * position restored from a dump; *safe is its safe_seq.
- */
-static void
-position_of(const HlSubscription *sub, int member, int members,
-			Datum *xact, int64 *seq, int64 *safe, bool *restored)
-{
-	Oid			argtypes[5] = {TEXTOID, INT4OID, INT4OID, INT8OID, XID8OID};
-	Datum		args[5];
-	bool		isnull;
-	int			known;
-	int			rc;
-
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = Int32GetDatum(member);
-	args[2] = Int32GetDatum(Max(members, 1));
-	hl_prepare_cached(&position_plan, POSITION_QUERY, 2, argtypes);
-	rc = hl_run_as_log_owner(position_plan, args, NULL, false, 1);
-	hl_spi_check(rc, SPI_OK_SELECT, POSITION_QUERY);
-	if (SPI_processed == 0)
-	{
-		take_fence(&args[3], &args[4]);
-		hl_prepare_cached(&new_position_plan, NEW_POSITION_QUERY, 5, argtypes);
-		hl_writing_positions = true;
-		PG_TRY();
-		{
-			rc = hl_run_as_log_owner(new_position_plan, args, NULL, false, 0);
-		}
-		PG_FINALLY();
-		{
-			hl_writing_positions = false;
-		}
-		PG_END_TRY();
-		hl_spi_check(rc, SPI_OK_INSERT, NEW_POSITION_QUERY);
-		rc = hl_run_as_log_owner(position_plan, args, NULL, false, 1);
-		hl_spi_check(rc, SPI_OK_SELECT, POSITION_QUERY);
-		if (SPI_processed == 0)
-			elog(ERROR, "position of member %d of subscription \"%s\" vanished",
-				 member, sub->name);
-	}
-	*xact = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, restored);
-	*seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	known = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	*safe = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
-	if (members > 0 && known != members)
-		ereport(ERROR,
-				(errcode(ERRCODE_HL_SUBSCRIPTION),
-				 errmsg("subscription \"%s\" is read by a group of %d members, not %d",
-						sub->name, known, members),
-				 errdetail("Each member's position belongs to the group it was made in."),
-				 errhint("Read with members => %d, or make a new subscription for the new group.",
-						 known)));
-}
-
-void
-hl_position_of(const HlSubscription *sub, int member, int members,
-			   Datum *xact, int64 *seq, bool *restored)
-{
-	int64		safe;
-
-	position_of(sub, member, members, xact, seq, &safe, restored);
-}
-
-/*
- * A position written by anything but our functions is a restore: the
- * transaction ids in it (each column named in the trigger's arguments) came
- * from another cluster.  It resumes after its safe_seq.
- */
-Datum
-headlessly_restored_position_check(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata;
-	TupleDesc	desc;
-	HeapTuple	row;
-	int			ncols;
-	int		   *attnos;
-	Datum	   *values;
-	bool	   *isnull;
-
-	trigdata = hl_trigger_data(fcinfo, "headlessly.restored_position_check()",
-							   HL_FIRED_BEFORE | HL_FIRED_ROW | HL_FIRED_INSERT);
-	row = trigdata->tg_trigtuple;
-	if (hl_writing_positions)
-		return PointerGetDatum(row);
-
-	desc = RelationGetDescr(trigdata->tg_relation);
-	ncols = trigdata->tg_trigger->tgnargs;
-	if (ncols < 1)
-		elog(ERROR, "%s takes the names of the columns to clear", "headlessly.restored_position_check()");
-	attnos = palloc(ncols * sizeof(int));
-	values = palloc0(ncols * sizeof(Datum));
-	isnull = palloc(ncols * sizeof(bool));
-	for (int i = 0; i < ncols; i++)
-	{
-		attnos[i] = SPI_fnumber(desc, trigdata->tg_trigger->tgargs[i]);
-		if (attnos[i] <= 0)
-			elog(ERROR, "column \"%s\" is missing from %s", trigdata->tg_trigger->tgargs[i],
-				 RelationGetRelationName(trigdata->tg_relation));
-		isnull[i] = true;
-	}
-	row = heap_modify_tuple_by_cols(row, desc, ncols, attnos, values, isnull);
-	return PointerGetDatum(row);
 }
 
 /* Reading ------------------------------------------------------------------------ */
@@ -634,8 +463,6 @@ hold_or_return(const HlSubscription *sub, int member, int members, bool any_held
 	return returned;
 }
 
-static void move_position(const HlSubscription *sub, int member, Datum xact, int64 seq);
-
 /* One try of read(): due retries and released events of this member first, then new events. */
 static uint64
 read_once(const HlSubscription *sub, int max_events, int member, int members,
@@ -647,9 +474,9 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	Datum		args[8];
 	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	uint64		got = 0;
+	HlPosition	pos;
 	bool		restored;
 	int64		seq;
-	int64		safe;
 	bool		any_held;
 	bool		none_returned = true;
 	Datum		held_xact = (Datum) 0;
@@ -686,14 +513,8 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	if ((int) got >= max_events)
 		return got;
 
-	position_of(sub, member, members, &args[0], &seq, &safe, &restored);
-	if (restored)
-	{
-		/* which events below seq were still unacked is known up to safe_seq */
-		nulls[0] = 'n';
-		args[0] = (Datum) 0;
-		seq = safe;
-	}
+	hl_position_of(sub, member, members, &pos);
+	restored = hl_position_resume(&pos, &args[0], &nulls[0], &seq);
 	args[1] = Int64GetDatum(seq);
 	args[2] = PointerGetDatum(sub->tenant);
 	nulls[2] = sub->tenant ? ' ' : 'n';
@@ -756,7 +577,7 @@ read_once(const HlSubscription *sub, int max_events, int member, int members,
 	}
 	hl_ordered_scan_end(nestlevel);
 	if (held_seq >= 0)
-		move_position(sub, member, held_xact, held_seq);
+		hl_position_move(sub, member, held_xact, held_seq);
 	return got;
 }
 
@@ -906,22 +727,66 @@ hold_later_events(const HlSubscription *sub, int member, int members,
 	} while (n == HOLD_PAGE);
 }
 
-/* Move the member's position through the event (xact, seq); never back. */
+/*
+ * Move the member's position past the held events right after it, so that
+ * no read goes through them: a nacked target's backlog can be long, and
+ * each read would otherwise walk it page by page until it found an event
+ * to hand out (read() moves the position past them only then).  Two index
+ * probes, whatever the backlog.  Not for a restored position: which events
+ * below its seq are still to come is known up to safe_seq only.
+ */
 static void
-move_position(const HlSubscription *sub, int member, Datum xact, int64 seq)
+skip_held_prefix(const HlSubscription *sub, int member)
 {
-	Oid			argtypes[6] = {TEXTOID, INT4OID, XID8OID, INT8OID, INT8OID, XID8OID};
-	Datum		args[6];
+	Oid			types[10] = {XID8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID,
+		TEXTOID, XID8OID, INT8OID};
+	Datum		args[10];
+	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	HlPosition	pos;
+	const char *query = LAST_HELD_QUERY;
+	SPIPlanPtr	plan;
+	bool		isnull;
+	int			nestlevel;
 	int			rc;
 
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = Int32GetDatum(member);
-	args[2] = xact;
-	args[3] = Int64GetDatum(seq);
-	take_fence(&args[4], &args[5]);
-	hl_prepare_cached(&advance_plan, ADVANCE_QUERY, 6, argtypes);
-	rc = hl_run_as_log_owner(advance_plan, args, NULL, false, 0);
-	hl_spi_check(rc, SPI_OK_UPDATE, ADVANCE_QUERY);
+	hl_position_of(sub, member, 0, &pos);
+	if (pos.restored)
+		return;
+	args[0] = pos.xact;
+	args[1] = Int64GetDatum(pos.seq);
+	args[2] = PointerGetDatum(sub->tenant);
+	nulls[2] = sub->tenant ? ' ' : 'n';
+	args[3] = PointerGetDatum(sub->target);
+	nulls[3] = sub->target ? ' ' : 'n';
+	args[4] = CStringGetTextDatum(sub->pattern);
+	args[5] = Int32GetDatum(pos.members);
+	args[6] = Int32GetDatum(member);
+	args[7] = CStringGetTextDatum(sub->name);
+	/*
+	 * The nack has just filled deliveries: a plan that takes it for empty
+	 * joins it to each event as a whole (quadratic), hence a subquery that
+	 * probes its primary key per event, and index scans of the log.
+	 */
+	nestlevel = hl_ordered_scan_begin();
+	hl_prepare_cached(&first_unheld_plan, FIRST_UNHELD_QUERY, 8, types);
+	rc = hl_run_as_log_owner(first_unheld_plan, args, nulls, false, 1);
+	hl_spi_check(rc, SPI_OK_SELECT, FIRST_UNHELD_QUERY);
+	if (SPI_processed > 0)
+	{
+		args[8] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		args[9] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		query = LAST_HELD_BEFORE_QUERY;
+		plan = hl_prepare_cached(&last_held_before_plan, query, 10, types);
+	}
+	else
+		plan = hl_prepare_cached(&last_held_plan, query, 8, types);
+	rc = hl_run_as_log_owner(plan, args, nulls, false, 1);
+	hl_spi_check(rc, SPI_OK_SELECT, query);
+	hl_ordered_scan_end(nestlevel);
+	if (SPI_processed > 0)
+		hl_position_move(sub, member,
+						 SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+						 DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)));
 }
 
 /* Move the member's position through the acked event, and settle its retries. */
@@ -930,13 +795,12 @@ advance(const HlSubscription *sub, int member, int64 seq, const AckedEvent *ev)
 {
 	Oid			rtypes[3] = {TEXTOID, INT4OID, INT8OID};
 	Datum		args[3];
-	Datum		xact;
-	int64		pos;
-	bool		restored;
+	HlPosition	pos;
 	int			rc;
 
-	hl_position_of(sub, member, 0, &xact, &pos, &restored);
-	move_position(sub, member, ev->xact, seq);
+	/* made first if the member has none yet */
+	hl_position_of(sub, member, 0, &pos);
+	hl_position_move(sub, member, ev->xact, seq);
 	args[0] = CStringGetTextDatum(sub->name);
 	args[1] = Int32GetDatum(member);
 	args[2] = Int64GetDatum(seq);
@@ -1011,15 +875,15 @@ headlessly_nack(PG_FUNCTION_ARGS)
 	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	AckedEvent	ev;
 	HlSubscription *sub = ack_begin(fcinfo, "a nack", 3, &seq, &member, &ev);
+	HlPosition	pos;
 	Datum		xact;
-	int64		pos;
-	int64		safe;
+	char		xact_null;
+	int64		resume;
 	bool		restored;
 	int			rc;
 
-	position_of(sub, member, 0, &xact, &pos, &safe, &restored);
-	if (restored)
-		pos = safe;
+	hl_position_of(sub, member, 0, &pos);
+	restored = hl_position_resume(&pos, &xact, &xact_null, &resume);
 
 	args[0] = CStringGetTextDatum(sub->name);
 	args[1] = PointerGetDatum(ev.id);
@@ -1028,19 +892,8 @@ headlessly_nack(PG_FUNCTION_ARGS)
 	args[4] = PointerGetDatum(ev.target);
 	nulls[4] = ev.target ? ' ' : 'n';
 	args[5] = Int32GetDatum(member);
-	{
-		/* the group size the member reads with */
-		Oid			t[2] = {TEXTOID, INT4OID};
-		Datum		a[2];
-		bool		isnull;
-
-		a[0] = args[0];
-		a[1] = args[5];
-		hl_prepare_cached(&position_plan, POSITION_QUERY, 2, t);
-		rc = hl_run_as_log_owner(position_plan, a, NULL, false, 1);
-		hl_spi_check(rc, SPI_OK_SELECT, POSITION_QUERY);
-		args[6] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
-	}
+	/* the group size the member reads with */
+	args[6] = Int32GetDatum(pos.members);
 	args[7] = Int32GetDatum(sub->max_attempts);
 	args[8] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	nulls[8] = PG_ARGISNULL(2) ? 'n' : ' ';
@@ -1050,10 +903,12 @@ headlessly_nack(PG_FUNCTION_ARGS)
 	rc = hl_run_as_log_owner(nack_plan, args, nulls, false, 0);
 	hl_spi_check(rc, SPI_OK_INSERT, NACK_QUERY);
 	if (ev.target != NULL)
-		hold_later_events(sub, member, DatumGetInt32(args[6]), &ev, xact, pos, restored);
+		hold_later_events(sub, member, pos.members, &ev, xact, resume, restored);
 
 	/* the event is acked through, its retry aside */
 	advance(sub, member, seq, &ev);
+	if (ev.target != NULL)
+		skip_held_prefix(sub, member);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -1093,16 +948,14 @@ headlessly_replay(PG_FUNCTION_ARGS)
 	Datum		args[3];
 	char		nulls[3] = {' ', ' ', ' '};
 	HlSubscription sub;
-	Datum		xact;
-	int64		pos;
-	bool		restored;
+	HlPosition	pos;
 	int			rc;
 
 	hl_spi_connect();
 	hl_subscription_get(text_to_cstring(PG_GETARG_TEXT_PP(0)), true, &sub);
 	hl_subscription_check_access(&sub);
 	/* a subscription never read from gets its member 0 moved too */
-	hl_position_of(&sub, 0, 0, &xact, &pos, &restored);
+	hl_position_of(&sub, 0, 0, &pos);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
 	hl_own_xact(&args[2], &nulls[2]);

@@ -8,13 +8,16 @@
  *   1. claims work under a lock on the subscription's row: the events
  *      after its position below the horizon (read as the subscription's
  *      owner) become 'pending' rows of headlessly.deliveries and the
- *      position moves past them; then the due rows -- the first undelivered
- *      row of each target only, so that one target's events go in version
- *      order -- are leased (attempts + 1, status pending, next_attempt_at =
- *      now + lease).  The deliverer holds the subscription's sender lock
- *      until their outcomes are recorded, so a leased row found by the next
- *      holder of that lock is one whose sender died: due again at once,
- *      never lost;
+ *      position moves past them, as a pull consumer's ack moves it (so a
+ *      restored position resumes after its safe_seq, position.c); then the
+ *      due rows -- the first undelivered row of each target only, so that
+ *      one target's events go in version order -- are claimed: attempts +
+ *      1, status pending, and the sender recorded in the row (sender_pid,
+ *      claimed at last_attempt_at).  A claim takes a row in flight only
+ *      once its sender is gone (exited, crashed, or its round ended without
+ *      recording the outcome): due again at once, never lost, and never
+ *      sent by two live senders at once.  Each sender records outcomes only
+ *      for the rows it still holds;
  *   2. runs each handler as the role that registered the hook, with
  *      headlessly.tenant set to the event's tenant, for at most
  *      headlessly.hook_timeout, and marks the row delivered in the same
@@ -39,8 +42,7 @@
 #include "common/hashfn.h"
 #include "common/pg_prng.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
-#include "storage/lock.h"
+#include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
 #include "utils/fmgrprotos.h"
@@ -52,8 +54,10 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
+#include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(headlessly_deliver);
+PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 
 /* hooks in registration order, then webhooks */
 #define HOOK_SUBSCRIPTIONS_QUERY \
@@ -89,18 +93,12 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 	"        AS u (id, seq, tenant, target)" \
 	" ON CONFLICT DO NOTHING"
 
-#define MOVE_QUERY \
-	"UPDATE " HL_SCHEMA ".subscription_positions" \
-	"   SET xact_id = $2, seq = $3, acked_at = pg_catalog.clock_timestamp()" \
-	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND member OPERATOR(pg_catalog.=) 0"
-
 /*
  * The claim: the first undelivered row of each target (its head) if it is
- * due, and due rows without a target, at most $2; leased, and marked
- * pending while in flight.  A row is due when it is pending (never tried,
- * or leased by a sender that is gone: the claimer holds the sender lock,
- * so no live sender holds a lease of this subscription) or failed and its
- * retry time has come; and not attempted yet in this round ($4).
+ * due, and due rows without a target, at most $2; marked pending with its
+ * sender ($7) while in flight.  A row is due when it is pending and not in
+ * flight (never tried, or claimed by a sender that is gone) or failed and
+ * its retry time has come; and not attempted yet in this round ($4).
  *
  * Heads are found by skipping through deliveries_target_idx from one
  * (tenant, target) to the next, one index probe per target, starting after
@@ -111,12 +109,14 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
  */
 #define HL_DUE_ROW(x) \
 	"(" x ".status OPERATOR(pg_catalog.=) 'pending'" \
-	"  OR COALESCE(" x ".next_attempt_at, '-infinity') OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())" \
+	"   AND (" x ".sender_pid IS NULL OR NOT " HL_SCHEMA ".delivery_sender_alive(" x ".sender_pid, " x ".last_attempt_at))" \
+	"  OR " x ".status OPERATOR(pg_catalog.=) 'failed'" \
+	"   AND COALESCE(" x ".next_attempt_at, '-infinity') OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())" \
 	" AND (" x ".last_attempt_at IS NULL OR " x ".last_attempt_at OPERATOR(pg_catalog.<) $4)"
 #define HL_OPEN_ROWS \
 	"x.subscription OPERATOR(pg_catalog.=) $1 AND x.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}')"
 #define HL_HEAD_COLUMNS \
-	"x.tenant, x.target, x.event_id, x.status, x.next_attempt_at, x.last_attempt_at"
+	"x.tenant, x.target, x.event_id, x.status, x.next_attempt_at, x.last_attempt_at, x.sender_pid"
 #define HL_NEXT_HEAD(after) \
 	"SELECT " HL_HEAD_COLUMNS " FROM " HL_SCHEMA ".deliveries x" \
 	" WHERE " HL_OPEN_ROWS " AND x.target IS NOT NULL" \
@@ -155,7 +155,7 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 	"     AND " HL_DUE_ROW("h") \
 	"  LIMIT $2)" \
 	"UPDATE " HL_SCHEMA ".deliveries d" \
-	"   SET attempts = d.attempts OPERATOR(pg_catalog.+) 1, status = 'pending'," \
+	"   SET attempts = d.attempts OPERATOR(pg_catalog.+) 1, status = 'pending', sender_pid = $7," \
 	"       last_attempt_at = pg_catalog.clock_timestamp()," \
 	"       next_attempt_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $3" \
 	"  FROM picked p" \
@@ -170,19 +170,25 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 #define STATE_QUERY \
 	"SELECT " HL_SCHEMA ".as_of_version($1, $2, $3)"
 
+/* outcomes are recorded only in rows this backend still holds ($5: its pid) */
+#define HL_HELD_ROW(x) \
+	x "status OPERATOR(pg_catalog.=) 'pending' AND " x "sender_pid OPERATOR(pg_catalog.=) $5"
+
 #define DONE_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries" \
 	"   SET status = 'delivered', error = NULL, next_attempt_at = NULL, duration_ms = $3," \
-	"       http_status = $4" \
-	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND event_id OPERATOR(pg_catalog.=) $2"
+	"       http_status = $4, sender_pid = NULL" \
+	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND event_id OPERATOR(pg_catalog.=) $2" \
+	"   AND " HL_HELD_ROW("")
 
 #define FAILED_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries" \
 	"   SET status = CASE WHEN attempts OPERATOR(pg_catalog.>=) $3 THEN 'dead' ELSE 'failed' END," \
-	"       error = $4, duration_ms = $5, http_status = $7," \
+	"       error = $4, duration_ms = $8, http_status = $7, sender_pid = NULL," \
 	"       next_attempt_at = CASE WHEN attempts OPERATOR(pg_catalog.>=) $3 THEN NULL" \
 	"           ELSE pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $6 END" \
-	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND event_id OPERATOR(pg_catalog.=) $2"
+	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND event_id OPERATOR(pg_catalog.=) $2" \
+	"   AND " HL_HELD_ROW("")
 
 /* a batch's events and the states after them: two queries, not two per event */
 #define EVENT_DOCS_QUERY \
@@ -193,11 +199,12 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 #define DONE_ALL_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries d" \
 	"   SET status = 'delivered', error = NULL, next_attempt_at = NULL," \
-	"       http_status = u.http_status, duration_ms = u.duration_ms" \
+	"       http_status = u.http_status, duration_ms = u.duration_ms, sender_pid = NULL" \
 	"  FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.int4[])," \
 	"                  pg_catalog.unnest($4::pg_catalog.int4[]))" \
 	"       AS u (event_id, http_status, duration_ms)" \
-	" WHERE d.subscription OPERATOR(pg_catalog.=) $1 AND d.event_id OPERATOR(pg_catalog.=) u.event_id"
+	" WHERE d.subscription OPERATOR(pg_catalog.=) $1 AND d.event_id OPERATOR(pg_catalog.=) u.event_id" \
+	"   AND " HL_HELD_ROW("d.")
 
 /* HTTP 410 Gone: the receiver asks for no more */
 #define GONE_QUERY \
@@ -216,7 +223,6 @@ static SPIPlanPtr hook_subscriptions_plan = NULL;
 static SPIPlanPtr new_events_plan = NULL;
 static SPIPlanPtr new_events_restored_plan = NULL;
 static SPIPlanPtr enqueue_plan = NULL;
-static SPIPlanPtr move_plan = NULL;
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr event_doc_plan = NULL;
 static SPIPlanPtr state_plan = NULL;
@@ -333,75 +339,44 @@ advance_cursor(const char *subscription, List *claimed)
 }
 
 /*
- * The sender lock of a subscription: a session-level advisory lock that a
- * deliverer holds from its claim until the outcomes of what it claimed are
- * recorded.  A deliverer that gets it knows that no live one holds a lease
- * of that subscription, so a pending row with a lease is one whose sender
- * died (kill -9, crash): it is due again at once, not when its lease ends.
- * A deliverer that does not get it leaves the subscription to the one that
- * has it, so two live senders never deliver the same event at once.
+ * The rounds running in this backend: the outermost one's start.  A row
+ * this backend claimed since then is in flight (an outer round delivers it
+ * while a handler calls deliver()); one it claimed before is left over from
+ * a round that ended without recording its outcome (an error in the
+ * worker), and is due again.
  */
-#define HL_LOCKTAG_SENDER 0x4844	/* field4; stream.c and idempotency.c use others */
-
-static void
-sender_locktag(LOCKTAG *tag, const char *subscription)
-{
-	uint64		hash = hash_bytes_extended((const unsigned char *) subscription,
-										   (int) strlen(subscription), 0);
-
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (hash >> 32), (uint32) hash,
-						 HL_LOCKTAG_SENDER);
-}
-
-static bool
-sender_lock(const char *subscription)
-{
-	LOCKTAG		tag;
-
-	sender_locktag(&tag, subscription);
-	switch (LockAcquire(&tag, ExclusiveLock, true, true))
-	{
-		case LOCKACQUIRE_NOT_AVAIL:
-			return false;
-		case LOCKACQUIRE_ALREADY_HELD:
-			/* a handler's deliver() while this backend delivers it: its leases are live */
-			LockRelease(&tag, ExclusiveLock, true);
-			return false;
-		default:
-			return true;
-	}
-}
-
-static void
-sender_unlock(const char *subscription)
-{
-	LOCKTAG		tag;
-
-	sender_locktag(&tag, subscription);
-	if (hl_lock_held_by_me(&tag, ExclusiveLock))
-		LockRelease(&tag, ExclusiveLock, true);
-}
+static int	round_depth = 0;
+static TimestampTz round_began = 0;
 
 /*
- * A handler runs in the deliverer's backend, where pg_advisory_unlock_all()
- * releases the sender lock too: another deliverer could then take the rows
- * this one has in flight.  Take the lock back, or stop delivering the
- * subscription in this round; either way, say so.
+ * Whether the sender that claimed a delivery at claimed_at still holds it:
+ * the backend with that pid, if it is still running and is the one that
+ * claimed it (a backend that started after the claim has the pid of one
+ * that is gone).  The backends' statuses are the transaction's copy: one
+ * started since then, or one it shows from before the claim, counts as the
+ * sender -- never taking a live sender's row is what matters.
  */
-static bool
-sender_lock_kept(const char *subscription)
+Datum
+headlessly_delivery_sender_alive(PG_FUNCTION_ARGS)
 {
-	LOCKTAG		tag;
+	int32		pid = PG_GETARG_INT32(0);
+	TimestampTz claimed_at = PG_GETARG_TIMESTAMPTZ(1);
+	int			n;
 
-	sender_locktag(&tag, subscription);
-	if (hl_lock_held_by_me(&tag, ExclusiveLock))
-		return true;
-	ereport(WARNING,
-			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-			 errmsg("a handler of subscription \"%s\" released its delivery lock", subscription),
-			 errdetail("Events of the subscription may be delivered twice at the same time."),
-			 errhint("Do not call pg_advisory_unlock_all() in an after_commit hook.")));
-	return LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_OK;
+	if (pid == MyProcPid)
+		PG_RETURN_BOOL(round_depth > 0 && claimed_at >= round_began);
+	/* claimed before this server started (or in another cluster, restored) */
+	if (claimed_at < PgStartTime || BackendPidGetProc(pid) == NULL)
+		PG_RETURN_BOOL(false);
+	n = pgstat_fetch_stat_numbackends();
+	for (int i = 1; i <= n; i++)
+	{
+		LocalPgBackendStatus *local = hl_local_backend_status(i);
+
+		if (local != NULL && local->backendStatus.st_procpid == pid)
+			PG_RETURN_BOOL(local->backendStatus.st_proc_start_timestamp <= claimed_at);
+	}
+	PG_RETURN_BOOL(true);
 }
 
 /* Steps: a transaction of their own in the worker, nothing in deliver(). */
@@ -483,6 +458,7 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 	Oid			types[6] = {XID8OID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
 	Datum		args[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	HlPosition	pos;
 	bool		restored;
 	int64		seq;
 	HlSavedUser saved;
@@ -491,9 +467,8 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 	int			nestlevel;
 	int			rc;
 
-	hl_position_of(sub, 0, 1, &args[0], &seq, &restored);
-	if (restored)
-		nulls[0] = 'n';
+	hl_position_of(sub, 0, 1, &pos);
+	restored = hl_position_resume(&pos, &args[0], &nulls[0], &seq);
 	args[1] = Int64GetDatum(seq);
 	args[2] = CStringGetTextDatum(sub->pattern);
 	args[3] = Int64GetDatum(max_events);
@@ -531,8 +506,7 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 		int			lbs[1] = {1};
 		Oid			etypes[5] = {TEXTOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 		Datum		eargs[5];
-		Oid			mtypes[3] = {TEXTOID, XID8OID, INT8OID};
-		Datum		margs[3];
+		Datum		last_xact;
 		bool		isnull;
 
 		for (int i = 0; i < n; i++)
@@ -542,11 +516,9 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 			tenants[i] = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull);
 			targets[i] = SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &target_nulls[i]);
 		}
-		margs[0] = CStringGetTextDatum(sub->name);
-		margs[1] = SPI_getbinval(tt->vals[n - 1], tt->tupdesc, 5, &isnull);
-		margs[2] = seqs[n - 1];
+		last_xact = SPI_getbinval(tt->vals[n - 1], tt->tupdesc, 5, &isnull);
 
-		eargs[0] = margs[0];
+		eargs[0] = CStringGetTextDatum(sub->name);
 		eargs[1] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
 		eargs[2] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		eargs[3] = PointerGetDatum(construct_array(tenants, n, TEXTOID, -1, false, TYPALIGN_INT));
@@ -555,26 +527,26 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 		hl_prepare_cached(&enqueue_plan, ENQUEUE_QUERY, 5, etypes);
 		rc = hl_run_as_log_owner(enqueue_plan, eargs, NULL, false, 0);
 		hl_spi_check(rc, SPI_OK_INSERT, ENQUEUE_QUERY);
-		hl_prepare_cached(&move_plan, MOVE_QUERY, 3, mtypes);
-		rc = hl_run_as_log_owner(move_plan, margs, NULL, false, 0);
-		hl_spi_check(rc, SPI_OK_UPDATE, MOVE_QUERY);
+		/* with its fence: a restored position resumes after safe_seq (position.c) */
+		hl_position_move(sub, 0, last_xact, DatumGetInt64(seqs[n - 1]));
 	}
 
 	{
-		Oid			ctypes[6] = {TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
-		Datum		cargs[6];
+		Oid			ctypes[7] = {TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT4OID};
+		Datum		cargs[7];
 		SenderCursor *cursor = sender_cursor(sub->name);
 
 		cargs[0] = CStringGetTextDatum(sub->name);
 		cargs[1] = Int32GetDatum(max_events);
-		/* how long the row shows as in flight; the sender lock, not this, guards it */
+		/* how long the row shows as in flight; sender_pid, not this, guards it */
 		cargs[2] = ms_interval((double) hl_http_timeout + 60000.0);
 		/* one attempt per row and round */
 		cargs[3] = TimestampTzGetDatum(round_start);
 		/* ('', ''): before every (tenant, target) */
 		cargs[4] = CStringGetTextDatum(cursor->tenant);
 		cargs[5] = CStringGetTextDatum(cursor->target);
-		hl_prepare_cached(&claim_plan, CLAIM_QUERY, 6, ctypes);
+		cargs[6] = Int32GetDatum(MyProcPid);
+		hl_prepare_cached(&claim_plan, CLAIM_QUERY, 7, ctypes);
 		rc = hl_run_as_log_owner(claim_plan, cargs, NULL, false, 0);
 		hl_spi_check(rc, SPI_OK_UPDATE_RETURNING, CLAIM_QUERY);
 	}
@@ -948,9 +920,9 @@ run_handler(HlSubscription *sub, Oid handler, Claimed *c)
 	HlSavedUser saved;
 	int			nestlevel;
 	TimestampTz start = GetCurrentTimestamp();
-	Oid			types[4] = {TEXTOID, TEXTOID, INT4OID, INT4OID};
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', ' ', 'n'};
+	Oid			types[5] = {TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', 'n', ' '};
 	bool		missing;
 	char	   *problem = hl_hook_handler_problem(handler, &missing);
 
@@ -1025,7 +997,8 @@ run_handler(HlSubscription *sub, Oid handler, Claimed *c)
 	args[1] = CStringGetTextDatum(c->event_id);
 	args[2] = Int32GetDatum((int) ((GetCurrentTimestamp() - start) / 1000));
 	args[3] = (Datum) 0;
-	record(&done_plan, DONE_QUERY, 4, types, args, nulls);
+	args[4] = Int32GetDatum(MyProcPid);
+	record(&done_plan, DONE_QUERY, 5, types, args, nulls);
 }
 
 /* A failed attempt: a retry after delay, or a dead letter after max_attempts. */
@@ -1033,19 +1006,20 @@ static void
 record_failed(HlSubscription *sub, Claimed *c, const char *error, int duration_ms,
 			  int http_status, Datum delay)
 {
-	Oid			types[7] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INTERVALOID, INT4OID};
-	Datum		args[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[8] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INTERVALOID, INT4OID, INT4OID};
+	Datum		args[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	args[0] = CStringGetTextDatum(sub->name);
 	args[1] = CStringGetTextDatum(c->event_id);
 	args[2] = Int32GetDatum(sub->max_attempts);
 	args[3] = CStringGetTextDatum(error);
-	args[4] = Int32GetDatum(duration_ms);
+	args[4] = Int32GetDatum(MyProcPid);
 	args[5] = delay;
 	args[6] = Int32GetDatum(http_status);
 	nulls[6] = http_status > 0 ? ' ' : 'n';
-	record(&failed_plan, FAILED_QUERY, 7, types, args, nulls);
+	args[7] = Int32GetDatum(duration_ms);
+	record(&failed_plan, FAILED_QUERY, 8, types, args, nulls);
 }
 
 static void
@@ -1098,8 +1072,8 @@ record_webhooks_done(HlSubscription *sub, HlWebhookRequest *reqs, int n)
 	Datum	   *statuses = palloc(Max(n, 1) * sizeof(Datum));
 	Datum	   *durations = palloc(Max(n, 1) * sizeof(Datum));
 	int			ndone = 0;
-	Oid			types[4] = {TEXTOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID};
-	Datum		args[4];
+	Oid			types[5] = {TEXTOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4OID};
+	Datum		args[5];
 	int			rc;
 
 	for (int i = 0; i < n; i++)
@@ -1117,11 +1091,10 @@ record_webhooks_done(HlSubscription *sub, HlWebhookRequest *reqs, int n)
 	args[1] = PointerGetDatum(construct_array(ids, ndone, TEXTOID, -1, false, TYPALIGN_INT));
 	args[2] = PointerGetDatum(construct_array(statuses, ndone, INT4OID, 4, true, TYPALIGN_INT));
 	args[3] = PointerGetDatum(construct_array(durations, ndone, INT4OID, 4, true, TYPALIGN_INT));
-	hl_prepare_cached(&done_all_plan, DONE_ALL_QUERY, 4, types);
+	args[4] = Int32GetDatum(MyProcPid);
+	hl_prepare_cached(&done_all_plan, DONE_ALL_QUERY, 5, types);
 	rc = hl_run_as_log_owner(done_all_plan, args, NULL, false, 0);
 	hl_spi_check(rc, SPI_OK_UPDATE, DONE_ALL_QUERY);
-	if (SPI_processed != (uint64) ndone)
-		elog(ERROR, "marked " UINT64_FORMAT " of %d deliveries delivered", SPI_processed, ndone);
 }
 
 static int
@@ -1260,74 +1233,53 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 
 /*
  * Claims and delivers batches of one subscription until nothing is due or
- * max_events were attempted, holding its sender lock; returns the number
- * attempted.  Another live deliverer holding the lock: nothing, this round.
+ * max_events were attempted; returns the number attempted.  Rows another
+ * live sender holds are left to it.
  */
 static int
 deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
 					 int max_events, TimestampTz round_start, bool in_worker)
 {
-	volatile bool locked = false;
 	int			attempted = 0;
+	List	   *claimed;
 
-	PG_TRY();
+	/* claim again after each batch: a delivered event releases the next of its target */
+	do
 	{
-		List	   *claimed;
+		HlSubscription sub;
+		ListCell   *lc;
 
-		/* claim again after each batch: a delivered event releases the next of its target */
-		do
+		step_begin(in_worker);
+		MemoryContextSwitchTo(round_cxt);
+		claimed = NIL;
+		memset(&sub, 0, sizeof(sub));
+		/*
+		 * The subscription's row lock keeps two claims apart.  An owner
+		 * that was dropped (DROP ROLE does not see subscriptions) may read
+		 * nothing: its claim would fail and end the round for every
+		 * subscription after it.
+		 */
+		if (hl_subscription_fetch(name, true, &sub) && strcmp(sub.state, "active") == 0 &&
+			SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(sub.owner)))
+			claimed = claim(&sub, max_events - attempted, round_start);
+		if (sub.kind == HL_SUB_WEBHOOK)
+			build_requests(&sub, claimed);
+		step_end(in_worker);
+		MemoryContextSwitchTo(round_cxt);
+
+		if (sub.kind == HL_SUB_WEBHOOK)
 		{
-			HlSubscription sub;
-			ListCell   *lc;
-
-			step_begin(in_worker);
+			attempted += send_webhooks(&sub, claimed, in_worker);
 			MemoryContextSwitchTo(round_cxt);
-			claimed = NIL;
-			memset(&sub, 0, sizeof(sub));
-			/*
-			 * The subscription's row lock first: the sender lock is only
-			 * tried under it.  An owner that was dropped (DROP ROLE does not
-			 * see subscriptions) may read nothing: its claim would fail and
-			 * end the round for every subscription after it.
-			 */
-			if (hl_subscription_fetch(name, true, &sub) && strcmp(sub.state, "active") == 0 &&
-				SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(sub.owner)))
-			{
-				if (!locked)
-					locked = sender_lock(name);
-				if (locked)
-					claimed = claim(&sub, max_events - attempted, round_start);
-			}
-			if (sub.kind == HL_SUB_WEBHOOK)
-				build_requests(&sub, claimed);
-			step_end(in_worker);
+			continue;
+		}
+		foreach(lc, claimed)
+		{
+			deliver_one(&sub, handler, lfirst(lc), in_worker);
 			MemoryContextSwitchTo(round_cxt);
-
-			if (sub.kind == HL_SUB_WEBHOOK)
-			{
-				attempted += send_webhooks(&sub, claimed, in_worker);
-				MemoryContextSwitchTo(round_cxt);
-				continue;
-			}
-			foreach(lc, claimed)
-			{
-				deliver_one(&sub, handler, lfirst(lc), in_worker);
-				MemoryContextSwitchTo(round_cxt);
-				attempted++;
-				if (!sender_lock_kept(name))
-				{
-					locked = false;
-					break;
-				}
-			}
-		} while (locked && claimed != NIL && attempted < max_events);
-	}
-	PG_FINALLY();
-	{
-		if (locked)
-			sender_unlock(name);
-	}
-	PG_END_TRY();
+			attempted++;
+		}
+	} while (claimed != NIL && attempted < max_events);
 	return attempted;
 }
 
@@ -1390,24 +1342,28 @@ hl_delivery_round(int max_events, bool in_worker)
 	MemoryContext old = CurrentMemoryContext;
 	int			attempted;
 
-	if (in_worker)
+	/* what this backend claims from now on is in flight until the round ends */
+	if (round_depth == 0)
+		round_began = GetCurrentTimestamp();
+	round_depth++;
+	PG_TRY();
 	{
-		PG_TRY();
-		{
-			attempted = round_of_hooks(round_cxt, max_events, true);
-		}
-		PG_CATCH();
+		attempted = round_of_hooks(round_cxt, max_events, in_worker);
+	}
+	PG_FINALLY();
+	{
+		round_depth--;
+		/* in deliver(), an error frees the round's memory with the caller's */
+		if (in_worker)
 		{
 			MemoryContextSwitchTo(old);
 			MemoryContextDelete(round_cxt);
-			PG_RE_THROW();
 		}
-		PG_END_TRY();
 	}
-	else
-		attempted = round_of_hooks(round_cxt, max_events, false);
+	PG_END_TRY();
 	MemoryContextSwitchTo(old);
-	MemoryContextDelete(round_cxt);
+	if (!in_worker)
+		MemoryContextDelete(round_cxt);
 	return attempted;
 }
 

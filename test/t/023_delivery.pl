@@ -339,4 +339,59 @@ $node->safe_psql('restored_late',
 is($node->safe_psql('restored_late', q{SELECT count(*) FROM headlessly.read('late')}),
 	'0', 'once acked, nothing is left');
 
+# The same late-committing writer against an after_commit hook: a delivery
+# round moves the hook's position past the events it enqueues, and after a
+# restore it must resume after its safe_seq too, or the late event is
+# never enqueued (nor run).
+$node->safe_psql('postgres', q{
+	CREATE TABLE late_ran (target text, at timestamptz DEFAULT clock_timestamp());
+	CREATE FUNCTION late_record(e jsonb) RETURNS jsonb LANGUAGE sql
+		AS $$ INSERT INTO late_ran (target) VALUES (e ->> 'target') RETURNING NULL::jsonb $$;
+	SELECT headlessly.hook('LateHook.*', 'after_commit', 'late_record(jsonb)');
+});
+for my $i (1 .. 4)
+{
+	$node->safe_psql('postgres', "SELECT headlessly.events_append('LateHook.Created', 'hearly_$i')");
+	$node->safe_psql('postgres', 'SELECT headlessly.deliver()');
+}
+$u = $node->background_psql('postgres');
+$t = $node->background_psql('postgres');
+$u->query_safe('BEGIN; SELECT pg_current_xact_id()');
+$t->query_safe(q{BEGIN; SELECT headlessly.events_append('LateHook.Created', 'hlate_1')});
+$u->query_safe(q{SELECT headlessly.events_append('LateHook.Created', 'hquick_1'); COMMIT});
+$node->safe_psql('postgres', 'SELECT headlessly.deliver()');
+is($node->safe_psql('postgres', q{SELECT string_agg(target, ',' ORDER BY at) FROM late_ran}),
+	'hearly_1,hearly_2,hearly_3,hearly_4,hquick_1', 'while T is open, the round runs U\'s event');
+$t->query_safe('COMMIT');
+$u->quit;
+$t->quit;
+my $hook_position = q{
+	SELECT p.seq FROM headlessly.subscription_positions p
+	  JOIN headlessly.subscriptions s ON s.name = p.subscription WHERE s.kind = 'hook'};
+is($node->safe_psql('postgres', qq{
+	SELECT (SELECT seq FROM headlessly.events WHERE target = 'hlate_1') < ($hook_position)}),
+	't', 'the late event lies below the hook\'s position, not enqueued yet');
+is($node->safe_psql('postgres', q{
+	SELECT p.safe_seq >= (SELECT seq FROM headlessly.events WHERE target = 'hearly_3')
+	  FROM headlessly.subscription_positions p
+	  JOIN headlessly.subscriptions s ON s.name = p.subscription WHERE s.kind = 'hook'}),
+	't', 'rounds move the hook\'s safe_seq: a restore does not walk back to its start');
+$node->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('postgres') ],
+	'pg_dump with the hook\'s late event not enqueued');
+$node->safe_psql('postgres', 'CREATE DATABASE restored_hook');
+$node->command_ok([ 'pg_restore', '-d', $node->connstr('restored_hook'), $dump ], 'pg_restore');
+$node->safe_psql('restored_hook', 'SELECT headlessly.deliver()');
+is($node->safe_psql('restored_hook', q{
+	SELECT string_agg(target || ':' || n, ',' ORDER BY target)
+	  FROM (SELECT target, count(*) AS n FROM late_ran GROUP BY target) c}),
+	'hearly_1:1,hearly_2:1,hearly_3:1,hearly_4:1,hlate_1:1,hquick_1:1',
+	'after the restore the round runs the late event, and nothing it had run again');
+is($node->safe_psql('restored_hook', q{
+	SELECT count(*) FROM headlessly.deliveries WHERE status <> 'delivered'}),
+	'0', 'every delivery is done');
+$node->safe_psql('restored_hook', q{SELECT headlessly.events_append('LateHook.Created', 'hnext_1')});
+$node->safe_psql('restored_hook', 'SELECT headlessly.deliver()');
+is($node->safe_psql('restored_hook', q{SELECT count(*) FROM late_ran WHERE target = 'hnext_1'}),
+	'1', 'and goes on with new events');
+
 done_testing();

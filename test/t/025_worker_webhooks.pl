@@ -26,7 +26,8 @@ restart_after_crash = on
 headlessly.worker_naptime = 100ms
 headlessly.retry_base_delay = 200ms
 headlessly.retry_max_delay = 1s
-headlessly.http_timeout = 5s
+# longer than a held answer may wait under load: a timeout would send it again
+headlessly.http_timeout = 30s
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION headlessly_events');
@@ -129,62 +130,83 @@ sub worker_pid
 }
 
 # --- a live sender's in-flight deliveries are not taken by another ---
-# The receiver holds each request 2 s.  While the worker waits for the
-# answers, deliver() in another session must leave them alone.
-subscribe('held', 'sleep/2/held', 'Held.*');
+# The receiver holds its answers until released.  While the worker waits
+# for them, deliver() in another session must leave them alone.
+subscribe('held', 'hold/held', 'Held.*');
 @ids = append(q{
 	SELECT (headlessly.events_append('Held.Created', 'held_' || i, '{}')).id FROM generate_series(1, 5) i});
-$recv->wait_for(sub { scalar(grep { index($_->{path}, '/sleep/2/held') == 0 } @_) == 5 }, 20);
+$recv->wait_for(sub { scalar(grep { index($_->{path}, '/hold/held') == 0 } @_) == 5 }, 20);
 is($node->safe_psql('postgres', q{
-	SELECT count(*) FROM headlessly.deliveries
-	 WHERE subscription = 'held' AND status = 'pending' AND attempts = 1}), '5',
-	'the worker has the five in flight');
+	SELECT count(*) FROM headlessly.deliveries d
+	  JOIN pg_stat_activity a ON a.pid = d.sender_pid AND a.backend_type = 'headlessly_events worker'
+	 WHERE d.subscription = 'held' AND d.status = 'pending' AND d.attempts = 1}), '5',
+	'the worker has the five in flight, its pid in their rows');
 is($node->safe_psql('postgres', 'SELECT headlessly.deliver()'), '0',
-	'deliver() meanwhile attempts none of them: the worker holds the subscription');
+	'deliver() meanwhile attempts none of them: the worker holds them');
+$recv->release('held');
 ok($node->poll_query_until('postgres', q{
 	SELECT count(*) = 5 FROM headlessly.deliveries WHERE subscription = 'held' AND status = 'delivered'}),
 	'the worker delivers them');
 my %sent;
-$sent{ $_->{id} }++ for $recv->requests_to('sleep/2/held');
+$sent{ $_->{id} }++ for $recv->requests_to('hold/held');
 is(scalar(grep { $sent{$_} == 1 } @ids), 5, 'each of them once');
 
+# Events the worker had sent (the receiver got them) when it was stopped:
+# the receiver holds its answers until after the stop, so none of them can
+# have been recorded as delivered, and each must be sent again.
+sub in_flight
+{
+	my ($prefix, $before) = @_;
+	my %ids = map { $_->{id} => 1 } grep { $_->{t} <= $before } $recv->requests_to($prefix);
+	return [ sort keys %ids ];
+}
+
 # --- the worker terminated while requests are in flight: sent again at once ---
-# Its successor finds the rows it had leased and sends them again without
-# waiting for the leases to end (http_timeout + 60 s).
-subscribe('term', 'sleep/2/term', 'Term.*');
+# Its successor finds the rows it had claimed and sends them again without
+# waiting for a lease to end (http_timeout + 60 s): their sender is gone.
+subscribe('term', 'hold/term', 'Term.*');
 @ids = append(q{
 	SELECT (headlessly.events_append('Term.Created', 'term_' || i, '{}')).id FROM generate_series(1, 5) i});
-$recv->wait_for(sub { scalar(grep { index($_->{path}, '/sleep/2/term') == 0 } @_) > 0 }, 20);
+$recv->wait_for(sub { scalar(grep { index($_->{path}, '/hold/term') == 0 } @_) > 0 }, 20);
 my $t_stop = time;
 $node->safe_psql('postgres', q{
 	SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'headlessly_events worker'});
+my $term_in_flight = in_flight('hold/term', time);
+$recv->release('term');
 ok($node->poll_query_until('postgres', q{
 	SELECT count(*) = 5 FROM headlessly.deliveries WHERE subscription = 'term' AND status = 'delivered'}),
 	'pg_terminate_backend mid-delivery: every event ends delivered');
 cmp_ok(time - $t_stop, '<', 20, 'within seconds, not after the lease');
 my %term;
-$term{ $_->{id} }++ for $recv->requests_to('sleep/2/term');
-cmp_ok(scalar(grep { $term{$_} >= 2 } @ids), '>', 0, 'those in flight were sent again');
+$term{ $_->{id} }++ for $recv->requests_to('hold/term');
+cmp_ok(scalar(@$term_in_flight), '>', 0, 'the worker had events in flight when it was stopped');
+is(scalar(grep { $term{$_} >= 2 } @$term_in_flight), scalar(@$term_in_flight),
+	'each of those in flight was sent again');
 
 # --- kill -9 of the worker while requests are in flight: nothing lost ---
-# The receiver holds each request 2 s; the worker is killed as soon as the
-# first one arrives, before it can record any answer.  After the crash
-# restart the new worker sends what it had leased again, at once.
-subscribe('slow', 'sleep/2/slow', 'Slow.*');
+# The receiver holds its answers until after the kill, so the worker cannot
+# record any of them.  After the crash restart the new worker sends what
+# it had claimed again, at once.
+subscribe('slow', 'hold/slow', 'Slow.*');
 @ids = append(q{
 	SELECT (headlessly.events_append('Slow.Created', 'slow_' || i, '{}')).id FROM generate_series(1, 20) i});
-$recv->wait_for(sub { scalar(grep { index($_->{path}, '/sleep/2/slow') == 0 } @_) > 0 }, 20);
+$recv->wait_for(sub { scalar(grep { index($_->{path}, '/hold/slow') == 0 } @_) > 0 }, 20);
 my $pid = worker_pid();
 my $t_kill = time;
 kill 'KILL', $pid;
+# what arrived until now is the killed worker's: the new one starts after it died
+my $kill_in_flight = in_flight('hold/slow', time);
+$recv->release('slow');
 ok($node->poll_query_until('postgres', q{
 	SELECT count(*) = 20 FROM headlessly.deliveries WHERE subscription = 'slow' AND status = 'delivered'}),
 	'kill -9 mid-delivery: every event ends delivered');
 cmp_ok(time - $t_kill, '<', 30, 'within seconds of the crash restart, not after the lease');
 my %seen;
-$seen{ $_->{id} }++ for $recv->requests_to('sleep/2/slow');
+$seen{ $_->{id} }++ for $recv->requests_to('hold/slow');
 is(scalar(grep { $seen{$_} } @ids), 20, 'the receiver got every one of them');
-cmp_ok(scalar(grep { $seen{$_} >= 2 } @ids), '>', 0, 'those in flight at the kill were sent again (at least once)');
+cmp_ok(scalar(@$kill_in_flight), '>', 0, 'the worker had events in flight at the kill');
+is(scalar(grep { $seen{$_} >= 2 } @$kill_in_flight), scalar(@$kill_in_flight),
+	'each of those in flight at the kill was sent again');
 
 # --- server restart with undelivered events ---
 subscribe('restart', 'ok/restart', 'Restart.*');

@@ -11,6 +11,9 @@ answers as the request's path asks:
   /gone/...                 410 Gone
   /retry-after/S/N/...      429 with Retry-After: S to the first N attempts of each id, then 200
   /status/CODE/...          CODE
+  /hold/NAME/...            no answer until GET /_release/NAME, then 200 (at once
+                            once released): a sender in flight for as long as a
+                            test needs
 
 Anything after the mode is free (e.g. the subscription's name).  GET /_count
 answers the number of requests recorded; GET /_reset forgets the attempt
@@ -69,6 +72,11 @@ class Receiver:
         self.light = light
         self.attempts = {}
         self.count = 0
+        self.gates = {}
+
+    def gate(self, name):
+        """The event that releases the answers to /hold/NAME."""
+        return self.gates.setdefault(name, asyncio.Event())
 
     def behaviour(self, path, msg_id):
         """The answer the path asks for: (status, extra headers, seconds to wait)."""
@@ -138,6 +146,9 @@ class Receiver:
                 elif method == "GET" and path == "/_reset":
                     self.attempts.clear()
                     status, extra, out = 200, [], b""
+                elif method == "GET" and path.startswith("/_release/"):
+                    self.gate(path[len("/_release/"):]).set()
+                    status, extra, out = 200, [], b""
                 elif method != "POST":
                     status, extra, out = 404, [], b""
                 else:
@@ -149,6 +160,9 @@ class Receiver:
                         self.record(method, path, headers, body, peer, status, attempt)
                     if wait:
                         await asyncio.sleep(wait)
+                    parts = [p for p in path.split("?")[0].split("/") if p]
+                    if len(parts) >= 2 and parts[0] == "hold":
+                        await self.gate(parts[1]).wait()
                     out = b"answered %d\n" % status
                 head = "HTTP/1.1 %d %s\r\nContent-Length: %d\r\n" % (
                     status, REASONS.get(status, "Status"), len(out))

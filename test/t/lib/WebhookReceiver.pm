@@ -6,6 +6,7 @@ use strict;
 use warnings;
 use File::Basename qw(dirname);
 use File::Spec;
+use IO::Socket::INET;
 use IPC::Run;
 use JSON::PP;
 use PostgreSQL::Test::Utils;
@@ -69,6 +70,18 @@ sub wait_for
 		usleep(100_000);
 	}
 	return 0;
+}
+
+# answers the requests held by /hold/$name/..., and those to come at once
+sub release
+{
+	my ($self, $name) = @_;
+	my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port},
+		Proto => 'tcp') or die "cannot reach the webhook receiver: $!";
+	print $sock "GET /_release/$name HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+	my $answer = do { local $/; <$sock> };
+	close $sock;
+	die "the webhook receiver did not release $name" unless ($answer // '') =~ m{^HTTP/1.1 200};
 }
 
 sub stop
