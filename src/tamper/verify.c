@@ -1217,7 +1217,6 @@ headlessly_verify(PG_FUNCTION_ARGS)
 	PG_RETURN_NULL();
 }
 
-#endif							/* !FRONTEND */
 
 /*
  * digest(tenant text) RETURNS jsonb: the latest checkpoint of each tenant
@@ -1264,3 +1263,5 @@ headlessly_digest(PG_FUNCTION_ARGS)
 	SPI_finish();
 	PG_RETURN_DATUM(digest);
 }
+
+#endif							/* !FRONTEND */
