@@ -92,8 +92,12 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 
 /*
  * The claim: the first undelivered row of each target (its head) if it is
- * due, and due rows without a target, at most $2; leased, and marked
- * pending while in flight.  A row is due when it is pending (never tried,
+ * due, with the open rows of its target after it up to $7 in all (a chain,
+ * which a webhook sender sends one after another, each once the one before
+ * it succeeded: after_commit hooks take $7 = 1), and due rows without a
+ * target, at most $2; leased, and marked pending while in flight.  It
+ * returns the rows' status and times from before the lease, so that a row
+ * whose chain stopped before it is given back as it was (RELEASE_QUERY).  A row is due when it is pending (never tried,
  * or leased by a sender that is gone: the claimer holds the sender lock,
  * so no live sender holds a lease of this subscription) or failed and its
  * retry time has come; and not attempted yet in this round ($4).
@@ -112,7 +116,14 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 #define HL_OPEN_ROWS \
 	"x.subscription OPERATOR(pg_catalog.=) $1 AND x.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}')"
 #define HL_HEAD_COLUMNS \
-	"x.tenant, x.target, x.event_id, x.status, x.next_attempt_at, x.last_attempt_at"
+	"x.tenant, x.target, x.seq, x.event_id, x.status, x.next_attempt_at, x.last_attempt_at"
+/* a due head and the open rows of its target after it, at most $7 in all */
+#define HL_CHAIN(h) \
+	" CROSS JOIN LATERAL (" \
+	"  SELECT x.event_id, x.status, x.last_attempt_at, x.next_attempt_at FROM " HL_SCHEMA ".deliveries x" \
+	"   WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.=) " h ".tenant" \
+	"     AND x.target OPERATOR(pg_catalog.=) " h ".target AND x.seq OPERATOR(pg_catalog.>=) " h ".seq" \
+	"   ORDER BY x.seq LIMIT $7) c"
 #define HL_NEXT_HEAD(after) \
 	"SELECT " HL_HEAD_COLUMNS " FROM " HL_SCHEMA ".deliveries x" \
 	" WHERE " HL_OPEN_ROWS " AND x.target IS NOT NULL" \
@@ -137,16 +148,16 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 	"    SELECT x.tenant FROM " HL_SCHEMA ".deliveries x" \
 	"     WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.>) t.tenant ORDER BY x.tenant LIMIT 1) n)," \
 	" picked AS (" \
-	"  (SELECT u.event_id FROM tenants t CROSS JOIN LATERAL (" \
-	"     SELECT x.event_id FROM " HL_SCHEMA ".deliveries x" \
+	"  (SELECT u.* FROM tenants t CROSS JOIN LATERAL (" \
+	"     SELECT x.event_id, x.status, x.last_attempt_at, x.next_attempt_at FROM " HL_SCHEMA ".deliveries x" \
 	"      WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.=) t.tenant AND x.target IS NULL" \
 	"        AND " HL_DUE_ROW("x") \
 	"      ORDER BY x.seq LIMIT $2) u" \
 	"    LIMIT ($2 OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog./) 2)" \
 	"  UNION ALL" \
-	"  SELECT h.event_id FROM after_cursor h WHERE " HL_DUE_ROW("h") \
+	"  SELECT c.* FROM after_cursor h" HL_CHAIN("h") " WHERE " HL_DUE_ROW("h") \
 	"  UNION ALL" \
-	"  SELECT h.event_id FROM from_start h" \
+	"  SELECT c.* FROM from_start h" HL_CHAIN("h") \
 	"   WHERE ROW(h.tenant, h.target) OPERATOR(pg_catalog.<=) ROW($5::pg_catalog.text, $6::pg_catalog.text)" \
 	"     AND " HL_DUE_ROW("h") \
 	"  LIMIT $2)" \
@@ -156,7 +167,8 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 	"       next_attempt_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $3" \
 	"  FROM picked p" \
 	" WHERE d.subscription OPERATOR(pg_catalog.=) $1 AND d.event_id OPERATOR(pg_catalog.=) p.event_id" \
-	" RETURNING d.event_id, d.seq, d.tenant, d.attempts, d.target"
+	" RETURNING d.event_id, d.seq, d.tenant, d.attempts, d.target," \
+	"           p.status, p.last_attempt_at, p.next_attempt_at"
 
 #define EVENT_DOC_QUERY \
 	"SELECT pg_catalog.to_jsonb(e), e.target, e.version, e.tenant" \
@@ -195,6 +207,17 @@ PG_FUNCTION_INFO_V1(headlessly_deliver);
 	"       AS u (event_id, http_status, duration_ms)" \
 	" WHERE d.subscription OPERATOR(pg_catalog.=) $1 AND d.event_id OPERATOR(pg_catalog.=) u.event_id"
 
+/* rows claimed but not sent (their chain stopped before them): as they were */
+#define RELEASE_QUERY \
+	"UPDATE " HL_SCHEMA ".deliveries d" \
+	"   SET attempts = d.attempts OPERATOR(pg_catalog.-) 1, status = u.status," \
+	"       last_attempt_at = u.last_attempt_at, next_attempt_at = u.next_attempt_at" \
+	"  FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[])," \
+	"                  pg_catalog.unnest($4::pg_catalog.timestamptz[])," \
+	"                  pg_catalog.unnest($5::pg_catalog.timestamptz[]))" \
+	"       AS u (event_id, status, last_attempt_at, next_attempt_at)" \
+	" WHERE d.subscription OPERATOR(pg_catalog.=) $1 AND d.event_id OPERATOR(pg_catalog.=) u.event_id"
+
 /* HTTP 410 Gone: the receiver asks for no more */
 #define GONE_QUERY \
 	"UPDATE " HL_SCHEMA ".subscriptions SET state = 'paused' WHERE name OPERATOR(pg_catalog.=) $1"
@@ -222,6 +245,7 @@ static SPIPlanPtr done_all_plan = NULL;
 static SPIPlanPtr failed_plan = NULL;
 static SPIPlanPtr retention_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
+static SPIPlanPtr release_plan = NULL;
 
 /* One claimed delivery. */
 typedef struct Claimed
@@ -231,6 +255,12 @@ typedef struct Claimed
 	char	   *tenant;
 	char	   *target;			/* NULL: none */
 	int			attempts;
+	/* as the row was before the claim leased it */
+	char	   *old_status;
+	Datum		old_last_attempt_at;
+	bool		old_last_null;
+	Datum		old_next_attempt_at;
+	bool		old_next_null;
 	HlWebhookRequest req;		/* webhooks: the request, built at claim time */
 } Claimed;
 
@@ -469,12 +499,12 @@ hook_subscriptions(Oid **handlers)
 }
 
 /*
- * Claim: new events become pending rows and the position moves past them;
- * then lease the due rows.  The subscription's row lock keeps two
+ * A claim's first part: new events become pending rows and the position
+ * moves past them; returns how many.  The subscription's row lock keeps two
  * deliverers from claiming at once.
  */
-static List *
-claim(HlSubscription *sub, int max_events, TimestampTz round_start)
+static int
+enqueue_new(HlSubscription *sub, int max_events)
 {
 	Oid			types[6] = {XID8OID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
 	Datum		args[6];
@@ -482,9 +512,9 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 	bool		restored;
 	int64		seq;
 	HlSavedUser saved;
-	List	   *claimed = NIL;
 	MemoryContext caller = CurrentMemoryContext;
 	int			nestlevel;
+	int			enqueued;
 	int			rc;
 
 	hl_position_of(sub, 0, 1, &args[0], &seq, &restored);
@@ -514,7 +544,8 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 	MemoryContextSwitchTo(caller);
 	hl_spi_check(rc, SPI_OK_SELECT, NEW_EVENTS_QUERY);
 
-	if (SPI_processed > 0)
+	enqueued = (int) SPI_processed;
+	if (enqueued > 0)
 	{
 		int			n = (int) SPI_processed;
 		SPITupleTable *tt = SPI_tuptable;
@@ -555,10 +586,19 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 		rc = hl_run_as_log_owner(move_plan, margs, NULL, false, 0);
 		hl_spi_check(rc, SPI_OK_UPDATE, MOVE_QUERY);
 	}
+	return enqueued;
+}
+
+/* A claim's second part: lease the due rows, in seq order. */
+static List *
+lease(HlSubscription *sub, int max_events, int chain, TimestampTz round_start)
+{
+	List	   *claimed = NIL;
+	int			rc;
 
 	{
-		Oid			ctypes[6] = {TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
-		Datum		cargs[6];
+		Oid			ctypes[7] = {TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT4OID};
+		Datum		cargs[7];
 		SenderCursor *cursor = sender_cursor(sub->name);
 
 		cargs[0] = CStringGetTextDatum(sub->name);
@@ -570,7 +610,8 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 		/* ('', ''): before every (tenant, target) */
 		cargs[4] = CStringGetTextDatum(cursor->tenant);
 		cargs[5] = CStringGetTextDatum(cursor->target);
-		hl_prepare_cached(&claim_plan, CLAIM_QUERY, 6, ctypes);
+		cargs[6] = Int32GetDatum(chain);
+		hl_prepare_cached(&claim_plan, CLAIM_QUERY, 7, ctypes);
 		rc = hl_run_as_log_owner(claim_plan, cargs, NULL, false, 0);
 		hl_spi_check(rc, SPI_OK_UPDATE_RETURNING, CLAIM_QUERY);
 	}
@@ -585,6 +626,9 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 		c->tenant = SPI_getvalue(tup, SPI_tuptable->tupdesc, 3);
 		c->attempts = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 4, &isnull));
 		c->target = SPI_getvalue(tup, SPI_tuptable->tupdesc, 5);
+		c->old_status = SPI_getvalue(tup, SPI_tuptable->tupdesc, 6);
+		c->old_last_attempt_at = SPI_getbinval(tup, SPI_tuptable->tupdesc, 7, &c->old_last_null);
+		c->old_next_attempt_at = SPI_getbinval(tup, SPI_tuptable->tupdesc, 8, &c->old_next_null);
 		claimed = lappend(claimed, c);
 	}
 	advance_cursor(sub->name, claimed);
@@ -1040,41 +1084,153 @@ record_webhooks_done(HlSubscription *sub, HlWebhookRequest *reqs, int n)
 		elog(ERROR, "marked " UINT64_FORMAT " of %d deliveries delivered", SPI_processed, ndone);
 }
 
+/*
+ * How many events of one target a webhook claim takes: enough that a full
+ * batch still has webhook_max_in_flight targets to send to at once, the
+ * events of each target going one after another.
+ */
+static int
+webhook_chain(int max_events)
+{
+	return Max(1, (max_events + hl_webhook_max_in_flight - 1) / hl_webhook_max_in_flight);
+}
+
+/* (tenant, target, seq) order, rows without a target last */
+static int
+chain_order_cmp(const void *a, const void *b)
+{
+	const Claimed *ca = *(Claimed *const *) a;
+	const Claimed *cb = *(Claimed *const *) b;
+	int			c;
+
+	if (ca->target == NULL || cb->target == NULL)
+		return (ca->target == NULL) - (cb->target == NULL);
+	c = target_key_cmp(ca->tenant, ca->target, cb->tenant, cb->target);
+	if (c != 0)
+		return c;
+	return ca->seq < cb->seq ? -1 : ca->seq > cb->seq ? 1 : 0;
+}
+
+/*
+ * The requests of a batch, each event of a target after the one before it
+ * (which the claim took in the same batch, or none); order[i] is the
+ * claimed row of reqs[i].  One without a body (its event the subscription's
+ * owner may not read) fails without being sent, and holds back the rest of
+ * its target as any failure does.
+ */
+static HlWebhookRequest *
+chained_requests(List *claimed, Claimed ***order)
+{
+	int			n = list_length(claimed);
+	HlWebhookRequest *reqs = palloc0(sizeof(HlWebhookRequest) * Max(n, 1));
+	Claimed   **rows = palloc(sizeof(Claimed *) * Max(n, 1));
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, claimed)
+		rows[i++] = lfirst(lc);
+	qsort(rows, n, sizeof(Claimed *), chain_order_cmp);
+	for (i = 0; i < n; i++)
+	{
+		reqs[i] = rows[i]->req;
+		if (i > 0 && rows[i]->target != NULL && rows[i - 1]->target != NULL &&
+			target_key_cmp(rows[i]->tenant, rows[i]->target,
+						   rows[i - 1]->tenant, rows[i - 1]->target) == 0)
+			reqs[i].after = &reqs[i - 1];
+	}
+	*order = rows;
+	return reqs;
+}
+
+/* Gives the rows that were not sent back as they were before the claim. */
+static void
+release_unsent(HlSubscription *sub, List *claimed)
+{
+	int			n = list_length(claimed);
+	Datum	   *ids = palloc(Max(n, 1) * sizeof(Datum));
+	Datum	   *statuses = palloc(Max(n, 1) * sizeof(Datum));
+	Datum	   *lasts = palloc(Max(n, 1) * sizeof(Datum));
+	Datum	   *nexts = palloc(Max(n, 1) * sizeof(Datum));
+	bool	   *last_nulls = palloc(Max(n, 1) * sizeof(bool));
+	bool	   *next_nulls = palloc(Max(n, 1) * sizeof(bool));
+	int			nrel = 0;
+	int			dims[1];
+	int			lbs[1] = {1};
+	Oid			types[5] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum		args[5];
+	ListCell   *lc;
+	int			rc;
+
+	foreach(lc, claimed)
+	{
+		Claimed    *c = lfirst(lc);
+
+		if (!c->req.not_sent)
+			continue;
+		ids[nrel] = CStringGetTextDatum(c->event_id);
+		statuses[nrel] = CStringGetTextDatum(c->old_status);
+		lasts[nrel] = c->old_last_attempt_at;
+		last_nulls[nrel] = c->old_last_null;
+		nexts[nrel] = c->old_next_attempt_at;
+		next_nulls[nrel] = c->old_next_null;
+		nrel++;
+	}
+	if (nrel == 0)
+		return;
+	dims[0] = nrel;
+	args[0] = CStringGetTextDatum(sub->name);
+	args[1] = PointerGetDatum(construct_array(ids, nrel, TEXTOID, -1, false, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_array(statuses, nrel, TEXTOID, -1, false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_md_array(lasts, last_nulls, 1, dims, lbs, TIMESTAMPTZOID,
+												 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[4] = PointerGetDatum(construct_md_array(nexts, next_nulls, 1, dims, lbs, TIMESTAMPTZOID,
+												 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	hl_prepare_cached(&release_plan, RELEASE_QUERY, 5, types);
+	rc = hl_run_as_log_owner(release_plan, args, NULL, false, 0);
+	hl_spi_check(rc, SPI_OK_UPDATE, RELEASE_QUERY);
+	if (SPI_processed != (uint64) nrel)
+		elog(ERROR, "gave back " UINT64_FORMAT " of %d unsent deliveries", SPI_processed, nrel);
+}
+
+/*
+ * Sends a batch with no transaction open (in the worker), then records the
+ * outcomes in one: the successes in one statement, each failure, and the
+ * rows not sent given back.  Returns the number of events attempted.
+ */
 static int
 send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
 {
 	int			n = list_length(claimed);
-	int			nsend = 0;
-	HlWebhookRequest *reqs = palloc0(sizeof(HlWebhookRequest) * Max(n, 1));
+	Claimed   **order;
+	HlWebhookRequest *reqs = chained_requests(claimed, &order);
 	ListCell   *lc;
 	bool		gone = false;
-	int			i;
+	int			attempted = 0;
 
-	foreach(lc, claimed)
+	hl_webhook_send_all(reqs, n);
+	for (int i = 0; i < n; i++)
 	{
-		Claimed    *c = lfirst(lc);
-
-		if (c->req.body != NULL)
-			reqs[nsend++] = c->req;
+		order[i]->req = reqs[i];
+		order[i]->req.after = NULL;
 	}
-	if (nsend > 0)
-		hl_webhook_send_all(reqs, nsend);
 
 	step_begin(in_worker);
-	record_webhooks_done(sub, reqs, nsend);
-	i = 0;
+	record_webhooks_done(sub, reqs, n);
+	release_unsent(sub, claimed);
 	foreach(lc, claimed)
 	{
 		Claimed    *c = lfirst(lc);
-		HlWebhookRequest *r;
+		HlWebhookRequest *r = &c->req;
 
-		if (c->req.body == NULL)
+		if (r->not_sent)
+			continue;
+		attempted++;
+		if (r->body == NULL)
 		{
 			record_failed(sub, c, "the subscription's owner may not read this event", 0, 0,
 						  backoff(c->attempts));
 			continue;
 		}
-		r = &reqs[i++];
 		if (!hl_webhook_succeeded(r))
 		{
 			/* Retry-After on 429 and 503 is the receiver's own backoff */
@@ -1097,7 +1253,7 @@ send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
 		record(&gone_plan, GONE_QUERY, 1, types, args, NULL);
 	}
 	step_end(in_worker);
-	return n;
+	return attempted;
 }
 
 /*
@@ -1190,19 +1346,33 @@ deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
 		{
 			HlSubscription sub;
 			ListCell   *lc;
+			bool		active;
 
 			step_begin(in_worker);
 			MemoryContextSwitchTo(round_cxt);
 			claimed = NIL;
 			memset(&sub, 0, sizeof(sub));
 			/* the subscription's row lock first: the sender lock is only tried under it */
-			if (hl_subscription_fetch(name, true, &sub) && strcmp(sub.state, "active") == 0)
+			active = hl_subscription_fetch(name, true, &sub) && strcmp(sub.state, "active") == 0;
+			if (active && !locked)
+				locked = sender_lock(name);
+			if (active && locked && enqueue_new(&sub, max_events - attempted) > 0 && in_worker)
 			{
-				if (!locked)
-					locked = sender_lock(name);
-				if (locked)
-					claimed = claim(&sub, max_events - attempted, round_start);
+				/*
+				 * The new rows are committed before they are leased: an
+				 * UPDATE of a row that its own transaction inserted checks
+				 * the row's foreign key again, one query per row.
+				 */
+				step_end(true);
+				step_begin(true);
+				MemoryContextSwitchTo(round_cxt);
+				memset(&sub, 0, sizeof(sub));
+				active = hl_subscription_fetch(name, true, &sub) && strcmp(sub.state, "active") == 0;
 			}
+			if (active && locked)
+				claimed = lease(&sub, max_events - attempted,
+								sub.kind == HL_SUB_WEBHOOK ? webhook_chain(max_events - attempted) : 1,
+								round_start);
 			if (sub.kind == HL_SUB_WEBHOOK)
 				build_requests(&sub, claimed);
 			step_end(in_worker);
@@ -1210,7 +1380,8 @@ deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
 
 			if (sub.kind == HL_SUB_WEBHOOK)
 			{
-				attempted += send_webhooks(&sub, claimed, in_worker);
+				if (claimed != NIL)
+					attempted += send_webhooks(&sub, claimed, in_worker);
 				MemoryContextSwitchTo(round_cxt);
 				continue;
 			}
