@@ -8,10 +8,12 @@
  *   1. claims work under a lock on the subscription's row: the events
  *      after its position below the horizon (read as the subscription's
  *      owner) become 'pending' rows of headlessly.deliveries and the
- *      position moves past them; then the due rows -- the first undelivered
- *      row of each target only, so that one target's events go in version
- *      order -- are leased (attempts + 1, status pending, next_attempt_at =
- *      now + lease).  The deliverer holds the subscription's sender lock
+ *      position moves past them (in the worker, committed before the
+ *      next step); then the due rows -- the first undelivered row of each
+ *      target, and for webhooks the target's next ones, which the sender
+ *      sends each after the one before it succeeded, so that one target's
+ *      events go in version order -- are leased (attempts + 1, status
+ *      pending, next_attempt_at = now + lease).  The deliverer holds the subscription's sender lock
  *      until their outcomes are recorded, so a leased row found by the next
  *      holder of that lock is one whose sender died: due again at once,
  *      never lost;
@@ -922,7 +924,8 @@ event_documents(const HlSubscription *sub, List *claimed, Jsonb **docs)
 	}
 }
 
-static void
+/* Runs an UPDATE of deliveries as the log's owner; returns the rows updated. */
+static uint64
 record(SPIPlanPtr *plan, const char *query, int nargs, Oid *types, Datum *args, char *nulls)
 {
 	int			rc;
@@ -930,6 +933,7 @@ record(SPIPlanPtr *plan, const char *query, int nargs, Oid *types, Datum *args, 
 	hl_prepare_cached(plan, query, nargs, types);
 	rc = hl_run_as_log_owner(*plan, args, nulls, false, 0);
 	hl_spi_check(rc, SPI_OK_UPDATE, query);
+	return SPI_processed;
 }
 
 /*
@@ -1060,7 +1064,7 @@ record_webhooks_done(HlSubscription *sub, HlWebhookRequest *reqs, int n)
 	int			ndone = 0;
 	Oid			types[4] = {TEXTOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID};
 	Datum		args[4];
-	int			rc;
+	uint64		updated;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -1077,11 +1081,9 @@ record_webhooks_done(HlSubscription *sub, HlWebhookRequest *reqs, int n)
 	args[1] = PointerGetDatum(construct_array(ids, ndone, TEXTOID, -1, false, TYPALIGN_INT));
 	args[2] = PointerGetDatum(construct_array(statuses, ndone, INT4OID, 4, true, TYPALIGN_INT));
 	args[3] = PointerGetDatum(construct_array(durations, ndone, INT4OID, 4, true, TYPALIGN_INT));
-	hl_prepare_cached(&done_all_plan, DONE_ALL_QUERY, 4, types);
-	rc = hl_run_as_log_owner(done_all_plan, args, NULL, false, 0);
-	hl_spi_check(rc, SPI_OK_UPDATE, DONE_ALL_QUERY);
-	if (SPI_processed != (uint64) ndone)
-		elog(ERROR, "marked " UINT64_FORMAT " of %d deliveries delivered", SPI_processed, ndone);
+	updated = record(&done_all_plan, DONE_ALL_QUERY, 4, types, args, NULL);
+	if (updated != (uint64) ndone)
+		elog(ERROR, "marked " UINT64_FORMAT " of %d deliveries delivered", updated, ndone);
 }
 
 /*
@@ -1159,7 +1161,7 @@ release_unsent(HlSubscription *sub, List *claimed)
 	Oid			types[5] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
 	Datum		args[5];
 	ListCell   *lc;
-	int			rc;
+	uint64		updated;
 
 	foreach(lc, claimed)
 	{
@@ -1185,11 +1187,9 @@ release_unsent(HlSubscription *sub, List *claimed)
 												 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	args[4] = PointerGetDatum(construct_md_array(nexts, next_nulls, 1, dims, lbs, TIMESTAMPTZOID,
 												 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	hl_prepare_cached(&release_plan, RELEASE_QUERY, 5, types);
-	rc = hl_run_as_log_owner(release_plan, args, NULL, false, 0);
-	hl_spi_check(rc, SPI_OK_UPDATE, RELEASE_QUERY);
-	if (SPI_processed != (uint64) nrel)
-		elog(ERROR, "gave back " UINT64_FORMAT " of %d unsent deliveries", SPI_processed, nrel);
+	updated = record(&release_plan, RELEASE_QUERY, 5, types, args, NULL);
+	if (updated != (uint64) nrel)
+		elog(ERROR, "gave back " UINT64_FORMAT " of %d unsent deliveries", updated, nrel);
 }
 
 /*
