@@ -1,0 +1,111 @@
+# A webhook claim takes several events of one target (a chain) and the
+# sender sends each after the one before it succeeded: every event is
+# sent and marked delivered exactly once, each target's in version order;
+# a failure stops its chain, and the rows behind it are given back as they
+# were (no attempt counted); connections to the receiver are kept and
+# reused from one round to the next.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use WebhookReceiver;
+
+my $secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+my $recv = WebhookReceiver->new(secret => $secret);
+
+my $node = PostgreSQL::Test::Cluster->new('webhook_chains');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+headlessly.retry_base_delay = 10ms
+headlessly.retry_max_delay = 20ms
+headlessly.http_timeout = 5s
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION headlessly_events');
+
+my ($ok_url, $fail_url) = map { $recv->url($_) } ('ok/chain', 'fail/1/stop');
+$node->safe_psql('postgres', qq{
+	SELECT name FROM headlessly.subscribe('chain', 'Item.*', url => '$ok_url', secret => '$secret');
+	SELECT name FROM headlessly.subscribe('stop', 'Part.*', url => '$fail_url', secret => '$secret');
+});
+
+# 4 targets of 6 events each, interleaved in the log
+$node->safe_psql('postgres', q{
+	SELECT count(*) FROM headlessly.events_append_batch(
+		(SELECT jsonb_agg(jsonb_build_object('type', CASE WHEN i <= 4 THEN 'Item.Created' ELSE 'Item.Updated' END,
+		                                     'target', 'item_' || (i % 4), 'data', jsonb_build_object('i', i))
+		                  ORDER BY i)
+		   FROM generate_series(1, 24) i))});
+
+# two rounds in one backend (its connections are its own), with 8 more
+# events appended between them
+is($node->safe_psql('postgres', q{
+	SELECT headlessly.deliver();
+	SELECT pg_sleep(0.2);
+	SELECT count(*) FROM headlessly.events_append_batch(
+		(SELECT jsonb_agg(jsonb_build_object('type', 'Item.Updated', 'target', 'item_' || (i % 4)) ORDER BY i)
+		   FROM generate_series(1, 8) i));
+	SELECT headlessly.deliver()}), "24\n\n8\n8",
+	'one round sends all 24 events, 6 to a target; the next the 8 appended since');
+my @reqs = grep { $_->{body}{version} <= 6 } $recv->requests_to('ok/chain');
+is(scalar(@reqs), 24, '24 requests');
+my %per_id;
+$per_id{ $_->{id} }++ for @reqs;
+is(scalar(grep { $per_id{$_} == 1 } keys %per_id), 24, 'each event sent once');
+ok((grep { $_->{signature_ok} } @reqs) == 24, 'every request signed');
+
+# each target's requests arrived in version order: the next was sent only
+# after the answer to the one before
+my %versions;
+push @{ $versions{ $_->{body}{target} } }, $_->{body}{version} for @reqs;
+is(join(' ', map { join(',', @{ $versions{$_} }) } sort keys %versions),
+	join(' ', ('1,2,3,4,5,6') x 4), 'each target\'s events arrived in version order');
+
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FILTER (WHERE status = 'delivered' AND attempts = 1 AND http_status = 200
+	                          AND next_attempt_at IS NULL AND error IS NULL) || '/' || count(*)
+	  FROM headlessly.deliveries WHERE subscription = 'chain'}),
+	'32/32', 'the batch\'s successes are recorded once each, in one statement');
+
+# connections: at most one per target in flight, kept for the next round
+my %peers1 = map { $_->{peer} => 1 } @reqs;
+ok(keys(%peers1) <= 4, 'at most 4 connections for 4 chains (' . scalar(keys %peers1) . ')');
+my @reqs2 = grep { $_->{body}{version} > 6 } $recv->requests_to('ok/chain');
+is(scalar(@reqs2), 8, '8 new requests');
+is(scalar(grep { !$peers1{ $_->{peer} } } @reqs2), 0,
+	'the next round reuses the connections of the one before');
+
+# a failure stops its target's chain: the receiver answers 500 to the first
+# attempt of each event
+$node->safe_psql('postgres', q{
+	SELECT headlessly.events_append(CASE WHEN n = 1 THEN 'Part.Created' ELSE 'Part.Updated' END, 'part_1',
+	                                jsonb_build_object('n', n))
+	  FROM generate_series(1, 3) n});
+is($node->safe_psql('postgres', 'SELECT headlessly.deliver()'), '1',
+	'a round attempts only the first event of the failing target');
+is(scalar($recv->requests_to('fail/1/stop')), 1, 'one request: the ones behind it were not sent');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(status || ':' || attempts || ':' || (last_attempt_at IS NULL) || ':' || (next_attempt_at IS NULL),
+	                  ',' ORDER BY seq)
+	  FROM headlessly.deliveries WHERE subscription = 'stop'}),
+	'failed:1:false:false,pending:0:true:true,pending:0:true:true',
+	'the rows not sent are given back as they were, no attempt counted');
+
+for (1 .. 20)
+{
+	last if $node->safe_psql('postgres', q{
+		SELECT count(*) FILTER (WHERE status = 'delivered') FROM headlessly.deliveries WHERE subscription = 'stop'}) eq '3';
+	select(undef, undef, undef, 0.05);
+	$node->safe_psql('postgres', 'SELECT headlessly.deliver()');
+}
+is(join(',', map { "$_->{body}{version}:$_->{answer}" } $recv->requests_to('fail/1/stop')),
+	'1:500,1:200,2:500,2:200,3:500,3:200',
+	'each event goes after the one before it succeeded, failures included');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(status || ':' || attempts, ',' ORDER BY seq) FROM headlessly.deliveries WHERE subscription = 'stop'}),
+	'delivered:2,delivered:2,delivered:2', 'two attempts each, counted once each');
+
+done_testing();
