@@ -3,7 +3,8 @@
 # sent and marked delivered exactly once, each target's in version order;
 # a failure stops its chain, and the rows behind it are given back as they
 # were (no attempt counted); connections to the receiver are kept and
-# reused from one round to the next.
+# reused from one round to the next.  Rows behind a failure are given back
+# only if their sender still holds them.
 use strict;
 use warnings;
 use FindBin;
@@ -107,5 +108,51 @@ is(join(',', map { "$_->{body}{version}:$_->{answer}" } $recv->requests_to('fail
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(status || ':' || attempts, ',' ORDER BY seq) FROM headlessly.deliveries WHERE subscription = 'stop'}),
 	'delivered:2,delivered:2,delivered:2', 'two attempts each, counted once each');
+
+# --- a chain's rows are given back only while their sender holds them ---
+# The worker sends the first event of a chain to a receiver slower than its
+# timeout; meanwhile the other rows of the chain are marked as another live
+# sender's (as if they had been taken over).  The failure of the first
+# must give back only what the worker still holds: none of them.
+my $fenced = PostgreSQL::Test::Cluster->new('chain_fence');
+$fenced->init;
+$fenced->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'headlessly_events'
+headlessly.worker_naptime = 100ms
+headlessly.retry_base_delay = 1h
+headlessly.retry_max_delay = 1h
+headlessly.http_timeout = 4s
+});
+$fenced->start;
+my $slow_url = $recv->url('sleep/8/fence');
+$fenced->safe_psql('postgres', qq{
+	CREATE EXTENSION headlessly_events;
+	SELECT name FROM headlessly.subscribe('fence', 'Fence.*', url => '$slow_url', secret => '$secret');
+	SELECT headlessly.events_append(CASE WHEN n = 1 THEN 'Fence.Created' ELSE 'Fence.Updated' END, 'fence_1',
+	                                jsonb_build_object('n', n))
+	  FROM generate_series(1, 3) n});
+$recv->wait_for(sub { scalar(grep { index($_->{path}, '/sleep/8/fence') == 0 } @_) == 1 }, 20)
+	or die 'the worker did not send the first event of the chain';
+my $other = $fenced->background_psql('postgres');
+my $other_pid = $other->query_safe('SELECT pg_backend_pid()');
+is($fenced->safe_psql('postgres', qq{
+	WITH taken AS (
+		UPDATE headlessly.deliveries SET sender_pid = $other_pid, last_attempt_at = clock_timestamp()
+		 WHERE subscription = 'fence' AND status = 'pending' AND attempts = 1
+		   AND seq > (SELECT min(seq) FROM headlessly.deliveries WHERE subscription = 'fence')
+		RETURNING 1)
+	SELECT count(*) FROM taken}), '2', 'the chain\'s other two rows, claimed with the first, taken over');
+ok($fenced->poll_query_until('postgres', q{
+	SELECT status = 'failed' FROM headlessly.deliveries WHERE subscription = 'fence' ORDER BY seq LIMIT 1}),
+	'the first event fails (the receiver is slower than http_timeout)');
+is($fenced->safe_psql('postgres', qq{
+	SELECT string_agg(status || ':' || attempts || ':' || coalesce((sender_pid = $other_pid)::text, 'none'), ','
+	                  ORDER BY seq)
+	  FROM headlessly.deliveries WHERE subscription = 'fence'}),
+	'failed:1:none,pending:1:true,pending:1:true',
+	'the rows the worker no longer holds are left to their sender, not given back');
+is(scalar($recv->requests_to('sleep/8/fence')), 1, 'and not sent');
+$other->quit;
+$fenced->stop;
 
 done_testing();
