@@ -106,10 +106,7 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
  * row whose chain stopped before it is given back as it was
  * (RELEASE_QUERY).  A row is due when it is pending and not in flight
  * (never tried, or claimed by a sender that is gone) or failed and its
- * retry time has come; and not attempted yet in this round ($4).  The rows
- * of a chain after its head need no such test: they are claimed only with
- * their head, and their outcomes recorded with its own, so a head that is
- * due has no row after it that a live sender holds.
+ * retry time has come; and not attempted yet in this round ($4).
  *
  * Heads are found by skipping through deliveries_target_idx from one
  * (tenant, target) to the next, one index probe per target, starting after
@@ -118,9 +115,11 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
  * backlog.  Rows without a target are not ordered: up to half of a batch
  * is taken from them, oldest first, tenant by tenant.
  */
+#define HL_SENDER_ALIVE(x) \
+	HL_SCHEMA ".delivery_sender_alive(" x ".sender_pid, " x ".last_attempt_at)"
 #define HL_DUE_ROW(x) \
 	"(" x ".status OPERATOR(pg_catalog.=) 'pending'" \
-	"   AND (" x ".sender_pid IS NULL OR NOT " HL_SCHEMA ".delivery_sender_alive(" x ".sender_pid, " x ".last_attempt_at))" \
+	"   AND (" x ".sender_pid IS NULL OR NOT " HL_SENDER_ALIVE(x) ")" \
 	"  OR " x ".status OPERATOR(pg_catalog.=) 'failed'" \
 	"   AND COALESCE(" x ".next_attempt_at, '-infinity') OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())" \
 	" AND (" x ".last_attempt_at IS NULL OR " x ".last_attempt_at OPERATOR(pg_catalog.<) $4)"
@@ -128,13 +127,23 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 	"x.subscription OPERATOR(pg_catalog.=) $1 AND x.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}')"
 #define HL_HEAD_COLUMNS \
 	"x.tenant, x.target, x.seq, x.event_id, x.status, x.next_attempt_at, x.last_attempt_at, x.sender_pid"
-/* a due head and the open rows of its target after it, at most $8 in all */
+/*
+ * A due head and the open rows of its target after it, at most $8 in all,
+ * up to the first that a live sender holds (after a redeliver() the head
+ * can be a row before one in flight): a row is never in two live chains.
+ */
 #define HL_CHAIN(h) \
 	" CROSS JOIN LATERAL (" \
-	"  SELECT x.event_id, x.status, x.last_attempt_at, x.next_attempt_at FROM " HL_SCHEMA ".deliveries x" \
-	"   WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.=) " h ".tenant" \
-	"     AND x.target OPERATOR(pg_catalog.=) " h ".target AND x.seq OPERATOR(pg_catalog.>=) " h ".seq" \
-	"   ORDER BY x.seq LIMIT $8) c"
+	"  SELECT w.event_id, w.status, w.last_attempt_at, w.next_attempt_at FROM (" \
+	"   SELECT v.*, pg_catalog.bool_or(v.held) OVER (ORDER BY v.seq) AS stopped FROM (" \
+	"    SELECT x.seq, x.event_id, x.status, x.last_attempt_at, x.next_attempt_at," \
+	"           CASE WHEN x.status OPERATOR(pg_catalog.=) 'pending' AND x.sender_pid IS NOT NULL" \
+	"                THEN " HL_SENDER_ALIVE("x") " ELSE false END AS held" \
+	"      FROM " HL_SCHEMA ".deliveries x" \
+	"     WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.=) " h ".tenant" \
+	"       AND x.target OPERATOR(pg_catalog.=) " h ".target AND x.seq OPERATOR(pg_catalog.>=) " h ".seq" \
+	"     ORDER BY x.seq LIMIT $8) v) w" \
+	"   WHERE NOT w.stopped) c"
 #define HL_NEXT_HEAD(after) \
 	"SELECT " HL_HEAD_COLUMNS " FROM " HL_SCHEMA ".deliveries x" \
 	" WHERE " HL_OPEN_ROWS " AND x.target IS NOT NULL" \

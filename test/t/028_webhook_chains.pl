@@ -4,7 +4,8 @@
 # a failure stops its chain, and the rows behind it are given back as they
 # were (no attempt counted); connections to the receiver are kept and
 # reused from one round to the next.  Rows behind a failure are given back
-# only if their sender still holds them.
+# only if their sender still holds them, and a chain never takes a row that
+# another live sender holds.
 use strict;
 use warnings;
 use FindBin;
@@ -152,6 +153,20 @@ is($fenced->safe_psql('postgres', qq{
 	'failed:1:none,pending:1:true,pending:1:true',
 	'the rows the worker no longer holds are left to their sender, not given back');
 is(scalar($recv->requests_to('sleep/8/fence')), 1, 'and not sent');
+
+# The first row due again (as after a redeliver()) before rows a live
+# sender holds: a chain stops before them, so the head goes alone.
+$fenced->safe_psql('postgres', q{
+	UPDATE headlessly.deliveries SET next_attempt_at = clock_timestamp()
+	 WHERE subscription = 'fence' AND status = 'failed'});
+$recv->wait_for(sub { scalar(grep { index($_->{path}, '/sleep/8/fence') == 0 } @_) == 2 }, 20)
+	or die 'the worker did not send the first event again';
+is($fenced->safe_psql('postgres', qq{
+	SELECT string_agg(status || ':' || attempts || ':' || coalesce((sender_pid = $other_pid)::text, 'none'), ','
+	                  ORDER BY seq)
+	  FROM headlessly.deliveries WHERE subscription = 'fence'}),
+	'pending:2:false,pending:1:true,pending:1:true',
+	'a chain stops before the rows another live sender holds: its head is claimed alone');
 $other->quit;
 $fenced->stop;
 
