@@ -136,6 +136,14 @@ $recv->wait_for(sub { scalar(grep { index($_->{path}, '/sleep/8/fence') == 0 } @
 	or die 'the worker did not send the first event of the chain';
 my $other = $fenced->background_psql('postgres');
 my $other_pid = $other->query_safe('SELECT pg_backend_pid()');
+# status:attempts:whether held by $other, in seq order
+sub fence_rows
+{
+	return $fenced->safe_psql('postgres', qq{
+		SELECT string_agg(status || ':' || attempts || ':' || coalesce((sender_pid = $other_pid)::text, 'none'), ','
+		                  ORDER BY seq)
+		  FROM headlessly.deliveries WHERE subscription = 'fence'});
+}
 is($fenced->safe_psql('postgres', qq{
 	WITH taken AS (
 		UPDATE headlessly.deliveries SET sender_pid = $other_pid, last_attempt_at = clock_timestamp()
@@ -146,10 +154,7 @@ is($fenced->safe_psql('postgres', qq{
 ok($fenced->poll_query_until('postgres', q{
 	SELECT status = 'failed' FROM headlessly.deliveries WHERE subscription = 'fence' ORDER BY seq LIMIT 1}),
 	'the first event fails (the receiver is slower than http_timeout)');
-is($fenced->safe_psql('postgres', qq{
-	SELECT string_agg(status || ':' || attempts || ':' || coalesce((sender_pid = $other_pid)::text, 'none'), ','
-	                  ORDER BY seq)
-	  FROM headlessly.deliveries WHERE subscription = 'fence'}),
+is(fence_rows(),
 	'failed:1:none,pending:1:true,pending:1:true',
 	'the rows the worker no longer holds are left to their sender, not given back');
 is(scalar($recv->requests_to('sleep/8/fence')), 1, 'and not sent');
@@ -161,10 +166,7 @@ $fenced->safe_psql('postgres', q{
 	 WHERE subscription = 'fence' AND status = 'failed'});
 $recv->wait_for(sub { scalar(grep { index($_->{path}, '/sleep/8/fence') == 0 } @_) == 2 }, 20)
 	or die 'the worker did not send the first event again';
-is($fenced->safe_psql('postgres', qq{
-	SELECT string_agg(status || ':' || attempts || ':' || coalesce((sender_pid = $other_pid)::text, 'none'), ','
-	                  ORDER BY seq)
-	  FROM headlessly.deliveries WHERE subscription = 'fence'}),
+is(fence_rows(),
 	'pending:2:false,pending:1:true,pending:1:true',
 	'a chain stops before the rows another live sender holds: its head is claimed alone');
 $other->quit;
