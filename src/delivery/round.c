@@ -1192,6 +1192,27 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 	TimestampTz outer_deadline;
 	volatile bool late = false;
 
+	/*
+	 * Claimed once more than max_attempts allows: each earlier attempt
+	 * ended with its sender (a crash, a kill, or a handler that outlived
+	 * hook_timeout by so much that it ended the worker), so none was
+	 * recorded.  It is a dead letter now, not one more run.
+	 */
+	if (c->attempts > sub->max_attempts)
+	{
+		if (in_worker)
+			step_begin(true);
+		else
+			hl_spi_connect();
+		record_failed(sub, c, "every attempt ended with its sender (no outcome recorded)",
+					  0, 0, ms_interval(0));
+		if (in_worker)
+			step_end(true);
+		else
+			SPI_finish();
+		return;
+	}
+
 	if (in_worker)
 		step_begin(true);
 	else
