@@ -159,6 +159,48 @@ RESET headlessly.hook_timeout;
 SELECT status, attempts FROM headlessly.deliveries d
   JOIN headlessly.subscriptions s ON s.name = d.subscription
  WHERE s.hook_id = :hd_slow_hook ORDER BY seq;
+-- a handler that catches the cancel is cancelled again (it completed after
+-- the one cancel, and a loop catching each would run for ever), and a
+-- handler that runs deliver() keeps its own limit after the inner round
+-- (the inner handler's timer replaced it)
+TRUNCATE public.hd_slow_log;
+CREATE SEQUENCE public.hd_cancels;   -- counts outside the transaction
+CREATE FUNCTION public.hd_stubborn(e jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..3 LOOP
+        BEGIN
+            PERFORM pg_sleep(2);
+        EXCEPTION WHEN query_canceled THEN
+            PERFORM nextval('public.hd_cancels');
+        END;
+    END LOOP;
+    INSERT INTO public.hd_slow_log VALUES ('stubborn ' || (e->>'target'));
+    RETURN NULL;
+END $$;
+CREATE FUNCTION public.hd_nesting(e jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM headlessly.deliver();
+    PERFORM pg_sleep(3);
+    INSERT INTO public.hd_slow_log VALUES ('nesting ' || (e->>'target'));
+    RETURN NULL;
+END $$;
+SELECT headlessly.hook('HdStubborn.*', 'after_commit', 'public.hd_stubborn(jsonb)') AS hd_stubborn_hook \gset
+SELECT headlessly.hook('HdNesting.*', 'after_commit', 'public.hd_nesting(jsonb)') AS hd_nesting_hook \gset
+SELECT (headlessly.events_append('HdStubborn.Created', 'hd_st1', tenant => 'hd')).version;
+SELECT (headlessly.events_append('HdNesting.Created', 'hd_ne1', tenant => 'hd')).version;
+SET headlessly.hook_timeout = '200ms';
+SELECT headlessly.deliver() >= 2 AS attempted;
+RESET headlessly.hook_timeout;
+-- each of the stubborn handler's sleeps was cancelled (one was, before)
+SELECT last_value AS cancels_caught FROM public.hd_cancels;
+SELECT target FROM public.hd_slow_log;
+SELECT s.hook_id = :hd_stubborn_hook AS stubborn, status, attempts, error FROM headlessly.deliveries d
+  JOIN headlessly.subscriptions s ON s.name = d.subscription
+ WHERE s.hook_id IN (:hd_stubborn_hook, :hd_nesting_hook) ORDER BY 1;
+SELECT headlessly.unhook(:hd_stubborn_hook), headlessly.unhook(:hd_nesting_hook);
+DROP FUNCTION public.hd_stubborn(jsonb), public.hd_nesting(jsonb);
+DROP SEQUENCE public.hd_cancels;
+
 -- not a setting for every role: a handler's owner cannot lift it
 SET ROLE regress_hd_acme;
 SET headlessly.hook_timeout = 0;

@@ -279,17 +279,27 @@ put_recorded_at(StringInfo buf, Datum value)
 	appendStringInfoCharMacro(buf, '"');
 }
 
+/* How much of the event a payload carries: less until it fits. */
+typedef enum PayloadFields
+{
+	PAYLOAD_WHOLE,				/* every field */
+	PAYLOAD_NO_DATA,			/* without data, "truncated": true */
+	PAYLOAD_ID_ONLY				/* id, seq and "truncated": true */
+} PayloadFields;
+
 /*
  * The payload, written into buf: id, seq, tenant, type, target, version,
  * actor, recorded_at, and data unless that makes it longer than NOTIFY
- * allows (then "truncated": true instead).  It is the text jsonb_out gives
- * for the object of those fields (keys shorter first, then bytewise;
- * recorded_at in UTC), written straight from the row: TAP 023 compares the
- * two.
+ * allows (then "truncated": true instead; and if target, actor and tenant,
+ * up to 512 bytes each but 6 bytes a control character once escaped,
+ * still make it too long, only id and seq).  It is the text jsonb_out
+ * gives for the object of those fields (keys shorter first, then
+ * bytewise; recorded_at in UTC), written straight from the row: TAP 023
+ * compares the two.
  */
 static void
 payload(StringInfo buf, Datum *values, bool *nulls,
-		int type_att, int tenant_att, int target_att, bool with_data)
+		int type_att, int tenant_att, int target_att, PayloadFields fields)
 {
 	const PayloadCols *c = &payload_cols;
 
@@ -298,7 +308,12 @@ payload(StringInfo buf, Datum *values, bool *nulls,
 	put_text(buf, values[c->id], nulls[c->id]);
 	APPEND_LITERAL(buf, ", \"seq\": ");
 	put_int8(buf, values[c->seq], nulls[c->seq]);
-	if (with_data)
+	if (fields == PAYLOAD_ID_ONLY)
+	{
+		APPEND_LITERAL(buf, ", \"truncated\": true}");
+		return;
+	}
+	if (fields == PAYLOAD_WHOLE)
 	{
 		APPEND_LITERAL(buf, ", \"data\": ");
 		if (nulls[c->data])
@@ -316,7 +331,7 @@ payload(StringInfo buf, Datum *values, bool *nulls,
 	put_text(buf, values[tenant_att], nulls[tenant_att]);
 	APPEND_LITERAL(buf, ", \"version\": ");
 	put_int8(buf, values[c->version], nulls[c->version]);
-	if (!with_data)
+	if (fields != PAYLOAD_WHOLE)
 		APPEND_LITERAL(buf, ", \"truncated\": true");
 	APPEND_LITERAL(buf, ", \"recorded_at\": ");
 	put_recorded_at(buf, values[c->recorded_at]);
@@ -366,9 +381,11 @@ hl_notify_event(TupleDesc tupdesc, Datum *values, bool *nulls,
 		if (msg.data == NULL)
 		{
 			initStringInfo(&msg);
-			payload(&msg, values, nulls, type_att, tenant_att, target_att, true);
+			payload(&msg, values, nulls, type_att, tenant_att, target_att, PAYLOAD_WHOLE);
 			if (msg.len >= NOTIFY_PAYLOAD_MAX)
-				payload(&msg, values, nulls, type_att, tenant_att, target_att, false);
+				payload(&msg, values, nulls, type_att, tenant_att, target_att, PAYLOAD_NO_DATA);
+			if (msg.len >= NOTIFY_PAYLOAD_MAX)
+				payload(&msg, values, nulls, type_att, tenant_att, target_att, PAYLOAD_ID_ONLY);
 		}
 		Async_Notify(s->name, msg.data);
 	}

@@ -937,45 +937,84 @@ record(SPIPlanPtr *plan, const char *query, int nargs, Oid *types, Datum *args, 
  */
 /*
  * headlessly.hook_timeout: a handler that does not return would hold the
- * round, and every delivery of the database after it.  Its own timer
- * cancels it as a statement timeout would; the cancel is then the
- * handler's failed attempt, not the caller's (whose own cancel and
- * statement_timeout still end the round: only a cancel this timer caused
- * is taken).
+ * round, and every delivery of the database after it.  A timer of our own
+ * cancels it as a statement timeout would, and again every second while it
+ * has not returned (a handler may catch one cancel, not every one); in the
+ * worker, a handler still running HANDLER_GRACE_CANCELS seconds later ends
+ * the worker (its attempt then counts against max_attempts, and the
+ * launcher starts a new worker).  The cancel is the handler's failed
+ * attempt, not the caller's: the caller's own cancel and statement_timeout
+ * still end the round (only a cancel while this timer had fired is taken;
+ * one of the caller's arriving in that same moment is taken with it).
+ * A handler that calls deliver() runs inner handlers: each runs at most
+ * until the earlier of its own limit and the outer one's, and the outer's
+ * timer is restored after it.
  */
+#define HANDLER_RECANCEL_MS 1000
+#define HANDLER_GRACE_CANCELS 3
+
 static TimeoutId handler_timeout_id = MAX_TIMEOUTS;
+static TimestampTz handler_deadline = 0;	/* of the running handler; 0: none */
 static volatile sig_atomic_t handler_timed_out = false;
+static volatile sig_atomic_t handler_cancels = 0;
 
 static void
 handler_timeout_handler(void)
 {
 	handler_timed_out = true;
+	if (++handler_cancels > HANDLER_GRACE_CANCELS && IsBackgroundWorker)
+		ProcDiePending = true;
 	InterruptPending = true;
 	QueryCancelPending = true;
 	SetLatch(MyLatch);
 }
 
-static void
-handler_timeout_arm(void)
+/* Start a handler's limit; returns the limit of the handler it runs in. */
+static TimestampTz
+handler_timeout_begin(void)
 {
+	TimestampTz outer = handler_deadline;
+	TimestampTz deadline = outer;
+
+	if (hl_hook_timeout > 0)
+	{
+		TimestampTz own = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), hl_hook_timeout);
+
+		if (deadline == 0 || own < deadline)
+			deadline = own;
+	}
 	handler_timed_out = false;
-	if (hl_hook_timeout <= 0)
-		return;
-	if (handler_timeout_id == MAX_TIMEOUTS)
-		handler_timeout_id = RegisterTimeout(USER_TIMEOUT, handler_timeout_handler);
-	enable_timeout_after(handler_timeout_id, hl_hook_timeout);
+	handler_cancels = 0;
+	handler_deadline = deadline;
+	if (deadline != 0)
+	{
+		if (handler_timeout_id == MAX_TIMEOUTS)
+			handler_timeout_id = RegisterTimeout(USER_TIMEOUT, handler_timeout_handler);
+		enable_timeout_every(handler_timeout_id, deadline, HANDLER_RECANCEL_MS);
+	}
+	return outer;
 }
 
-/* True if the handler's time ran out (then a cancel that ended it was ours). */
+/*
+ * End a handler's limit and go back to the outer handler's (whose timer
+ * fires at once if its time has passed meanwhile).  True if this one's
+ * time ran out; a cancel the timer left pending is dropped.
+ */
 static bool
-handler_timeout_disarm(void)
+handler_timeout_end(TimestampTz outer)
 {
 	bool		fired;
 
 	if (handler_timeout_id != MAX_TIMEOUTS)
 		disable_timeout(handler_timeout_id, false);
 	fired = handler_timed_out;
+	if (fired)
+		QueryCancelPending = false;
 	handler_timed_out = false;
+	handler_cancels = 0;
+	handler_deadline = outer;
+	if (outer != 0)
+		enable_timeout_every(handler_timeout_id, outer, HANDLER_RECANCEL_MS);
 	return fired;
 }
 
@@ -1028,25 +1067,7 @@ run_handler(HlSubscription *sub, Oid handler, Claimed *c)
 			InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
 			fcinfo->args[0].value = JsonbPGetDatum(event);
 			fcinfo->args[0].isnull = false;
-			handler_timeout_arm();
 			(void) FunctionCallInvoke(fcinfo);
-		}
-
-		/*
-		 * Time ran out as the handler returned: its cancel is still
-		 * pending, and it is this attempt's failure (a cancel of the
-		 * caller's arriving in the same instant is taken with it).  The
-		 * flag stays set for deliver_one's catch.
-		 */
-		if (handler_timeout_id != MAX_TIMEOUTS)
-			disable_timeout(handler_timeout_id, false);
-		if (handler_timed_out)
-		{
-			QueryCancelPending = false;
-			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
-					 errmsg("after_commit handler ran longer than headlessly.hook_timeout (%d ms)",
-							hl_hook_timeout)));
 		}
 
 		/*
@@ -1342,6 +1363,29 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 	ResourceOwner owner = CurrentResourceOwner;
 	TimestampTz start = GetCurrentTimestamp();
 	ErrorData  *edata = NULL;
+	TimestampTz outer_deadline;
+	volatile bool late = false;
+
+	/*
+	 * Claimed once more than max_attempts allows: each earlier attempt
+	 * ended with its sender (a crash, a kill, or a handler that outlived
+	 * hook_timeout by so much that it ended the worker), so none was
+	 * recorded.  It is a dead letter now, not one more run.
+	 */
+	if (c->attempts > sub->max_attempts)
+	{
+		if (in_worker)
+			step_begin(true);
+		else
+			hl_spi_connect();
+		record_failed(sub, c, "every attempt ended with its sender (no outcome recorded)",
+					  0, 0, ms_interval(0));
+		if (in_worker)
+			step_end(true);
+		else
+			SPI_finish();
+		return;
+	}
 
 	if (in_worker)
 		step_begin(true);
@@ -1352,9 +1396,23 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 		hl_spi_connect();
 	}
 
+	outer_deadline = handler_timeout_begin();
 	PG_TRY();
 	{
 		run_handler(sub, handler, c);
+
+		/*
+		 * Time ran out as the handler returned: this attempt failed all
+		 * the same.
+		 */
+		if (handler_timeout_end(outer_deadline))
+		{
+			late = true;
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("after_commit handler ran longer than headlessly.hook_timeout (%d ms)",
+							hl_hook_timeout)));
+		}
 		if (in_worker)
 			step_end(true);
 		else
@@ -1367,7 +1425,7 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 	}
 	PG_CATCH();
 	{
-		bool		timed_out = handler_timeout_disarm();
+		bool		timed_out = late || handler_timeout_end(outer_deadline);
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();

@@ -162,6 +162,20 @@ ok($n[0][1]{truncated}, 'marked truncated');
 ok(!exists $n[0][1]{data}, 'without data');
 is($n[0][1]{version}, 2, 'but with the rest');
 
+# target, actor and tenant of control characters (6 bytes each escaped):
+# too long even without data, the payload keeps id and seq only, and the
+# append goes through (it failed with 22023 "payload string too long")
+my $ctl = q{repeat(chr(1), 500)};
+$node->safe_psql('postgres',
+	qq{SELECT headlessly.events_append('Lead.Created', 'l' || $ctl, '{}', actor => 'a' || $ctl, tenant => 't' || $ctl)});
+@raw = raw_notifications('rt');
+my $long_id = $node->safe_psql('postgres',
+	q{SELECT id FROM headlessly.events WHERE type = 'Lead.Created' ORDER BY seq DESC LIMIT 1});
+is(scalar(@raw), 1, 'an event whose fields outgrow NOTIFY is still appended and notified');
+is($raw[0], $node->safe_psql('postgres',
+		qq{SELECT jsonb_build_object('id', id, 'seq', seq, 'truncated', true)::text FROM headlessly.events WHERE id = '$long_id'}),
+	'with id and seq only, marked truncated');
+
 # a rolled-back subtransaction takes its notification with it
 $node->safe_psql('postgres', q{
 	BEGIN;
