@@ -9,15 +9,18 @@
  *      after its position below the horizon (read as the subscription's
  *      owner) become 'pending' rows of headlessly.deliveries and the
  *      position moves past them, as a pull consumer's ack moves it (so a
- *      restored position resumes after its safe_seq, position.c); then the
- *      due rows -- the first undelivered row of each target only, so that
- *      one target's events go in version order -- are claimed: attempts +
- *      1, status pending, and the sender recorded in the row (sender_pid,
- *      claimed at last_attempt_at).  A claim takes a row in flight only
- *      once its sender is gone (exited, crashed, or its round ended without
- *      recording the outcome): due again at once, never lost, and never
- *      sent by two live senders at once.  Each sender records outcomes only
- *      for the rows it still holds;
+ *      restored position resumes after its safe_seq, position.c; in the
+ *      worker this is committed before the next step); then the due rows
+ *      -- the first undelivered row of each target, and for webhooks the
+ *      target's next ones, which the sender sends each after the one before
+ *      it succeeded, so that one target's events go in version order -- are
+ *      claimed: attempts + 1, status pending, and the sender recorded in the
+ *      row (sender_pid, claimed at last_attempt_at).  A claim takes a row in
+ *      flight only once its sender is gone (exited, crashed, or its round
+ *      ended without recording the outcome): due again at once, never lost,
+ *      and never sent by two live senders at once.  Each sender records
+ *      outcomes, and gives back the rows it did not send, only for the rows
+ *      it still holds;
  *   2. runs each handler as the role that registered the hook, with
  *      headlessly.tenant set to the event's tenant, for at most
  *      headlessly.hook_timeout, and marks the row delivered in the same
@@ -95,10 +98,15 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 
 /*
  * The claim: the first undelivered row of each target (its head) if it is
- * due, and due rows without a target, at most $2; marked pending with its
- * sender ($7) while in flight.  A row is due when it is pending and not in
- * flight (never tried, or claimed by a sender that is gone) or failed and
- * its retry time has come; and not attempted yet in this round ($4).
+ * due, with the open rows of its target after it up to $8 in all (a chain,
+ * which a webhook sender sends one after another, each once the one before
+ * it succeeded: after_commit hooks take $8 = 1), and due rows without a
+ * target, at most $2; marked pending with its sender ($7) while in flight.
+ * It returns the rows' status and times from before the claim, so that a
+ * row whose chain stopped before it is given back as it was
+ * (RELEASE_QUERY).  A row is due when it is pending and not in flight
+ * (never tried, or claimed by a sender that is gone) or failed and its
+ * retry time has come; and not attempted yet in this round ($4).
  *
  * Heads are found by skipping through deliveries_target_idx from one
  * (tenant, target) to the next, one index probe per target, starting after
@@ -107,16 +115,35 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
  * backlog.  Rows without a target are not ordered: up to half of a batch
  * is taken from them, oldest first, tenant by tenant.
  */
+#define HL_SENDER_ALIVE(x) \
+	HL_SCHEMA ".delivery_sender_alive(" x ".sender_pid, " x ".last_attempt_at)"
 #define HL_DUE_ROW(x) \
 	"(" x ".status OPERATOR(pg_catalog.=) 'pending'" \
-	"   AND (" x ".sender_pid IS NULL OR NOT " HL_SCHEMA ".delivery_sender_alive(" x ".sender_pid, " x ".last_attempt_at))" \
+	"   AND (" x ".sender_pid IS NULL OR NOT " HL_SENDER_ALIVE(x) ")" \
 	"  OR " x ".status OPERATOR(pg_catalog.=) 'failed'" \
 	"   AND COALESCE(" x ".next_attempt_at, '-infinity') OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())" \
 	" AND (" x ".last_attempt_at IS NULL OR " x ".last_attempt_at OPERATOR(pg_catalog.<) $4)"
 #define HL_OPEN_ROWS \
 	"x.subscription OPERATOR(pg_catalog.=) $1 AND x.status OPERATOR(pg_catalog.=) ANY ('{pending,failed}')"
 #define HL_HEAD_COLUMNS \
-	"x.tenant, x.target, x.event_id, x.status, x.next_attempt_at, x.last_attempt_at, x.sender_pid"
+	"x.tenant, x.target, x.seq, x.event_id, x.status, x.next_attempt_at, x.last_attempt_at, x.sender_pid"
+/*
+ * A due head and the open rows of its target after it, at most $8 in all,
+ * up to the first that a live sender holds (after a redeliver() the head
+ * can be a row before one in flight): a row is never in two live chains.
+ */
+#define HL_CHAIN(h) \
+	" CROSS JOIN LATERAL (" \
+	"  SELECT w.event_id, w.status, w.last_attempt_at, w.next_attempt_at FROM (" \
+	"   SELECT v.*, pg_catalog.bool_or(v.held) OVER (ORDER BY v.seq) AS stopped FROM (" \
+	"    SELECT x.seq, x.event_id, x.status, x.last_attempt_at, x.next_attempt_at," \
+	"           CASE WHEN x.status OPERATOR(pg_catalog.=) 'pending' AND x.sender_pid IS NOT NULL" \
+	"                THEN " HL_SENDER_ALIVE("x") " ELSE false END AS held" \
+	"      FROM " HL_SCHEMA ".deliveries x" \
+	"     WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.=) " h ".tenant" \
+	"       AND x.target OPERATOR(pg_catalog.=) " h ".target AND x.seq OPERATOR(pg_catalog.>=) " h ".seq" \
+	"     ORDER BY x.seq LIMIT $8) v) w" \
+	"   WHERE NOT w.stopped) c"
 #define HL_NEXT_HEAD(after) \
 	"SELECT " HL_HEAD_COLUMNS " FROM " HL_SCHEMA ".deliveries x" \
 	" WHERE " HL_OPEN_ROWS " AND x.target IS NOT NULL" \
@@ -141,16 +168,16 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 	"    SELECT x.tenant FROM " HL_SCHEMA ".deliveries x" \
 	"     WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.>) t.tenant ORDER BY x.tenant LIMIT 1) n)," \
 	" picked AS (" \
-	"  (SELECT u.event_id FROM tenants t CROSS JOIN LATERAL (" \
-	"     SELECT x.event_id FROM " HL_SCHEMA ".deliveries x" \
+	"  (SELECT u.* FROM tenants t CROSS JOIN LATERAL (" \
+	"     SELECT x.event_id, x.status, x.last_attempt_at, x.next_attempt_at FROM " HL_SCHEMA ".deliveries x" \
 	"      WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.=) t.tenant AND x.target IS NULL" \
 	"        AND " HL_DUE_ROW("x") \
 	"      ORDER BY x.seq LIMIT $2) u" \
 	"    LIMIT ($2 OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog./) 2)" \
 	"  UNION ALL" \
-	"  SELECT h.event_id FROM after_cursor h WHERE " HL_DUE_ROW("h") \
+	"  SELECT c.* FROM after_cursor h" HL_CHAIN("h") " WHERE " HL_DUE_ROW("h") \
 	"  UNION ALL" \
-	"  SELECT h.event_id FROM from_start h" \
+	"  SELECT c.* FROM from_start h" HL_CHAIN("h") \
 	"   WHERE ROW(h.tenant, h.target) OPERATOR(pg_catalog.<=) ROW($5::pg_catalog.text, $6::pg_catalog.text)" \
 	"     AND " HL_DUE_ROW("h") \
 	"  LIMIT $2)" \
@@ -160,7 +187,8 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 	"       next_attempt_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $3" \
 	"  FROM picked p" \
 	" WHERE d.subscription OPERATOR(pg_catalog.=) $1 AND d.event_id OPERATOR(pg_catalog.=) p.event_id" \
-	" RETURNING d.event_id, d.seq, d.tenant, d.attempts, d.target"
+	" RETURNING d.event_id, d.seq, d.tenant, d.attempts, d.target," \
+	"           p.status, p.last_attempt_at, p.next_attempt_at"
 
 #define EVENT_DOC_QUERY \
 	"SELECT pg_catalog.to_jsonb(e), e.target, e.version, e.tenant" \
@@ -206,6 +234,22 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 	" WHERE d.subscription OPERATOR(pg_catalog.=) $1 AND d.event_id OPERATOR(pg_catalog.=) u.event_id" \
 	"   AND " HL_HELD_ROW("d.")
 
+/*
+ * Rows claimed but not sent (their chain stopped before them): as they
+ * were, held by no sender (a pending row held by none is due, as one whose
+ * sender is gone was).
+ */
+#define RELEASE_QUERY \
+	"UPDATE " HL_SCHEMA ".deliveries d" \
+	"   SET attempts = d.attempts OPERATOR(pg_catalog.-) 1, status = u.status, sender_pid = NULL," \
+	"       last_attempt_at = u.last_attempt_at, next_attempt_at = u.next_attempt_at" \
+	"  FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[])," \
+	"                  pg_catalog.unnest($4::pg_catalog.timestamptz[])," \
+	"                  pg_catalog.unnest($6::pg_catalog.timestamptz[]))" \
+	"       AS u (event_id, status, last_attempt_at, next_attempt_at)" \
+	" WHERE d.subscription OPERATOR(pg_catalog.=) $1 AND d.event_id OPERATOR(pg_catalog.=) u.event_id" \
+	"   AND " HL_HELD_ROW("d.")
+
 /* HTTP 410 Gone: the receiver asks for no more */
 #define GONE_QUERY \
 	"UPDATE " HL_SCHEMA ".subscriptions SET state = 'paused' WHERE name OPERATOR(pg_catalog.=) $1"
@@ -232,6 +276,7 @@ static SPIPlanPtr done_all_plan = NULL;
 static SPIPlanPtr failed_plan = NULL;
 static SPIPlanPtr retention_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
+static SPIPlanPtr release_plan = NULL;
 
 /* One claimed delivery. */
 typedef struct Claimed
@@ -241,6 +286,12 @@ typedef struct Claimed
 	char	   *tenant;
 	char	   *target;			/* NULL: none */
 	int			attempts;
+	/* as the row was before the claim */
+	char	   *old_status;
+	Datum		old_last_attempt_at;
+	bool		old_last_null;
+	Datum		old_next_attempt_at;
+	bool		old_next_null;
 	HlWebhookRequest req;		/* webhooks: the request, built at claim time */
 } Claimed;
 
@@ -448,12 +499,12 @@ hook_subscriptions(Oid **handlers)
 }
 
 /*
- * Claim: new events become pending rows and the position moves past them;
- * then lease the due rows.  The subscription's row lock keeps two
+ * A claim's first part: new events become pending rows and the position
+ * moves past them; returns how many.  The subscription's row lock keeps two
  * deliverers from claiming at once.
  */
-static List *
-claim(HlSubscription *sub, int max_events, TimestampTz round_start)
+static int
+enqueue_new(HlSubscription *sub, int max_events)
 {
 	Oid			types[6] = {XID8OID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
 	Datum		args[6];
@@ -462,9 +513,9 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 	bool		restored;
 	int64		seq;
 	HlSavedUser saved;
-	List	   *claimed = NIL;
 	MemoryContext caller = CurrentMemoryContext;
 	int			nestlevel;
+	int			enqueued;
 	int			rc;
 
 	hl_position_of(sub, 0, 1, &pos);
@@ -493,7 +544,8 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 	MemoryContextSwitchTo(caller);
 	hl_spi_check(rc, SPI_OK_SELECT, NEW_EVENTS_QUERY);
 
-	if (SPI_processed > 0)
+	enqueued = (int) SPI_processed;
+	if (enqueued > 0)
 	{
 		int			n = (int) SPI_processed;
 		SPITupleTable *tt = SPI_tuptable;
@@ -530,10 +582,19 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 		/* with its fence: a restored position resumes after safe_seq (position.c) */
 		hl_position_move(sub, 0, last_xact, DatumGetInt64(seqs[n - 1]));
 	}
+	return enqueued;
+}
+
+/* A claim's second part: the due rows, held by this sender, in seq order. */
+static List *
+claim_due(HlSubscription *sub, int max_events, int chain, TimestampTz round_start)
+{
+	List	   *claimed = NIL;
+	int			rc;
 
 	{
-		Oid			ctypes[7] = {TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT4OID};
-		Datum		cargs[7];
+		Oid			ctypes[8] = {TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT4OID, INT4OID};
+		Datum		cargs[8];
 		SenderCursor *cursor = sender_cursor(sub->name);
 
 		cargs[0] = CStringGetTextDatum(sub->name);
@@ -546,7 +607,8 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 		cargs[4] = CStringGetTextDatum(cursor->tenant);
 		cargs[5] = CStringGetTextDatum(cursor->target);
 		cargs[6] = Int32GetDatum(MyProcPid);
-		hl_prepare_cached(&claim_plan, CLAIM_QUERY, 7, ctypes);
+		cargs[7] = Int32GetDatum(chain);
+		hl_prepare_cached(&claim_plan, CLAIM_QUERY, 8, ctypes);
 		rc = hl_run_as_log_owner(claim_plan, cargs, NULL, false, 0);
 		hl_spi_check(rc, SPI_OK_UPDATE_RETURNING, CLAIM_QUERY);
 	}
@@ -561,6 +623,9 @@ claim(HlSubscription *sub, int max_events, TimestampTz round_start)
 		c->tenant = SPI_getvalue(tup, SPI_tuptable->tupdesc, 3);
 		c->attempts = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 4, &isnull));
 		c->target = SPI_getvalue(tup, SPI_tuptable->tupdesc, 5);
+		c->old_status = SPI_getvalue(tup, SPI_tuptable->tupdesc, 6);
+		c->old_last_attempt_at = SPI_getbinval(tup, SPI_tuptable->tupdesc, 7, &c->old_last_null);
+		c->old_next_attempt_at = SPI_getbinval(tup, SPI_tuptable->tupdesc, 8, &c->old_next_null);
 		claimed = lappend(claimed, c);
 	}
 	advance_cursor(sub->name, claimed);
@@ -854,6 +919,7 @@ event_documents(const HlSubscription *sub, List *claimed, Jsonb **docs)
 	}
 }
 
+/* Runs an outcome's UPDATE as the log's owner. */
 static void
 record(SPIPlanPtr *plan, const char *query, int nargs, Oid *types, Datum *args, char *nulls)
 {
@@ -1095,7 +1161,6 @@ record_webhooks_done(HlSubscription *sub, HlWebhookRequest *reqs, int n)
 	int			ndone = 0;
 	Oid			types[5] = {TEXTOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4OID};
 	Datum		args[5];
-	int			rc;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -1113,46 +1178,155 @@ record_webhooks_done(HlSubscription *sub, HlWebhookRequest *reqs, int n)
 	args[2] = PointerGetDatum(construct_array(statuses, ndone, INT4OID, 4, true, TYPALIGN_INT));
 	args[3] = PointerGetDatum(construct_array(durations, ndone, INT4OID, 4, true, TYPALIGN_INT));
 	args[4] = Int32GetDatum(MyProcPid);
-	hl_prepare_cached(&done_all_plan, DONE_ALL_QUERY, 5, types);
-	rc = hl_run_as_log_owner(done_all_plan, args, NULL, false, 0);
-	hl_spi_check(rc, SPI_OK_UPDATE, DONE_ALL_QUERY);
+	/* a row no longer held (taken over, or removed) is not marked: no count */
+	record(&done_all_plan, DONE_ALL_QUERY, 5, types, args, NULL);
 }
 
+/*
+ * How many events of one target a webhook claim takes: enough that a full
+ * batch still has webhook_max_in_flight targets to send to at once, the
+ * events of each target going one after another.
+ */
+static int
+webhook_chain(int max_events)
+{
+	return Max(1, (max_events + hl_webhook_max_in_flight - 1) / hl_webhook_max_in_flight);
+}
+
+/* (tenant, target, seq) order, rows without a target last */
+static int
+chain_order_cmp(const void *a, const void *b)
+{
+	const Claimed *ca = *(Claimed *const *) a;
+	const Claimed *cb = *(Claimed *const *) b;
+	int			c;
+
+	if (ca->target == NULL || cb->target == NULL)
+		return (ca->target == NULL) - (cb->target == NULL);
+	c = target_key_cmp(ca->tenant, ca->target, cb->tenant, cb->target);
+	if (c != 0)
+		return c;
+	return ca->seq < cb->seq ? -1 : ca->seq > cb->seq ? 1 : 0;
+}
+
+/*
+ * The requests of a batch, each event of a target after the one before it
+ * (which the claim took in the same batch, or none); order[i] is the
+ * claimed row of reqs[i].  One without a body (its event the subscription's
+ * owner may not read) fails without being sent, and holds back the rest of
+ * its target as any failure does.
+ */
+static HlWebhookRequest *
+chained_requests(List *claimed, Claimed ***order)
+{
+	int			n = list_length(claimed);
+	HlWebhookRequest *reqs = palloc0(sizeof(HlWebhookRequest) * Max(n, 1));
+	Claimed   **rows = palloc(sizeof(Claimed *) * Max(n, 1));
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, claimed)
+		rows[i++] = lfirst(lc);
+	qsort(rows, n, sizeof(Claimed *), chain_order_cmp);
+	for (i = 0; i < n; i++)
+	{
+		reqs[i] = rows[i]->req;
+		if (i > 0 && rows[i]->target != NULL && rows[i - 1]->target != NULL &&
+			target_key_cmp(rows[i]->tenant, rows[i]->target,
+						   rows[i - 1]->tenant, rows[i - 1]->target) == 0)
+			reqs[i].after = &reqs[i - 1];
+	}
+	*order = rows;
+	return reqs;
+}
+
+/* Gives the rows that were not sent back as they were before the claim. */
+static void
+release_unsent(HlSubscription *sub, List *claimed)
+{
+	int			n = list_length(claimed);
+	Datum	   *ids = palloc(Max(n, 1) * sizeof(Datum));
+	Datum	   *statuses = palloc(Max(n, 1) * sizeof(Datum));
+	Datum	   *lasts = palloc(Max(n, 1) * sizeof(Datum));
+	Datum	   *nexts = palloc(Max(n, 1) * sizeof(Datum));
+	bool	   *last_nulls = palloc(Max(n, 1) * sizeof(bool));
+	bool	   *next_nulls = palloc(Max(n, 1) * sizeof(bool));
+	int			nrel = 0;
+	int			dims[1];
+	int			lbs[1] = {1};
+	Oid			types[6] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+							INT4OID, TIMESTAMPTZARRAYOID};
+	Datum		args[6];
+	ListCell   *lc;
+
+	foreach(lc, claimed)
+	{
+		Claimed    *c = lfirst(lc);
+
+		if (!c->req.not_sent)
+			continue;
+		ids[nrel] = CStringGetTextDatum(c->event_id);
+		statuses[nrel] = CStringGetTextDatum(c->old_status);
+		lasts[nrel] = c->old_last_attempt_at;
+		last_nulls[nrel] = c->old_last_null;
+		nexts[nrel] = c->old_next_attempt_at;
+		next_nulls[nrel] = c->old_next_null;
+		nrel++;
+	}
+	if (nrel == 0)
+		return;
+	dims[0] = nrel;
+	args[0] = CStringGetTextDatum(sub->name);
+	args[1] = PointerGetDatum(construct_array(ids, nrel, TEXTOID, -1, false, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_array(statuses, nrel, TEXTOID, -1, false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_md_array(lasts, last_nulls, 1, dims, lbs, TIMESTAMPTZOID,
+												 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	/* $5: HL_HELD_ROW's; only rows this sender still holds are given back */
+	args[4] = Int32GetDatum(MyProcPid);
+	args[5] = PointerGetDatum(construct_md_array(nexts, next_nulls, 1, dims, lbs, TIMESTAMPTZOID,
+												 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	record(&release_plan, RELEASE_QUERY, 6, types, args, NULL);
+}
+
+/*
+ * Sends a batch with no transaction open (in the worker), then records the
+ * outcomes in one: the successes in one statement, each failure, and the
+ * rows not sent given back.  Returns the number of events attempted.
+ */
 static int
 send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
 {
 	int			n = list_length(claimed);
-	int			nsend = 0;
-	HlWebhookRequest *reqs = palloc0(sizeof(HlWebhookRequest) * Max(n, 1));
+	Claimed   **order;
+	HlWebhookRequest *reqs = chained_requests(claimed, &order);
 	ListCell   *lc;
 	bool		gone = false;
-	int			i;
+	int			attempted = 0;
 
-	foreach(lc, claimed)
+	hl_webhook_send_all(reqs, n);
+	for (int i = 0; i < n; i++)
 	{
-		Claimed    *c = lfirst(lc);
-
-		if (c->req.body != NULL)
-			reqs[nsend++] = c->req;
+		order[i]->req = reqs[i];
+		order[i]->req.after = NULL;
 	}
-	if (nsend > 0)
-		hl_webhook_send_all(reqs, nsend);
 
 	step_begin(in_worker);
-	record_webhooks_done(sub, reqs, nsend);
-	i = 0;
+	record_webhooks_done(sub, reqs, n);
+	release_unsent(sub, claimed);
 	foreach(lc, claimed)
 	{
 		Claimed    *c = lfirst(lc);
-		HlWebhookRequest *r;
+		HlWebhookRequest *r = &c->req;
 
-		if (c->req.body == NULL)
+		if (r->not_sent)
+			continue;
+		attempted++;
+		if (r->body == NULL)
 		{
 			record_failed(sub, c, "the subscription's owner may not read this event", 0, 0,
 						  backoff(c->attempts));
 			continue;
 		}
-		r = &reqs[i++];
 		if (!hl_webhook_succeeded(r))
 		{
 			/* Retry-After on 429 and 503 is the receiver's own backoff */
@@ -1175,7 +1349,7 @@ send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
 		record(&gone_plan, GONE_QUERY, 1, types, args, NULL);
 	}
 	step_end(in_worker);
-	return n;
+	return attempted;
 }
 
 /*
@@ -1290,6 +1464,20 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 }
 
 /*
+ * Fetches the subscription under its row lock, which keeps two claims
+ * apart; whether it is one to deliver.  An owner that was dropped (DROP ROLE
+ * does not see subscriptions) may read nothing: its claim would fail and
+ * end the round for every subscription after it.
+ */
+static bool
+deliverable(const char *name, HlSubscription *sub)
+{
+	memset(sub, 0, sizeof(*sub));
+	return hl_subscription_fetch(name, true, sub) && strcmp(sub->state, "active") == 0 &&
+		SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(sub->owner));
+}
+
+/*
  * Claims and delivers batches of one subscription until nothing is due or
  * max_events were attempted; returns the number attempted.  Rows another
  * live sender holds are left to it.
@@ -1306,20 +1494,28 @@ deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
 	{
 		HlSubscription sub;
 		ListCell   *lc;
+		bool		active;
 
 		step_begin(in_worker);
 		MemoryContextSwitchTo(round_cxt);
 		claimed = NIL;
-		memset(&sub, 0, sizeof(sub));
-		/*
-		 * The subscription's row lock keeps two claims apart.  An owner
-		 * that was dropped (DROP ROLE does not see subscriptions) may read
-		 * nothing: its claim would fail and end the round for every
-		 * subscription after it.
-		 */
-		if (hl_subscription_fetch(name, true, &sub) && strcmp(sub.state, "active") == 0 &&
-			SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(sub.owner)))
-			claimed = claim(&sub, max_events - attempted, round_start);
+		active = deliverable(name, &sub);
+		if (active && enqueue_new(&sub, max_events - attempted) > 0 && in_worker)
+		{
+			/*
+			 * The new rows are committed before they are claimed: an UPDATE
+			 * of a row that its own transaction inserted checks the row's
+			 * foreign key again, one query per row.
+			 */
+			step_end(true);
+			step_begin(true);
+			MemoryContextSwitchTo(round_cxt);
+			active = deliverable(name, &sub);
+		}
+		if (active)
+			claimed = claim_due(&sub, max_events - attempted,
+								sub.kind == HL_SUB_WEBHOOK ? webhook_chain(max_events - attempted) : 1,
+								round_start);
 		if (sub.kind == HL_SUB_WEBHOOK)
 			build_requests(&sub, claimed);
 		step_end(in_worker);
@@ -1327,7 +1523,8 @@ deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
 
 		if (sub.kind == HL_SUB_WEBHOOK)
 		{
-			attempted += send_webhooks(&sub, claimed, in_worker);
+			if (claimed != NIL)
+				attempted += send_webhooks(&sub, claimed, in_worker);
 			MemoryContextSwitchTo(round_cxt);
 			continue;
 		}

@@ -719,6 +719,8 @@ transfer_start(Transfer *t, MemoryContext result_cxt)
 		problem = "the URL is not an http or https URL";
 	else if (req->event_id == NULL)
 		problem = "the request has no event id";
+	else if (req->body == NULL)
+		problem = "the request has no body";
 
 	snprintf(timestamp, sizeof(timestamp), "%lld", (long long) time(NULL));
 	if (problem == NULL && req->secret != NULL &&
@@ -768,6 +770,7 @@ transfer_start(Transfer *t, MemoryContext result_cxt)
 
 	if (problem != NULL)
 	{
+		transfer_free(t);
 		req->error = MemoryContextStrdup(result_cxt, problem);
 		return false;
 	}
@@ -854,6 +857,30 @@ release_owner(ResourceOwner owner, bool commit)
 	ResourceOwnerDelete(owner);
 }
 
+/*
+ * A request has finished (sent and answered, or not sent at all): the one
+ * waiting for it may go now if it succeeded; otherwise it and those behind
+ * it are not sent.
+ */
+static void
+release_waiter(HlWebhookRequest *reqs, int i, const int *waiter, int *ready, int *nready)
+{
+	int			w = waiter[i];
+
+	if (w < 0)
+		return;
+	if (hl_webhook_succeeded(&reqs[i]))
+	{
+		ready[(*nready)++] = w;
+		return;
+	}
+	for (; w >= 0; w = waiter[w])
+	{
+		reqs[w].not_sent = true;
+		reqs[w].error = NULL;
+	}
+}
+
 void
 hl_webhook_send_all(HlWebhookRequest *reqs, int n)
 {
@@ -862,6 +889,9 @@ hl_webhook_send_all(HlWebhookRequest *reqs, int n)
 	MemoryContext work_cxt;
 	MemoryContext old;
 	Transfer   *transfers;
+	int		   *waiter;
+	int		   *ready;
+	int			nready = 0;
 	/* read in PG_CATCH after a longjmp: kept in memory, not a register */
 	volatile int next = 0;
 	int			active = 0;
@@ -872,37 +902,56 @@ hl_webhook_send_all(HlWebhookRequest *reqs, int n)
 	curl_setup();
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) hl_webhook_max_in_flight);
 
+	work_cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly webhooks",
+									 ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(work_cxt);
+	transfers = palloc0(sizeof(Transfer) * n);
+	waiter = palloc(sizeof(int) * n);
+	/* each request is ready once at most: n entries are enough */
+	ready = palloc(sizeof(int) * n);
+
+	for (i = 0; i < n; i++)
+		waiter[i] = -1;
 	for (i = 0; i < n; i++)
 	{
 		reqs[i].http_status = 0;
 		reqs[i].error = NULL;
 		reqs[i].duration_ms = 0;
 		reqs[i].retry_after_s = -1;
+		reqs[i].not_sent = false;
+		transfers[i].req = &reqs[i];
+		if (reqs[i].after == NULL)
+			ready[nready++] = i;
+		else
+		{
+			int			a = (int) (reqs[i].after - reqs);
+
+			if (a < 0 || a >= n || a == i || waiter[a] >= 0)
+				elog(ERROR, "webhook request %d waits for request %d, which cannot be waited for", i, a);
+			waiter[a] = i;
+		}
 	}
 
 	if (CurrentResourceOwner == NULL)
 		CurrentResourceOwner = own_owner = ResourceOwnerCreate(NULL, "headlessly webhooks");
 
-	work_cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly webhooks",
-									 ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(work_cxt);
-	transfers = palloc0(sizeof(Transfer) * n);
-
 	PG_TRY();
 	{
-		while (next < n || active > 0)
+		while (next < nready || active > 0)
 		{
 			int			running;
 			int			left;
 			CURLMsg    *msg;
 			CURLMcode	mc;
 
-			while (next < n && active < hl_webhook_max_in_flight)
+			while (next < nready && active < hl_webhook_max_in_flight)
 			{
-				transfers[next].req = &reqs[next];
-				if (transfer_start(&transfers[next], result_cxt))
+				int			r = ready[next++];
+
+				if (transfer_start(&transfers[r], result_cxt))
 					active++;
-				next++;
+				else
+					release_waiter(reqs, r, waiter, ready, &nready);
 			}
 
 			mc = curl_multi_perform(multi, &running);
@@ -919,11 +968,13 @@ hl_webhook_send_all(HlWebhookRequest *reqs, int n)
 				curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
 				transfer_done(t, msg->data.result, result_cxt);
 				active--;
+				release_waiter(reqs, (int) (t->req - reqs), waiter, ready, &nready);
 			}
 
 			/* query cancel, statement_timeout, shutdown */
 			CHECK_FOR_INTERRUPTS();
-			if (active > 0 &&
+			/* a request that became ready starts without waiting */
+			if (active > 0 && !(next < nready && active < hl_webhook_max_in_flight) &&
 				(mc = curl_multi_poll(multi, NULL, 0, POLL_MS, NULL)) != CURLM_OK)
 				ereport(ERROR,
 						(errcode(ERRCODE_SYSTEM_ERROR),
@@ -932,7 +983,7 @@ hl_webhook_send_all(HlWebhookRequest *reqs, int n)
 	}
 	PG_CATCH();
 	{
-		for (i = 0; i < next; i++)
+		for (i = 0; i < n; i++)
 			transfer_free(&transfers[i]);
 		if (own_owner != NULL)
 			release_owner(own_owner, false);

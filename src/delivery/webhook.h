@@ -25,7 +25,15 @@ typedef struct HlWebhookRequest
 	const char *secret;			/* "whsec_" + base64 of a 24 to 64-byte key; NULL: unsigned */
 	Jsonb	   *headers;		/* extra headers, an object of strings; or NULL */
 	int			timeout_ms;		/* <= 0: 10 s */
+	/*
+	 * Sent only once this one (of the same call) has succeeded, NULL: at
+	 * once.  One target's events go one after another this way, each
+	 * request waiting for the answer to the one before; a request waits
+	 * for at most one other, and at most one waits for it.
+	 */
+	struct HlWebhookRequest *after;
 
+	bool		not_sent;		/* after did not succeed: this one was not sent */
 	int			http_status;	/* 0 when no response came */
 	char	   *error;			/* NULL on 2xx; else why, in the caller's context */
 	int			duration_ms;
@@ -37,7 +45,10 @@ extern int	hl_webhook_max_in_flight;
 
 extern void hl_webhook_init(void);
 
-/* Sends all requests, at most headlessly.webhook_max_in_flight at once. */
+/*
+ * Sends all requests, at most headlessly.webhook_max_in_flight at once, each
+ * after the one it waits for (after) has succeeded.
+ */
 extern void hl_webhook_send_all(HlWebhookRequest *reqs, int n);
 
 /* A request succeeded: 2xx. */

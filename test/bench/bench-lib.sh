@@ -71,3 +71,17 @@ SQL
 SELECT 1;
 SQL
 }
+
+# backlog_sql N TARGETS CHUNK: the statements that append N backlog_item
+# events over TARGETS targets, CHUNK to a statement (N a multiple of CHUNK)
+backlog_sql() {
+    local n=$1 targets=$2 chunk=$3 b
+    for b in $(seq "$chunk" "$chunk" "$n"); do
+        echo "SELECT count(*) FROM headlessly.events_append_batch(
+                (SELECT jsonb_agg(jsonb_build_object('type', 'backlog_item', 'target', 'item_' || (i % $targets),
+                                                     'data', jsonb_build_object('i', i)))
+                   FROM generate_series($b - $chunk + 1, $b) i));"
+    done
+}
+
+worker_pid() { $PSQL -At -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'headlessly_events worker'"; }

@@ -25,6 +25,8 @@
 #            one every 20 ms; for each, the time the receiver recorded it
 #            minus the event's recorded_at (its transaction's start, so a
 #            little more than commit -> receiver); p50 and p99.
+# PERF_DATA=FILE records the worker with perf during each backlog (into
+# FILE.N.TARGETS).
 # RECEIVER=light runs the receiver without signature checks or its log
 # (--light; the latency section needs the log and is skipped): what the
 # sender reaches when the receiver costs least.
@@ -61,6 +63,10 @@ URL=http://127.0.0.1:$(cat "$WORKDIR/receiver.port")
 received() {
     python3 -c "import urllib.request as u; print(u.urlopen('$URL/_count').read().decode())"
 }
+# connections that brought the receiver a POST so far
+connections() {
+    python3 -c "import urllib.request as u; print(u.urlopen('$URL/_connections').read().decode())"
+}
 # calc EXPRESSION: floating-point arithmetic
 calc() { awk "BEGIN { print $1 }"; }
 # wait_received COUNT: until the receiver has COUNT requests; prints the time
@@ -74,7 +80,6 @@ wait_received() {
 }
 # cpu_s PID: CPU seconds (user + system) the process has used so far
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
-worker_pid() { $PSQL -At -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'headlessly_events worker'"; }
 # wait_handled COUNT: until the hook has recorded COUNT events
 wait_handled() {
     local deadline=$((SECONDS + 300))
@@ -128,20 +133,23 @@ case " $SECTIONS " in *" backlog "*)
         targets=${spec##*:}
         say "backlog: $n events over $targets targets, then the worker delivers them"
         $PSQL -c "SELECT headlessly.pause('backlog')" >/dev/null
-        for b in $(seq 1000 1000 "$n"); do
-            echo "SELECT count(*) FROM headlessly.events_append_batch(
-                    (SELECT jsonb_agg(jsonb_build_object('type', 'backlog_item', 'target', 'item_' || (i % $targets),
-                                                         'data', jsonb_build_object('i', i)))
-                       FROM generate_series($b - 999, $b) i));"
-        done | $PSQL >/dev/null
+        backlog_sql "$n" "$targets" 1000 | $PSQL >/dev/null
         $PSQL -c "VACUUM ANALYZE headlessly.deliveries" >/dev/null
         base=$(received)
+        conns=$(connections)
         wpid=$(worker_pid)
         rcpu=$(cpu_s "$RECEIVER_PID")
         wcpu=$(cpu_s "$wpid")
         start=$(date +%s.%N)
+        perf_pid=
+        if [ -n "${PERF_DATA:-}" ]; then
+            perf record -F 999 -g -p "$wpid" -o "$PERF_DATA.$n.$targets" >/dev/null 2>&1 &
+            perf_pid=$!
+        fi
         $PSQL -c "SELECT headlessly.resume('backlog')" >/dev/null
         done_at=$(wait_received $((base + n)))
+        if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+        conns=$(( $(connections) - conns ))
         secs=$(calc "$done_at - $start")
         rate=$(calc "$n / $secs")
         rshare=$(calc "($(cpu_s "$RECEIVER_PID") - $rcpu) / $secs")
@@ -151,9 +159,9 @@ case " $SECTIONS " in *" backlog "*)
         cratio=${SEND_CPU:+$(calc "$wus / $SEND_CPU")}
         printf '%.0f events/s in %.1f s (ratio to the sender alone %s); CPU: receiver %.2f, worker %.2f cores;' \
             "$rate" "$secs" "${ratio:-?}" "$rshare" "$wshare"
-        printf ' worker %.0f us/event (ratio to the sender alone %s)\n' "$wus" "${cratio:-?}"
-        printf '| worker over a backlog of %d events, %d target(s), events/s (receiver %s) | %.0f (ratio to sender alone %s); worker CPU %.0f us/event (ratio %s); receiver %.2f, worker %.2f cores | >= 2000 |\n' \
-            "$n" "$targets" "$RECEIVER" "$rate" "${ratio:-?}" "$wus" "${cratio:-?}" "$rshare" "$wshare" >> "$REPORT"
+        printf ' worker %.0f us/event (ratio to the sender alone %s); %d new connections\n' "$wus" "${cratio:-?}" "$conns"
+        printf '| worker over a backlog of %d events, %d target(s), events/s (receiver %s) | %.0f (ratio to sender alone %s); worker CPU %.0f us/event (ratio %s); receiver %.2f, worker %.2f cores; %d new connections | >= 2000 |\n' \
+            "$n" "$targets" "$RECEIVER" "$rate" "${ratio:-?}" "$wus" "${cratio:-?}" "$rshare" "$wshare" "$conns" >> "$REPORT"
     done
     $PSQL -c "SELECT headlessly.unsubscribe('backlog')" >/dev/null
     ;;
@@ -199,8 +207,12 @@ case " $SECTIONS " in *" deliver "*)
     say "deliver: $N events through the worker, $ROUNDS rounds"
     $PSQL -c "SELECT name FROM headlessly.subscribe('bench', url => '$URL/ok/deliver', secret => '$SECRET')" >/dev/null
     rates=()
+    wuss=()
+    wpid=$(worker_pid)
     for r in $(seq "$ROUNDS"); do
         base=$(received)
+        wcpu=$(cpu_s "$wpid")
+        rcpu=$(cpu_s "$RECEIVER_PID")
         start=$(date +%s.%N)
         for b in $(seq 1000 1000 "$N"); do
             echo "SELECT count(*) FROM headlessly.events_append_batch(
@@ -212,12 +224,17 @@ case " $SECTIONS " in *" deliver "*)
         done_at=$(wait_received $((base + N)))
         rate=$(calc "$N / ($done_at - $start)")
         rates+=("$rate")
-        printf 'round %d: appended in %.2f s, delivered in %.2f s: %.0f events/s\n' "$r" \
-            "$(calc "$appended - $start")" "$(calc "$done_at - $start")" "$rate"
+        wuss+=("$(calc "($(cpu_s "$wpid") - $wcpu) * 1000000 / $N")")
+        printf 'round %d: appended in %.2f s (%.0f events/s), delivered in %.2f s: %.0f events/s;' "$r" \
+            "$(calc "$appended - $start")" "$(calc "$N / ($appended - $start)")" "$(calc "$done_at - $start")" "$rate"
+        printf ' CPU: worker %.0f us/event, %.2f cores; receiver %.2f cores\n' "${wuss[-1]}" \
+            "$(calc "($(cpu_s "$wpid") - $wcpu) / ($done_at - $start)")" \
+            "$(calc "($(cpu_s "$RECEIVER_PID") - $rcpu) / ($done_at - $start)")"
     done
     rate=$(printf '%s\n' "${rates[@]}" | median)
-    printf '| worker delivery to the receiver, events/s (median of %d, %d events each) | %.0f | >= 2000 |\n' \
-        "$ROUNDS" "$N" "$rate" >> "$REPORT"
+    wus=$(printf '%s\n' "${wuss[@]}" | median)
+    printf '| worker delivery to the receiver while appending, events/s (median of %d, %d events each, receiver %s) | %.0f; worker CPU %.0f us/event | >= 2000 |\n' \
+        "$ROUNDS" "$N" "$RECEIVER" "$rate" "$wus" >> "$REPORT"
     bad=$(grep -c '"signature_ok": false' "$WORKDIR/receiver.jsonl" || true)
     echo "requests with a bad signature: $bad"
     $PSQL -c "SELECT headlessly.unsubscribe('bench')" >/dev/null

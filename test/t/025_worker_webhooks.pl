@@ -2,7 +2,7 @@
 # signed, one target's events in version order; a failing first attempt is
 # retried; 429 + Retry-After is honoured; 410 pauses the subscription; a
 # rolled-back append is never delivered; deliver() leaves alone what the
-# worker has in flight; a server restart, pg_terminate_backend and a kill -9
+# worker has in flight, a whole chain of one target's events too; a server restart, pg_terminate_backend and a kill -9
 # of the worker in the middle of deliveries lose nothing (at least once) and
 # the events in flight are sent again at once; deliveries go on.
 use strict;
@@ -182,6 +182,36 @@ $term{ $_->{id} }++ for $recv->requests_to('hold/term');
 cmp_ok(scalar(@$term_in_flight), '>', 0, 'the worker had events in flight when it was stopped');
 is(scalar(grep { $term{$_} >= 2 } @$term_in_flight), scalar(@$term_in_flight),
 	'each of those in flight was sent again');
+
+# --- a chain: every row names the worker; its successor sends it again ---
+# A claim takes several events of one target; only the first is in flight,
+# the rest wait for its answer, yet each row names the worker as its
+# sender.  The worker stopped, its successor takes the whole chain at once.
+subscribe('chain', 'hold/chain', 'Chain.*');
+@ids = append(q{
+	SELECT (headlessly.events_append(CASE WHEN n = 1 THEN 'Chain.Created' ELSE 'Chain.Updated' END,
+	                                 'chain_1', jsonb_build_object('n', n))).id
+	  FROM generate_series(1, 3) n});
+$recv->wait_for(sub { scalar(grep { index($_->{path}, '/hold/chain') == 0 } @_) == 1 }, 20);
+my $chain_sender = worker_pid();
+is($node->safe_psql('postgres', qq{
+	SELECT string_agg(status || ':' || attempts || ':' || (sender_pid = $chain_sender), ',' ORDER BY seq)
+	  FROM headlessly.deliveries WHERE subscription = 'chain'}),
+	'pending:1:true,pending:1:true,pending:1:true',
+	'the whole chain is claimed, each row naming the worker, while its first event is in flight');
+is($node->safe_psql('postgres', 'SELECT headlessly.deliver()'), '0',
+	'deliver() meanwhile takes none of the chain');
+is(scalar($recv->requests_to('hold/chain')), 1, 'one request: the rest wait for its answer');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($chain_sender)");
+ok($node->poll_query_until('postgres', "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $chain_sender)"),
+	'the worker is gone');
+$recv->release('chain');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 3 FROM headlessly.deliveries
+	 WHERE subscription = 'chain' AND status = 'delivered' AND sender_pid IS NULL}),
+	'its successor delivers the chain');
+is(join(',', map { $_->{body}{version} } $recv->requests_to('hold/chain')), '1,1,2,3',
+	'the event in flight is sent again, then the rest of its target, in order');
 
 # --- kill -9 of the worker while requests are in flight: nothing lost ---
 # The receiver holds its answers until after the kill, so the worker cannot

@@ -16,8 +16,9 @@ answers as the request's path asks:
                             test needs
 
 Anything after the mode is free (e.g. the subscription's name).  GET /_count
-answers the number of requests recorded; GET /_reset forgets the attempt
-counts.
+answers the number of requests recorded; GET /_connections the number of
+connections that brought a POST (keep-alive: a sender that reuses its
+connections opens few); GET /_reset forgets the attempt counts.
 
 One process, asyncio: a thread per connection (http.server's
 ThreadingHTTPServer) made the receiver, not the sender, the limit of the
@@ -72,6 +73,7 @@ class Receiver:
         self.light = light
         self.attempts = {}
         self.count = 0
+        self.connections = 0
         self.gates = {}
 
     def gate(self, name):
@@ -125,6 +127,7 @@ class Receiver:
     async def serve(self, reader, writer):
         """One connection: HTTP/1.1 requests until the client closes it."""
         peer = writer.get_extra_info("peername")[1]
+        posted = False
         try:
             while True:
                 line = await reader.readline()
@@ -143,6 +146,8 @@ class Receiver:
 
                 if method == "GET" and path == "/_count":
                     status, extra, out = 200, [], str(self.count).encode()
+                elif method == "GET" and path == "/_connections":
+                    status, extra, out = 200, [], str(self.connections).encode()
                 elif method == "GET" and path == "/_reset":
                     self.attempts.clear()
                     status, extra, out = 200, [], b""
@@ -152,6 +157,9 @@ class Receiver:
                 elif method != "POST":
                     status, extra, out = 404, [], b""
                 else:
+                    if not posted:
+                        posted = True
+                        self.connections += 1
                     status, extra, wait, attempt = self.behaviour(path, headers.get("webhook-id"))
                     # recorded on arrival: a client that gives up still shows
                     if self.light:
