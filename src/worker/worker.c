@@ -13,8 +13,9 @@
  *
  * SIGTERM (shutdown, pg_terminate_backend, DDL on the database) ends it at
  * the next CHECK_FOR_INTERRUPTS, which the sender also reaches at least
- * every 100 ms; what it had claimed is sent again by the next round that
- * takes the subscription's sender lock (round.c), its own successor's.
+ * every 100 ms; what it had claimed is due again at once for the next
+ * round, its own successor's: the rows name a sender that is gone
+ * (round.c).
  *
  *-------------------------------------------------------------------------
  */
