@@ -6,6 +6,9 @@
 #              subscription and one webhook subscription matching them /
 #              with no subscription (events/s): what matching against the
 #              per-backend subscription cache and NOTIFY cost an append;
+#              and a control without the extension: a small INSERT with
+#              and without a pg_notify() of a payload of the same shape
+#              (PostgreSQL serializes notifying commits);
 #   notify  2. notification received by a LISTENing client (a C libpq loop
 #              asleep in select()), with 8 writers appending as fast as they
 #              can, then paced at half that rate: p50 and p99 (ms) from the
@@ -55,6 +58,21 @@ SQL
         "ratio $(echo "$subj / $base" | bc -l | cut -c1-5)"
     read -r base subj <<< "$(alternate subs 'subs notify webhook')"
     say "1b. appends/s, 4 clients: no subscription $base, NOTIFY + webhook subscriptions $subj," \
+        "ratio $(echo "$subj / $base" | bc -l | cut -c1-5)"
+    # control: what PostgreSQL's own NOTIFY costs a small insert (it
+    # serializes notifying commits on a database-wide lock), no extension
+    $PSQL -c "CREATE TABLE IF NOT EXISTS bench_plain (id bigserial, data jsonb)" >/dev/null
+    cat > "$scripts/plain.sql" <<'SQL'
+INSERT INTO bench_plain (data) VALUES ('{"k": 1}');
+SQL
+    cat > "$scripts/plain_notify.sql" <<'SQL'
+BEGIN;
+INSERT INTO bench_plain (data) VALUES ('{"k": 1}');
+SELECT pg_notify('bench_plain', '{"id": "evt_0VcjIQU1xCa74BpZjP", "seq": 1, "data": {"k": 1}, "type": "Bench.Appended", "actor": null, "target": null, "tenant": "default", "version": null, "recorded_at": "2026-12-03T09:21:17.524871+00:00"}');
+COMMIT;
+SQL
+    read -r base subj <<< "$(alternate "pgbench_tps 4 $scripts/plain.sql" "pgbench_tps 4 $scripts/plain_notify.sql")"
+    say "1c. control, no extension: inserts/s, 4 clients: plain $base, with a pg_notify() of a payload of the same shape $subj," \
         "ratio $(echo "$subj / $base" | bc -l | cut -c1-5)"
     bench_subscriptions
     ;;
