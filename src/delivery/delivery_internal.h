@@ -68,7 +68,7 @@ typedef struct HlPosition
 } HlPosition;
 
 /* position.c */
-extern bool hl_writing_positions;
+extern int	hl_run_writing_positions(SPIPlanPtr plan, Datum *args, const char *nulls);
 extern void hl_own_xact(Datum *xact, char *null);
 extern void hl_position_of(const HlSubscription *sub, int member, int members,
 						   HlPosition *pos);

@@ -94,7 +94,30 @@ static SPIPlanPtr fence_plan = NULL;
 static SPIPlanPtr advance_plan = NULL;
 
 /* set while our own functions write positions: others are restores */
-bool		hl_writing_positions = false;
+static bool writing_positions = false;
+
+/*
+ * Run a plan that writes positions (subscribe()'s, a member's first), as
+ * the log's owner, marked as our own writing: the positions' trigger
+ * checks every other write as a restore.
+ */
+int
+hl_run_writing_positions(SPIPlanPtr plan, Datum *args, const char *nulls)
+{
+	int			rc;
+
+	writing_positions = true;
+	PG_TRY();
+	{
+		rc = hl_run_as_log_owner(plan, args, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		writing_positions = false;
+	}
+	PG_END_TRY();
+	return rc;
+}
 
 /*
  * The calling transaction's id as an xid8 parameter, NULL ('n') if it has
@@ -146,16 +169,7 @@ hl_position_of(const HlSubscription *sub, int member, int members, HlPosition *p
 	{
 		take_fence(&args[3], &args[4]);
 		hl_prepare_cached(&new_position_plan, NEW_POSITION_QUERY, 5, argtypes);
-		hl_writing_positions = true;
-		PG_TRY();
-		{
-			rc = hl_run_as_log_owner(new_position_plan, args, NULL, false, 0);
-		}
-		PG_FINALLY();
-		{
-			hl_writing_positions = false;
-		}
-		PG_END_TRY();
+		rc = hl_run_writing_positions(new_position_plan, args, NULL);
 		hl_spi_check(rc, SPI_OK_INSERT, NEW_POSITION_QUERY);
 		rc = hl_run_as_log_owner(position_plan, args, NULL, false, 1);
 		hl_spi_check(rc, SPI_OK_SELECT, POSITION_QUERY);
@@ -230,7 +244,7 @@ headlessly_restored_position_check(PG_FUNCTION_ARGS)
 	trigdata = hl_trigger_data(fcinfo, "headlessly.restored_position_check()",
 							   HL_FIRED_BEFORE | HL_FIRED_ROW | HL_FIRED_INSERT);
 	row = trigdata->tg_trigtuple;
-	if (hl_writing_positions)
+	if (writing_positions)
 		return PointerGetDatum(row);
 
 	desc = RelationGetDescr(trigdata->tg_relation);

@@ -393,16 +393,7 @@ insert_subscription(const char *name, HlSubscriptionKind kind, const char *patte
 	args[14] = Int64GetDatum(seq);
 
 	hl_prepare_cached(&insert_plan, INSERT_QUERY, 15, argtypes);
-	hl_writing_positions = true;
-	PG_TRY();
-	{
-		rc = hl_run_as_log_owner(insert_plan, args, nulls, false, 0);
-	}
-	PG_FINALLY();
-	{
-		hl_writing_positions = false;
-	}
-	PG_END_TRY();
+	rc = hl_run_writing_positions(insert_plan, args, nulls);
 	hl_spi_check(rc, SPI_OK_INSERT_RETURNING, INSERT_QUERY);
 	*desc = SPI_tuptable->tupdesc;
 	return SPI_tuptable->vals[0];
