@@ -23,6 +23,7 @@
 #include "catalog/pg_proc.h"
 #include "common/base64.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
@@ -183,17 +184,6 @@ hl_local_xid(void)
 #endif
 }
 
-/* whether this backend holds the lock in exactly that mode (17: orstronger) */
-static inline bool
-hl_lock_held_by_me(const LOCKTAG *tag, LOCKMODE mode)
-{
-#if PG_VERSION_NUM >= 170000
-	return LockHeldByMe(tag, mode, false);
-#else
-	return LockHeldByMe(tag, mode);
-#endif
-}
-
 /*
  * The i-th (from 1) entry of this transaction's copy of the backends'
  * statuses, up to pgstat_fetch_stat_numbackends().  (17: renamed)
@@ -205,6 +195,17 @@ hl_local_backend_status(int i)
 	return pgstat_get_local_beentry_by_index(i);
 #else
 	return pgstat_fetch_stat_local_beentry(i);
+#endif
+}
+
+/* Is this process a background worker?  (17: a macro on MyBackendType) */
+static inline bool
+hl_am_background_worker(void)
+{
+#if PG_VERSION_NUM >= 170000
+	return AmBackgroundWorkerProcess();
+#else
+	return IsBackgroundWorker;
 #endif
 }
 

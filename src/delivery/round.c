@@ -962,7 +962,7 @@ static void
 handler_timeout_handler(void)
 {
 	handler_timed_out = true;
-	if (++handler_cancels > HANDLER_GRACE_CANCELS && IsBackgroundWorker)
+	if (++handler_cancels > HANDLER_GRACE_CANCELS && hl_am_background_worker())
 		ProcDiePending = true;
 	InterruptPending = true;
 	QueryCancelPending = true;
