@@ -324,14 +324,6 @@ hl_tenant_rights_of(Oid role, const char *tenant, int len, bool *tenant_role)
 }
 
 bool
-hl_is_tenant_role(void)
-{
-	RoleGrants *entry = role_grants(GetUserId());
-
-	return entry != NULL && entry->tenant_role;
-}
-
-bool
 hl_tenant_permits(const char *tenant, int len, HlTenantRight needed)
 {
 	RoleGrants *entry = role_grants(GetUserId());

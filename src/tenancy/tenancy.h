@@ -32,9 +32,6 @@ typedef enum HlTenantRight
 
 extern void hl_tenancy_init(void);
 
-/* Is the current role a tenant role? */
-extern bool hl_is_tenant_role(void);
-
 /* May the current role use the tenant with these rights?  True for non-tenant roles. */
 extern bool hl_tenant_permits(const char *tenant, int len, HlTenantRight needed);
 

@@ -77,7 +77,6 @@ typedef struct HlWorkerShared
 /* NULL unless preloaded (shmem.c) */
 extern HlWorkerShared *hl_worker_shared;
 
-extern void hl_worker_shmem_init(void);
 extern HlDbSlot *hl_find_slot(Oid dboid);
 extern void hl_wake_launcher(void);
 
