@@ -197,6 +197,33 @@ SELECT headlessly.make_append_only('pairs');
 ALTER TABLE pairs OF pair;
 \echo :SQLSTATE
 
+-- an unlogged table: a crash would empty it (SET UNLOGGED is refused on a
+-- guarded table for that reason); it is refused until it is made logged
+CREATE UNLOGGED TABLE unlogged_ledger (x int);
+INSERT INTO unlogged_ledger VALUES (1);
+SELECT headlessly.make_append_only('unlogged_ledger');
+\echo :SQLSTATE
+SELECT count(*) AS guard_triggers FROM pg_trigger WHERE tgrelid = 'unlogged_ledger'::regclass;
+ALTER TABLE unlogged_ledger SET LOGGED;
+SELECT headlessly.make_append_only('unlogged_ledger');
+DELETE FROM unlogged_ledger;
+\echo :SQLSTATE
+
+-- the extension's own tables, which it updates (delivery state, positions,
+-- grants): guarded, they would stop it for good, as nothing can remove a
+-- guard; refused, nothing created; the log is append-only already
+SELECT headlessly.make_append_only('headlessly.subscriptions');
+\echo :SQLSTATE
+SELECT headlessly.make_append_only('headlessly.deliveries');
+\echo :SQLSTATE
+SELECT headlessly.make_append_only('headlessly.streams');
+\echo :SQLSTATE
+SELECT count(*) AS guard_triggers FROM pg_trigger
+ WHERE tgrelid IN ('headlessly.subscriptions'::regclass, 'headlessly.deliveries'::regclass,
+                   'headlessly.streams'::regclass)
+   AND tgfoid = 'headlessly.append_only_guard()'::regprocedure;
+SELECT headlessly.make_append_only('headlessly.events');
+
 -- A table guarded by version 0.1 (no row-level guard) is completed
 CREATE TABLE old_guard (x int);
 CREATE TRIGGER headlessly_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON old_guard
@@ -207,7 +234,7 @@ SELECT tgname, tgenabled, pg_get_triggerdef(oid) FROM pg_trigger
  WHERE tgrelid = 'old_guard'::regclass ORDER BY tgname;
 
 DROP TABLE guard_owner.ledger, ledger_2024, ledgers, payments, payments_2, ruled,
-    typed_pairs, pairs, old_guard;
+    typed_pairs, pairs, old_guard, unlogged_ledger;
 DROP TYPE pair;
 DROP SCHEMA guard_owner;
 REVOKE CREATE ON DATABASE :"db" FROM regress_hl_table_owner;

@@ -10,9 +10,14 @@
  * a cache of those subscriptions, loaded once and emptied by the relcache
  * invalidation that any change of headlessly.subscriptions sends (its
  * statement trigger): an append with no such subscription pays one flag
- * test.  Async_Notify() is transactional: the notification is sent when
- * the appending transaction commits and dropped if it (or the
- * subtransaction) rolls back.
+ * test.  The notifications are queued here and handed to Async_Notify()
+ * as the appending transaction commits (XACT_EVENT_PRE_COMMIT, before
+ * PostgreSQL queues its NOTIFYs), dropped with a subtransaction that rolls
+ * back.  Not earlier: PostgreSQL refuses to PREPARE a transaction that has
+ * called NOTIFY, so anyone's notify subscription would make every
+ * two-phase commit that appends fail.  A prepared transaction's events
+ * are not NOTIFYed (COMMIT PREPARED runs no code of ours); every other
+ * kind of subscription still gets them.
  *
  * An append that does match pays no catalog lookup either: whether each
  * subscription's owner may read the log is remembered until the log's
@@ -28,6 +33,7 @@
 #include "tenancy/tenancy.h"
 #include "worker/worker.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "miscadmin.h"
@@ -96,6 +102,89 @@ static bool any_delivery = false;
 static HlTableCache log_state = HL_TABLE_CACHE("events");
 static PayloadCols payload_cols;
 static bool role_callbacks_registered = false;
+
+/*
+ * The NOTIFYs of this transaction, in TopTransactionContext, in append
+ * order: each with the (sub)transaction nesting level that made it.
+ */
+typedef struct PendingNotify
+{
+	const char *channel;
+	const char *payload;		/* shared by the subscriptions of one event */
+	int			level;
+} PendingNotify;
+
+static PendingNotify *pending = NULL;
+static int	npending = 0;
+static int	maxpending = 0;
+static bool notify_callbacks_registered = false;
+
+static void
+pending_forget(void)
+{
+	pending = NULL;				/* freed with TopTransactionContext */
+	npending = 0;
+	maxpending = 0;
+}
+
+static void
+pending_add(const char *channel, const char *payload)
+{
+	if (npending == maxpending)
+	{
+		maxpending = maxpending == 0 ? 16 : maxpending * 2;
+		pending = pending == NULL ?
+			MemoryContextAlloc(TopTransactionContext, maxpending * sizeof(PendingNotify)) :
+			repalloc(pending, maxpending * sizeof(PendingNotify));
+	}
+	pending[npending].channel = MemoryContextStrdup(TopTransactionContext, channel);
+	pending[npending].payload = payload;
+	pending[npending].level = GetCurrentTransactionNestLevel();
+	npending++;
+}
+
+static void
+notify_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			for (int i = 0; i < npending; i++)
+				Async_Notify(pending[i].channel, pending[i].payload);
+			pending_forget();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+			pending_forget();
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+notify_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	switch (event)
+	{
+		case SUBXACT_EVENT_ABORT_SUB:
+			/* what it and its children queued: at the end, in append order */
+			while (npending > 0 && pending[npending - 1].level >= level)
+				npending--;
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+			for (int i = npending - 1; i >= 0 && pending[i].level >= level; i--)
+				pending[i].level = level - 1;
+			break;
+		default:
+			break;
+	}
+}
 
 static void
 roles_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
@@ -360,6 +449,13 @@ hl_notify_event(TupleDesc tupdesc, Datum *values, bool *nulls,
 	if (!log_state.valid)
 		load_log_state(tupdesc);
 
+	if (!notify_callbacks_registered)
+	{
+		RegisterXactCallback(notify_xact_callback, NULL);
+		RegisterSubXactCallback(notify_subxact_callback, NULL);
+		notify_callbacks_registered = true;
+	}
+
 	msg.data = NULL;
 	type = DatumGetTextPP(values[type_att]);
 	for (int i = 0; i < nsubs; i++)
@@ -380,15 +476,16 @@ hl_notify_event(TupleDesc tupdesc, Datum *values, bool *nulls,
 			continue;
 		if (msg.data == NULL)
 		{
+			MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
 			initStringInfo(&msg);
+			MemoryContextSwitchTo(old);
 			payload(&msg, values, nulls, type_att, tenant_att, target_att, PAYLOAD_WHOLE);
 			if (msg.len >= NOTIFY_PAYLOAD_MAX)
 				payload(&msg, values, nulls, type_att, tenant_att, target_att, PAYLOAD_NO_DATA);
 			if (msg.len >= NOTIFY_PAYLOAD_MAX)
 				payload(&msg, values, nulls, type_att, tenant_att, target_att, PAYLOAD_ID_ONLY);
 		}
-		Async_Notify(s->name, msg.data);
+		pending_add(s->name, msg.data);
 	}
-	if (msg.data != NULL)
-		pfree(msg.data);
 }

@@ -72,8 +72,11 @@ PG_FUNCTION_INFO_V1(headlessly_group_member);
 	"UPDATE " HL_SCHEMA ".subscriptions SET state = $2 WHERE name OPERATOR(pg_catalog.=) $1"
 
 /*
- * Status of every subscription: the lag counts what lies between the
- * slowest member's position and the horizon.
+ * Status of every subscription: the lag counts every committed event past
+ * the slowest member's position, also those an older transaction still
+ * running holds back (above the horizon): a long or forgotten prepared
+ * transaction shows as a lag that does not shrink, not as no lag at all.
+ * The caller's own appends, not committed yet, are left out.
  */
 #define STATUS_QUERY \
 	"SELECT s.name::text, s.kind, s.state, p.seq, lag.n," \
@@ -86,7 +89,8 @@ PG_FUNCTION_INFO_V1(headlessly_group_member);
 	"  LEFT JOIN LATERAL (SELECT pg_catalog.count(*) AS n FROM " HL_SCHEMA ".events e" \
 	"                      WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>)" \
 	"                            ROW(COALESCE(p.xact_id, s.start_xact), COALESCE(p.seq, s.start_seq))" \
-	"                        AND e.xact_id OPERATOR(pg_catalog.<) " HL_HORIZON "" \
+	"                        AND (pg_catalog.pg_current_xact_id_if_assigned() IS NULL" \
+	"                             OR e.xact_id OPERATOR(pg_catalog.<>) pg_catalog.pg_current_xact_id_if_assigned())" \
 	"                        AND " HL_SCHEMA ".type_matches(e.type, s.pattern)" \
 	"                        AND (s.tenant IS NULL OR e.tenant OPERATOR(pg_catalog.=) s.tenant)" \
 	"                        AND (s.target IS NULL OR e.target OPERATOR(pg_catalog.=) s.target)) lag ON true" \

@@ -371,6 +371,13 @@ direct_insert_allowed(Relation rel, bool want_row)
 	TriggerDesc *td = rel->trigdesc;
 	Oid			relid = RelationGetRelid(rel);
 
+	/*
+	 * The executor refuses an INSERT in a read-only transaction (and on a
+	 * standby) before any trigger; the log's trigger would lock the stream
+	 * first, which takes a transaction id: an internal error on a standby.
+	 */
+	if (XactReadOnly)
+		return false;
 	if (rel->rd_rel->relrowsecurity)
 		return false;
 	if (td && (td->trig_insert_before_statement || td->trig_insert_after_statement ||

@@ -26,6 +26,7 @@
 #include "access/table.h"
 #include "catalog/dependency.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_depend.h"
@@ -336,6 +337,25 @@ check_can_guard(Relation rel)
 				 errmsg("table \"%s\" is a typed table", name),
 				 errdetail("ALTER TYPE ... CASCADE would change the columns of its rows."),
 				 errhint("Make it an ordinary table (ALTER TABLE ... NOT OF) first.")));
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" is unlogged", name),
+				 errdetail("A crash empties an unlogged table."),
+				 errhint("Make it logged (ALTER TABLE ... SET LOGGED) first.")));
+
+	/*
+	 * The extension's scripts guard the log and the checkpoints; its other
+	 * tables it updates itself (delivery state, positions, heads, grants).
+	 * Guarded, they would stop it, and no guard can be removed.
+	 */
+	if (!creating_extension &&
+		RelationGetNamespace(rel) == get_namespace_oid(HL_SCHEMA, false))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("the tables of the %s schema cannot be made append-only", HL_SCHEMA),
+				 errdetail("The extension changes the rows of its other tables itself; guarded, they would stop it for good."),
+				 errhint("%s.events and %s.checkpoints are append-only already.", HL_SCHEMA, HL_SCHEMA)));
 	if (find_inheritance_children(RelationGetRelid(rel), NoLock) != NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

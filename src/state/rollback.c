@@ -16,6 +16,7 @@
 #include "state/state.h"
 
 #include "catalog/pg_type.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 
 PG_FUNCTION_INFO_V1(headlessly_events_rollback);
@@ -70,6 +71,12 @@ headlessly_events_rollback(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_HL_INVALID_EVENT),
 				 errmsg("to_time must not be NULL"),
 				 errhint("Pass the time whose state the entity should get back, as in as_of(target, to_time).")));
+
+	/*
+	 * Before the stream lock, which takes a transaction id: on a standby
+	 * that would be an internal error rather than this one.
+	 */
+	PreventCommandIfReadOnly("headlessly.events_rollback()");
 
 	target = PG_GETARG_TEXT_PP(0);
 	target_str = text_to_cstring(target);

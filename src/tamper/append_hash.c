@@ -15,6 +15,8 @@
 /* backend only: test/tamper/run.sh compiles src/tamper/ for a frontend too */
 #ifndef FRONTEND
 
+#include "common/common.h"
+#include "mb/pg_wchar.h"
 #include "utils/memutils.h"
 
 /* a buffer larger than this is freed after use */
@@ -22,6 +24,31 @@
 
 static HlHasher *append_hasher = NULL;
 static StringInfoData append_buf;
+
+/*
+ * A SQL_ASCII database converts nothing: its text is whatever bytes the
+ * client sent, and the canonical form takes them as they are.  The form is
+ * UTF-8 (FORMAT.md), and an export (test/tools/export.sql) cannot even
+ * print other bytes as UTF-8, so an event hashed over them could be
+ * verified by nobody outside.  Such an event is refused; read back, the
+ * canonical form must be one hl_canonical_parse() accepts.
+ */
+static void
+check_sql_ascii_text(const StringInfo canonical)
+{
+	HlCanonicalEvent parsed;
+	const char *problem;
+
+	if (GetDatabaseEncoding() != PG_SQL_ASCII)
+		return;
+	if (!hl_canonical_parse(canonical->data, canonical->len, &parsed, &problem))
+		ereport(ERROR,
+				(errcode(ERRCODE_HL_INVALID_EVENT),
+				 errmsg("event text is not valid UTF-8"),
+				 errdetail("The database encoding is SQL_ASCII, which stores bytes unconverted, and the event's hash covers its text as UTF-8: %s.",
+						   problem),
+				 errhint("Send the event's text as UTF-8, or keep the log in a UTF8 database.")));
+}
 
 void
 hl_event_hash_of_datums(const Datum *values, const bool *isnull, const HlHash *prev,
@@ -47,6 +74,7 @@ hl_event_hash_of_datums(const Datum *values, const bool *isnull, const HlHash *p
 	{
 		/* jsonb and text values are converted in the caller's context */
 		hl_canonical_from_datums(values, isnull, &append_buf);
+		check_sql_ascii_text(&append_buf);
 		hl_event_hash(append_hasher, prev, append_buf.data, append_buf.len, result);
 	}
 	PG_FINALLY();

@@ -1,10 +1,12 @@
 # Types with invisible or white-space characters, and blank targets, are
 # refused whatever the database encoding: the characters are looked at as
 # Unicode, not as bytes.  In a SQL_ASCII database bytes have no declared
-# meaning: those that are UTF-8 are checked as UTF-8, the rest are taken as
-# visible.
+# meaning: those that are UTF-8 are checked as UTF-8, and an event with
+# others is refused (its hash covers its text as UTF-8).  The outside
+# verifier agrees with the hashes in a LATIN1 and a SQL_ASCII database.
 use strict;
 use warnings;
+use File::Basename;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -74,8 +76,47 @@ refused('sql_ascii',
 	'a target of an ideographic space in UTF-8');
 is(events('sql_ascii'), '0', 'sql_ascii: nothing stored');
 is($node->safe_psql('sql_ascii',
-		q{SELECT octet_length(type) FROM headlessly.events_append(convert_from('\x70616765a076696577', 'SQL_ASCII'))}),
-	'9', 'sql_ascii: bytes that are not UTF-8 are taken as they are');
+		q{SELECT octet_length(type) FROM headlessly.events_append(convert_from('\x706167655f76696577c3a9', 'SQL_ASCII'))}),
+	'11', 'sql_ascii: a letter beyond ASCII in UTF-8 is fine');
+
+# SQL_ASCII converts nothing, and the hash covers text as UTF-8: an event
+# with other bytes (LATIN1 from a client, say) could be verified by nobody
+# outside (the export cannot even print it), so it is refused
+foreach my $bad (
+	[ q{SELECT headlessly.events_append(convert_from('\x70616765a076696577', 'SQL_ASCII'))}, 'a type' ],
+	[ q{SELECT headlessly.events_append('page_view', convert_from('\x636166e9', 'SQL_ASCII'))}, 'a target' ],
+	[ q{SELECT headlessly.events_append('page_view', actor => convert_from('\x636166e9', 'SQL_ASCII'))}, 'an actor' ],
+	[ q{SELECT headlessly.events_append('page_view', data => ('{"name": "' || convert_from('\x52656ee965', 'SQL_ASCII') || '"}')::jsonb)}, 'a string in data' ],
+	[ q{SELECT headlessly.events_append('page_view', data => ('{"' || convert_from('\xe9', 'SQL_ASCII') || '": 1}')::jsonb)}, 'a key in data' ],
+	[ q{SELECT headlessly.events_append('page_view', raw_payload => convert_from('\xff', 'SQL_ASCII'))}, 'a raw payload' ],
+	[ q{INSERT INTO headlessly.events (type, metadata) VALUES ('page_view', ('{"url": "' || convert_from('\xe9', 'SQL_ASCII') || '"}')::jsonb)}, 'metadata by INSERT' ],
+	[ q{SELECT count(*) FROM headlessly.events_append_batch(('[{"type": "ok"}, {"type": "page_view", "source": "' || convert_from('\xe9', 'SQL_ASCII') || '"}]')::jsonb)}, 'a source in a batch' ])
+{
+	refused('sql_ascii', $bad->[0], "text that is not UTF-8 ($bad->[1])");
+}
+is(events('sql_ascii'), '1', 'sql_ascii: nothing more stored');
+
+# The outside verifier agrees with the hashes of events beyond ASCII, in a
+# database that converts to UTF-8 (LATIN1) and in one that does not
+my $tools = dirname(__FILE__) . '/../tools';
+$node->safe_psql('latin1', q{
+	SELECT headlessly.events_append(U&'Caf\00E9.Ordered', U&'caf\00E9_1', jsonb_build_object(U&'cr\00E8me', U&'br\00FBl\00E9e'),
+	                                actor => U&'Ren\00E9e', raw_payload => U&'\00BFs\00ED?');
+	SELECT headlessly.checkpoint();});
+$node->safe_psql('sql_ascii', 'SELECT headlessly.checkpoint()');
+foreach my $db (qw(latin1 sql_ascii))
+{
+	my $dir = $node->basedir;
+	my $events = $node->safe_psql($db, slurp_file("$tools/export.sql"));
+	$events =~ s/^SET\n//mg;
+	open my $fh, '>', "$dir/$db.jsonl" or die;
+	print $fh "$events\n";
+	close $fh;
+	my ($out, $err) = run_command([ 'python3', "$tools/hl_verify.py", 'verify', "$dir/$db.jsonl" ]);
+	my $n = $node->safe_psql($db, 'SELECT count(*) FROM headlessly.events');
+	like($out, qr/^default\tt\t$n\t/m, "$db: hl_verify.py agrees with the stored hashes of its $n events");
+	is($node->safe_psql($db, 'SELECT ok FROM headlessly.verify()'), 't', "$db: verify() is OK");
+}
 
 $node->stop;
 done_testing();

@@ -121,4 +121,17 @@ like($standby->safe_psql('postgres', $queries{verify}), qr/^t0:t:\d+,t1:t:\d+$/,
 my ($ret, $sout, $serr) = $standby->psql('postgres', 'SELECT headlessly.checkpoint()');
 like($serr, qr/read-only/, 'checkpoint() on the replica: refused, read-only');
 
+# a write on the replica is refused as read-only (25006), never as an
+# internal error; and the replica stores nothing
+foreach my $write (
+	q{SELECT headlessly.events_rollback('counter_1', now() - interval '1 day', tenant => 't1')},
+	q{SELECT headlessly.events_append('Counter.Updated', 'counter_1', '{"x": 1}', tenant => 't1')})
+{
+	($ret, $sout, $serr) = $standby->psql('postgres', "\\set VERBOSITY verbose\n$write");
+	like($serr, qr/ERROR:  25006:/, "on the replica, refused with 25006: $write");
+}
+is($standby->safe_psql('postgres', q{SELECT count(*) FROM headlessly.events WHERE tenant = 't1' AND target = 'counter_1'}),
+	$node->safe_psql('postgres', q{SELECT count(*) FROM headlessly.events WHERE tenant = 't1' AND target = 'counter_1'}),
+	'the replica stored nothing');
+
 done_testing();
