@@ -1,5 +1,5 @@
 -- Names that look right but are not: types with invisible or non-ASCII
--- white-space characters, and blank targets.  Each is refused with ZE003 by
+-- white-space characters, blank targets and blank tenants.  Each is refused with ZE003 by
 -- every way into the log, and nothing is stored.
 \pset null '(null)'
 \set SHOW_CONTEXT never
@@ -98,6 +98,23 @@ SELECT * FROM headlessly.events_append_batch(jsonb_build_array(
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO headlessly.events (type, target) VALUES ('page_view', U&'\200B');
 \echo :LAST_ERROR_SQLSTATE
+SELECT pg_temp.nothing_stored();
+
+-- tenants: blank, by argument, by INSERT, by batch and by setting
+SELECT headlessly.events_append('page_view', tenant => ' ');
+\echo :LAST_ERROR_SQLSTATE
+SELECT headlessly.events_append('Contact.Created', 'c_1', tenant => U&'\00A0\200B');
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO headlessly.events (tenant, type) VALUES (E'\t', 'page_view');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM headlessly.events_append_batch(jsonb_build_array(
+    jsonb_build_object('type', 'page_view', 'tenant', 'fine'),
+    jsonb_build_object('type', 'page_view', 'tenant', U&'\3000')));
+\echo :LAST_ERROR_SQLSTATE
+SET headlessly.tenant = ' ';
+SELECT headlessly.events_append('page_view');
+\echo :LAST_ERROR_SQLSTATE
+RESET headlessly.tenant;
 SELECT pg_temp.nothing_stored();
 
 -- a target with white space around or inside other characters is a name

@@ -341,32 +341,33 @@ hl_parse_event_type(const char *type, int len)
 }
 
 /*
- * Tenants, targets, actors, sources and keys: non-empty, and short enough to
- * live in a btree index.
- */
-/*
- * A target names an entity: one that has nothing to see (white space and
- * invisible characters only) would be a stream no one could tell apart.
- * NULL is fine: an event about no entity.
+ * A tenant or a target names a thing: one that has nothing to see (white
+ * space and invisible characters only) would be one no one could tell
+ * apart from another.  NULL is for the caller to judge (a target: an event
+ * about no entity).
  */
 void
-hl_check_target(const text *target)
+hl_check_not_blank(const char *what, const text *name, const char *hint)
 {
 	const char *value;
 	int			len;
 
-	if (target == NULL)
+	if (name == NULL)
 		return;
-	value = VARDATA_ANY(target);
-	len = VARSIZE_ANY_EXHDR(target);
+	value = VARDATA_ANY(name);
+	len = VARSIZE_ANY_EXHDR(name);
 	if (len > 0 && is_blank(value, len))
 		ereport(ERROR,
 				(errcode(ERRCODE_HL_INVALID_EVENT),
-				 errmsg("target \"%s\" is blank", quoted_prefix(value, len)),
+				 errmsg("%s \"%s\" is blank", what, quoted_prefix(value, len)),
 				 errdetail("It has only white space or invisible characters."),
-				 errhint("Pass the id of the entity the event is about, or NULL for an event about no entity.")));
+				 errhint("%s", hint)));
 }
 
+/*
+ * Tenants, targets, actors, sources and keys: non-empty, and short enough to
+ * live in a btree index.
+ */
 void
 hl_check_name(const char *what, const char *value, int len)
 {

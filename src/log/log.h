@@ -49,7 +49,7 @@ typedef struct HlEventType
 extern void hl_check_event_type(const char *type, int len);
 extern HlEventType hl_parse_event_type(const char *type, int len);
 extern void hl_check_name(const char *what, const char *value, int len);
-extern void hl_check_target(const text *target);
+extern void hl_check_not_blank(const char *what, const text *name, const char *hint);
 extern void hl_check_source_type(const char *value, int len);
 extern void hl_check_json_object(const char *what, Jsonb *value);
 

@@ -244,12 +244,15 @@ prepare_event(Datum *values, bool *nulls, bool restoring)
 	}
 	else
 		checked_name(values, nulls, cols.tenant, "tenant");
+	hl_check_not_blank("tenant", DatumGetTextPP(values[cols.tenant]),
+					   "Name the tenant, or pass NULL for the one headlessly.tenant names.");
 	/* a tenant role appends only to its tenants, whichever way it inserts */
 	hl_tenant_check(VARDATA_ANY(DatumGetTextPP(values[cols.tenant])),
 					VARSIZE_ANY_EXHDR(DatumGetTextPP(values[cols.tenant])),
 					HL_TENANT_WRITE);
 
-	hl_check_target(checked_name(values, nulls, cols.target, "target"));
+	hl_check_not_blank("target", checked_name(values, nulls, cols.target, "target"),
+					   "Pass the id of the entity the event is about, or NULL for an event about no entity.");
 	checked_name(values, nulls, cols.actor, "actor");
 	checked_name(values, nulls, cols.source, "source");
 	checked_name(values, nulls, cols.external_event_id, "external_event_id");
