@@ -10,6 +10,8 @@
 # every transaction costs the server before any work.
 # Usage: bash test/bench/run-stream-callgrind.sh [N1 N2 [A1 A2 [CASE...]]]
 # (CASE: the scripts below, e.g. append_target plpgsql_store; all if none).
+# The _x10 cases append ten times per transaction: run them with A1 and A2
+# a tenth of the others' (e.g. 100 150) for as many appends, and divide.
 # CALLGRIND_KEEP=DIR keeps each case's callgrind files there as CASE.N, for
 # callgrind_annotate.
 source "$(dirname "$0")/../lib.sh"
@@ -39,6 +41,54 @@ write plpgsql_store <<'SQL'
 \set a random(1, 1000)
 SELECT bench.pl_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));
 SQL
+write append_target_x10 <<'SQL'
+BEGIN;
+\set a0 random(1, 1000)
+SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a0, jsonb_build_object('n', :a0::int));
+\set a1 random(1, 1000)
+SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a1, jsonb_build_object('n', :a1::int));
+\set a2 random(1, 1000)
+SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a2, jsonb_build_object('n', :a2::int));
+\set a3 random(1, 1000)
+SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a3, jsonb_build_object('n', :a3::int));
+\set a4 random(1, 1000)
+SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a4, jsonb_build_object('n', :a4::int));
+\set a5 random(1, 1000)
+SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a5, jsonb_build_object('n', :a5::int));
+\set a6 random(1, 1000)
+SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a6, jsonb_build_object('n', :a6::int));
+\set a7 random(1, 1000)
+SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a7, jsonb_build_object('n', :a7::int));
+\set a8 random(1, 1000)
+SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a8, jsonb_build_object('n', :a8::int));
+\set a9 random(1, 1000)
+SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a9, jsonb_build_object('n', :a9::int));
+COMMIT;
+SQL
+write plpgsql_store_x10 <<'SQL'
+BEGIN;
+\set a0 random(1, 1000)
+SELECT bench.pl_append('Account.Updated', 'acct_' || :a0, jsonb_build_object('n', :a0::int));
+\set a1 random(1, 1000)
+SELECT bench.pl_append('Account.Updated', 'acct_' || :a1, jsonb_build_object('n', :a1::int));
+\set a2 random(1, 1000)
+SELECT bench.pl_append('Account.Updated', 'acct_' || :a2, jsonb_build_object('n', :a2::int));
+\set a3 random(1, 1000)
+SELECT bench.pl_append('Account.Updated', 'acct_' || :a3, jsonb_build_object('n', :a3::int));
+\set a4 random(1, 1000)
+SELECT bench.pl_append('Account.Updated', 'acct_' || :a4, jsonb_build_object('n', :a4::int));
+\set a5 random(1, 1000)
+SELECT bench.pl_append('Account.Updated', 'acct_' || :a5, jsonb_build_object('n', :a5::int));
+\set a6 random(1, 1000)
+SELECT bench.pl_append('Account.Updated', 'acct_' || :a6, jsonb_build_object('n', :a6::int));
+\set a7 random(1, 1000)
+SELECT bench.pl_append('Account.Updated', 'acct_' || :a7, jsonb_build_object('n', :a7::int));
+\set a8 random(1, 1000)
+SELECT bench.pl_append('Account.Updated', 'acct_' || :a8, jsonb_build_object('n', :a8::int));
+\set a9 random(1, 1000)
+SELECT bench.pl_append('Account.Updated', 'acct_' || :a9, jsonb_build_object('n', :a9::int));
+COMMIT;
+SQL
 write write_message <<'SQL'
 \set a random(1, 1000)
 SELECT mdb.write_message(gen_random_uuid()::text, 'account-' || :a, 'Updated', jsonb_build_object('n', :a::int));
@@ -59,6 +109,8 @@ echo "|---|---|"
 for c in "empty transaction (SELECT 1)|empty|$N1 $N2" \
          "events_append with a target (1,000 entities)|append_target|$A1 $A2" \
          "PL/pgSQL store with the same indexes|plpgsql_store|$A1 $A2" \
+         "ten events_append with a target in one transaction|append_target_x10|$A1 $A2" \
+         "ten PL/pgSQL store appends in one transaction|plpgsql_store_x10|$A1 $A2" \
          "mdb.write_message|write_message|$A1 $A2" \
          "events_list, a Message DB message's columns, 1,000 events|events_list_message|$N1 $N2" \
          "events_list, every column, 1,000 events|events_list|$N1 $N2" \
