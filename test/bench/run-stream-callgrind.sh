@@ -41,54 +41,21 @@ write plpgsql_store <<'SQL'
 \set a random(1, 1000)
 SELECT bench.pl_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));
 SQL
-write append_target_x10 <<'SQL'
-BEGIN;
-\set a0 random(1, 1000)
-SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a0, jsonb_build_object('n', :a0::int));
-\set a1 random(1, 1000)
-SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a1, jsonb_build_object('n', :a1::int));
-\set a2 random(1, 1000)
-SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a2, jsonb_build_object('n', :a2::int));
-\set a3 random(1, 1000)
-SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a3, jsonb_build_object('n', :a3::int));
-\set a4 random(1, 1000)
-SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a4, jsonb_build_object('n', :a4::int));
-\set a5 random(1, 1000)
-SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a5, jsonb_build_object('n', :a5::int));
-\set a6 random(1, 1000)
-SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a6, jsonb_build_object('n', :a6::int));
-\set a7 random(1, 1000)
-SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a7, jsonb_build_object('n', :a7::int));
-\set a8 random(1, 1000)
-SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a8, jsonb_build_object('n', :a8::int));
-\set a9 random(1, 1000)
-SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a9, jsonb_build_object('n', :a9::int));
-COMMIT;
-SQL
-write plpgsql_store_x10 <<'SQL'
-BEGIN;
-\set a0 random(1, 1000)
-SELECT bench.pl_append('Account.Updated', 'acct_' || :a0, jsonb_build_object('n', :a0::int));
-\set a1 random(1, 1000)
-SELECT bench.pl_append('Account.Updated', 'acct_' || :a1, jsonb_build_object('n', :a1::int));
-\set a2 random(1, 1000)
-SELECT bench.pl_append('Account.Updated', 'acct_' || :a2, jsonb_build_object('n', :a2::int));
-\set a3 random(1, 1000)
-SELECT bench.pl_append('Account.Updated', 'acct_' || :a3, jsonb_build_object('n', :a3::int));
-\set a4 random(1, 1000)
-SELECT bench.pl_append('Account.Updated', 'acct_' || :a4, jsonb_build_object('n', :a4::int));
-\set a5 random(1, 1000)
-SELECT bench.pl_append('Account.Updated', 'acct_' || :a5, jsonb_build_object('n', :a5::int));
-\set a6 random(1, 1000)
-SELECT bench.pl_append('Account.Updated', 'acct_' || :a6, jsonb_build_object('n', :a6::int));
-\set a7 random(1, 1000)
-SELECT bench.pl_append('Account.Updated', 'acct_' || :a7, jsonb_build_object('n', :a7::int));
-\set a8 random(1, 1000)
-SELECT bench.pl_append('Account.Updated', 'acct_' || :a8, jsonb_build_object('n', :a8::int));
-\set a9 random(1, 1000)
-SELECT bench.pl_append('Account.Updated', 'acct_' || :a9, jsonb_build_object('n', :a9::int));
-COMMIT;
-SQL
+# write_ten NAME LINE: LINE ten times in one transaction, its :a drawn anew each time
+write_ten() {
+    {
+        echo "BEGIN;"
+        for i in 0 1 2 3 4 5 6 7 8 9; do
+            echo "\\set a$i random(1, 1000)"
+            printf '%s\n' "${2//:a/:a$i}"
+        done
+        echo "COMMIT;"
+    } | write "$1"
+}
+write_ten append_target_x10 \
+    "SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));"
+write_ten plpgsql_store_x10 \
+    "SELECT bench.pl_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));"
 write write_message <<'SQL'
 \set a random(1, 1000)
 SELECT mdb.write_message(gen_random_uuid()::text, 'account-' || :a, 'Updated', jsonb_build_object('n', :a::int));
