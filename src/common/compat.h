@@ -198,6 +198,18 @@ hl_local_backend_status(int i)
 #endif
 }
 
+/*
+ * What the index's access method keeps between inserts of a statement, let
+ * go as ExecCloseIndices() does.  (17: new, for BRIN)
+ */
+static inline void
+hl_index_insert_cleanup(Relation index, IndexInfo *info)
+{
+#if PG_VERSION_NUM >= 170000
+	index_insert_cleanup(index, info);
+#endif
+}
+
 /* Is this process a background worker?  (17: a macro on MyBackendType) */
 static inline bool
 hl_am_background_worker(void)

@@ -306,6 +306,23 @@ open_log_indexes(ResultRelInfo *rri)
 	return li;
 }
 
+/*
+ * ExecCloseIndices() without its early unlock: the indexes stay locked, as
+ * the log does, until the transaction ends.  Releasing nine locks per
+ * append cost more than letting the transaction's end release them, and
+ * the transaction's next append finds them already held.
+ */
+static void
+close_log_indexes(ResultRelInfo *rri)
+{
+	for (int i = 0; i < rri->ri_NumIndices; i++)
+	{
+		hl_index_insert_cleanup(rri->ri_IndexRelationDescs[i], rri->ri_IndexRelationInfo[i]);
+		index_close(rri->ri_IndexRelationDescs[i], NoLock);
+	}
+	rri->ri_NumIndices = 0;
+}
+
 /* The version a row must get for the caller's expected_version. */
 int64
 hl_version_for_expected(int64 expected)
@@ -467,7 +484,7 @@ insert_directly(Datum *values, char *nulls, bool want_row, bool *stored, Datum *
 	*stored = ItemPointerIsValid(&slot->tts_tid);
 	if (*stored && want_row)
 		*row = heap_copy_tuple_as_datum(ExecFetchSlotHeapTuple(slot, false, NULL), tupdesc);
-	ExecCloseIndices(rri);
+	close_log_indexes(rri);
 	/* after hooks run here, before the append returns */
 	AfterTriggerEndQuery(estate);
 	/* including what the trigger machinery opened for them */

@@ -373,6 +373,52 @@ set_scan_keys(ScanKeyData *keys, Relation idx, text *tenant, text *target)
 }
 
 /*
+ * The version of the head at tid (the root of its HOT chain) that snapshot
+ * sees, into slot; false if none, as an index fetch would.
+ *
+ * An index fetch would prune the page first whenever it is short of
+ * fillfactor's free space, which once heads have filled their pages is on
+ * every append, each time for the one dead version the last update left,
+ * at the cost of a pass over the whole page.  Here the page is pruned only
+ * when the head's next version may not fit on it: it then clears several
+ * dead versions at once, and the update still stays on the page (HOT).
+ */
+static bool
+fetch_head_version(Relation rel, ItemPointer root, Snapshot snapshot,
+				   TupleTableSlot *slot)
+{
+	ItemPointerData tid = *root;
+	Buffer		buf;
+	/* the slot keeps a pointer to the tuple header: use its own, as heapam does */
+	HeapTuple	tuple = &((BufferHeapTupleTableSlot *) slot)->base.tupdata;
+	bool		all_dead = false;
+	bool		found;
+
+	Assert(TTS_IS_BUFFERTUPLE(slot));
+
+	buf = ReadBuffer(rel, ItemPointerGetBlockNumber(&tid));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	found = heap_hot_search_buffer(&tid, rel, buf, snapshot, tuple, &all_dead, true);
+	/* room for the next version, and for its state to grow by half */
+	if (found &&
+		PageGetHeapFreeSpace(BufferGetPage(buf)) < MAXALIGN(tuple->t_len + tuple->t_len / 2))
+	{
+		/* pruning needs our pin alone and no lock; it keeps line pointers */
+		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+		heap_page_prune_opt(rel, buf);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		tid = *root;
+		found = heap_hot_search_buffer(&tid, rel, buf, snapshot, tuple, &all_dead, true);
+	}
+	LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+	/* the slot pins the page, which keeps the tuple where it is */
+	if (found)
+		ExecStoreBufferHeapTuple(tuple, slot, buf);
+	ReleaseBuffer(buf);
+	return found;
+}
+
+/*
  * Find the head of (tenant, target) with the snapshot; the row goes into
  * slot, and the TID the index has for it (its HOT chain's root) into
  * *root if given.  False if there is none.
@@ -392,24 +438,13 @@ find_head(Relation rel, Relation idx, Snapshot snapshot, text *tenant, text *tar
 		found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	else
 	{
-		/*
-		 * index_getnext_slot(), keeping the index's TID: fetching the row
-		 * moves xs_heaptid along the HOT chain to the version found.
-		 */
+		/* index_getnext_slot(), keeping the index's TID (an MVCC snapshot) */
+		Assert(IsMVCCSnapshot(snapshot));
 		found = false;
-		for (;;)
+		while (!found && index_getnext_tid(scan, ForwardScanDirection) != NULL)
 		{
-			if (!scan->xs_heap_continue)
-			{
-				if (index_getnext_tid(scan, ForwardScanDirection) == NULL)
-					break;
-				*root = scan->xs_heaptid;
-			}
-			if (index_fetch_heap(scan, slot))
-			{
-				found = true;
-				break;
-			}
+			*root = scan->xs_heaptid;
+			found = fetch_head_version(rel, root, snapshot, slot);
 		}
 	}
 	index_endscan(scan);
@@ -445,11 +480,7 @@ find_head_at_hint(Relation rel, Snapshot snapshot, text *tenant, text *target,
 				  uint64 hash, TupleTableSlot *slot, ItemPointer root)
 {
 	HeadTid    *hint;
-	IndexFetchTableData *fetch;
 	ItemPointerData tid;
-	bool		call_again = false;
-	bool		all_dead = false;
-	bool		found;
 	bool		isnull;
 
 	if (head_tids == NULL || head_tids_relid != RelationGetRelid(rel))
@@ -462,10 +493,7 @@ find_head_at_hint(Relation rel, Snapshot snapshot, text *tenant, text *target,
 	if (ItemPointerGetBlockNumber(&tid) >= RelationGetNumberOfBlocks(rel))
 		return false;
 
-	fetch = table_index_fetch_begin(rel);
-	found = table_index_fetch_tuple(fetch, &tid, snapshot, slot, &call_again, &all_dead);
-	table_index_fetch_end(fetch);
-	if (!found)
+	if (!fetch_head_version(rel, &tid, snapshot, slot))
 		return false;
 	if (!text_equal(slot_getattr(slot, S_TENANT, &isnull), tenant) ||
 		!text_equal(slot_getattr(slot, S_TARGET, &isnull), target))
@@ -473,7 +501,7 @@ find_head_at_hint(Relation rel, Snapshot snapshot, text *tenant, text *target,
 		ExecClearTuple(slot);
 		return false;
 	}
-	*root = hint->root;
+	*root = tid;
 	return true;
 }
 

@@ -10,6 +10,8 @@
 # every transaction costs the server before any work.
 # Usage: bash test/bench/run-stream-callgrind.sh [N1 N2 [A1 A2 [CASE...]]]
 # (CASE: the scripts below, e.g. append_target plpgsql_store; all if none).
+# The _x10 cases append ten times per transaction: run them with A1 and A2
+# a tenth of the others' (e.g. 100 150) for as many appends, and divide.
 # CALLGRIND_KEEP=DIR keeps each case's callgrind files there as CASE.N, for
 # callgrind_annotate.
 source "$(dirname "$0")/../lib.sh"
@@ -39,6 +41,21 @@ write plpgsql_store <<'SQL'
 \set a random(1, 1000)
 SELECT bench.pl_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));
 SQL
+# write_ten NAME LINE: LINE ten times in one transaction, its :a drawn anew each time
+write_ten() {
+    {
+        echo "BEGIN;"
+        for i in 0 1 2 3 4 5 6 7 8 9; do
+            echo "\\set a$i random(1, 1000)"
+            printf '%s\n' "${2//:a/:a$i}"
+        done
+        echo "COMMIT;"
+    } | write "$1"
+}
+write_ten append_target_x10 \
+    "SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));"
+write_ten plpgsql_store_x10 \
+    "SELECT bench.pl_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));"
 write write_message <<'SQL'
 \set a random(1, 1000)
 SELECT mdb.write_message(gen_random_uuid()::text, 'account-' || :a, 'Updated', jsonb_build_object('n', :a::int));
@@ -59,6 +76,8 @@ echo "|---|---|"
 for c in "empty transaction (SELECT 1)|empty|$N1 $N2" \
          "events_append with a target (1,000 entities)|append_target|$A1 $A2" \
          "PL/pgSQL store with the same indexes|plpgsql_store|$A1 $A2" \
+         "ten events_append with a target in one transaction|append_target_x10|$A1 $A2" \
+         "ten PL/pgSQL store appends in one transaction|plpgsql_store_x10|$A1 $A2" \
          "mdb.write_message|write_message|$A1 $A2" \
          "events_list, a Message DB message's columns, 1,000 events|events_list_message|$N1 $N2" \
          "events_list, every column, 1,000 events|events_list|$N1 $N2" \

@@ -94,5 +94,41 @@ is($node->safe_psql('postgres', q{
 	 WHERE noun = 'Item' AND version = 3 AND state ->> 'n' = '2'}),
 	'17000', 'and written when it commits');
 
+# One backend's appends in transactions of their own find each head where
+# they found it last and prune its page only when the next version may not
+# fit: the heads' page is still pruned, every update stays on it (HOT), and
+# the head read is the newest, also while its state grows.
+$node->safe_psql('postgres', 'CREATE DATABASE ticks');
+$node->safe_psql('ticks', q{
+	CREATE EXTENSION headlessly_events;
+	SELECT headlessly.events_append('Tick.Created', 'tick_' || i, '{"n": 0}')
+	  FROM generate_series(1, 2) i;
+	CREATE TABLE hot_probe AS SELECT pg_relation_size('headlessly.streams') AS size});
+my $before = $node->safe_psql('ticks', q{
+	SELECT n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables
+	 WHERE relid = 'headlessly.streams'::regclass});
+my ($upd0, $hot0) = split / /, $before;
+$node->safe_psql('ticks', join("\n",
+	map {
+		"SELECT headlessly.events_append('Tick.Updated', 'tick_1', jsonb_build_object('n', $_));\n"
+		  . "SELECT headlessly.events_append('Tick.Updated', 'tick_2', jsonb_build_object('s', repeat('x', $_)));"
+	} 1 .. 300));
+is($node->safe_psql('ticks', q{
+	SELECT string_agg(target || ' ' || version || ' ' || coalesce(length(state ->> 's')::text, state ->> 'n'), ', '
+	                  ORDER BY target)
+	  FROM headlessly.streams WHERE noun = 'Tick'}),
+	'tick_1 301 300, tick_2 301 300',
+	'600 appends in transactions of their own leave the newest heads');
+is($node->safe_psql('ticks', q{
+	SELECT pg_relation_size('headlessly.streams') OPERATOR(pg_catalog.=) size FROM hot_probe}),
+	't', 'the heads\' page was pruned: the table did not grow');
+my ($upd, $hot) = split / /, $node->safe_psql('ticks', q{
+	SELECT n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables
+	 WHERE relid = 'headlessly.streams'::regclass});
+is($upd - $upd0, 600, 'each append updated its head');
+is($hot - $hot0, 600, 'and every update stayed on the page (HOT)');
+is($node->safe_psql('ticks', 'SELECT count(*) FROM headlessly.check_state()'),
+	'0', 'the heads are what the log gives');
+
 $node->stop;
 done_testing();
