@@ -86,7 +86,7 @@ RESET max_parallel_workers;
 SET max_parallel_workers_per_gather = 1;
 SELECT tenant, ok, problem FROM headlessly.verify() WHERE NOT ok ORDER BY tenant;
 -- a log smaller than min_parallel_table_scan_size: serial
-RESET min_parallel_table_scan_size;
+SET min_parallel_table_scan_size = '8MB';
 SELECT count(*) AS tenants FROM headlessly.verify();
 SET min_parallel_table_scan_size = 0;
 -- 0 workers asked for: serial
