@@ -25,6 +25,16 @@
  * seq when its first or last event is missing, else not at all: a root
  * does not tell which leaf differs); a digest that is not in the log.
  *
+ * Tenants are independent, so parallel workers (ParallelContext, the
+ * leader's snapshot and transaction) share them out: every participant
+ * scans the whole log, deals each tenant to one participant in the order
+ * the scan first meets it (the same order for all), reads no more than the
+ * tenant of the others' rows, and checks its own tenants wholly.  Workers
+ * send back each tenant's count and problem (shm_mq); the leader merges
+ * them, then checks the digest.  How many: max_parallel_workers_per_gather,
+ * at most the tenants less one; none for one tenant, a caller under row
+ * security, a log below min_parallel_table_scan_size, or in parallel mode.
+ *
  *-------------------------------------------------------------------------
  */
 #include "tamper/tamper.h"
