@@ -50,6 +50,7 @@
 #include "access/parallel.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -1548,8 +1549,13 @@ headlessly_verify(PG_FUNCTION_ARGS)
 
 	hl_result_set_init(fcinfo, "verify", &rs);
 
-	/* this transaction's unwritten stream heads, so that they can be compared */
-	hl_streams_flush();
+	/*
+	 * This transaction's unwritten stream heads, so that they can be
+	 * compared; then a new command, or this statement's snapshot would not
+	 * see them.
+	 */
+	if (hl_streams_flush())
+		CommandCounterIncrement();
 
 	verify_init(&v, 0, 1);
 	hl_spi_connect();
