@@ -814,13 +814,7 @@ sealed:
 #undef FIELD_ISNULL
 }
 
-/*
- * The log read straight from its heap, in seq order on its primary key,
- * when nothing stands between the caller and the rows: SELECT on the table
- * and no row security for them.  Otherwise (a tenant role) false, and SPI
- * reads the rows, the policies applied, as a query of the caller's would.
- * The snapshot is the active one, the same as the other queries'.
- */
+/* Nothing stands between the caller and the log's rows (and it has its key). */
 static bool
 log_readable_directly(Relation rel)
 {
@@ -831,6 +825,13 @@ log_readable_directly(Relation rel)
 		check_enable_rls(RelationGetRelid(rel), InvalidOid, false) != RLS_ENABLED;
 }
 
+/*
+ * The log read straight from its heap, in seq order on its primary key,
+ * when nothing stands between the caller and the rows: SELECT on the table
+ * and no row security for them.  Otherwise (a tenant role) false, and SPI
+ * reads the rows, the policies applied, as a query of the caller's would.
+ * The snapshot is the active one, the same as the other queries'.
+ */
 static bool
 scan_events_directly(Verify *v, text *tenant, StringInfo buf)
 {
@@ -1306,11 +1307,10 @@ send_results(Verify *v, shm_mq_handle *mqh)
 			pq_sendbyte(&buf, p->has_seq);
 			pq_sendint64(&buf, p->seq);
 		}
+		/* the leader waits for every worker's results: it is gone */
 		res = shm_mq_send(mqh, buf.len, buf.data, false, true);
 		if (res != SHM_MQ_SUCCESS)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not send the results of parallel verify to its leader")));
+			elog(ERROR, "parallel verify: the leader left before the results came");
 	}
 	pfree(sorted);
 	pfree(buf.data);
@@ -1399,9 +1399,7 @@ hl_verify_worker_main(dsm_segment *seg, shm_toc *toc)
 	verify_free(&v);
 }
 
-/*
- * The tenants (with a stream) up to limit, by one index probe each.
- */
+/* How many tenants have a stream, up to $1: one probe of streams_pkey each. */
 #define TENANTS_QUERY \
 	"WITH RECURSIVE t(tenant, n) AS (" \
 	"    SELECT pg_catalog.min(tenant), 1 FROM " HL_SCHEMA ".streams" \
