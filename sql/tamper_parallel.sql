@@ -35,19 +35,12 @@ CREATE TABLE parallel_rows (LIKE serial_rows);
 -- in a transaction that has appended twice to streams (their heads kept
 -- unwritten until verify() writes them), the first verify() compares those
 -- heads with the events: serial and parallel, nothing to report
-BEGIN;
-SELECT count(*) AS appended FROM (
-    SELECT headlessly.events_append('contact_touched', 'c_' || (i % 9),
-               jsonb_build_object('n', i), tenant => 'p' || (i % 8))
-      FROM generate_series(1, 100) i) s;
+\set appended_in_transaction 'BEGIN; SELECT count(*) AS appended FROM (SELECT headlessly.events_append(''contact_touched'', ''c_'' || (i % 9), jsonb_build_object(''n'', i), tenant => ''p'' || (i % 8)) FROM generate_series(1, 100) i) s;'
+:appended_in_transaction
 SET LOCAL max_parallel_workers_per_gather = 0;
 SELECT tenant, ok, checked, target, version, problem FROM headlessly.verify() WHERE NOT ok;
 ROLLBACK;
-BEGIN;
-SELECT count(*) AS appended FROM (
-    SELECT headlessly.events_append('contact_touched', 'c_' || (i % 9),
-               jsonb_build_object('n', i), tenant => 'p' || (i % 8))
-      FROM generate_series(1, 100) i) s;
+:appended_in_transaction
 SET LOCAL max_parallel_workers_per_gather = 3;
 SET LOCAL client_min_messages = debug1;
 SELECT tenant, ok, checked, target, version, problem FROM headlessly.verify() WHERE NOT ok;
