@@ -25,6 +25,16 @@
  * seq when its first or last event is missing, else not at all: a root
  * does not tell which leaf differs); a digest that is not in the log.
  *
+ * Tenants are independent, so parallel workers (ParallelContext, the
+ * leader's snapshot and transaction) share them out: every participant
+ * scans the whole log, deals each tenant to one participant in the order
+ * the scan first meets it (the same order for all), reads no more than the
+ * tenant of the others' rows, and checks its own tenants wholly.  Workers
+ * send back each tenant's count and problem (shm_mq); the leader merges
+ * them, then checks the digest.  How many: max_parallel_workers_per_gather,
+ * at most the tenants less one; none for one tenant, a caller under row
+ * security, a log below min_parallel_table_scan_size, or in parallel mode.
+ *
  *-------------------------------------------------------------------------
  */
 #include "tamper/tamper.h"
@@ -37,14 +47,22 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/parallel.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "funcapi.h"
+#include "libpq/pqformat.h"
 #include "miscadmin.h"
+#include "optimizer/cost.h"
+#include "optimizer/paths.h"
+#include "storage/bufmgr.h"
+#include "storage/shm_mq.h"
+#include "storage/shm_toc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
@@ -115,6 +133,7 @@ typedef struct Tenant
 	int			ncheckpoints;
 	int			maxcheckpoints;
 	int			open;			/* checkpoints before this one end below the current seq */
+	int			owner;			/* the participant that checks it; -1: not met by the scan */
 } Tenant;
 
 /* the tenants' hash entries: the name, NUL-terminated, then the tenant */
@@ -206,6 +225,16 @@ typedef struct Verify
 	HlCanonicalMap map;
 	AttrNumber	hash_att;
 	AttrNumber	xact_att;
+
+	/*
+	 * Parallel verify: the tenants are dealt out round-robin in the order the
+	 * scan meets them, which every participant sees the same; each checks its
+	 * own and skips the others' rows.  Serial: one participant, owning all.
+	 */
+	int			participant;	/* 0: the leader */
+	int			nparticipants;
+	bool	   *mine;			/* by participant: whose tenants this one checks */
+	int			dealt;			/* tenants the scan has met */
 } Verify;
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -256,10 +285,29 @@ tenant_for(Verify *v, const char *name, int len)
 		t->maxcheckpoints = 8;
 		t->checkpoints = palloc(t->maxcheckpoints * sizeof(Checkpoint));
 		t->open = 0;
+		t->owner = -1;
 		MemoryContextSwitchTo(old);
 	}
 	v->last_tenant = t;
 	return t;
+}
+
+/* Whether this participant checks t: a tenant the scan never met is the leader's. */
+static inline bool
+tenant_is_mine(const Verify *v, const Tenant *t)
+{
+	return t->owner < 0 ? v->participant == 0 : v->mine[t->owner];
+}
+
+/* A row of this tenant's: deal the tenant out when the scan first meets it. */
+static inline bool
+row_is_mine(Verify *v, const text *tenant)
+{
+	Tenant	   *t = tenant_for(v, VARDATA_ANY(tenant), VARSIZE_ANY_EXHDR(tenant));
+
+	if (t->owner < 0)
+		t->owner = v->dealt++ % v->nparticipants;
+	return v->mine[t->owner];
 }
 
 static bool
@@ -766,6 +814,17 @@ sealed:
 #undef FIELD_ISNULL
 }
 
+/* Nothing stands between the caller and the log's rows (and it has its key). */
+static bool
+log_readable_directly(Relation rel)
+{
+	Oid			pkey = hl_relation_primary_key(rel);
+
+	return OidIsValid(pkey) &&
+		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) == ACLCHECK_OK &&
+		check_enable_rls(RelationGetRelid(rel), InvalidOid, false) != RLS_ENABLED;
+}
+
 /*
  * The log read straight from its heap, in seq order on its primary key,
  * when nothing stands between the caller and the rows: SELECT on the table
@@ -786,14 +845,12 @@ scan_events_directly(Verify *v, text *tenant, StringInfo buf)
 	uint32		n = 0;
 
 	rel = table_open(hl_log_relid(), AccessShareLock);
-	pkey = hl_relation_primary_key(rel);
-	if (!OidIsValid(pkey) ||
-		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
-		check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
+	if (!log_readable_directly(rel))
 	{
 		table_close(rel, AccessShareLock);
 		return false;
 	}
+	pkey = hl_relation_primary_key(rel);
 	idx = index_open(pkey, AccessShareLock);
 	if (idx->rd_index->indnatts != 1 ||
 		idx->rd_index->indkey.values[0] != attnum_of(RelationGetDescr(rel), "seq", INT8OID))
@@ -813,13 +870,15 @@ scan_events_directly(Verify *v, text *tenant, StringInfo buf)
 		if ((++n & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
 		old = MemoryContextSwitchTo(row_cxt);
-		if (tenant != NULL)
+		if (tenant != NULL || v->nparticipants > 1)
 		{
 			bool		isnull;
 			Datum		d = slot_getattr(slot, tenant_att, &isnull);
 
 			/* the column's collation is "C": equal is the same bytes */
-			if (isnull || !hl_text_equal(DatumGetTextPP(d), tenant))
+			if (isnull ||
+				(tenant != NULL ? !hl_text_equal(DatumGetTextPP(d), tenant) :
+				 !row_is_mine(v, DatumGetTextPP(d))))
 			{
 				MemoryContextSwitchTo(old);
 				MemoryContextReset(row_cxt);
@@ -921,6 +980,8 @@ check_heads(Verify *v, text *tenant)
 			Stream	   *stream;
 			Tenant	   *t = tenant_for(v, VARDATA_ANY(tenant_t), VARSIZE_ANY_EXHDR(tenant_t));
 
+			if (!tenant_is_mine(v, t))
+				continue;
 			stream_key(&key, room, sizeof(room), tenant_t, target_t);
 			slot = streamtab_lookup(v->streams, key);
 			stream = slot ? slot->stream : NULL;
@@ -1090,6 +1151,381 @@ check_digest(Verify *v, Jsonb *digest, text *only)
 	}
 }
 
+/* Setting up ----------------------------------------------------------------- */
+
+static void
+verify_init(Verify *v, int participant, int nparticipants)
+{
+	HASHCTL		ctl;
+
+	memset(v, 0, sizeof(*v));
+	v->cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly verify",
+								   ALLOCSET_DEFAULT_SIZES);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = HL_MAX_NAME_BYTES + 1;
+	ctl.entrysize = sizeof(TenantEntry);
+	ctl.hcxt = v->cxt;
+	/* hashed up to the NUL, not over all HL_MAX_NAME_BYTES */
+	v->tenants = hash_create("headlessly verify tenants", 64, &ctl,
+							 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	v->streams = streamtab_create(v->cxt, 1024, NULL);
+	v->hasher = hl_hasher_create();
+	v->participant = participant;
+	v->nparticipants = nparticipants;
+	v->mine = MemoryContextAllocZero(v->cxt, nparticipants * sizeof(bool));
+	v->mine[participant] = true;
+}
+
+static void
+verify_free(Verify *v)
+{
+	hl_hasher_free(v->hasher);
+	MemoryContextDelete(v->cxt);
+}
+
+/* The tenants, by name (strcmp: the names' bytes, as the column's "C" collation). */
+static Tenant **
+sorted_tenants(Verify *v, int *n)
+{
+	HASH_SEQ_STATUS status;
+	TenantEntry *e;
+	Tenant	  **sorted;
+
+	sorted = palloc(Max(hash_get_num_entries(v->tenants), 1) * sizeof(Tenant *));
+	*n = 0;
+	hash_seq_init(&status, v->tenants);
+	while ((e = hash_seq_search(&status)) != NULL)
+		sorted[(*n)++] = &e->tenant;
+	for (int i = 1; i < *n; i++)
+	{
+		Tenant	   *x = sorted[i];
+		int			j = i;
+
+		for (; j > 0 && strcmp(sorted[j - 1]->name, x->name) > 0; j--)
+			sorted[j] = sorted[j - 1];
+		sorted[j] = x;
+	}
+	return sorted;
+}
+
+/*
+ * What one participant checks, in the active snapshot: the checkpoints,
+ * the events of its tenants, their stream heads and, at the end, their
+ * checkpoints' trees.
+ */
+static void
+verify_part(Verify *v, text *tenant)
+{
+	Tenant	  **sorted;
+	int			n;
+
+	load_checkpoints(v, tenant);
+	scan_events(v, tenant);
+	give_up_all_held(v);
+	check_heads(v, tenant);
+
+	sorted = sorted_tenants(v, &n);
+	for (int i = 0; i < n; i++)
+		if (tenant_is_mine(v, sorted[i]))
+			check_checkpoints(v, sorted[i]);
+	pfree(sorted);
+}
+
+/* Parallel verify -------------------------------------------------------------- */
+
+/*
+ * A worker scans the whole log too, skipping the rows of the tenants that
+ * are not its own (reading their tenant only), and sends back, for each
+ * of its tenants, the count of events checked and the problem to report.
+ */
+#define VERIFY_KEY_SHARED	UINT64CONST(0xE000000000000001)
+#define VERIFY_KEY_QUEUES	UINT64CONST(0xE000000000000002)
+#define VERIFY_QUEUE_SIZE	((Size) 65536)
+
+typedef struct VerifyShared
+{
+	int			nparticipants;	/* the leader and the workers asked for */
+	bool		have_horizon;
+	FullTransactionId sealed_below;
+} VerifyShared;
+
+PGDLLEXPORT void hl_verify_worker_main(dsm_segment *seg, shm_toc *toc);
+
+static void
+send_counted(StringInfo buf, const char *s)
+{
+	if (s == NULL)
+		pq_sendint32(buf, -1);
+	else
+	{
+		pq_sendint32(buf, strlen(s));
+		pq_sendbytes(buf, s, strlen(s));
+	}
+}
+
+/* NULL for -1; else the bytes, which stay in msg */
+static const char *
+get_counted(StringInfo msg, int *len)
+{
+	*len = (int) pq_getmsgint(msg, 4);
+	if (*len < 0)
+		return NULL;
+	return pq_getmsgbytes(msg, *len);
+}
+
+/* One message per tenant of this participant's. */
+static void
+send_results(Verify *v, shm_mq_handle *mqh)
+{
+	Tenant	  **sorted;
+	int			n;
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	sorted = sorted_tenants(v, &n);
+	for (int i = 0; i < n; i++)
+	{
+		Tenant	   *t = sorted[i];
+		Problem    *p = t->best;
+		shm_mq_result res;
+
+		if (!tenant_is_mine(v, t))
+			continue;
+		resetStringInfo(&buf);
+		send_counted(&buf, t->name);
+		pq_sendint64(&buf, t->checked);
+		pq_sendbyte(&buf, p != NULL);
+		if (p != NULL)
+		{
+			pq_sendint32(&buf, p->rank);
+			pq_sendint64(&buf, p->order);
+			send_counted(&buf, p->problem);
+			send_counted(&buf, p->target);
+			pq_sendbyte(&buf, p->has_version);
+			pq_sendint64(&buf, p->version);
+			send_counted(&buf, p->event_id);
+			pq_sendbyte(&buf, p->has_seq);
+			pq_sendint64(&buf, p->seq);
+		}
+		/* the leader waits for every worker's results: it is gone */
+		res = shm_mq_send(mqh, buf.len, buf.data, false, true);
+		if (res != SHM_MQ_SUCCESS)
+			elog(ERROR, "parallel verify: the leader left before the results came");
+	}
+	pfree(sorted);
+	pfree(buf.data);
+}
+
+/* A worker's results: its tenants' counts and problems, as if checked here. */
+static void
+receive_results(Verify *v, shm_mq_handle *mqh)
+{
+	for (;;)
+	{
+		Size		nbytes;
+		void	   *data;
+		StringInfoData msg;
+		const char *name;
+		const char *problem;
+		const char *target;
+		const char *event_id;
+		int			name_len;
+		int			problem_len;
+		int			target_len;
+		int			id_len;
+		Tenant	   *t;
+		ProblemRank rank;
+		int64		order;
+		bool		has_version;
+		int64		version;
+		bool		has_seq;
+		int64		seq;
+		MemoryContext old;
+
+		if (shm_mq_receive(mqh, &nbytes, &data, false) != SHM_MQ_SUCCESS)
+			break;				/* detached: done, or its error follows */
+		msg.data = data;
+		msg.len = nbytes;
+		msg.maxlen = nbytes;
+		msg.cursor = 0;
+		name = get_counted(&msg, &name_len);
+		if (name == NULL)
+			elog(ERROR, "parallel verify: a result without a tenant");
+		t = tenant_for(v, name, name_len);
+		t->checked = pq_getmsgint64(&msg);
+		if (pq_getmsgbyte(&msg))
+		{
+			rank = (ProblemRank) pq_getmsgint(&msg, 4);
+			order = pq_getmsgint64(&msg);
+			problem = get_counted(&msg, &problem_len);
+			target = get_counted(&msg, &target_len);
+			has_version = pq_getmsgbyte(&msg);
+			version = pq_getmsgint64(&msg);
+			event_id = get_counted(&msg, &id_len);
+			has_seq = pq_getmsgbyte(&msg);
+			seq = pq_getmsgint64(&msg);
+			if (problem == NULL)
+				elog(ERROR, "parallel verify: a problem without a name");
+			old = MemoryContextSwitchTo(v->cxt);
+			problem = pnstrdup(problem, problem_len);
+			MemoryContextSwitchTo(old);
+			report(v, t, rank, order, problem, target, target_len, has_version, version,
+				   event_id, id_len, has_seq, seq);
+		}
+		pq_getmsgend(&msg);
+	}
+}
+
+void
+hl_verify_worker_main(dsm_segment *seg, shm_toc *toc)
+{
+	VerifyShared *shared = shm_toc_lookup(toc, VERIFY_KEY_SHARED, false);
+	char	   *queues = shm_toc_lookup(toc, VERIFY_KEY_QUEUES, false);
+	shm_mq	   *mq = (shm_mq *) (queues + ParallelWorkerNumber * VERIFY_QUEUE_SIZE);
+	shm_mq_handle *mqh;
+	Verify		v;
+
+	shm_mq_set_sender(mq, MyProc);
+	mqh = shm_mq_attach(mq, seg, NULL);
+
+	verify_init(&v, ParallelWorkerNumber + 1, shared->nparticipants);
+	v.have_horizon = shared->have_horizon;
+	v.sealed_below = shared->sealed_below;
+	hl_spi_connect();
+	verify_part(&v, NULL);
+	SPI_finish();
+	send_results(&v, mqh);
+	shm_mq_detach(mqh);
+	verify_free(&v);
+}
+
+/* How many tenants have a stream, up to $1: one probe of streams_pkey each. */
+#define TENANTS_QUERY \
+	"WITH RECURSIVE t(tenant, n) AS (" \
+	"    SELECT pg_catalog.min(tenant), 1 FROM " HL_SCHEMA ".streams" \
+	"  UNION ALL" \
+	"    SELECT (SELECT pg_catalog.min(s.tenant) FROM " HL_SCHEMA ".streams s" \
+	"             WHERE s.tenant OPERATOR(pg_catalog.>) t.tenant)," \
+	"           t.n OPERATOR(pg_catalog.+) 1" \
+	"      FROM t WHERE t.tenant IS NOT NULL AND t.n OPERATOR(pg_catalog.<) $1)" \
+	"SELECT pg_catalog.count(tenant)::pg_catalog.int4 FROM t"
+
+/*
+ * How many workers to verify the log with: max_parallel_workers_per_gather,
+ * no more than the tenants less one.  None for one tenant, a backend
+ * already in parallel mode, a caller under row security (SPI reads its
+ * rows), or a log smaller than min_parallel_table_scan_size.
+ */
+static int
+verify_workers(text *tenant)
+{
+	Relation	rel;
+	bool		direct;
+	BlockNumber blocks;
+	Oid			types[1] = {INT4OID};
+	Datum		args[1];
+	bool		isnull;
+	int			tenants;
+	int			rc;
+
+	if (tenant != NULL || max_parallel_workers_per_gather <= 0 || IsInParallelMode())
+		return 0;
+	rel = table_open(hl_log_relid(), AccessShareLock);
+	direct = log_readable_directly(rel);
+	blocks = RelationGetNumberOfBlocks(rel);
+	table_close(rel, AccessShareLock);
+	if (!direct || blocks < (BlockNumber) min_parallel_table_scan_size)
+		return 0;
+
+	args[0] = Int32GetDatum(max_parallel_workers_per_gather + 1);
+	rc = SPI_execute_with_args(TENANTS_QUERY, 1, types, args, NULL, true, 1);
+	hl_spi_check(rc, SPI_OK_SELECT, TENANTS_QUERY);
+	tenants = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return Min(max_parallel_workers_per_gather, tenants - 1);
+}
+
+/*
+ * Launch the workers, and make the leader one participant of them, owning
+ * too the share of those that could not be launched.  NULL, the leader
+ * alone: nothing was launched.
+ */
+static ParallelContext *
+verify_launch(Verify *v, int nworkers, shm_mq_handle ***mqhs)
+{
+	ParallelContext *pcxt;
+	VerifyShared *shared;
+	char	   *queues;
+
+	EnterParallelMode();
+	pcxt = CreateParallelContext("headlessly_events", "hl_verify_worker_main", nworkers);
+	shm_toc_estimate_chunk(&pcxt->estimator, sizeof(VerifyShared));
+	shm_toc_estimate_chunk(&pcxt->estimator, mul_size(VERIFY_QUEUE_SIZE, nworkers));
+	shm_toc_estimate_keys(&pcxt->estimator, 2);
+	InitializeParallelDSM(pcxt);
+	if (pcxt->seg == NULL)
+	{
+		/* no dynamic shared memory: the leader alone */
+		DestroyParallelContext(pcxt);
+		ExitParallelMode();
+		return NULL;
+	}
+
+	shared = shm_toc_allocate(pcxt->toc, sizeof(VerifyShared));
+	shared->nparticipants = nworkers + 1;
+	shared->have_horizon = v->have_horizon;
+	shared->sealed_below = v->sealed_below;
+	shm_toc_insert(pcxt->toc, VERIFY_KEY_SHARED, shared);
+	queues = shm_toc_allocate(pcxt->toc, mul_size(VERIFY_QUEUE_SIZE, nworkers));
+	shm_toc_insert(pcxt->toc, VERIFY_KEY_QUEUES, queues);
+	for (int i = 0; i < nworkers; i++)
+	{
+		shm_mq	   *mq = shm_mq_create(queues + i * VERIFY_QUEUE_SIZE, VERIFY_QUEUE_SIZE);
+
+		shm_mq_set_receiver(mq, MyProc);
+	}
+
+	LaunchParallelWorkers(pcxt);
+	ereport(DEBUG1,
+			(errmsg_internal("headlessly.verify(): %d of %d parallel workers launched",
+							 pcxt->nworkers_launched, nworkers)));
+	if (pcxt->nworkers_launched == 0)
+	{
+		DestroyParallelContext(pcxt);
+		ExitParallelMode();
+		return NULL;
+	}
+
+	v->nparticipants = nworkers + 1;
+	v->mine = MemoryContextAllocZero(v->cxt, v->nparticipants * sizeof(bool));
+	v->mine[0] = true;
+	/* the workers that did not start: their tenants are the leader's */
+	for (int i = pcxt->nworkers_launched; i < nworkers; i++)
+		v->mine[i + 1] = true;
+	*mqhs = palloc(pcxt->nworkers_launched * sizeof(shm_mq_handle *));
+	for (int i = 0; i < pcxt->nworkers_launched; i++)
+	{
+		(*mqhs)[i] = shm_mq_attach((shm_mq *) (queues + i * VERIFY_QUEUE_SIZE), pcxt->seg, NULL);
+		/* a worker that dies before it attaches detaches its queue */
+		shm_mq_set_handle((*mqhs)[i], pcxt->worker[i].bgwhandle);
+	}
+	return pcxt;
+}
+
+/* The workers' results, merged; a worker's error is raised here. */
+static void
+verify_gather(Verify *v, ParallelContext *pcxt, shm_mq_handle **mqhs)
+{
+	for (int i = 0; i < pcxt->nworkers_launched; i++)
+	{
+		receive_results(v, mqhs[i]);
+		shm_mq_detach(mqhs[i]);
+	}
+	WaitForParallelWorkersToFinish(pcxt);
+	DestroyParallelContext(pcxt);
+	ExitParallelMode();
+}
+
 /* verify(tenant text, digest jsonb) RETURNS TABLE (...) */
 Datum
 headlessly_verify(PG_FUNCTION_ARGS)
@@ -1098,12 +1534,11 @@ headlessly_verify(PG_FUNCTION_ARGS)
 	Jsonb	   *digest = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
 	HlResultSet rs;
 	Verify		v;
-	HASHCTL		ctl;
-	HASH_SEQ_STATUS status;
-	Tenant	   *t;
-	TenantEntry *e;
 	Tenant	  **sorted;
-	int			n = 0;
+	ParallelContext *pcxt = NULL;
+	shm_mq_handle **mqhs = NULL;
+	int			nworkers;
+	int			n;
 	int			rc;
 
 	/* naming a tenant the role may not read is an error, as everywhere */
@@ -1112,22 +1547,15 @@ headlessly_verify(PG_FUNCTION_ARGS)
 
 	hl_result_set_init(fcinfo, "verify", &rs);
 
-	/* this transaction's unwritten stream heads, so that they can be compared */
-	hl_streams_flush();
+	/*
+	 * This transaction's unwritten stream heads, so that they can be
+	 * compared; then a new command, or this statement's snapshot would not
+	 * see them.
+	 */
+	if (hl_streams_flush())
+		CommandCounterIncrement();
 
-	memset(&v, 0, sizeof(v));
-	v.cxt = AllocSetContextCreate(CurrentMemoryContext, "headlessly verify",
-								  ALLOCSET_DEFAULT_SIZES);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = HL_MAX_NAME_BYTES + 1;
-	ctl.entrysize = sizeof(TenantEntry);
-	ctl.hcxt = v.cxt;
-	/* hashed up to the NUL, not over all HL_MAX_NAME_BYTES */
-	v.tenants = hash_create("headlessly verify tenants", 64, &ctl,
-							HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	v.streams = streamtab_create(v.cxt, 1024, NULL);
-	v.hasher = hl_hasher_create();
-
+	verify_init(&v, 0, 1);
 	hl_spi_connect();
 
 	/* the horizon, checkpoints, events and heads, all in one snapshot */
@@ -1145,38 +1573,27 @@ headlessly_verify(PG_FUNCTION_ARGS)
 			v.sealed_below = DatumGetFullTransactionId(d);
 		}
 	}
-	load_checkpoints(&v, tenant);
-	scan_events(&v, tenant);
-	give_up_all_held(&v);
-	check_heads(&v, tenant);
+	nworkers = verify_workers(tenant);
+	if (nworkers > 0)
+		pcxt = verify_launch(&v, nworkers, &mqhs);
+	verify_part(&v, tenant);
+	/* before SPI_finish(), which frees the queues' handles */
+	if (pcxt != NULL)
+		verify_gather(&v, pcxt, mqhs);
 	PopActiveSnapshot();
 	SPI_finish();
 
 	check_digest(&v, digest, tenant);
 
 	/* one row per tenant, by name */
-	sorted = palloc(Max(hash_get_num_entries(v.tenants), 1) * sizeof(Tenant *));
-	hash_seq_init(&status, v.tenants);
-	while ((e = hash_seq_search(&status)) != NULL)
-		sorted[n++] = &e->tenant;
-	for (int i = 0; i < n; i++)
-		check_checkpoints(&v, sorted[i]);
-	for (int i = 1; i < n; i++)
-	{
-		Tenant	   *x = sorted[i];
-		int			j = i;
-
-		for (; j > 0 && strcmp(sorted[j - 1]->name, x->name) > 0; j--)
-			sorted[j] = sorted[j - 1];
-		sorted[j] = x;
-	}
+	sorted = sorted_tenants(&v, &n);
 	for (int i = 0; i < n; i++)
 	{
 		Datum		values[8];
 		bool		nulls[8] = {false, false, false, true, true, true, true, true};
+		Tenant	   *t = sorted[i];
 		Problem    *p;
 
-		t = sorted[i];
 		if (tenant != NULL && (strlen(t->name) != VARSIZE_ANY_EXHDR(tenant) ||
 							   memcmp(t->name, VARDATA_ANY(tenant), strlen(t->name)) != 0))
 			continue;
@@ -1212,11 +1629,9 @@ headlessly_verify(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rs.store, rs.tupdesc, values, nulls);
 	}
 
-	hl_hasher_free(v.hasher);
-	MemoryContextDelete(v.cxt);
+	verify_free(&v);
 	PG_RETURN_NULL();
 }
-
 
 /*
  * digest(tenant text) RETURNS jsonb: the latest checkpoint of each tenant

@@ -9,11 +9,14 @@
 #      more in that database: instructions per event, and of them the
 #      canonical form's, the event hash's and the Merkle leaf's;
 #   2. verify() over N events (default 1,000,000; 90% on 100,000 streams,
-#      a 200-byte data object each): events per second, best of ROUNDS;
+#      a 200-byte data object each, 10 tenants): events per second, best of
+#      ROUNDS, serial (max_parallel_workers_per_gather = 0) and with
+#      VERIFY_WORKERS parallel workers (default 1), in turn;
 #   3. checkpoint() of CP (default 100,000) newly committed events, twice:
 #      its CPU time, then its wall-clock time.
 #   Verify and checkpoint also report their CPU seconds (steadier than the
-#   wall clock on a shared machine) and verify its peak private memory.
+#   wall clock on a shared machine), the parallel workers' included, and
+#   verify its peak private memory.
 # Usage: bash test/bench/run-tamper-bench.sh [N] [CP] [ROUNDS] [APPENDS]
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/bench-lib.sh"
@@ -23,6 +26,7 @@ CP=${2:-100000}
 ROUNDS=${3:-3}
 APPENDS=${4:-5000}
 VERIFY_CG=${VERIFY_CG:-100000}
+VERIFY_WORKERS=${VERIFY_WORKERS:-1}
 
 command -v valgrind >/dev/null || { ensure_packages; $SUDO apt-get install -y -qq valgrind >/dev/null; }
 bench_cluster
@@ -113,21 +117,33 @@ timed() {
         sed -n 's/^NOTICE: *//p'
 }
 echo "first checkpoint, sealing all $N: $(timed 'PERFORM headlessly.checkpoint()') s"
-best=
+# with_workers W COMMAND...: COMMAND's sessions verify with W parallel workers
+with_workers() { local w=$1; shift; PGOPTIONS="-c max_parallel_workers_per_gather=$w" "$@"; }
+best_serial=
+best_parallel=
 for r in $(seq "$ROUNDS"); do
-    s=$(timed "PERFORM count(*) FROM headlessly.verify()")
-    echo "verify round $r: $s s"
-    best=$(printf '%s\n%s\n' "$s" "$best" | sed '/^$/d' | sort -g | head -n 1)
+    s=$(with_workers 0 timed "PERFORM count(*) FROM headlessly.verify()")
+    p=$(with_workers "$VERIFY_WORKERS" timed "PERFORM count(*) FROM headlessly.verify()")
+    echo "verify round $r: serial $s s, $VERIFY_WORKERS worker(s) $p s"
+    best_serial=$(printf '%s\n%s\n' "$s" "$best_serial" | sed '/^$/d' | sort -g | head -n 1)
+    best_parallel=$(printf '%s\n%s\n' "$p" "$best_parallel" | sed '/^$/d' | sort -g | head -n 1)
 done
-ok=$($PSQL -At -c "SELECT bool_and(ok) FROM headlessly.verify()")
-awk -v n="$N" -v s="$best" -v ok="$ok" 'BEGIN { printf "verify: %d events in %.3f s = %.0f events/s (all ok: %s)\n", n, s, n / s, ok }'
+ok=$(with_workers "$VERIFY_WORKERS" $PSQL -At -c "SELECT bool_and(ok) FROM headlessly.verify()")
+awk -v n="$N" -v s="$best_serial" -v p="$best_parallel" -v w="$VERIFY_WORKERS" -v ok="$ok" 'BEGIN {
+    printf "verify, serial: %d events in %.3f s = %.0f events/s\n", n, s, n / s
+    printf "verify, %d worker(s): %d events in %.3f s = %.0f events/s (all ok: %s); %.2fx serial\n",
+        w, n, p, n / p, ok, s / p }'
 
-# backend_cost SQL: CPU seconds of the backend running SQL (user + system,
-# which other processes on a shared machine do not inflate as they do the
-# wall-clock time) and its peak private memory (RssAnon: shared buffers
-# excluded), sampled from /proc every 20 ms while it runs
+# backend_cost SQL: CPU seconds of the backend running SQL and of its
+# parallel workers (user + system, which other processes on a shared
+# machine do not inflate as they do the wall-clock time), and peak private
+# memory (RssAnon: shared buffers excluded) of the backend and of all of
+# them together, sampled from /proc every 20 ms while it runs.  Workers are
+# found by their process title, "parallel worker for PID <backend>"; a
+# worker's last 20 ms may go unsampled.
 backend_cost() {
-    local pid= peak=0 ticks=0 rss t
+    local pid= peak=0 peak_all=0 ticks=0 wticks=0 rss all t w
+    local -A worker_ticks=()
     $PSQL -At -c "SET application_name = 'hl_bench_cost'" -c "SELECT pg_sleep(0.3)" \
         -c "$1" >/dev/null &
     while [ -z "$pid" ]; do
@@ -138,16 +154,27 @@ backend_cost() {
         t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || break
         [ -n "$rss" ] && [ "$rss" -gt "$peak" ] && peak=$rss
         [ -n "$t" ] && ticks=$t
+        all=${rss:-0}
+        for w in $(pgrep -f "parallel worker for PID $pid( |\$)"); do
+            t=$(awk '{ print $14 + $15 }' "/proc/$w/stat" 2>/dev/null) || continue
+            rss=$(awk '/^RssAnon:/ { print $2 }' "/proc/$w/status" 2>/dev/null) || continue
+            [ -n "$t" ] && worker_ticks[$w]=$t
+            all=$(( all + ${rss:-0} ))
+        done
+        [ "$all" -gt "$peak_all" ] && peak_all=$all
         sleep 0.02
     done
     wait
-    echo "$ticks $(getconf CLK_TCK) $peak"
+    for w in "${!worker_ticks[@]}"; do wticks=$(( wticks + ${worker_ticks[$w]} )); done
+    echo "$ticks $wticks $(getconf CLK_TCK) $peak $peak_all ${#worker_ticks[@]}"
 }
-read -r ticks hz peak <<<"$(backend_cost "SELECT count(*) FROM headlessly.verify()")"
-awk -v n="$N" -v t="$ticks" -v hz="$hz" -v kb="$peak" 'BEGIN {
-    printf "verify: %.2f CPU s = %.0f events per CPU second; peak private memory (RssAnon) %.1f MB\n",
-        t / hz, n / (t / hz), kb / 1024 }'
-read -r ticks hz peak <<<"$(backend_cost "SELECT count(*) FROM headlessly.verify('tenant_0')")"
+for w in 0 "$VERIFY_WORKERS"; do
+    read -r ticks wticks hz peak peak_all nw <<<"$(with_workers "$w" backend_cost "SELECT count(*) FROM headlessly.verify()")"
+    awk -v n="$N" -v t="$ticks" -v wt="$wticks" -v hz="$hz" -v kb="$peak" -v kball="$peak_all" -v w="$w" -v nw="$nw" 'BEGIN {
+        printf "verify, %d worker(s) asked for, %d seen: %.2f CPU s (leader %.2f, workers %.2f) = %.0f events per CPU second; peak private memory (RssAnon) leader %.1f MB, all %.1f MB\n",
+            w, nw, (t + wt) / hz, t / hz, wt / hz, n / ((t + wt) / hz), kb / 1024, kball / 1024 }'
+done
+read -r ticks wticks hz peak peak_all nw <<<"$(backend_cost "SELECT count(*) FROM headlessly.verify('tenant_0')")"
 awk -v t="$ticks" -v hz="$hz" -v kb="$peak" 'BEGIN {
     printf "verify(one tenant of 10): %.2f CPU s; peak private memory %.1f MB\n", t / hz, kb / 1024 }'
 
@@ -155,7 +182,7 @@ say "3. checkpoint() of $CP new events"
 $PSQL -c "INSERT INTO headlessly.events (tenant, type, target, data)
           SELECT 'tenant_' || (i % 10), 'contact_touched', 'contact_' || (i % 100000), '{\"n\": 1}'
             FROM generate_series(1, $CP) i" >/dev/null
-read -r ticks hz peak <<<"$(backend_cost "SELECT headlessly.checkpoint()")"
+read -r ticks wticks hz peak peak_all nw <<<"$(backend_cost "SELECT headlessly.checkpoint()")"
 awk -v cp="$CP" -v t="$ticks" -v hz="$hz" 'BEGIN { printf "checkpoint of %d new events: %.2f CPU s\n", cp, t / hz }'
 $PSQL -c "INSERT INTO headlessly.events (tenant, type, target, data)
           SELECT 'tenant_' || (i % 10), 'contact_touched', 'contact_' || (i % 100000), '{\"n\": 2}'
