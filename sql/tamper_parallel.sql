@@ -152,6 +152,22 @@ SET client_min_messages = warning;
 SELECT count(*) AS differences FROM ((TABLE one_tenant_rows EXCEPT ALL TABLE one_tenant_log_rows)
                                      UNION ALL (TABLE one_tenant_log_rows EXCEPT ALL TABLE one_tenant_rows)) d;
 
+-- two stream heads of one (new) tenant wrong: the one named is the first target
+-- by its bytes, whichever order the heads are read in (here zz's head is
+-- written, and tampered with, before aa's)
+RESET client_min_messages;
+SET max_parallel_workers_per_gather = 0;
+SELECT count(*) AS appended FROM (
+    SELECT headlessly.events_append('contact_touched', t, '{}', tenant => 'q0')
+      FROM unnest(ARRAY['zz_first', 'aa_second', 'aa_second']) t) s;
+UPDATE pg_trigger SET tgenabled = 'D' WHERE oid IN (SELECT oid FROM saved_triggers);
+\c -
+UPDATE headlessly.streams SET version = version + 2 WHERE tenant = 'q0' AND target = 'zz_first';
+UPDATE headlessly.streams SET version = version - 1 WHERE tenant = 'q0' AND target = 'aa_second';
+UPDATE pg_trigger t SET tgenabled = s.tgenabled FROM saved_triggers s WHERE t.oid = s.oid;
+\c -
+SELECT tenant, ok, target, version, problem FROM headlessly.verify('q0');
+
 SET client_min_messages = warning;
 REVOKE ALL ON headlessly.events, headlessly.streams, headlessly.checkpoints,
               headlessly.checkpoint_horizon FROM regress_hl_par_reader;

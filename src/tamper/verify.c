@@ -21,7 +21,8 @@
  * Of all problems of a tenant the one reported is, in this order: the
  * first bad event in seq order; a stream whose last events are missing
  * (named by target and the first missing version: the head still knows
- * them); a checkpoint whose events differ from what it sealed (named by
+ * them), or that has more than its head knows, the first such target by
+ * its bytes; a checkpoint whose events differ from what it sealed (named by
  * seq when its first or last event is missing, else not at all: a root
  * does not tell which leaf differs); a digest that is not in the log.
  *
@@ -315,7 +316,12 @@ better(const Problem *a, const Problem *b)
 {
 	if (a->rank != b->rank)
 		return a->rank < b->rank;
-	return a->order < b->order;
+	if (a->order != b->order)
+		return a->order < b->order;
+	/* stream heads come in no fixed order: the first target by its bytes */
+	if (a->rank == RANK_STREAM && a->target != NULL && b->target != NULL)
+		return strcmp(a->target, b->target) < 0;
+	return false;
 }
 
 static Problem *
