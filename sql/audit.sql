@@ -26,3 +26,226 @@ SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_audit_eve';
 SELECT headlessly.unsubscribe('audit_sub');
 DROP OWNED BY regress_audit_eve;
 DROP ROLE regress_audit_eve;
+
+-- Every query the extension builds, against look-alikes: a schema ahead of
+-- pg_catalog with an operator for each of pg_catalog's (concrete types), a
+-- function for each plain one, the aggregates and polymorphic functions
+-- the extension's queries use, and a domain for each common type name,
+-- also in pg_temp (searched first for types whatever search_path says).
+-- Each look-alike raises a WARNING naming itself and then does what the
+-- real one does: this test's expected output has none.  Run by a role
+-- that is not the log's owner (what the extension runs as the owner shows)
+-- and by the superuser.  This file's own statements name every schema.
+CREATE SCHEMA audit_trap;
+GRANT USAGE ON SCHEMA audit_trap TO PUBLIC;
+CREATE FUNCTION audit_trap.note(what pg_catalog.text) RETURNS void LANGUAGE plpgsql AS
+$$ BEGIN RAISE WARNING 'TRAP % ran as %', what, current_user; END $$;
+DO $do$
+DECLARE
+    o record;
+    f record;
+BEGIN
+    FOR o IN
+        SELECT op.oid, op.oprname, op.oprleft, op.oprright, op.oprresult
+          FROM pg_catalog.pg_operator op
+         WHERE op.oprnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace
+           AND op.oprright OPERATOR(pg_catalog.<>) 0
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_type t
+                            WHERE t.oid OPERATOR(pg_catalog.=) ANY (ARRAY[op.oprleft, op.oprright, op.oprresult])
+                              AND t.typtype OPERATOR(pg_catalog.=) 'p')
+    LOOP
+        BEGIN
+            IF o.oprleft OPERATOR(pg_catalog.=) 0 THEN
+                EXECUTE pg_catalog.format($f$CREATE FUNCTION audit_trap.op_%s(b %s) RETURNS %s LANGUAGE plpgsql AS
+                    $b$ BEGIN PERFORM audit_trap.note(%L); RETURN OPERATOR(pg_catalog.%s) b; END $b$$f$,
+                    o.oid, o.oprright::pg_catalog.regtype, o.oprresult::pg_catalog.regtype,
+                    pg_catalog.format('operator %s %s', o.oprname, o.oprright::pg_catalog.regtype), o.oprname);
+                EXECUTE pg_catalog.format('CREATE OPERATOR audit_trap.%s (RIGHTARG = %s, FUNCTION = audit_trap.op_%s)',
+                    o.oprname, o.oprright::pg_catalog.regtype, o.oid);
+            ELSE
+                EXECUTE pg_catalog.format($f$CREATE FUNCTION audit_trap.op_%s(a %s, b %s) RETURNS %s LANGUAGE plpgsql AS
+                    $b$ BEGIN PERFORM audit_trap.note(%L); RETURN a OPERATOR(pg_catalog.%s) b; END $b$$f$,
+                    o.oid, o.oprleft::pg_catalog.regtype, o.oprright::pg_catalog.regtype, o.oprresult::pg_catalog.regtype,
+                    pg_catalog.format('operator %s %s %s', o.oprleft::pg_catalog.regtype, o.oprname,
+                                      o.oprright::pg_catalog.regtype), o.oprname);
+                EXECUTE pg_catalog.format('CREATE OPERATOR audit_trap.%s (LEFTARG = %s, RIGHTARG = %s, FUNCTION = audit_trap.op_%s)',
+                    o.oprname, o.oprleft::pg_catalog.regtype, o.oprright::pg_catalog.regtype, o.oid);
+            END IF;
+        EXCEPTION WHEN OTHERS THEN NULL;    -- a look-alike PostgreSQL will not take (e.g. a reserved combination)
+        END;
+    END LOOP;
+    FOR f IN
+        SELECT p.proname, p.prorettype, pg_catalog.pg_get_function_identity_arguments(p.oid) AS args,
+               (SELECT pg_catalog.string_agg(pg_catalog.format('$%s', i), ', ')
+                  FROM pg_catalog.generate_series(1, p.pronargs) i) AS refs
+          FROM pg_catalog.pg_proc p
+         WHERE p.pronamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace
+           AND p.prokind OPERATOR(pg_catalog.=) 'f' AND NOT p.proretset
+           AND p.provariadic OPERATOR(pg_catalog.=) 0
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_type t
+                            WHERE (t.oid OPERATOR(pg_catalog.=) ANY (p.proargtypes::pg_catalog.oid[])
+                                   OR t.oid OPERATOR(pg_catalog.=) p.prorettype)
+                              AND t.typtype OPERATOR(pg_catalog.=) 'p')
+    LOOP
+        BEGIN
+            EXECUTE pg_catalog.format($f$CREATE FUNCTION audit_trap.%I(%s) RETURNS %s LANGUAGE plpgsql AS
+                $b$ BEGIN PERFORM audit_trap.note(%L); RETURN pg_catalog.%I(%s); END $b$$f$,
+                f.proname, f.args, f.prorettype::pg_catalog.regtype,
+                pg_catalog.format('function %s(%s)', f.proname, f.args), f.proname, COALESCE(f.refs, ''));
+        EXCEPTION WHEN OTHERS THEN NULL;    -- e.g. a name taken by an earlier overload's look-alike
+        END;
+    END LOOP;
+END
+$do$;
+CREATE FUNCTION audit_trap.jsonb_build_object(VARIADIC pg_catalog.text[]) RETURNS pg_catalog.jsonb LANGUAGE plpgsql AS
+$$ BEGIN PERFORM audit_trap.note('function jsonb_build_object'); RETURN NULL; END $$;
+CREATE FUNCTION audit_trap.format(pg_catalog.text, VARIADIC pg_catalog.text[]) RETURNS pg_catalog.text LANGUAGE plpgsql AS
+$$ BEGIN PERFORM audit_trap.note('function format'); RETURN $1; END $$;
+CREATE FUNCTION audit_trap.to_jsonb(anyelement) RETURNS pg_catalog.jsonb LANGUAGE plpgsql AS
+$$ BEGIN PERFORM audit_trap.note('function to_jsonb'); RETURN pg_catalog.to_jsonb($1); END $$;
+CREATE FUNCTION audit_trap.unnest(anyarray) RETURNS SETOF anyelement LANGUAGE plpgsql AS
+$$ BEGIN PERFORM audit_trap.note('function unnest'); RETURN QUERY SELECT * FROM pg_catalog.unnest($1); END $$;
+CREATE FUNCTION audit_trap.jsonb_array_elements(pg_catalog.jsonb) RETURNS SETOF pg_catalog.jsonb LANGUAGE plpgsql AS
+$$ BEGIN PERFORM audit_trap.note('function jsonb_array_elements');
+         RETURN QUERY SELECT * FROM pg_catalog.jsonb_array_elements($1); END $$;
+CREATE FUNCTION audit_trap.jsonb_each(pg_catalog.jsonb, OUT key pg_catalog.text, OUT value pg_catalog.jsonb)
+RETURNS SETOF record LANGUAGE plpgsql AS
+$$ BEGIN PERFORM audit_trap.note('function jsonb_each'); RETURN QUERY SELECT * FROM pg_catalog.jsonb_each($1); END $$;
+CREATE FUNCTION audit_trap.agg1(s pg_catalog.int8, v anyelement) RETURNS pg_catalog.int8 LANGUAGE plpgsql AS
+$$ BEGIN PERFORM audit_trap.note('an aggregate'); RETURN 1; END $$;
+CREATE FUNCTION audit_trap.agg2(s pg_catalog.int8, k anyelement, v anyelement) RETURNS pg_catalog.int8 LANGUAGE plpgsql AS
+$$ BEGIN PERFORM audit_trap.note('an aggregate'); RETURN 1; END $$;
+CREATE FUNCTION audit_trap.agg0(s pg_catalog.int8) RETURNS pg_catalog.int8 LANGUAGE plpgsql AS
+$$ BEGIN PERFORM audit_trap.note('aggregate count(*)'); RETURN 1; END $$;
+CREATE AGGREGATE audit_trap.count(*) (SFUNC = audit_trap.agg0, STYPE = pg_catalog.int8);
+CREATE AGGREGATE audit_trap.count(anyelement) (SFUNC = audit_trap.agg1, STYPE = pg_catalog.int8);
+CREATE AGGREGATE audit_trap.min(anyelement) (SFUNC = audit_trap.agg1, STYPE = pg_catalog.int8);
+CREATE AGGREGATE audit_trap.max(anyelement) (SFUNC = audit_trap.agg1, STYPE = pg_catalog.int8);
+CREATE AGGREGATE audit_trap.sum(anyelement) (SFUNC = audit_trap.agg1, STYPE = pg_catalog.int8);
+CREATE AGGREGATE audit_trap.bool_or(anyelement) (SFUNC = audit_trap.agg1, STYPE = pg_catalog.int8);
+CREATE AGGREGATE audit_trap.array_agg(anyelement) (SFUNC = audit_trap.agg1, STYPE = pg_catalog.int8);
+CREATE AGGREGATE audit_trap.jsonb_agg(anyelement) (SFUNC = audit_trap.agg1, STYPE = pg_catalog.int8);
+CREATE AGGREGATE audit_trap.range_agg(anyelement) (SFUNC = audit_trap.agg1, STYPE = pg_catalog.int8);
+CREATE AGGREGATE audit_trap.jsonb_object_agg(anyelement, anyelement) (SFUNC = audit_trap.agg2, STYPE = pg_catalog.int8);
+CREATE FUNCTION audit_trap.type_used(what pg_catalog.text) RETURNS boolean LANGUAGE plpgsql AS
+$$ BEGIN PERFORM audit_trap.note(pg_catalog.textcat('type ', what)); RETURN true; END $$;
+-- type names as domains, in a schema (audit_trap) or in pg_temp
+CREATE FUNCTION audit_trap.type_trap(nsp pg_catalog.text) RETURNS void LANGUAGE plpgsql AS $do$
+DECLARE
+    t pg_catalog.text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['text', 'jsonb', 'int8', 'int4', 'int2', 'oid', 'bool', 'timestamptz',
+                             'xid8', 'bytea', 'name', 'regclass', 'regproc', 'regprocedure',
+                             'regrole', 'regtype', 'regnamespace', 'numeric', 'float8', 'interval',
+                             'json', 'varchar', 'int8range', 'xid', 'tid']::pg_catalog.text[]
+    LOOP
+        EXECUTE pg_catalog.format('CREATE DOMAIN %I.%I AS pg_catalog.%I CHECK (audit_trap.type_used(%L))',
+                                  nsp, t, t, t);
+    END LOOP;
+END $do$;
+SELECT audit_trap.type_trap('audit_trap');
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA audit_trap TO PUBLIC;
+
+-- a role that is not the log's owner, with what the README grants an
+-- application, plus registering hooks, subscribing, and its own tables
+CREATE ROLE regress_audit_app;
+CREATE SCHEMA audit_app AUTHORIZATION regress_audit_app;
+GRANT USAGE ON SCHEMA headlessly TO regress_audit_app;
+GRANT SELECT, INSERT ON headlessly.events TO regress_audit_app;
+GRANT SELECT ON headlessly.entities, headlessly.heads, headlessly.streams, headlessly.snapshots,
+    headlessly.checkpoints TO regress_audit_app;
+GRANT INSERT, SELECT, DELETE ON headlessly.hook_registry TO regress_audit_app;
+GRANT USAGE ON SEQUENCE headlessly.hook_registry_id_seq TO regress_audit_app;
+GRANT SELECT ON headlessly.hooks TO regress_audit_app;
+-- revoked from PUBLIC: capture() by a role other than the extension's owner needs it
+GRANT EXECUTE ON FUNCTION headlessly.capture_trigger() TO regress_audit_app;
+
+SET ROLE regress_audit_app;
+SET search_path = audit_trap, pg_catalog;
+SELECT audit_trap.type_trap('pg_temp');
+CREATE TABLE audit_app.cap (id pg_catalog.int4 PRIMARY KEY, v pg_catalog.text);
+CREATE TABLE audit_app.guarded (id pg_catalog.int4, v pg_catalog.text);
+INSERT INTO audit_app.cap VALUES (0, 'before capture');
+SELECT headlessly.capture('audit_app.cap');
+SELECT headlessly.make_append_only('audit_app.guarded');
+INSERT INTO audit_app.guarded VALUES (1, 'x');
+CREATE FUNCTION audit_app.h(e pg_catalog.jsonb) RETURNS pg_catalog.jsonb LANGUAGE sql
+    AS $$ SELECT NULL::pg_catalog.jsonb $$;
+CREATE FUNCTION audit_app.hfail(e pg_catalog.jsonb) RETURNS pg_catalog.jsonb LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'hfail'; END $$;
+SELECT headlessly.hook('AuditContact.*', 'before', 'audit_app.h(pg_catalog.jsonb)') OPERATOR(pg_catalog.>) 0;
+SELECT headlessly.hook('AuditContact.*', 'after', 'audit_app.hfail(pg_catalog.jsonb)') OPERATOR(pg_catalog.>) 0;
+SELECT headlessly.hook('AuditContact.*', 'after_commit', 'audit_app.h(pg_catalog.jsonb)') OPERATOR(pg_catalog.>) 0;
+SELECT (headlessly.events_append('AuditContact.Created', 'c1', '{"a":1}', external_event_id => 'k1', source => 's')).version;
+SELECT (headlessly.events_append('AuditContact.Created', 'c1', '{"a":1}', external_event_id => 'k1', source => 's')).version;
+SELECT (headlessly.events_append('AuditContact.Updated', 'c1', '{"a":2}', expected_version => 1)).version;
+SELECT (headlessly.events_append('audit_view')).version;
+SELECT e.version FROM headlessly.events_append_batch(
+    '[{"type":"AuditContact.Updated","target":"c1","data":{"a":3}},{"type":"audit_x"},
+      {"type":"AuditContact.Created","target":"c2","external_event_id":"k2","source":"s"}]') e;
+INSERT INTO headlessly.events (type, target, data) VALUES ('AuditDeal.Created', 'd1', '{"v":1}');
+INSERT INTO audit_app.cap VALUES (1, 'a');
+UPDATE audit_app.cap SET v = 'b';
+DELETE FROM audit_app.cap WHERE id OPERATOR(pg_catalog.=) 0;
+TRUNCATE audit_app.cap;
+SELECT headlessly.as_of('c1'), headlessly.as_of_version('c1', 1),
+       headlessly.as_of('c1', pg_catalog.now()) OPERATOR(pg_catalog.=) headlessly.as_of('c1');
+SELECT target FROM headlessly.entities_as_of('AuditContact', filter => '{"a":3}');
+SELECT target FROM headlessly.entities_as_of('AuditContact', pg_catalog.now());
+SELECT type FROM headlessly.events_list(type => 'AuditContact.*', target => 'c1',
+                                        after => '-infinity', before => 'infinity');
+SELECT (headlessly.events_rollback('c1', pg_catalog.now())).type;
+SELECT target FROM headlessly.pending_heads();
+SELECT name FROM headlessly.subscribe('audit_pull', 'AuditContact.*', start_at => 'beginning', notify => true);
+SELECT name FROM headlessly.subscribe('audit_target', target => 'c1', tenant => 'audit', start_at => '2000-01-01');
+SELECT name FROM headlessly.subscribe('audit_hook', url => 'http://127.0.0.1:9/', headers => '{"x-a":"b"}');
+SELECT type FROM headlessly.read('audit_pull', 2);
+SELECT type FROM headlessly.read('audit_pull', 2, 1, 2);
+SELECT headlessly.ack('audit_pull', e.seq) FROM headlessly.events e
+ WHERE e.target OPERATOR(pg_catalog.=) 'c1' AND e.version OPERATOR(pg_catalog.=) 1;
+SELECT headlessly.nack('audit_pull', e.seq, 'later') FROM headlessly.events e
+ WHERE e.target OPERATOR(pg_catalog.=) 'c1' AND e.version OPERATOR(pg_catalog.=) 2;
+SELECT headlessly.redeliver('audit_pull');
+SELECT headlessly.replay('audit_pull', '-infinity');
+SELECT headlessly.pause('audit_target'), headlessly.resume('audit_target');
+SELECT name, kind, state FROM headlessly.subscription_status() WHERE name OPERATOR(pg_catalog.~~) 'audit%';
+SELECT headlessly.delivery_horizon() IS NOT NULL;
+SELECT headlessly.proof(e.id) IS NULL FROM headlessly.events e WHERE e.target OPERATOR(pg_catalog.=) 'c1' AND e.version OPERATOR(pg_catalog.=) 1;
+SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM headlessly.stats();
+SELECT target FROM headlessly.entities WHERE tenant OPERATOR(pg_catalog.=) 'audit';
+SELECT target FROM headlessly.heads WHERE tenant OPERATOR(pg_catalog.=) 'audit';
+SELECT headlessly.unhook(id) FROM headlessly.hooks WHERE pattern OPERATOR(pg_catalog.=) 'AuditContact.*';
+SELECT headlessly.uncapture('audit_app.cap');
+SELECT headlessly.unsubscribe('audit_target');
+RESET ROLE;
+
+-- the superuser, with the same look-alikes
+SET search_path = audit_trap, pg_catalog;
+SELECT headlessly.deliver() OPERATOR(pg_catalog.>=) 0;
+SELECT headlessly.checkpoint() OPERATOR(pg_catalog.>) 0;
+SELECT tenant, ok FROM headlessly.verify('audit');
+SELECT tenant, ok FROM headlessly.verify('audit', headlessly.digest('audit'));
+SELECT headlessly.proof(e.id) IS NOT NULL FROM headlessly.events e WHERE e.target OPERATOR(pg_catalog.=) 'c1' AND e.version OPERATOR(pg_catalog.=) 1;
+SELECT pg_catalog.count(*) FROM headlessly.check_state('audit');
+SELECT headlessly.rebuild_state('audit');
+CREATE ROLE regress_audit_tenant;
+CREATE ROLE regress_audit_admin;
+GRANT USAGE ON SCHEMA headlessly TO regress_audit_tenant, regress_audit_admin;
+GRANT regress_audit_tenant TO regress_audit_admin WITH ADMIN OPTION;
+SELECT headlessly.grant_tenant('regress_audit_admin', 'audit_t', 'admin');
+SET ROLE regress_audit_admin;
+SET search_path = audit_trap, pg_catalog;
+SELECT headlessly.grant_tenant('regress_audit_tenant', 'audit_t', 'read');
+SELECT headlessly.revoke_tenant('regress_audit_tenant', 'audit_t');
+RESET ROLE;
+SET search_path = audit_trap, pg_catalog;
+SELECT headlessly.tenant_isolation_enforce();
+SELECT pg_catalog.count(*) FROM headlessly.forget_dropped_roles();
+SELECT headlessly.unsubscribe('audit_pull'), headlessly.unsubscribe('audit_hook');
+RESET search_path;
+
+DROP SCHEMA audit_trap CASCADE;
+DROP OWNED BY regress_audit_app, regress_audit_tenant, regress_audit_admin;
+DELETE FROM headlessly.tenant_grants
+ WHERE role IN ('regress_audit_tenant'::regrole, 'regress_audit_admin'::regrole);
+DROP ROLE regress_audit_app, regress_audit_tenant, regress_audit_admin;
