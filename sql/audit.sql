@@ -249,3 +249,28 @@ DROP OWNED BY regress_audit_app, regress_audit_tenant, regress_audit_admin;
 DELETE FROM headlessly.tenant_grants
  WHERE role IN ('regress_audit_tenant'::regrole, 'regress_audit_admin'::regrole);
 DROP ROLE regress_audit_app, regress_audit_tenant, regress_audit_admin;
+
+-- A temporary function is dropped when its session ends: as a hook handler
+-- it would make every matching append fail from then on, in every session.
+-- Refused by hook() and by the registry's own check, nothing stored.
+CREATE FUNCTION pg_temp.audit_tmp_handler(e pg_catalog.jsonb) RETURNS pg_catalog.jsonb
+    LANGUAGE sql AS $$ SELECT NULL::pg_catalog.jsonb $$;
+DO $$
+DECLARE
+    detail pg_catalog.text;
+BEGIN
+    PERFORM headlessly.hook('AuditTmp.*', 'before', 'pg_temp.audit_tmp_handler(pg_catalog.jsonb)');
+EXCEPTION WHEN undefined_function THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    RAISE NOTICE '42883: %', detail;
+END $$;
+\set VERBOSITY sqlstate
+SELECT headlessly.hook('AuditTmp.*', 'after_commit', 'pg_temp.audit_tmp_handler(pg_catalog.jsonb)');
+INSERT INTO headlessly.hook_registry (pattern, phase, handler)
+    VALUES ('AuditTmp.*', 'after', 'pg_temp.audit_tmp_handler(pg_catalog.jsonb)');
+\set VERBOSITY terse
+SELECT pg_catalog.count(*) AS temporary_handlers FROM headlessly.hook_registry
+ WHERE pattern OPERATOR(pg_catalog.=) 'AuditTmp.*';
+SELECT pg_catalog.count(*) AS temporary_handler_subscriptions FROM headlessly.subscriptions
+ WHERE kind OPERATOR(pg_catalog.=) 'hook' AND pattern OPERATOR(pg_catalog.=) 'AuditTmp.*';
+DROP FUNCTION pg_temp.audit_tmp_handler(pg_catalog.jsonb);
