@@ -157,8 +157,6 @@ GRANT SELECT ON headlessly.entities, headlessly.heads, headlessly.streams, headl
 GRANT INSERT, SELECT, DELETE ON headlessly.hook_registry TO regress_audit_app;
 GRANT USAGE ON SEQUENCE headlessly.hook_registry_id_seq TO regress_audit_app;
 GRANT SELECT ON headlessly.hooks TO regress_audit_app;
--- revoked from PUBLIC: capture() by a role other than the extension's owner needs it
-GRANT EXECUTE ON FUNCTION headlessly.capture_trigger() TO regress_audit_app;
 
 SET ROLE regress_audit_app;
 SET search_path = audit_trap, pg_catalog;
@@ -274,3 +272,34 @@ SELECT pg_catalog.count(*) AS temporary_handlers FROM headlessly.hook_registry
 SELECT pg_catalog.count(*) AS temporary_handler_subscriptions FROM headlessly.subscriptions
  WHERE kind OPERATOR(pg_catalog.=) 'hook' AND pattern OPERATOR(pg_catalog.=) 'AuditTmp.*';
 DROP FUNCTION pg_temp.audit_tmp_handler(pg_catalog.jsonb);
+
+-- capture() by a table's owner who is not a superuser: CREATE TRIGGER needs
+-- EXECUTE on the capture trigger's function, as make_append_only() needs it
+-- on the guard's.  That right gives nothing more: a trigger made by hand
+-- with it appends as the role writing the table, through the log's checks,
+-- so a role without INSERT on the log stores nothing.
+CREATE ROLE regress_audit_owner;
+CREATE SCHEMA audit_owner AUTHORIZATION regress_audit_owner;
+GRANT USAGE ON SCHEMA headlessly TO regress_audit_owner;
+GRANT SELECT ON headlessly.entities TO regress_audit_owner;
+SET ROLE regress_audit_owner;
+CREATE TABLE audit_owner.contacts (id int PRIMARY KEY, name text);
+SELECT headlessly.capture('audit_owner.contacts', 'AuditOwned');
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_owner.contacts'::regclass ORDER BY 1;
+\set VERBOSITY sqlstate
+INSERT INTO audit_owner.contacts VALUES (1, 'no INSERT on the log');
+SELECT headlessly.uncapture('audit_owner.contacts');
+CREATE TRIGGER by_hand AFTER INSERT ON audit_owner.contacts FOR EACH ROW
+    EXECUTE FUNCTION headlessly.capture_trigger('AuditOwned', 'id', 'forged_');
+INSERT INTO audit_owner.contacts VALUES (2, 'no INSERT on the log');
+SELECT headlessly.capture_trigger();
+\set VERBOSITY terse
+RESET ROLE;
+SELECT pg_catalog.count(*) AS stored FROM headlessly.events WHERE type LIKE 'AuditOwned.%';
+GRANT INSERT, SELECT ON headlessly.events TO regress_audit_owner;
+SET ROLE regress_audit_owner;
+INSERT INTO audit_owner.contacts VALUES (3, 'with INSERT on the log');
+RESET ROLE;
+SELECT type, target, data FROM headlessly.events WHERE type LIKE 'AuditOwned.%' ORDER BY seq;
+DROP OWNED BY regress_audit_owner;
+DROP ROLE regress_audit_owner;
