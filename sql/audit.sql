@@ -213,6 +213,14 @@ SELECT pg_catalog.count(headlessly.proof(e.id)) OPERATOR(pg_catalog.>=) 0 FROM h
 SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM headlessly.stats();
 SELECT target FROM headlessly.entities WHERE tenant OPERATOR(pg_catalog.=) 'audit';
 SELECT target FROM headlessly.heads WHERE tenant OPERATOR(pg_catalog.=) 'audit';
+-- past the snapshot interval: a snapshot is written as the log's owner and read back
+SELECT pg_catalog.max((headlessly.events_append('AuditContact.Updated', 'c2',
+                                               pg_catalog.jsonb_build_object('n', i))).version)
+  FROM pg_catalog.generate_series(1, 120) i;
+SELECT pg_catalog.count(*) AS snapshots FROM headlessly.snapshots
+ WHERE tenant OPERATOR(pg_catalog.=) 'audit' AND target OPERATOR(pg_catalog.=) 'c2';
+SELECT headlessly.as_of_version('c2', 110), headlessly.as_of('c2') OPERATOR(pg_catalog.=) headlessly.as_of_version('c2', 121);
+SELECT target, version FROM headlessly.entities_as_of('AuditContact', pg_catalog.now());
 SELECT headlessly.unhook(id) FROM headlessly.hooks WHERE pattern OPERATOR(pg_catalog.=) 'AuditContact.*';
 SELECT headlessly.uncapture('audit_app.cap');
 SELECT headlessly.unsubscribe('audit_target');
@@ -232,12 +240,37 @@ CREATE ROLE regress_audit_admin;
 GRANT USAGE ON SCHEMA headlessly TO regress_audit_tenant, regress_audit_admin;
 GRANT regress_audit_tenant TO regress_audit_admin WITH ADMIN OPTION;
 SELECT headlessly.grant_tenant('regress_audit_admin', 'audit_t', 'admin');
+GRANT SELECT, INSERT ON headlessly.events TO regress_audit_tenant;
+GRANT SELECT ON headlessly.entities, headlessly.heads, headlessly.streams, headlessly.snapshots
+    TO regress_audit_tenant;
 SET ROLE regress_audit_admin;
 SET search_path = audit_trap, pg_catalog;
-SELECT headlessly.grant_tenant('regress_audit_tenant', 'audit_t', 'read');
+SELECT headlessly.grant_tenant('regress_audit_tenant', 'audit_t', 'write');
+-- a tenant role: row security and the tenant checks on every path
+SET ROLE regress_audit_tenant;
+SET search_path = audit_trap, pg_catalog;
+SET headlessly.tenant = 'audit_t';
+SELECT (headlessly.events_append('AuditT.Created', 't1', '{"a":1}')).tenant;
+SELECT (headlessly.events_append('AuditT.Updated', 't1', '{"a":2}', tenant => 'audit_t')).version;
+SELECT headlessly.as_of('t1'), pg_catalog.count(*) FROM headlessly.events_list() GROUP BY 1;
+SELECT target FROM headlessly.entities_as_of('AuditT');
+SELECT target, version FROM headlessly.heads;
+SELECT (headlessly.events_rollback('t1', pg_catalog.now())).type;
+\set VERBOSITY sqlstate
+SELECT headlessly.as_of('c1', tenant => 'audit');
+\set VERBOSITY terse
+SET ROLE regress_audit_admin;
+SET search_path = audit_trap, pg_catalog;
 SELECT headlessly.revoke_tenant('regress_audit_tenant', 'audit_t');
 RESET ROLE;
 SET search_path = audit_trap, pg_catalog;
+SET headlessly.tenant = 'audit';
+-- a restored row (assigned columns, as pg_restore sends them)
+INSERT INTO headlessly.events (seq, id, tenant, type, target, version, recorded_at, data)
+VALUES ((SELECT pg_catalog.max(e.seq) OPERATOR(pg_catalog.+) 1000 FROM headlessly.events e),
+        'evt_auditrestored00001', 'audit', 'AuditRestored.Created', 'r1', 1,
+        pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::pg_catalog.interval, '{"a":1}');
+SELECT version, hash IS NOT NULL AS hashed FROM headlessly.events WHERE id OPERATOR(pg_catalog.=) 'evt_auditrestored00001';
 SELECT headlessly.tenant_isolation_enforce();
 SELECT pg_catalog.count(*) FROM headlessly.forget_dropped_roles();
 SELECT headlessly.unsubscribe('audit_pull'), headlessly.unsubscribe('audit_hook');
