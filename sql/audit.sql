@@ -221,14 +221,21 @@ SELECT pg_catalog.count(*) AS snapshots FROM headlessly.snapshots
  WHERE tenant OPERATOR(pg_catalog.=) 'audit' AND target OPERATOR(pg_catalog.=) 'c2';
 SELECT headlessly.as_of_version('c2', 110), headlessly.as_of('c2') OPERATOR(pg_catalog.=) headlessly.as_of_version('c2', 121);
 SELECT target, version FROM headlessly.entities_as_of('AuditContact', pg_catalog.now());
-SELECT headlessly.unhook(id) FROM headlessly.hooks WHERE pattern OPERATOR(pg_catalog.=) 'AuditContact.*';
+SELECT headlessly.unhook(id) FROM headlessly.hooks
+ WHERE pattern OPERATOR(pg_catalog.=) 'AuditContact.*' AND phase OPERATOR(pg_catalog.<>) 'after_commit';
 SELECT headlessly.uncapture('audit_app.cap');
 SELECT headlessly.unsubscribe('audit_target');
 RESET ROLE;
 
 -- the superuser, with the same look-alikes
 SET search_path = audit_trap, pg_catalog;
-SELECT headlessly.deliver() OPERATOR(pg_catalog.>=) 0;
+-- a delivery round runs the application role's after_commit handler as that role
+SELECT headlessly.deliver() OPERATOR(pg_catalog.>) 0;
+SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 AS handler_ran
+  FROM headlessly.deliveries d JOIN headlessly.subscriptions s ON s.name OPERATOR(pg_catalog.=) d.subscription
+ WHERE s.kind OPERATOR(pg_catalog.=) 'hook' AND s.pattern OPERATOR(pg_catalog.=) 'AuditContact.*'
+   AND d.status OPERATOR(pg_catalog.=) 'delivered';
+SELECT headlessly.unhook(id) FROM headlessly.hooks WHERE pattern OPERATOR(pg_catalog.=) 'AuditContact.*';
 SELECT headlessly.checkpoint() OPERATOR(pg_catalog.>=) 0;
 SELECT tenant, ok FROM headlessly.verify('audit');
 SELECT tenant, ok FROM headlessly.verify('audit', headlessly.digest('audit'));
