@@ -11,14 +11,16 @@ SELECT p.oid::regprocedure AS public_function_without_comment
  ORDER BY 1::text;
 
 -- trigger functions are internals: not callable by PUBLIC (except the
--- append-only guard: CREATE TRIGGER needs EXECUTE on it, and
--- make_append_only() creates it with the rights of the table's owner)
+-- append-only guard and the capture trigger: CREATE TRIGGER needs EXECUTE
+-- on them, and make_append_only() and capture() create them with the
+-- rights of the table's owner)
 SELECT p.oid::regprocedure AS trigger_function_public
   FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
  WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'headlessly_events')
    AND p.prorettype IN ('trigger'::regtype, 'event_trigger'::regtype)
    AND has_function_privilege('public', p.oid, 'EXECUTE')
-   AND p.oid <> 'headlessly.append_only_guard()'::regprocedure
+   AND p.oid NOT IN ('headlessly.append_only_guard()'::regprocedure,
+                     'headlessly.capture_trigger()'::regprocedure)
  ORDER BY 1::text;
 
 -- a function that runs with its owner's rights pins search_path

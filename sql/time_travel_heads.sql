@@ -116,7 +116,7 @@ SELECT count(*) AS problems FROM headlessly.check_state('tt_heads');
 
 -- an after hook's failed subtransaction undoes the hook's own append to the
 -- same entity; the event that fired it stays
-CREATE FUNCTION pg_temp.bump_then_fail(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+CREATE FUNCTION bump_then_fail(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
     IF event ->> 'type' = 'Account.Touched' THEN
         PERFORM headlessly.events_append('Account.Bumped', event ->> 'target', '{"bumped": true}');
@@ -124,7 +124,7 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
-SELECT headlessly.hook('Account.Touched', 'after', 'pg_temp.bump_then_fail(jsonb)') AS hook_id \gset
+SELECT headlessly.hook('Account.Touched', 'after', 'bump_then_fail(jsonb)') AS hook_id \gset
 BEGIN;
 SELECT version FROM headlessly.events_append('Account.Updated', 'a2', '{"t": 1}');
 SELECT version FROM headlessly.events_append('Account.Touched', 'a2', '{"t": 2}');
@@ -132,6 +132,7 @@ SELECT version FROM headlessly.events_append('Account.Updated', 'a2', '{"t": 3}'
 SELECT version, state ? 'bumped' AS bumped FROM headlessly.entities WHERE tenant = 'tt_heads' AND target = 'a2';
 COMMIT;
 SELECT headlessly.unhook(:hook_id);
+DROP FUNCTION bump_then_fail(jsonb);
 SELECT version, state ? 'bumped' AS bumped, state ->> 't' AS t FROM headlessly.streams
  WHERE tenant = 'tt_heads' AND target = 'a2';
 SELECT count(*) AS bumped_events FROM headlessly.events WHERE tenant = 'tt_heads' AND type = 'Account.Bumped';

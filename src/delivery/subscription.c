@@ -79,7 +79,7 @@ PG_FUNCTION_INFO_V1(headlessly_group_member);
  * The caller's own appends, not committed yet, are left out.
  */
 #define STATUS_QUERY \
-	"SELECT s.name::text, s.kind, s.state, p.seq, lag.n," \
+	"SELECT s.name::pg_catalog.text, s.kind, s.state, p.seq, lag.n," \
 	"       pg_catalog.now() OPERATOR(pg_catalog.-) d.oldest, d.pending, d.dead, d.delivered," \
 	"       d.last_error, d.last_delivered_at, s.owner::pg_catalog.oid" \
 	"  FROM " HL_SCHEMA ".subscriptions s" \

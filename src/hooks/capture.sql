@@ -21,4 +21,7 @@ LANGUAGE C STRICT;
 COMMENT ON FUNCTION headlessly.uncapture(regclass) IS
     'Stop capturing a table; false if it was not captured.';
 
-REVOKE ALL ON FUNCTION headlessly.capture_trigger() FROM PUBLIC;
+-- capture_trigger() keeps EXECUTE for PUBLIC, as append_only_guard() does:
+-- capture() runs CREATE TRIGGER with the rights of the table's owner, which
+-- needs it.  It grants nothing more: the trigger appends as the role that
+-- writes the table, through the log's own checks and rights.

@@ -10,6 +10,7 @@
 #include "delivery/delivery.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -81,6 +82,9 @@ hl_hook_handler_problem(Oid handler, bool *missing)
 	}
 	else if (proc->prorettype != JSONBOID)
 		problem = psprintf("It returns %s.", type_name(proc->prorettype));
+	/* dropped when its session ends, and every matching append fails from then on */
+	else if (isAnyTempNamespace(proc->pronamespace))
+		problem = pstrdup("It is a temporary function: it is dropped when the session that created it ends.");
 	ReleaseSysCache(tup);
 	return problem;
 }
