@@ -10,6 +10,9 @@ use File::Basename;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use HlExport;
 
 my $node = PostgreSQL::Test::Cluster->new('encodings');
 $node->init;
@@ -107,11 +110,7 @@ $node->safe_psql('sql_ascii', 'SELECT headlessly.checkpoint()');
 foreach my $db (qw(latin1 sql_ascii))
 {
 	my $dir = $node->basedir;
-	my $events = $node->safe_psql($db, slurp_file("$tools/export.sql"));
-	$events =~ s/^SET\n//mg;
-	open my $fh, '>', "$dir/$db.jsonl" or die;
-	print $fh "$events\n";
-	close $fh;
+	export_events($node, $db, "$dir/$db.jsonl");
 	my ($out, $err) = run_command([ 'python3', "$tools/hl_verify.py", 'verify', "$dir/$db.jsonl" ]);
 	my $n = $node->safe_psql($db, 'SELECT count(*) FROM headlessly.events');
 	like($out, qr/^default\tt\t$n\t/m, "$db: hl_verify.py agrees with the stored hashes of its $n events");

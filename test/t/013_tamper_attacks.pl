@@ -11,6 +11,9 @@ use File::Basename;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use HlExport;
 
 my $tools = dirname(__FILE__) . '/../tools';
 my $hl_verify = "$tools/hl_verify.py";
@@ -200,16 +203,8 @@ sub forge
 	});
 	is(verify_row($db, 'acme'), 't|||||', 'a stream out of seq order, untouched: verify OK');
 	my $dir = $node->basedir;
-	my $events = $node->safe_psql($db, slurp_file("$tools/export.sql"));
-	$events =~ s/^SET\n//mg;
-	open my $fh, '>', "$dir/legacy.jsonl" or die;
-	print $fh "$events\n";
-	close $fh;
-	my $cps = $node->safe_psql($db,
-		'SELECT headlessly.checkpoint_json(c) FROM headlessly.checkpoints c ORDER BY tenant, number');
-	open $fh, '>', "$dir/legacy_checkpoints.jsonl" or die;
-	print $fh "$cps\n";
-	close $fh;
+	export_events($node, $db, "$dir/legacy.jsonl");
+	export_checkpoints($node, $db, "$dir/legacy_checkpoints.jsonl");
 	my ($out, $err) = run_command([ 'python3', $hl_verify, 'verify', "$dir/legacy.jsonl",
 		'--checkpoints', "$dir/legacy_checkpoints.jsonl" ]);
 	like($out, qr/^acme\tt\t11\t/m, 'hl_verify.py: the stream out of seq order verifies');
@@ -275,17 +270,9 @@ sub forge
 	my $db = fresh_db();
 	$node->safe_psql($db, 'SELECT headlessly.checkpoint()');
 	my $dir = $node->basedir;
-	my $events = $node->safe_psql($db, slurp_file("$tools/export.sql"));
-	$events =~ s/^SET\n//mg;
-	open my $fh, '>', "$dir/events.jsonl" or die;
-	print $fh "$events\n";
-	close $fh;
-	my $cps = $node->safe_psql($db,
-		'SELECT headlessly.checkpoint_json(c) FROM headlessly.checkpoints c ORDER BY tenant, number');
-	open $fh, '>', "$dir/checkpoints.jsonl" or die;
-	print $fh "$cps\n";
-	close $fh;
-	open $fh, '>', "$dir/digest.json" or die;
+	export_events($node, $db, "$dir/events.jsonl");
+	export_checkpoints($node, $db, "$dir/checkpoints.jsonl");
+	open my $fh, '>', "$dir/digest.json" or die;
 	print $fh $node->safe_psql($db, 'SELECT headlessly.digest()');
 	close $fh;
 	my ($out, $err) = run_command([ 'python3', $hl_verify, 'verify', "$dir/events.jsonl",
