@@ -25,14 +25,25 @@ pgbench_tps() {
 }
 
 # alternate BASELINE_COMMAND SUBJECT_COMMAND: runs both ROUNDS times, in
-# turn, and prints the median of each ("baseline subject")
+# turn, and prints the median of each ("baseline subject").  Each round's
+# ratio subject / baseline goes to $WORKDIR/round_ratios, one a line: the
+# two runs of a round meet the same table sizes and the same neighbours on
+# the machine, so their ratio drifts less than either figure.
 alternate() {
-    local b=() s=()
+    local b=() s=() i
     for r in $(seq "$ROUNDS"); do
         b+=("$(eval "$1")")
         s+=("$(eval "$2")")
     done
+    for i in "${!b[@]}"; do
+        awk -v b="${b[$i]}" -v s="${s[$i]}" 'BEGIN { printf "%.2f\n", s / b }'
+    done > "$WORKDIR/round_ratios"
     echo "$(printf '%s\n' "${b[@]}" | median) $(printf '%s\n' "${s[@]}" | median)"
+}
+
+# round_ratios_line: the last alternate's per-round ratios and their median
+round_ratios_line() {
+    echo "per-round ratios $(paste -sd ' ' "$WORKDIR/round_ratios"), median $(median < "$WORKDIR/round_ratios")"
 }
 
 # machine_line: what the figures were measured on

@@ -78,6 +78,7 @@ compare_tps() {
                                 "pgbench_tps $clients $scripts/$subject.sql")
     row "$label" "$base: $(printf '%.0f' "$bm")/s" "$subject: $(printf '%.0f' "$sm")/s" \
         "$(ratio "$sm" "$bm")" "$goal"
+    echo "$label: $(round_ratios_line)" | tee -a "$NOTES"
 }
 
 # compare_tps_net LABEL CLIENTS BASELINE SUBJECT GOAL: compare_tps, with an
@@ -90,7 +91,8 @@ compare_tps_net() {
         b+=("$(pgbench_tps "$clients" "$scripts/$base.sql")")
         s+=("$(pgbench_tps "$clients" "$scripts/$subject.sql")")
         e+=("$(pgbench_tps "$clients" "$scripts/empty.sql")")
-    done
+        awk -v b="${b[-1]}" -v s="${s[-1]}" 'BEGIN { printf "%.2f\n", s / b }'
+    done > "$WORKDIR/round_ratios"
     bm=$(printf '%s\n' "${b[@]}" | median)
     sm=$(printf '%s\n' "${s[@]}" | median)
     em=$(printf '%s\n' "${e[@]}" | median)
@@ -100,6 +102,7 @@ compare_tps_net() {
         printf "%s: empty transactions %.0f/s; net of one, %s takes %.1f us and %s %.1f us per transaction: ratio %.2f\n",
                l, e, "the subject", 1e6 / s - 1e6 / e, "the baseline", 1e6 / b - 1e6 / e,
                (1e6 / b - 1e6 / e) / (1e6 / s - 1e6 / e) }' | tee -a "$NOTES"
+    echo "$label: $(round_ratios_line)" | tee -a "$NOTES"
 }
 
 # elapsed_ms SQL: milliseconds a statement takes, from the client (commit included)
