@@ -43,11 +43,11 @@ SELECT count(*) AS note_ran FROM ran;
 SELECT type, data FROM headlessly.events_append('Signup.Confirmed', 'su1', '{"ok": true}');
 SELECT hook, type, data FROM ran ORDER BY n;
 SELECT headlessly.unhook(:h_then);
-SELECT headlessly.unhook(id) FROM headlessly.hook_registry WHERE handler = 'note(jsonb)'::regprocedure;
+SELECT headlessly.unhook(id) FROM headlessly.hooks WHERE handler = 'note(jsonb)'::regprocedure;
 
 -- The same with unhook(): the handler removes itself, then appends.
 CREATE FUNCTION unhook_then_append(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
-    SELECT headlessly.unhook(id) FROM headlessly.hook_registry
+    SELECT headlessly.unhook(id) FROM headlessly.hooks
      WHERE handler = 'unhook_then_append(jsonb)'::regprocedure;
     SELECT NULL::jsonb FROM headlessly.events_append('audit_noted', 'audit_' || (event->>'target'));
     SELECT jsonb_build_object('once', true)
@@ -61,7 +61,7 @@ SELECT count(*) AS hooks_left FROM headlessly.hooks;
 -- names this hook and its handler, not whatever the rebuilt cache holds.
 CREATE FUNCTION unhook_append_fail(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM headlessly.unhook(id) FROM headlessly.hook_registry
+    PERFORM headlessly.unhook(id) FROM headlessly.hooks
       WHERE handler = 'unhook_append_fail(jsonb)'::regprocedure;
     PERFORM headlessly.hook('Other.*', 'before', 'note(jsonb)');
     PERFORM headlessly.events_append('audit_noted', 'audit_x');
@@ -78,7 +78,7 @@ SELECT headlessly.unhook(:h_fail);
 -- The same in SQL, failing in its last statement: the hooks it ran from
 -- are freed as the error unwinds, SQL function state and all.
 CREATE FUNCTION unhook_append_divide(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
-    SELECT headlessly.unhook(id) FROM headlessly.hook_registry
+    SELECT headlessly.unhook(id) FROM headlessly.hooks
      WHERE handler = 'unhook_append_divide(jsonb)'::regprocedure;
     SELECT NULL::jsonb FROM headlessly.events_append('audit_noted', 'audit_y');
     SELECT jsonb_build_object('ratio', 1 / (event->'data'->>'zero')::int)
@@ -134,14 +134,14 @@ SELECT headlessly.unhook(:h_steps);
 -- each event runs the after hooks registered when its own began.
 CREATE FUNCTION after_self(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
     INSERT INTO ran (hook, type) VALUES ('after_self', event->>'type');
-    SELECT headlessly.unhook(id) FROM headlessly.hook_registry
+    SELECT headlessly.unhook(id) FROM headlessly.hooks
      WHERE handler = 'after_self(jsonb)'::regprocedure;
     SELECT NULL::jsonb
 $$;
 CREATE FUNCTION after_adds(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
     INSERT INTO ran (hook, type) VALUES ('after_adds', event->>'type');
     SELECT headlessly.hook('After.*', 'after', 'note(jsonb)')
-     WHERE NOT EXISTS (SELECT FROM headlessly.hook_registry WHERE handler = 'note(jsonb)'::regprocedure);
+     WHERE NOT EXISTS (SELECT FROM headlessly.hooks WHERE handler = 'note(jsonb)'::regprocedure);
     SELECT NULL::jsonb
 $$;
 SELECT headlessly.hook('After.*', 'after', 'after_self(jsonb)') AS h_self \gset
@@ -197,6 +197,30 @@ SELECT count(*) - :before_hooks AS stored_besides_good,
        (SELECT pattern || ' ' || phase || ' ' || handler FROM headlessly.hook_registry WHERE id = :h_good) AS good_row
   FROM headlessly.hook_registry;
 SELECT headlessly.unhook(:h_good);
+
+-- The registry holds the handler schema-qualified, as text (pg_upgrade
+-- refuses a regprocedure column).  A name written into it is resolved once,
+-- under the writer's search_path; a function that shadows it on another
+-- search_path is never called in its place.
+CREATE SCHEMA shadow;
+CREATE FUNCTION shadow.good(event jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT jsonb_build_object('shadow', true) $$;
+INSERT INTO headlessly.hook_registry (pattern, phase, handler) VALUES ('Shadow.*', 'before', 'good(jsonb)')
+RETURNING id AS h_written \gset
+SELECT handler AS stored, pg_typeof(handler) AS stored_as FROM headlessly.hook_registry WHERE id = :h_written;
+SELECT handler AS shown FROM headlessly.hooks WHERE id = :h_written;
+SET search_path = shadow, public;
+SELECT data FROM headlessly.events_append('Shadow.Created', 'shadow_1');
+RESET search_path;
+-- the registry names the function: renamed, it is a missing handler
+ALTER FUNCTION good(jsonb) RENAME TO good_renamed;
+SELECT count(*) AS events FROM headlessly.events \gset before_
+SELECT state, message, hint FROM pg_temp.error_of('SELECT headlessly.events_append(''Shadow.Created'', ''shadow_2'')', :h_written);
+SELECT count(*) - :before_events AS stored FROM headlessly.events;
+SELECT handler IS NULL AS shown_missing FROM headlessly.hooks WHERE id = :h_written;
+ALTER FUNCTION good_renamed(jsonb) RENAME TO good;
+SELECT data FROM headlessly.events_append('Shadow.Created', 'shadow_2');
+SELECT headlessly.unhook(:h_written);
+DROP SCHEMA shadow CASCADE;
 
 -- A malformed row that got in anyway (here: restored with the registry's
 -- triggers disabled) fails the appends its hook matches with a clear error;

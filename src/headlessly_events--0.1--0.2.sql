@@ -23,6 +23,26 @@ ALTER TABLE headlessly.hook_registry ENABLE ALWAYS TRIGGER hook_registry_check;
 
 REVOKE ALL ON FUNCTION headlessly.hook_registry_check() FROM PUBLIC;
 
+-- The handler becomes a schema-qualified signature in text: pg_upgrade
+-- refuses a table with a regprocedure column (function OIDs are not kept).
+-- The view that shows it goes while the column changes; the UPDATE has the
+-- row trigger above qualify every name.
+DROP VIEW headlessly.hooks;
+ALTER TABLE headlessly.hook_registry ALTER COLUMN handler TYPE text;
+UPDATE headlessly.hook_registry SET handler = handler;
+
+COMMENT ON COLUMN headlessly.hook_registry.handler IS
+    'The handler function, schema-qualified with its argument types (text rather than regprocedure, which pg_upgrade refuses); a name written here is resolved under the writer''s search_path and stored qualified.';
+
+CREATE VIEW headlessly.hooks AS
+    SELECT id, pattern, phase, pg_catalog.to_regprocedure(handler) AS handler,
+           row_number() OVER (PARTITION BY phase ORDER BY id) AS position,
+           created_at
+      FROM headlessly.hook_registry;
+
+COMMENT ON VIEW headlessly.hooks IS
+    'Hooks in the order they run within their phase.';
+
 -- Append-only guard (ddl-guard) ------------------------------------------------
 
 COMMENT ON FUNCTION headlessly.make_append_only(regclass) IS

@@ -64,7 +64,7 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 
 /* hooks in registration order, then webhooks */
 #define HOOK_SUBSCRIPTIONS_QUERY \
-	"SELECT s.name, COALESCE(r.handler::pg_catalog.oid, 0) FROM " HL_SCHEMA ".subscriptions s" \
+	"SELECT s.name, COALESCE(pg_catalog.to_regprocedure(r.handler)::pg_catalog.oid, 0) FROM " HL_SCHEMA ".subscriptions s" \
 	"  LEFT JOIN " HL_SCHEMA ".hook_registry r ON r.id OPERATOR(pg_catalog.=) s.hook_id" \
 	" WHERE s.kind OPERATOR(pg_catalog.=) ANY ('{hook,webhook}') AND s.state OPERATOR(pg_catalog.=) 'active'" \
 	"   AND (s.kind OPERATOR(pg_catalog.=) 'webhook' OR r.id IS NOT NULL)" \

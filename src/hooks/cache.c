@@ -28,8 +28,13 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
+/*
+ * The handler is a schema-qualified signature (text; regprocedure at 0.1):
+ * one that no longer resolves reads as OID 0, a missing handler.
+ */
 #define LOAD_QUERY \
-	"SELECT id, pattern, phase, handler::pg_catalog.oid" \
+	"SELECT id, pattern, phase," \
+	"       pg_catalog.to_regprocedure(handler::pg_catalog.text)::pg_catalog.oid" \
 	"  FROM " HL_SCHEMA ".hook_registry ORDER BY id"
 
 static SPIPlanPtr load_plan = NULL;
@@ -48,9 +53,11 @@ handler_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 		registry.valid = false;
 		return;
 	}
+	/* a missing handler is a name that a new or renamed function may take */
 	for (int i = 0; i < current_set->nhooks; i++)
 	{
-		if (current_set->hooks[i].handler_hash == hashvalue)
+		if (current_set->hooks[i].handler_hash == hashvalue ||
+			current_set->hooks[i].handler_missing)
 		{
 			registry.valid = false;
 			return;

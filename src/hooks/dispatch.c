@@ -93,7 +93,7 @@ call_handler(HlHook *hook, Jsonb *event)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("handler of hook " INT64_FORMAT " no longer exists", hook->id),
-				 errdetail("The function was dropped after the hook was registered."),
+				 errdetail("The function was dropped or renamed after the hook was registered."),
 				 errhint("Remove the hook with headlessly.unhook(" INT64_FORMAT ").", hook->id)));
 	if (hook->handler_problem)
 		ereport(ERROR,

@@ -4,7 +4,7 @@ CREATE TABLE headlessly.hook_registry (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     pattern     text NOT NULL,
     phase       text NOT NULL CHECK (phase IN ('before', 'after', 'after_commit')),
-    handler     regprocedure NOT NULL,
+    handler     text NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
     created_by  name NOT NULL DEFAULT current_user
 );
@@ -12,8 +12,11 @@ CREATE TABLE headlessly.hook_registry (
 COMMENT ON TABLE headlessly.hook_registry IS
     'Registered hooks; change it with headlessly.hook() and headlessly.unhook(), which tell every session.';
 
+COMMENT ON COLUMN headlessly.hook_registry.handler IS
+    'The handler function, schema-qualified with its argument types (text rather than regprocedure, which pg_upgrade refuses); a name written here is resolved under the writer''s search_path and stored qualified.';
+
 CREATE VIEW headlessly.hooks AS
-    SELECT id, pattern, phase, handler,
+    SELECT id, pattern, phase, pg_catalog.to_regprocedure(handler) AS handler,
            row_number() OVER (PARTITION BY phase ORDER BY id) AS position,
            created_at
       FROM headlessly.hook_registry;

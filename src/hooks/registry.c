@@ -122,6 +122,13 @@ check_registration(const char *pattern, const char *phase, Oid handler)
 /*
  * The registry's row trigger: rows written without hook() get its checks,
  * so that no malformed row reaches the hook cache.
+ *
+ * The handler is stored as text, not regprocedure: pg_upgrade refuses a
+ * table with a regprocedure column, since it keeps no function's OID.  The
+ * name written is resolved here, under the writer's search_path as a
+ * regprocedure column would have done, and stored schema-qualified with
+ * its argument types, so that reading it back depends on no search_path.
+ * (A database still at 0.1 has neither this trigger nor the text column.)
  */
 Datum
 headlessly_hook_registry_check(PG_FUNCTION_ARGS)
@@ -135,6 +142,8 @@ headlessly_hook_registry_check(PG_FUNCTION_ARGS)
 	bool		pattern_null;
 	bool		phase_null;
 	bool		handler_null;
+	int			handler_attnum;
+	Oid			handler_oid;
 
 	trigdata = hl_trigger_data(fcinfo, "headlessly.hook_registry_check()",
 							   HL_FIRED_BEFORE | HL_FIRED_ROW |
@@ -143,15 +152,31 @@ headlessly_hook_registry_check(PG_FUNCTION_ARGS)
 	desc = RelationGetDescr(trigdata->tg_relation);
 	row = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
 		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	handler_attnum = SPI_fnumber(desc, "handler");
 	pattern = heap_getattr(row, SPI_fnumber(desc, "pattern"), desc, &pattern_null);
 	phase = heap_getattr(row, SPI_fnumber(desc, "phase"), desc, &phase_null);
-	handler = heap_getattr(row, SPI_fnumber(desc, "handler"), desc, &handler_null);
+	handler = heap_getattr(row, handler_attnum, desc, &handler_null);
 
 	/* NULLs are for the columns' NOT NULL constraints to refuse */
-	if (!pattern_null && !phase_null && !handler_null)
-		check_registration(TextDatumGetCString(pattern), TextDatumGetCString(phase),
-						   DatumGetObjectId(handler));
+	if (pattern_null || phase_null || handler_null)
+		return PointerGetDatum(row);
 
+	if (TupleDescAttr(desc, handler_attnum - 1)->atttypid == TEXTOID)
+		handler_oid = DatumGetObjectId(DirectFunctionCall1(regprocedurein,
+														   CStringGetDatum(TextDatumGetCString(handler))));
+	else
+		handler_oid = DatumGetObjectId(handler);	/* regprocedure, while the 0.1--0.2 script runs */
+	check_registration(TextDatumGetCString(pattern), TextDatumGetCString(phase), handler_oid);
+
+	if (TupleDescAttr(desc, handler_attnum - 1)->atttypid == TEXTOID)
+	{
+		int			attnums[1] = {handler_attnum};
+		Datum		values[1];
+		bool		nulls[1] = {false};
+
+		values[0] = CStringGetTextDatum(format_procedure_qualified(handler_oid));
+		row = heap_modify_tuple_by_cols(row, desc, 1, attnums, values, nulls);
+	}
 	return PointerGetDatum(row);
 }
 

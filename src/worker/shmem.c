@@ -208,6 +208,15 @@ hl_worker_init(void)
 
 	RegisterXactCallback(worker_xact_callback, NULL);
 	hl_database_ddl_init();
+
+	/*
+	 * Not under pg_upgrade (both its servers run with -b): a worker would
+	 * deliver and checkpoint in the old cluster while its schema is dumped,
+	 * and in the new one write into databases being restored, whose files
+	 * the old cluster's then replace (pglogical and TimescaleDB do the same).
+	 */
+	if (IsBinaryUpgrade)
+		return;
 	hl_launcher_register();
 }
 

@@ -62,7 +62,7 @@ my ($rc, $out, $err) = $node->psql('postgres', qq{
 like($err, qr/permission denied for function delivery_sender_alive/, 'an internal function');
 
 # --- a row a live sender holds is left alone; once it is gone, at once ---
-my $fake = $node->safe_psql('postgres', q{SELECT 'hook:' || id FROM headlessly.hook_registry
+my $fake = $node->safe_psql('postgres', q{SELECT 'hook:' || id FROM headlessly.hooks
 	WHERE handler = 'record(jsonb)'::regprocedure});
 $node->safe_psql('postgres', qq{
 	BEGIN;
@@ -129,7 +129,7 @@ $node->safe_psql('postgres', q{
 	CREATE FUNCTION unhook_self(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 	BEGIN
 		INSERT INTO ran VALUES (event->>'id', event->>'target', pg_backend_pid());
-		PERFORM headlessly.unhook(id) FROM headlessly.hook_registry
+		PERFORM headlessly.unhook(id) FROM headlessly.hooks
 		  WHERE handler = 'unhook_self(jsonb)'::regprocedure;
 		RETURN NULL;
 	END $$;
@@ -138,7 +138,7 @@ $node->safe_psql('postgres', q{
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM ran WHERE target = 'once_1'}),
 	'a handler that unhooks itself runs');
 is($node->safe_psql('postgres', q{
-	SELECT count(*) FROM headlessly.hook_registry WHERE handler = 'unhook_self(jsonb)'::regprocedure}),
+	SELECT count(*) FROM headlessly.hooks WHERE handler = 'unhook_self(jsonb)'::regprocedure}),
 	'0', 'and its hook is gone');
 $node->safe_psql('postgres', q{SELECT headlessly.events_append('Once.Created', 'once_2')});
 usleep(500_000);

@@ -50,7 +50,7 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM handled}),
 ok($node->poll_query_until('postgres', q{
 		SELECT d.status = 'dead' AND d.attempts = 3
 		  FROM headlessly.deliveries d JOIN headlessly.subscriptions s ON s.name = d.subscription
-		  JOIN headlessly.hook_registry h ON h.id = s.hook_id
+		  JOIN headlessly.hooks h ON h.id = s.hook_id
 		 WHERE h.handler = 'stubborn(jsonb)'::regprocedure}),
 	'the stubborn handler\'s event is a dead letter after its two attempts (claimed a third time, not run)');
 ok($node->safe_psql('postgres', q{SELECT last_value FROM cancels_caught}) >= 4,
