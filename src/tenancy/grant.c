@@ -26,6 +26,7 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -56,7 +57,7 @@ PG_FUNCTION_INFO_V1(headlessly_tenant_grants_changed);
 	"   AND rights OPERATOR(pg_catalog.<>) 'none'"
 
 #define UNPROTECTED_QUERY \
-	"SELECT c.relname FROM pg_catalog.pg_class c" \
+	"SELECT c.oid, c.relname FROM pg_catalog.pg_class c" \
 	" WHERE c.relnamespace OPERATOR(pg_catalog.=) $1" \
 	"   AND NOT (c.relrowsecurity AND c.relforcerowsecurity)" \
 	"   AND EXISTS (SELECT FROM pg_catalog.pg_policy p" \
@@ -199,6 +200,46 @@ check_can_be_tenant_role(Oid role)
 }
 
 /*
+ * Lock every one of relids in AccessExclusiveLock, or wait holding none of
+ * them.  ALTER TABLE takes them one at a time, and waiting for the second
+ * while holding the first deadlocked with a delivery round, which reads the
+ * same tables in another order.  A lock this transaction already held stays
+ * held: UnlockRelationOid only undoes the acquisition made here.
+ */
+static void
+lock_all_or_wait(List *relids)
+{
+	for (;;)
+	{
+		ListCell   *lc;
+		List	   *held = NIL;
+		Oid			busy = InvalidOid;
+
+		foreach(lc, relids)
+		{
+			if (!ConditionalLockRelationOid(lfirst_oid(lc), AccessExclusiveLock))
+			{
+				busy = lfirst_oid(lc);
+				break;
+			}
+			held = lappend_oid(held, lfirst_oid(lc));
+		}
+		if (!OidIsValid(busy))
+		{
+			list_free(held);
+			return;
+		}
+		foreach(lc, held)
+			UnlockRelationOid(lfirst_oid(lc), AccessExclusiveLock);
+		list_free(held);
+		/* wait until it is free, then try them all again */
+		LockRelationOid(busy, AccessExclusiveLock);
+		UnlockRelationOid(busy, AccessExclusiveLock);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
  * ENABLE and FORCE row security on every table with a tenant_isolation
  * policy that lacks it.  Runs as the log's owner, in SPI.
  */
@@ -210,6 +251,7 @@ enforce_isolation(void)
 	int			rc;
 	uint64		n;
 	SPITupleTable *tuptable;
+	List	   *relids = NIL;
 
 	args[0] = ObjectIdGetDatum(get_namespace_oid(HL_SCHEMA, false));
 	hl_prepare_cached(&unprotected_plan, UNPROTECTED_QUERY, 1, argtypes);
@@ -217,9 +259,21 @@ enforce_isolation(void)
 	hl_spi_check(rc, SPI_OK_SELECT, UNPROTECTED_QUERY);
 	n = SPI_processed;
 	tuptable = SPI_tuptable;
+	if (n == 0)
+		return;
 	for (uint64 i = 0; i < n; i++)
 	{
-		char	   *relname = SPI_getvalue(tuptable->vals[i], tuptable->tupdesc, 1);
+		bool		isnull;
+
+		relids = lappend_oid(relids,
+							 DatumGetObjectId(SPI_getbinval(tuptable->vals[i],
+															tuptable->tupdesc, 1, &isnull)));
+	}
+	lock_all_or_wait(relids);
+	list_free(relids);
+	for (uint64 i = 0; i < n; i++)
+	{
+		char	   *relname = SPI_getvalue(tuptable->vals[i], tuptable->tupdesc, 2);
 		char	   *sql;
 
 		sql = psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY",
