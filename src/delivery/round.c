@@ -440,6 +440,8 @@ step_begin(bool in_worker)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
+	/* before any subscription's row: see hl_hook_registry_lock() */
+	hl_hook_registry_lock(RowShareLock);
 	hl_spi_connect();
 }
 
