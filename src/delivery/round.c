@@ -442,9 +442,14 @@ headlessly_delivery_sender_alive(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(true);
 }
 
-/* Steps: a transaction of their own in the worker, nothing in deliver(). */
+/*
+ * Steps: a transaction of their own in the worker, nothing in deliver().
+ * A step of a hook subscription first takes the registry's lock, before the
+ * subscription's row and the log (see hl_hook_registry_lock()); webhooks
+ * and the round's first step lock nothing unhook() does.
+ */
 static void
-step_begin(bool in_worker)
+step_begin(bool in_worker, bool hook)
 {
 	if (in_worker)
 	{
@@ -452,8 +457,8 @@ step_begin(bool in_worker)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
-	/* before any subscription's row: see hl_hook_registry_lock() */
-	hl_hook_registry_lock(RowShareLock);
+	if (hook)
+		hl_hook_registry_lock(RowShareLock);
 	hl_spi_connect();
 }
 
@@ -1333,7 +1338,7 @@ send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
 		order[i]->req.after = NULL;
 	}
 
-	step_begin(in_worker);
+	step_begin(in_worker, false);
 	record_webhooks_done(sub, order, n);
 	release_unsent(sub, claimed);
 	foreach(lc, claimed)
@@ -1401,7 +1406,7 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 	if (c->attempts > sub->max_attempts)
 	{
 		if (in_worker)
-			step_begin(true);
+			step_begin(true, true);
 		else
 			hl_spi_connect();
 		record_failed(sub, c, "every attempt ended with its sender (no outcome recorded)",
@@ -1414,7 +1419,7 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 	}
 
 	if (in_worker)
-		step_begin(true);
+		step_begin(true, true);
 	else
 	{
 		BeginInternalSubTransaction(NULL);
@@ -1477,7 +1482,7 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 		int			ms = (int) ((GetCurrentTimestamp() - start) / 1000);
 
 		if (in_worker)
-			step_begin(true);
+			step_begin(true, true);
 		else
 			hl_spi_connect();
 		record_failure(sub, c, edata, ms);
@@ -1522,7 +1527,7 @@ deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
 		ListCell   *lc;
 		bool		active;
 
-		step_begin(in_worker);
+		step_begin(in_worker, OidIsValid(handler));
 		MemoryContextSwitchTo(round_cxt);
 		claimed = NIL;
 		active = deliverable(name, &sub);
@@ -1534,7 +1539,7 @@ deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
 			 * foreign key again, one query per row.
 			 */
 			step_end(true);
-			step_begin(true);
+			step_begin(true, OidIsValid(handler));
 			MemoryContextSwitchTo(round_cxt);
 			active = deliverable(name, &sub);
 		}
@@ -1575,7 +1580,7 @@ round_of_hooks(MemoryContext round_cxt, int max_events, bool in_worker)
 	int			i = 0;
 	TimestampTz round_start = GetCurrentTimestamp();
 
-	step_begin(in_worker);
+	step_begin(in_worker, false);
 	MemoryContextSwitchTo(round_cxt);
 	names = hook_subscriptions(&handlers);
 

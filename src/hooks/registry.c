@@ -162,11 +162,11 @@ headlessly_hook_registry_check(PG_FUNCTION_ARGS)
  * such rows (its subscription, by cascade) and, for the last after hook,
  * drops the log's after trigger (ACCESS EXCLUSIVE on the log).  One
  * transaction doing both while a round sat between the two deadlocked with
- * it.  So each round step takes ROW SHARE on the registry before anything
- * else, and hook() and unhook() EXCLUSIVE before they change anything: a
- * round waits for such a transaction to end, or it for the round's step,
- * never both.  Appends load the registry with ACCESS SHARE, which neither
- * blocks.
+ * it.  So each step of a round over a hook subscription takes ROW SHARE on
+ * the registry before anything else, and hook() and unhook() EXCLUSIVE
+ * before they change anything: a round waits for such a transaction to
+ * end, or it for the round's step, never both.  Appends load the registry
+ * with ACCESS SHARE, which neither blocks; webhook rounds do not take it.
  */
 void
 hl_hook_registry_lock(LOCKMODE mode)
