@@ -93,6 +93,35 @@ SELECT string_agg(version::text, ', ') AS lowest_seq
   FROM headlessly.events_list(target => 'lamp', max_rows => 1);
 SELECT pg_temp.same_as_sql('lamp', NULL) AS lamp_all, pg_temp.same_as_sql('lamp', 1) AS lamp_one,
        pg_temp.same_as_sql('lamp', 2) AS lamp_two;
+-- A restored stream of target whose version v has seq seqs[v]
+CREATE FUNCTION pg_temp.restore_stream(p_target text, p_seqs bigint[]) RETURNS bigint
+LANGUAGE sql AS $$
+    INSERT INTO headlessly.events (seq, id, type, target, version, occurred_at, recorded_at, data, before)
+    SELECT p_seqs[v], 'evt_' || p_target || '_' || v,
+           CASE WHEN v = 1 THEN 'Lamp.Created' ELSE 'Lamp.Noted' END, p_target, v,
+           '2021-01-01'::timestamptz + v * interval '1 hour', '2021-01-01'::timestamptz + v * interval '1 hour',
+           '{}', CASE WHEN v > 1 THEN '{}'::jsonb END
+      FROM generate_series(1, cardinality(p_seqs)) v ORDER BY v;
+    SELECT count(*) FROM headlessly.events WHERE target = p_target
+$$;
+-- 30 restored versions, seq rising with them but for version 25, which
+-- comes before version 3 in seq order: a limit of 2 is untouched by it,
+-- one of 3 or more takes it, however far past the limit it lies
+SELECT nextval('headlessly.events_seq_seq') + 1000 AS lo \gset
+SELECT pg_temp.restore_stream('lamp_far', ARRAY(SELECT CASE WHEN v = 25 THEN :lo + 25 ELSE :lo + 100 + v * 10 END
+                                               FROM generate_series(1, 30) v ORDER BY v)) AS restored;
+SELECT string_agg(version::text, ', ') AS first_five
+  FROM headlessly.events_list(target => 'lamp_far', max_rows => 5);
+SELECT bool_and(pg_temp.same_as_sql('lamp_far', n)) AS lamp_far_every_limit
+  FROM generate_series(0, 31) n;
+-- versions past the limit out of order among themselves only: the limit's
+-- rows are still the lowest seqs
+SELECT nextval('headlessly.events_seq_seq') + 1000 AS lo \gset
+SELECT pg_temp.restore_stream('lamp_tail', ARRAY(SELECT :lo + CASE v WHEN 8 THEN 9 WHEN 9 THEN 8 ELSE v END
+                                                FROM generate_series(1, 12) v ORDER BY v)) AS restored;
+SELECT bool_and(pg_temp.same_as_sql('lamp_tail', n)) AS lamp_tail_every_limit
+  FROM generate_series(0, 13) n;
+
 
 -- Row-level security on the log, and a role without SELECT on it: what SQL
 -- would do, the direct scan does not bypass.
@@ -129,3 +158,38 @@ SELECT * FROM headlessly.events_list(type => '');
 -- The plans behind each filter (target, type, actor, time) are shown on a
 -- large log in README.md ("Time travel"); tiny tables here would only show
 -- sequential scans.
+
+-- The same on a log of its own, whose lowest seqs are the stream's
+SET client_min_messages = warning;
+DROP EXTENSION headlessly_events CASCADE;
+CREATE EXTENSION headlessly_events;
+RESET client_min_messages;
+-- A limit stops the scan: of a stream of 2,000 events at the start of the
+-- log, 10 are asked for.  Rows fetched through the log's indexes in this
+-- transaction: a few dozen, not the stream (it used to read all of it to
+-- know that no later version has a lower seq; the log by seq below the
+-- tenth is shorter).
+SELECT count(*) AS appended FROM (
+    SELECT headlessly.events_append('bulb_noted', 'bulb', jsonb_build_object('n', i))
+      FROM generate_series(1, 2000) i) s;
+BEGIN;
+SELECT sum(pg_stat_get_xact_tuples_fetched(indexrelid)) AS fetched_before
+  FROM pg_index WHERE indrelid = 'headlessly.events'::regclass \gset
+SELECT string_agg(version::text, ', ') AS first_ten
+  FROM headlessly.events_list(target => 'bulb', max_rows => 10);
+SELECT sum(pg_stat_get_xact_tuples_fetched(indexrelid)) - :fetched_before < 50 AS stopped_early
+  FROM pg_index WHERE indrelid = 'headlessly.events'::regclass;
+COMMIT;
+SELECT pg_temp.same_as_sql('bulb', 10) AS bulb_ten, pg_temp.same_as_sql('bulb', NULL) AS bulb_all;
+-- and on another, a restored stream whose version 300 has its lowest seq:
+-- found by the scan of the log by seq (the shorter), not the stream's rest
+SET client_min_messages = warning;
+DROP EXTENSION headlessly_events CASCADE;
+CREATE EXTENSION headlessly_events;
+RESET client_min_messages;
+SELECT pg_temp.restore_stream('lamp_long', ARRAY(SELECT CASE WHEN v = 300 THEN 1 ELSE 100 + v END
+                                                FROM generate_series(1, 300) v ORDER BY v)) AS restored;
+SELECT string_agg(version::text, ', ') AS first_three
+  FROM headlessly.events_list(target => 'lamp_long', max_rows => 3);
+SELECT bool_and(pg_temp.same_as_sql('lamp_long', n)) AS lamp_long_limits
+  FROM unnest(ARRAY[1, 2, 5, 299, 300, 301, NULL]) n;

@@ -102,6 +102,11 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
  * which a webhook sender sends one after another, each once the one before
  * it succeeded: after_commit hooks take $8 = 1), and due rows without a
  * target, at most $2; marked pending with its sender ($7) while in flight.
+ * The rows sent at once (each target's first, rows without a target) count
+ * an attempt now, so that one whose sending ends the sender (a crash) still
+ * counts; the rest of a chain, sent only after the row before it succeeded,
+ * counts each attempt with its outcome, so that a crash before it was sent
+ * costs it none.
  * It returns the rows' status and times from before the claim, so that a
  * row whose chain stopped before it is given back as it was
  * (RELEASE_QUERY).  A row is due when it is pending and not in flight
@@ -134,7 +139,8 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
  */
 #define HL_CHAIN(h) \
 	" CROSS JOIN LATERAL (" \
-	"  SELECT w.event_id, w.status, w.last_attempt_at, w.next_attempt_at FROM (" \
+	"  SELECT w.event_id, w.status, w.last_attempt_at, w.next_attempt_at," \
+	"         w.seq OPERATOR(pg_catalog.=) " h ".seq AS sent_at_once FROM (" \
 	"   SELECT v.*, pg_catalog.bool_or(v.held) OVER (ORDER BY v.seq) AS stopped FROM (" \
 	"    SELECT x.seq, x.event_id, x.status, x.last_attempt_at, x.next_attempt_at," \
 	"           CASE WHEN x.status OPERATOR(pg_catalog.=) 'pending' AND x.sender_pid IS NOT NULL" \
@@ -169,7 +175,8 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 	"     WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.>) t.tenant ORDER BY x.tenant LIMIT 1) n)," \
 	" picked AS (" \
 	"  (SELECT u.* FROM tenants t CROSS JOIN LATERAL (" \
-	"     SELECT x.event_id, x.status, x.last_attempt_at, x.next_attempt_at FROM " HL_SCHEMA ".deliveries x" \
+	"     SELECT x.event_id, x.status, x.last_attempt_at, x.next_attempt_at, true AS sent_at_once" \
+	"       FROM " HL_SCHEMA ".deliveries x" \
 	"      WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.=) t.tenant AND x.target IS NULL" \
 	"        AND " HL_DUE_ROW("x") \
 	"      ORDER BY x.seq LIMIT $2) u" \
@@ -182,13 +189,14 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 	"     AND " HL_DUE_ROW("h") \
 	"  LIMIT $2)" \
 	"UPDATE " HL_SCHEMA ".deliveries d" \
-	"   SET attempts = d.attempts OPERATOR(pg_catalog.+) 1, status = 'pending', sender_pid = $7," \
+	"   SET attempts = d.attempts OPERATOR(pg_catalog.+) CASE WHEN p.sent_at_once THEN 1 ELSE 0 END," \
+	"       status = 'pending', sender_pid = $7," \
 	"       last_attempt_at = pg_catalog.clock_timestamp()," \
 	"       next_attempt_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $3" \
 	"  FROM picked p" \
 	" WHERE d.subscription OPERATOR(pg_catalog.=) $1 AND d.event_id OPERATOR(pg_catalog.=) p.event_id" \
 	" RETURNING d.event_id, d.seq, d.tenant, d.attempts, d.target," \
-	"           p.status, p.last_attempt_at, p.next_attempt_at"
+	"           p.status, p.last_attempt_at, p.next_attempt_at, p.sent_at_once"
 
 #define EVENT_DOC_QUERY \
 	"SELECT pg_catalog.to_jsonb(e), e.target, e.version, e.tenant" \
@@ -211,9 +219,10 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 
 #define FAILED_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries" \
-	"   SET status = CASE WHEN attempts OPERATOR(pg_catalog.>=) $3 THEN 'dead' ELSE 'failed' END," \
+	"   SET attempts = attempts OPERATOR(pg_catalog.+) $9," \
+	"       status = CASE WHEN attempts OPERATOR(pg_catalog.+) $9 OPERATOR(pg_catalog.>=) $3 THEN 'dead' ELSE 'failed' END," \
 	"       error = $4, duration_ms = $8, http_status = $7, sender_pid = NULL," \
-	"       next_attempt_at = CASE WHEN attempts OPERATOR(pg_catalog.>=) $3 THEN NULL" \
+	"       next_attempt_at = CASE WHEN attempts OPERATOR(pg_catalog.+) $9 OPERATOR(pg_catalog.>=) $3 THEN NULL" \
 	"           ELSE pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $6 END" \
 	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND event_id OPERATOR(pg_catalog.=) $2" \
 	"   AND " HL_HELD_ROW("")
@@ -227,21 +236,23 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 #define DONE_ALL_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries d" \
 	"   SET status = 'delivered', error = NULL, next_attempt_at = NULL," \
-	"       http_status = u.http_status, duration_ms = u.duration_ms, sender_pid = NULL" \
+	"       http_status = u.http_status, duration_ms = u.duration_ms, sender_pid = NULL," \
+	"       attempts = d.attempts OPERATOR(pg_catalog.+) u.uncounted" \
 	"  FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.int4[])," \
-	"                  pg_catalog.unnest($4::pg_catalog.int4[]))" \
-	"       AS u (event_id, http_status, duration_ms)" \
+	"                  pg_catalog.unnest($4::pg_catalog.int4[]), pg_catalog.unnest($6::pg_catalog.int4[]))" \
+	"       AS u (event_id, http_status, duration_ms, uncounted)" \
 	" WHERE d.subscription OPERATOR(pg_catalog.=) $1 AND d.event_id OPERATOR(pg_catalog.=) u.event_id" \
 	"   AND " HL_HELD_ROW("d.")
 
 /*
  * Rows claimed but not sent (their chain stopped before them): as they
  * were, held by no sender (a pending row held by none is due, as one whose
- * sender is gone was).
+ * sender is gone was).  Their attempts were not counted: only a chain's
+ * first row, which is always sent, counts one at the claim.
  */
 #define RELEASE_QUERY \
 	"UPDATE " HL_SCHEMA ".deliveries d" \
-	"   SET attempts = d.attempts OPERATOR(pg_catalog.-) 1, status = u.status, sender_pid = NULL," \
+	"   SET status = u.status, sender_pid = NULL," \
 	"       last_attempt_at = u.last_attempt_at, next_attempt_at = u.next_attempt_at" \
 	"  FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[])," \
 	"                  pg_catalog.unnest($4::pg_catalog.timestamptz[])," \
@@ -285,7 +296,8 @@ typedef struct Claimed
 	int64		seq;
 	char	   *tenant;
 	char	   *target;			/* NULL: none */
-	int			attempts;
+	int			attempts;		/* this one's included once it is counted */
+	bool		counted;		/* this attempt counted at the claim */
 	/* as the row was before the claim */
 	char	   *old_status;
 	Datum		old_last_attempt_at;
@@ -430,9 +442,14 @@ headlessly_delivery_sender_alive(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(true);
 }
 
-/* Steps: a transaction of their own in the worker, nothing in deliver(). */
+/*
+ * Steps: a transaction of their own in the worker, nothing in deliver().
+ * A step of a hook subscription first takes the registry's lock, before the
+ * subscription's row and the log (see hl_hook_registry_lock()); webhooks
+ * and the round's first step lock nothing unhook() does.
+ */
 static void
-step_begin(bool in_worker)
+step_begin(bool in_worker, bool hook)
 {
 	if (in_worker)
 	{
@@ -440,6 +457,8 @@ step_begin(bool in_worker)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
+	if (hook)
+		hl_hook_registry_lock(RowShareLock);
 	hl_spi_connect();
 }
 
@@ -626,6 +645,7 @@ claim_due(HlSubscription *sub, int max_events, int chain, TimestampTz round_star
 		c->old_status = SPI_getvalue(tup, SPI_tuptable->tupdesc, 6);
 		c->old_last_attempt_at = SPI_getbinval(tup, SPI_tuptable->tupdesc, 7, &c->old_last_null);
 		c->old_next_attempt_at = SPI_getbinval(tup, SPI_tuptable->tupdesc, 8, &c->old_next_null);
+		c->counted = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 9, &isnull));
 		claimed = lappend(claimed, c);
 	}
 	advance_cursor(sub->name, claimed);
@@ -1093,9 +1113,10 @@ static void
 record_failed(HlSubscription *sub, Claimed *c, const char *error, int duration_ms,
 			  int http_status, Datum delay)
 {
-	Oid			types[8] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INTERVALOID, INT4OID, INT4OID};
-	Datum		args[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[9] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INTERVALOID, INT4OID, INT4OID,
+	INT4OID};
+	Datum		args[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	args[0] = CStringGetTextDatum(sub->name);
 	args[1] = CStringGetTextDatum(c->event_id);
@@ -1106,7 +1127,9 @@ record_failed(HlSubscription *sub, Claimed *c, const char *error, int duration_m
 	args[6] = Int32GetDatum(http_status);
 	nulls[6] = http_status > 0 ? ' ' : 'n';
 	args[7] = Int32GetDatum(duration_ms);
-	record(&failed_plan, FAILED_QUERY, 8, types, args, nulls);
+	/* an attempt the claim did not count (a chain's later row) counts now */
+	args[8] = Int32GetDatum(c->counted ? 0 : 1);
+	record(&failed_plan, FAILED_QUERY, 9, types, args, nulls);
 }
 
 static void
@@ -1153,22 +1176,26 @@ build_requests(HlSubscription *sub, List *claimed)
 
 /* Marks every successful request of a batch delivered, in one statement. */
 static void
-record_webhooks_done(HlSubscription *sub, HlWebhookRequest *reqs, int n)
+record_webhooks_done(HlSubscription *sub, Claimed **rows, int n)
 {
 	Datum	   *ids = palloc(Max(n, 1) * sizeof(Datum));
 	Datum	   *statuses = palloc(Max(n, 1) * sizeof(Datum));
 	Datum	   *durations = palloc(Max(n, 1) * sizeof(Datum));
+	Datum	   *uncounted = palloc(Max(n, 1) * sizeof(Datum));
 	int			ndone = 0;
-	Oid			types[5] = {TEXTOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4OID};
-	Datum		args[5];
+	Oid			types[6] = {TEXTOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4OID, INT4ARRAYOID};
+	Datum		args[6];
 
 	for (int i = 0; i < n; i++)
 	{
-		if (!hl_webhook_succeeded(&reqs[i]))
+		HlWebhookRequest *r = &rows[i]->req;
+
+		if (!hl_webhook_succeeded(r))
 			continue;
-		ids[ndone] = CStringGetTextDatum(reqs[i].event_id);
-		statuses[ndone] = Int32GetDatum(reqs[i].http_status);
-		durations[ndone] = Int32GetDatum(reqs[i].duration_ms);
+		ids[ndone] = CStringGetTextDatum(r->event_id);
+		statuses[ndone] = Int32GetDatum(r->http_status);
+		durations[ndone] = Int32GetDatum(r->duration_ms);
+		uncounted[ndone] = Int32GetDatum(rows[i]->counted ? 0 : 1);
 		ndone++;
 	}
 	if (ndone == 0)
@@ -1178,8 +1205,9 @@ record_webhooks_done(HlSubscription *sub, HlWebhookRequest *reqs, int n)
 	args[2] = PointerGetDatum(construct_array(statuses, ndone, INT4OID, 4, true, TYPALIGN_INT));
 	args[3] = PointerGetDatum(construct_array(durations, ndone, INT4OID, 4, true, TYPALIGN_INT));
 	args[4] = Int32GetDatum(MyProcPid);
+	args[5] = PointerGetDatum(construct_array(uncounted, ndone, INT4OID, 4, true, TYPALIGN_INT));
 	/* a row no longer held (taken over, or removed) is not marked: no count */
-	record(&done_all_plan, DONE_ALL_QUERY, 5, types, args, NULL);
+	record(&done_all_plan, DONE_ALL_QUERY, 6, types, args, NULL);
 }
 
 /*
@@ -1310,8 +1338,8 @@ send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
 		order[i]->req.after = NULL;
 	}
 
-	step_begin(in_worker);
-	record_webhooks_done(sub, reqs, n);
+	step_begin(in_worker, false);
+	record_webhooks_done(sub, order, n);
 	release_unsent(sub, claimed);
 	foreach(lc, claimed)
 	{
@@ -1321,6 +1349,9 @@ send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
 		if (r->not_sent)
 			continue;
 		attempted++;
+		/* made now, and counted with its outcome: the backoff's attempt */
+		if (!c->counted)
+			c->attempts++;
 		if (r->body == NULL)
 		{
 			record_failed(sub, c, "the subscription's owner may not read this event", 0, 0,
@@ -1375,7 +1406,7 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 	if (c->attempts > sub->max_attempts)
 	{
 		if (in_worker)
-			step_begin(true);
+			step_begin(true, true);
 		else
 			hl_spi_connect();
 		record_failed(sub, c, "every attempt ended with its sender (no outcome recorded)",
@@ -1388,7 +1419,7 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 	}
 
 	if (in_worker)
-		step_begin(true);
+		step_begin(true, true);
 	else
 	{
 		BeginInternalSubTransaction(NULL);
@@ -1451,7 +1482,7 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 		int			ms = (int) ((GetCurrentTimestamp() - start) / 1000);
 
 		if (in_worker)
-			step_begin(true);
+			step_begin(true, true);
 		else
 			hl_spi_connect();
 		record_failure(sub, c, edata, ms);
@@ -1496,7 +1527,7 @@ deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
 		ListCell   *lc;
 		bool		active;
 
-		step_begin(in_worker);
+		step_begin(in_worker, OidIsValid(handler));
 		MemoryContextSwitchTo(round_cxt);
 		claimed = NIL;
 		active = deliverable(name, &sub);
@@ -1508,7 +1539,7 @@ deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
 			 * foreign key again, one query per row.
 			 */
 			step_end(true);
-			step_begin(true);
+			step_begin(true, OidIsValid(handler));
 			MemoryContextSwitchTo(round_cxt);
 			active = deliverable(name, &sub);
 		}
@@ -1549,7 +1580,7 @@ round_of_hooks(MemoryContext round_cxt, int max_events, bool in_worker)
 	int			i = 0;
 	TimestampTz round_start = GetCurrentTimestamp();
 
-	step_begin(in_worker);
+	step_begin(in_worker, false);
 	MemoryContextSwitchTo(round_cxt);
 	names = hook_subscriptions(&handlers);
 

@@ -15,6 +15,8 @@
 
 #include "log/log.h"
 
+#include "storage/lockdefs.h"
+
 /* settings (settings.c) */
 extern char *hl_actor_setting;
 extern int	hl_max_hook_depth;
@@ -30,8 +32,9 @@ typedef enum HlHookPhase
 
 #define HL_HOOK_PHASES 3
 
-/* registering (registry.c); delivery rounds check handlers too */
+/* registering (registry.c); delivery rounds check handlers, and lock, too */
 extern char *hl_hook_handler_problem(Oid handler, bool *missing);
+extern void hl_hook_registry_lock(LOCKMODE mode);
 
 /* errors no hook may swallow (dispatch.c) */
 extern bool hl_error_must_propagate(int sqlerrcode);

@@ -16,6 +16,7 @@
 #include "commands/trigger.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -180,6 +181,27 @@ headlessly_hook_registry_check(PG_FUNCTION_ARGS)
 	return PointerGetDatum(row);
 }
 
+/*
+ * The lock that orders registry changes against delivery rounds.  A round
+ * locks a hook subscription's row and then reads the log; unhook() deletes
+ * such rows (its subscription, by cascade) and, for the last after hook,
+ * drops the log's after trigger (ACCESS EXCLUSIVE on the log).  One
+ * transaction doing both while a round sat between the two deadlocked with
+ * it.  So each step of a round over a hook subscription takes ROW SHARE on
+ * the registry before anything else, and hook() and unhook() EXCLUSIVE
+ * before they change anything: a round waits for such a transaction to
+ * end, or it for the round's step, never both.  Appends load the registry
+ * with ACCESS SHARE, which neither blocks; webhook rounds do not take it.
+ */
+void
+hl_hook_registry_lock(LOCKMODE mode)
+{
+	Oid			relid = get_relname_relid("hook_registry", get_namespace_oid(HL_SCHEMA, false));
+
+	if (OidIsValid(relid))
+		LockRelationOid(relid, mode);
+}
+
 Datum
 headlessly_hook(PG_FUNCTION_ARGS)
 {
@@ -207,6 +229,7 @@ headlessly_hook(PG_FUNCTION_ARGS)
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(handler));
 
+	hl_hook_registry_lock(ExclusiveLock);
 	hl_spi_connect();
 	hl_prepare_cached(&register_plan, REGISTER_QUERY, 3, argtypes);
 	args[0] = PointerGetDatum(cstring_to_text(pattern));
@@ -239,6 +262,7 @@ headlessly_unhook(PG_FUNCTION_ARGS)
 	int			rc;
 
 	args[0] = PG_GETARG_DATUM(0);
+	hl_hook_registry_lock(ExclusiveLock);
 	hl_spi_connect();
 	hl_prepare_cached(&unregister_plan, UNREGISTER_QUERY, 1, argtypes);
 	rc = SPI_execute_plan(unregister_plan, args, NULL, false, 0);

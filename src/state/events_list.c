@@ -18,8 +18,13 @@
  * version) is scanned directly and its rows go into the result as stored.
  * Along a stream seq order is version order for every event appended since
  * 0.2, but not necessarily for events appended by 0.1 or restored from
- * elsewhere, so the scan checks it on every row of the stream and hands
- * the call to SQL on the first row out of order.  Whatever the direct
+ * elsewhere, so the scan checks it on every row it returns and hands the
+ * call to SQL on the first row out of order.  With a limit, the rows
+ * returned are the lowest seqs only if no later version has a lower seq
+ * than the last of them: checked by the shorter of two scans, the rest of
+ * the stream (every seq higher) or the log by seq below that seq (no later
+ * version of the stream there), so that a long stream early in the log is
+ * not read to its end.  Whatever the direct
  * scan cannot do as SQL would - row-level security, column-level grants -
  * also goes through SQL.
  *
@@ -123,9 +128,11 @@ typedef struct StreamScanInfo
 {
 	Oid			relid;
 	Oid			indexid;
+	Oid			seq_indexid;	/* seq's btree, or InvalidOid */
 	AttrNumber	seq;
 	AttrNumber	tenant;
 	AttrNumber	target;
+	AttrNumber	version;
 } StreamScanInfo;
 
 static StreamScanInfo scan_info;
@@ -134,7 +141,8 @@ static bool scan_info_callback_registered = false;
 static void
 scan_info_relcache_callback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == scan_info.relid || relid == scan_info.indexid)
+	if (relid == InvalidOid || relid == scan_info.relid || relid == scan_info.indexid ||
+		relid == scan_info.seq_indexid)
 		scan_info.relid = InvalidOid;
 }
 
@@ -160,6 +168,20 @@ stream_index_usable(Relation rel, Oid indexid, AttrNumber tenant, AttrNumber tar
 	return ok;
 }
 
+/* Whether indexid is a valid btree whose first column is seq. */
+static bool
+seq_index_usable(Oid indexid, AttrNumber seq)
+{
+	Relation	idx = index_open(indexid, AccessShareLock);
+	bool		ok;
+
+	ok = idx->rd_rel->relam == BTREE_AM_OID &&
+		idx->rd_index->indisvalid && idx->rd_index->indisready &&
+		idx->rd_index->indkey.values[0] == seq;
+	index_close(idx, AccessShareLock);
+	return ok;
+}
+
 /* Fill scan_info for rel; false if the log has no usable stream index. */
 static bool
 resolve_scan_info(Relation rel)
@@ -179,16 +201,126 @@ resolve_scan_info(Relation rel)
 	found.seq = SPI_fnumber(tupdesc, "seq");
 	found.tenant = SPI_fnumber(tupdesc, "tenant");
 	found.target = SPI_fnumber(tupdesc, "target");
+	found.version = SPI_fnumber(tupdesc, "version");
 	found.indexid = get_relname_relid("events_stream_idx", RelationGetNamespace(rel));
+	found.seq_indexid = hl_relation_primary_key(rel);
 	if (found.seq <= 0 || found.tenant <= 0 || found.target <= 0 ||
 		TupleDescAttr(tupdesc, found.seq - 1)->atttypid != INT8OID ||
 		(OidIsValid(found.indexid) &&
 		 !stream_index_usable(rel, found.indexid, found.tenant, found.target)))
 		found.indexid = InvalidOid;
+	if (found.version <= 0 || TupleDescAttr(tupdesc, found.version - 1)->atttypid != INT8OID ||
+		(OidIsValid(found.seq_indexid) && !seq_index_usable(found.seq_indexid, found.seq)))
+		found.seq_indexid = InvalidOid;
 
 	/* set only now: an invalidation processed above must not leave it half-set */
 	scan_info = found;
 	return OidIsValid(found.indexid);
+}
+
+static bool
+text_datum_equals(Datum d, const text *t)
+{
+	text	   *v = DatumGetTextPP(d);
+
+	return VARSIZE_ANY_EXHDR(v) == VARSIZE_ANY_EXHDR(t) &&
+		memcmp(VARDATA_ANY(v), VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) == 0;
+}
+
+/* The seq of the first row scan returns going in dir; -1 if none. */
+static int64
+first_seq(IndexScanDesc scan, ScanDirection dir, TupleTableSlot *slot, AttrNumber attnum)
+{
+	bool		isnull;
+
+	if (!index_getnext_slot(scan, dir, slot))
+		return -1;
+	return DatumGetInt64(slot_getattr(slot, attnum, &isnull));
+}
+
+/*
+ * Having returned the stream's versions up to last_version, whose seqs rose
+ * to last_seq: whether no later version has a lower seq, so that they are
+ * the lowest seqs of the stream.  Two scans can tell, and the shorter one
+ * is taken: the rest of the stream (stream_scan, where it stopped), every
+ * seq above last_seq; or the log by seq below last_seq, no later version of
+ * the stream among it.  The stream's last version says how long the first
+ * is (versions have no gaps), the log's lowest seq how long the second is
+ * at most (seqs have gaps only where appends rolled back).
+ */
+static bool
+rest_of_stream_is_later(Relation rel, Relation idx, IndexScanDesc stream_scan,
+						ScanKey stream_keys, TupleTableSlot *slot, MemoryContext cxt,
+						text *tenant, text *target, int64 last_version, int64 last_seq)
+{
+	Relation	seq_idx = NULL;
+	IndexScanDesc scan;
+	bool		isnull;
+	bool		later = true;
+
+	if (OidIsValid(scan_info.seq_indexid))
+	{
+		int64		rest;
+		int64		lowest;
+
+		/* the stream's last version: the stream index backwards */
+		scan = hl_index_beginscan(rel, idx, GetActiveSnapshot(), 2, 0);
+		index_rescan(scan, stream_keys, 2, NULL, 0);
+		rest = index_getnext_slot(scan, BackwardScanDirection, slot) ?
+			DatumGetInt64(slot_getattr(slot, scan_info.version, &isnull)) - last_version : 0;
+		index_endscan(scan);
+
+		seq_idx = index_open(scan_info.seq_indexid, AccessShareLock);
+		scan = hl_index_beginscan(rel, seq_idx, GetActiveSnapshot(), 0, 0);
+		index_rescan(scan, NULL, 0, NULL, 0);
+		lowest = first_seq(scan, ForwardScanDirection, slot, scan_info.seq);
+		if (lowest < 0 || last_seq - lowest >= rest)
+		{
+			index_endscan(scan);
+			index_close(seq_idx, AccessShareLock);
+			seq_idx = NULL;
+		}
+	}
+
+	if (seq_idx == NULL)
+	{
+		/* the rest of the stream */
+		int64		seq;
+
+		while ((seq = first_seq(stream_scan, ForwardScanDirection, slot, scan_info.seq)) >= 0)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (seq < last_seq)
+				return false;
+		}
+		return true;
+	}
+
+	/* the log by seq, from its lowest (the row scan is on) to last_seq */
+	do
+	{
+		MemoryContext old;
+		Datum		t;
+
+		CHECK_FOR_INTERRUPTS();
+		if (DatumGetInt64(slot_getattr(slot, scan_info.seq, &isnull)) >= last_seq)
+			break;
+		old = MemoryContextSwitchTo(cxt);
+		if (text_datum_equals(slot_getattr(slot, scan_info.tenant, &isnull), tenant) &&
+			(t = slot_getattr(slot, scan_info.target, &isnull), !isnull) &&
+			text_datum_equals(t, target))
+		{
+			Datum		v = slot_getattr(slot, scan_info.version, &isnull);
+
+			later = !isnull && DatumGetInt64(v) <= last_version;
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(cxt);
+	} while (later && index_getnext_slot(scan, ForwardScanDirection, slot));
+
+	index_endscan(scan);
+	index_close(seq_idx, AccessShareLock);
+	return later;
 }
 
 /*
@@ -209,6 +341,7 @@ list_stream_directly(HlResultSet *rs, text *tenant, text *target, int64 max_rows
 	MemoryContext old;
 	int64		nrows = 0;
 	int64		last_seq = 0;
+	int64		last_version = 0;
 	bool		in_order = true;
 
 	if (max_rows == 0)
@@ -249,10 +382,8 @@ list_stream_directly(HlResultSet *rs, text *tenant, text *target, int64 max_rows
 			break;
 		}
 		last_seq = seq;
+		last_version = DatumGetInt64(slot_getattr(slot, scan_info.version, &isnull));
 		nrows++;
-		/* past max_rows, rows are only read to check the order */
-		if (max_rows >= 0 && nrows > max_rows)
-			continue;
 
 		old = MemoryContextSwitchTo(cxt);
 		tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
@@ -266,6 +397,13 @@ list_stream_directly(HlResultSet *rs, text *tenant, text *target, int64 max_rows
 		}
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(cxt);
+
+		if (max_rows >= 0 && nrows == max_rows)
+		{
+			in_order = rest_of_stream_is_later(rel, idx, scan, keys, slot, cxt, tenant, target,
+											   last_version, last_seq);
+			break;
+		}
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);

@@ -16,7 +16,8 @@
  * event is also a leaf of the checkpoint whose seqs hold it: the trees are
  * built as the leaves come, in seq order, and their roots, hashes, chain
  * and signatures checked at the end, with the stream heads (a stream whose
- * events are gone, or that has more than its head knows) and the digest.
+ * events are gone, or that has more than its head knows, or no head; a head
+ * for a target without events) and the digest.
  *
  * Of all problems of a tenant the one reported is, in this order: the
  * first bad event in seq order; a stream whose last events are missing
@@ -172,6 +173,7 @@ typedef struct Stream
 	int64		last_seq;
 	HlHash		hash;			/* its recomputed hash */
 	bool		last_ok;		/* and whether it is the stored one */
+	bool		has_head;		/* check_heads() met its head */
 	HeldEvent  *held;			/* in the order they came */
 	int			nheld;
 	int			maxheld;
@@ -739,6 +741,7 @@ check_event(Verify *v, const Datum *values, const bool *isnull, StringInfo buf)
 			stream->tenant = tenant_for(v, VARDATA_ANY(tenant_t), VARSIZE_ANY_EXHDR(tenant_t));
 			stream->version = 0;
 			stream->last_ok = true;
+			stream->has_head = false;
 			stream->held = NULL;
 			stream->nheld = 0;
 			stream->maxheld = 0;
@@ -951,10 +954,34 @@ scan_events(Verify *v, text *tenant)
 
 /* Stream heads ---------------------------------------------------------------- */
 
+/*
+ * Every head, whatever its version: one at 0 or below, or for a target
+ * without events, is as wrong as one that knows too many versions.  xmin
+ * tells the one legitimate head at 0: the one an append of this very
+ * transaction inserts before its before hooks run (hl_stream_lock()), seen
+ * by a hook that calls verify() before the event is stored.
+ */
 #define HEADS_QUERY \
-	"SELECT tenant, target, version FROM " HL_SCHEMA ".streams" \
-	" WHERE ($1 IS NULL OR tenant OPERATOR(pg_catalog.=) $1)" \
-	"   AND version OPERATOR(pg_catalog.>) 0"
+	"SELECT tenant, target, version, xmin FROM " HL_SCHEMA ".streams" \
+	" WHERE ($1 IS NULL OR tenant OPERATOR(pg_catalog.=) $1)"
+
+/* A head against the events of its stream (NULL: none). */
+static void
+check_head(Verify *v, Tenant *t, Stream *stream, const char *target, int target_len,
+		   int64 head_version)
+{
+	if (stream == NULL && head_version <= 0)
+		/* a head that no event put there: no version to name */
+		report(v, t, RANK_STREAM, 0, "inserted", target, target_len,
+			   false, 0, NULL, 0, false, 0);
+	else if (stream == NULL || stream->version < head_version)
+		report(v, t, RANK_STREAM, 0, "removed", target, target_len,
+			   true, stream ? stream->version + 1 : 1, NULL, 0, false, 0);
+	else if (stream->version > head_version)
+		/* the first version the head does not know */
+		report(v, t, RANK_STREAM, 0, "inserted", target, target_len,
+			   true, Max(head_version, 0) + 1, NULL, 0, false, 0);
+}
 
 static void
 check_heads(Verify *v, text *tenant)
@@ -963,6 +990,8 @@ check_heads(Verify *v, text *tenant)
 	Datum		args[1] = {PointerGetDatum(tenant)};
 	char		nulls[1] = {tenant ? ' ' : 'n'};
 	Portal		portal;
+	streamtab_iterator it;
+	StreamSlot *slot;
 
 	/* in batches: every stream has a head, and all of them at once weigh */
 	portal = hl_spi_open_cursor(HEADS_QUERY, 1, types, args, nulls);
@@ -979,10 +1008,9 @@ check_heads(Verify *v, text *tenant)
 			text	   *tenant_t = DatumGetTextPP(SPI_getbinval(row, desc, 1, &isnull));
 			text	   *target_t = DatumGetTextPP(SPI_getbinval(row, desc, 2, &isnull));
 			int64		head_version = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
-			int			glen = VARSIZE_ANY_EXHDR(target_t);
+			TransactionId xmin = DatumGetTransactionId(SPI_getbinval(row, desc, 4, &isnull));
 			char		room[256];
 			StreamKey	key;
-			StreamSlot *slot;
 			Stream	   *stream;
 			Tenant	   *t = tenant_for(v, VARDATA_ANY(tenant_t), VARSIZE_ANY_EXHDR(tenant_t));
 
@@ -991,12 +1019,11 @@ check_heads(Verify *v, text *tenant)
 			stream_key(&key, room, sizeof(room), tenant_t, target_t);
 			slot = streamtab_lookup(v->streams, key);
 			stream = slot ? slot->stream : NULL;
-			if (stream == NULL || stream->version < head_version)
-				report(v, t, RANK_STREAM, 0, "removed", VARDATA_ANY(target_t), glen,
-					   true, stream ? stream->version + 1 : 1, NULL, 0, false, 0);
-			else if (stream->version > head_version)
-				report(v, t, RANK_STREAM, 0, "inserted", VARDATA_ANY(target_t), glen,
-					   true, head_version + 1, NULL, 0, false, 0);
+			if (stream != NULL)
+				stream->has_head = true;
+			if (!(stream == NULL && head_version == 0 && TransactionIdIsCurrentTransactionId(xmin)))
+				check_head(v, t, stream, VARDATA_ANY(target_t), VARSIZE_ANY_EXHDR(target_t),
+						   head_version);
 			if (key.data != room)
 				pfree((char *) key.data);
 		}
@@ -1004,6 +1031,18 @@ check_heads(Verify *v, text *tenant)
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
+
+	/* streams with events and no head: the head knows none of them */
+	streamtab_start_iterate(v->streams, &it);
+	while ((slot = streamtab_iterate(v->streams, &it)) != NULL)
+	{
+		Stream	   *stream = slot->stream;
+		const char *target = (const char *) memchr(stream->key, '\0', stream->key_len) + 1;
+
+		if (!stream->has_head && tenant_is_mine(v, stream->tenant))
+			check_head(v, stream->tenant, stream, target,
+					   stream->key_len - (target - stream->key), 0);
+	}
 }
 
 /* The end: checkpoints and digest --------------------------------------------- */

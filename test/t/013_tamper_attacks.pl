@@ -118,12 +118,20 @@ sub event_id
 	is(verify_row($db, 'acme'), 'f|d1|2|||removed', 'latest event removed: the stream and version named');
 }
 
-# 3b. ... and the stream's head removed with it: the checkpoint tells
+# 3b. ... and the stream's head set back to match: the checkpoint tells
+{
+	my $db = fresh_db();
+	tamper($db, q{DELETE FROM headlessly.events WHERE seq = 6;
+	              UPDATE headlessly.streams SET version = 1 WHERE target = 'd1'});
+	is(verify_row($db, 'acme'), 'f|||||removed', 'latest event removed, its head set back: its checkpoint tells');
+}
+
+# 3c. ... or the head removed with it: events that no head knows
 {
 	my $db = fresh_db();
 	tamper($db, q{DELETE FROM headlessly.events WHERE seq = 6;
 	              DELETE FROM headlessly.streams WHERE target = 'd1'});
-	is(verify_row($db, 'acme'), 'f|||||removed', 'latest event and its head removed: its checkpoint tells');
+	is(verify_row($db, 'acme'), 'f|d1|1|||inserted', 'latest event and its head removed: the stream without a head named');
 }
 
 # 4. a whole stream removed
