@@ -111,7 +111,7 @@ DROP INDEX headlessly.streams_state_idx;
 DROP INDEX headlessly.streams_noun_changed_idx;
 CREATE INDEX streams_noun_idx
     ON headlessly.streams (tenant, noun) WHERE noun IS NOT NULL;
-ALTER TABLE headlessly.streams SET (fillfactor = 80);
+ALTER TABLE headlessly.streams SET (fillfactor = 50);
 
 COMMENT ON TABLE headlessly.streams IS
     'Derived from headlessly.events: the head of every stream and the current state of live entities. A transaction that appends to a stream again writes its head when it commits; headlessly.heads shows it meanwhile.';

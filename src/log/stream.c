@@ -674,10 +674,7 @@ create_head(Relation rel, Oid pkey, text *tenant, text *target, HeapTuple tuple)
 	bool		found;
 	TransactionId xwait = InvalidTransactionId;
 
-	hash = hash_bytes_extended((const unsigned char *) VARDATA_ANY(target),
-							   VARSIZE_ANY_EXHDR(target),
-							   hash_bytes_extended((const unsigned char *) VARDATA_ANY(tenant),
-												   VARSIZE_ANY_EXHDR(tenant), 0));
+	hash = head_key_hash64(tenant, target);
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (hash >> 32), (uint32) hash,
 						 HL_LOCKTAG_STREAM_CREATE);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
