@@ -460,15 +460,6 @@ head_key_hash64(text *tenant, text *target)
 												   VARSIZE_ANY_EXHDR(tenant), 0));
 }
 
-static bool
-text_equal(Datum d, text *t)
-{
-	text	   *dt = DatumGetTextPP(d);
-
-	return VARSIZE_ANY_EXHDR(dt) == VARSIZE_ANY_EXHDR(t) &&
-		memcmp(VARDATA_ANY(dt), VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) == 0;
-}
-
 /*
  * The head of (tenant, target) where it was found last, as an index scan
  * would find it from the index's TID (following its HOT chain, with the
@@ -495,8 +486,8 @@ find_head_at_hint(Relation rel, Snapshot snapshot, text *tenant, text *target,
 
 	if (!fetch_head_version(rel, &tid, snapshot, slot))
 		return false;
-	if (!text_equal(slot_getattr(slot, S_TENANT, &isnull), tenant) ||
-		!text_equal(slot_getattr(slot, S_TARGET, &isnull), target))
+	if (!hl_text_equal(DatumGetTextPP(slot_getattr(slot, S_TENANT, &isnull)), tenant) ||
+		!hl_text_equal(DatumGetTextPP(slot_getattr(slot, S_TARGET, &isnull)), target))
 	{
 		ExecClearTuple(slot);
 		return false;

@@ -218,15 +218,6 @@ resolve_scan_info(Relation rel)
 	return OidIsValid(found.indexid);
 }
 
-static bool
-text_datum_equals(Datum d, const text *t)
-{
-	text	   *v = DatumGetTextPP(d);
-
-	return VARSIZE_ANY_EXHDR(v) == VARSIZE_ANY_EXHDR(t) &&
-		memcmp(VARDATA_ANY(v), VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) == 0;
-}
-
 /* The seq of the first row scan returns going in dir; -1 if none. */
 static int64
 first_seq(IndexScanDesc scan, ScanDirection dir, TupleTableSlot *slot, AttrNumber attnum)
@@ -306,9 +297,9 @@ rest_of_stream_is_later(Relation rel, Relation idx, IndexScanDesc stream_scan,
 		if (DatumGetInt64(slot_getattr(slot, scan_info.seq, &isnull)) >= last_seq)
 			break;
 		old = MemoryContextSwitchTo(cxt);
-		if (text_datum_equals(slot_getattr(slot, scan_info.tenant, &isnull), tenant) &&
+		if (hl_text_equal(DatumGetTextPP(slot_getattr(slot, scan_info.tenant, &isnull)), tenant) &&
 			(t = slot_getattr(slot, scan_info.target, &isnull), !isnull) &&
-			text_datum_equals(t, target))
+			hl_text_equal(DatumGetTextPP(t), target))
 		{
 			Datum		v = slot_getattr(slot, scan_info.version, &isnull);
 
