@@ -21,14 +21,8 @@
  * IndexInfo, and the planned and compiled predicate of each partial index
  * (four of the log's nine) - is built once per backend and kept across
  * transactions (LogIndexes), until a relcache invalidation of the log or
- * of one of its indexes, or a change of the log's index list.  With the
- * cache current, an append opens and locks only the indexes its row goes
- * into, once the row is final (after the triggers): a partial index whose
- * predicate the row fails is left alone, as no insert needs it (three of
- * the nine for an event without actor, session or idempotency key; a lock
- * cost an append 2% to take and release).  The log's lock, held by the
- * append, keeps every index from being dropped meanwhile, and a CREATE or
- * DROP INDEX CONCURRENTLY waits for the appending transaction.
+ * of one of its indexes, or a change of the log's index list.  The indexes
+ * are still opened and locked by every append, as the executor does.
  *
  *-------------------------------------------------------------------------
  */
@@ -104,7 +98,6 @@ typedef struct LogIndexes
 	int			nindexes;
 	Oid		   *oids;			/* in RelationGetIndexList() order */
 	IndexInfo **infos;			/* predicates planned and compiled */
-	bool		deferred_checks;	/* an index checks rows at commit or by exclusion */
 	bool		valid;
 	int			users;
 } LogIndexes;
@@ -228,10 +221,6 @@ log_indexes_acquire(Relation rel, Relation *indexes, List *oids)
 			IndexInfo  *ii = BuildIndexInfo(indexes[i]);
 
 			li->oids[i] = RelationGetRelid(indexes[i]);
-			/* their rechecks go with the row's after triggers: those come later */
-			if (ii->ii_ExclusionOps != NULL ||
-				(ii->ii_Unique && !indexes[i]->rd_index->indimmediate))
-				li->deferred_checks = true;
 			/* as ExecPrepareQual does, but kept: no executor state */
 			if (ii->ii_Predicate != NIL)
 				ii->ii_PredicateState =
@@ -266,27 +255,13 @@ log_indexes_acquire(Relation rel, Relation *indexes, List *oids)
 }
 
 /*
- * This append's own copy of a cached IndexInfo: what the executor fills in
- * lazily (expression state, an access method's cache) belongs to this
- * append's executor state and memory.
- */
-static void
-copy_index_info(IndexInfo *copy, const IndexInfo *cached)
-{
-	memcpy(copy, cached, sizeof(IndexInfo));
-	copy->ii_ExpressionsState = NIL;
-	copy->ii_AmCache = NULL;
-	copy->ii_Context = CurrentMemoryContext;
-}
-
-/*
- * ExecOpenIndices(rri, false) for the log, from the cache.  If the cache is
- * current (and no index checks rows later, which its after triggers would
- * have to know), nothing is opened: *deferred is set, and
- * open_row_indexes() opens what the final row needs.
+ * ExecOpenIndices(rri, false) for the log, from the cache.  Each append
+ * gets its own copy of each IndexInfo: what the executor fills in lazily
+ * (expression state, an access method's cache) belongs to this append's
+ * executor state and memory.
  */
 static LogIndexes *
-open_log_indexes(ResultRelInfo *rri, bool *deferred)
+open_log_indexes(ResultRelInfo *rri)
 {
 	Relation	rel = rri->ri_RelationDesc;
 	List	   *oids;
@@ -299,21 +274,12 @@ open_log_indexes(ResultRelInfo *rri, bool *deferred)
 	ListCell   *lc;
 
 	rri->ri_NumIndices = 0;
-	*deferred = false;
 	if (!RelationGetForm(rel)->relhasindex)
 		return NULL;
 	oids = RelationGetIndexList(rel);
 	n = list_length(oids);
 	if (n == 0)
 		return NULL;
-
-	if (log_indexes_current(log_indexes, rel, oids) && !log_indexes->deferred_checks)
-	{
-		list_free(oids);
-		log_indexes->users++;
-		*deferred = true;
-		return log_indexes;
-	}
 
 	descs = palloc(n * sizeof(Relation));
 	infos = palloc(n * sizeof(IndexInfo *));
@@ -328,46 +294,16 @@ open_log_indexes(ResultRelInfo *rri, bool *deferred)
 	li = log_indexes_acquire(rel, descs, oids);
 	for (i = 0; i < n; i++)
 	{
-		copy_index_info(&copies[i], li->infos[i]);
-		infos[i] = &copies[i];
+		IndexInfo  *ii = &copies[i];
+
+		memcpy(ii, li->infos[i], sizeof(IndexInfo));
+		ii->ii_ExpressionsState = NIL;
+		ii->ii_AmCache = NULL;
+		ii->ii_Context = CurrentMemoryContext;
+		infos[i] = ii;
 	}
 	list_free(oids);
 	return li;
-}
-
-/*
- * Open (and lock) the indexes the stored row in slot goes into, as the
- * cache describes them: those ready for inserts whose predicate, if any,
- * the row meets.  Their predicates are not evaluated again.
- */
-static void
-open_row_indexes(ResultRelInfo *rri, LogIndexes *li, TupleTableSlot *slot, EState *estate)
-{
-	ExprContext *econtext = GetPerTupleExprContext(estate);
-	Relation   *descs = palloc(li->nindexes * sizeof(Relation));
-	IndexInfo **infos = palloc(li->nindexes * sizeof(IndexInfo *));
-	IndexInfo  *copies = palloc(li->nindexes * sizeof(IndexInfo));
-	int			n = 0;
-
-	econtext->ecxt_scantuple = slot;
-	rri->ri_IndexRelationDescs = descs;
-	rri->ri_IndexRelationInfo = infos;
-	for (int i = 0; i < li->nindexes; i++)
-	{
-		IndexInfo  *cached = li->infos[i];
-
-		if (!cached->ii_ReadyForInserts)
-			continue;
-		if (cached->ii_Predicate != NIL && !ExecQual(cached->ii_PredicateState, econtext))
-			continue;
-		copy_index_info(&copies[n], cached);
-		copies[n].ii_Predicate = NIL;
-		copies[n].ii_PredicateState = NULL;
-		infos[n] = &copies[n];
-		descs[n] = index_open(li->oids[i], RowExclusiveLock);
-		/* what close_log_indexes() closes */
-		rri->ri_NumIndices = ++n;
-	}
 }
 
 /*
@@ -488,7 +424,6 @@ insert_directly(Datum *values, char *nulls, bool want_row, bool *stored, Datum *
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
 	LogIndexes *volatile indexes = NULL;
-	bool		deferred;
 
 	rel = table_open(relid, RowExclusiveLock);
 	if (!direct_insert_allowed(rel, want_row))
@@ -535,21 +470,9 @@ insert_directly(Datum *values, char *nulls, bool want_row, bool *stored, Datum *
 
 	PG_TRY();
 	{
-		indexes = open_log_indexes(rri, &deferred);
+		indexes = open_log_indexes(rri);
 		AfterTriggerBeginQuery();
 		ExecSimpleRelationInsert(rri, estate, slot);
-
-		/*
-		 * The row's index entries, once the triggers made it final.  Its
-		 * after triggers are only queued so far, and nothing they are given
-		 * depends on the entries (no index checks rows later).
-		 */
-		if (deferred && ItemPointerIsValid(&slot->tts_tid))
-		{
-			open_row_indexes(rri, indexes, slot, estate);
-			if (rri->ri_NumIndices > 0)
-				hl_insert_index_tuples(rri, slot, estate, HL_INDEX_UPDATE_ALL);
-		}
 	}
 	PG_FINALLY();
 	{
