@@ -45,6 +45,7 @@
 #include "common/hashfn.h"
 #include "common/pg_prng.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
@@ -53,7 +54,9 @@
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/relcache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
@@ -442,11 +445,30 @@ headlessly_delivery_sender_alive(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(true);
 }
 
+/* whether this transaction holds any lock on the log */
+static bool
+holds_log_lock(void)
+{
+	Relation	log = RelationIdGetRelation(hl_log_relid());
+	bool		held;
+
+	if (!RelationIsValid(log))
+		return false;
+	held = CheckRelationLockedByMe(log, AccessShareLock, true);
+	RelationClose(log);
+	return held;
+}
+
 /*
  * Steps: a transaction of their own in the worker, nothing in deliver().
  * A step of a hook subscription first takes the registry's lock, before the
  * subscription's row and the log (see hl_hook_registry_lock()); webhooks
- * and the round's first step lock nothing unhook() does.
+ * and the round's first step lock nothing unhook() does.  Not in a
+ * transaction that already holds a lock on the log (deliver() after an
+ * append): there the log comes first, and a hook() or unhook() waiting
+ * for the log behind it while holding the registry would deadlock with
+ * it; and while it holds the log, unhook() cannot take the log's lock that
+ * the registry's lock is there to order.
  */
 static void
 step_begin(bool in_worker, bool hook)
@@ -457,7 +479,7 @@ step_begin(bool in_worker, bool hook)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
-	if (hook)
+	if (hook && !holds_log_lock())
 		hl_hook_registry_lock(RowShareLock);
 	hl_spi_connect();
 }
@@ -1527,7 +1549,8 @@ deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
 		ListCell   *lc;
 		bool		active;
 
-		step_begin(in_worker, OidIsValid(handler));
+		/* a hook's handler may be missing (0): lock unless it is a webhook's */
+		step_begin(in_worker, true);
 		MemoryContextSwitchTo(round_cxt);
 		claimed = NIL;
 		active = deliverable(name, &sub);
@@ -1539,7 +1562,7 @@ deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
 			 * foreign key again, one query per row.
 			 */
 			step_end(true);
-			step_begin(true, OidIsValid(handler));
+			step_begin(true, sub.kind != HL_SUB_WEBHOOK);
 			MemoryContextSwitchTo(round_cxt);
 			active = deliverable(name, &sub);
 		}
