@@ -204,12 +204,17 @@ check_can_be_tenant_role(Oid role)
  * them.  ALTER TABLE takes them one at a time, and waiting for the second
  * while holding the first deadlocked with a delivery round, which reads the
  * same tables in another order.  A lock this transaction already held stays
- * held: UnlockRelationOid only undoes the acquisition made here.
+ * held: UnlockRelationOid only undoes the acquisition made here.  Under
+ * steady appends some table may be taken again each time it was waited
+ * for; after LOCK_ALL_TRIES rounds the locks are taken in order, waiting,
+ * and the deadlock detector settles a rare cycle.
  */
+#define LOCK_ALL_TRIES 100
+
 static void
 lock_all_or_wait(List *relids)
 {
-	for (;;)
+	for (int tries = 0;; tries++)
 	{
 		ListCell   *lc;
 		List	   *held = NIL;
@@ -226,6 +231,14 @@ lock_all_or_wait(List *relids)
 		}
 		if (!OidIsValid(busy))
 		{
+			list_free(held);
+			return;
+		}
+		if (tries >= LOCK_ALL_TRIES)
+		{
+			/* keep what is held, wait for the rest in order */
+			for (ListCell *rest = lc; rest != NULL; rest = lnext(relids, rest))
+				LockRelationOid(lfirst_oid(rest), AccessExclusiveLock);
 			list_free(held);
 			return;
 		}
