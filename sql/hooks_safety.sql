@@ -222,15 +222,85 @@ SELECT data FROM headlessly.events_append('Shadow.Created', 'shadow_2');
 SELECT headlessly.unhook(:h_written);
 DROP SCHEMA shadow CASCADE;
 
+-- The registration is bound to the handler's owner: a function that takes
+-- a dropped handler's name but belongs to another role is a missing
+-- handler, never run (it would run as every appending role).  The owner's
+-- own new function of that name is the handler: the owner vouches for its
+-- functions.
+CREATE ROLE regress_hook_mallory;
+CREATE SCHEMA hijack;
+GRANT USAGE, CREATE ON SCHEMA hijack TO regress_hook_mallory;
+CREATE FUNCTION hijack.audit(e jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT NULL::jsonb $$;
+SELECT headlessly.hook('Lamp.*', 'before', 'hijack.audit(jsonb)') AS h_lamp \gset
+SELECT handler, handler_owner = current_user::regrole AS owner_bound
+  FROM headlessly.hook_registry WHERE id = :h_lamp;
+-- the owner is the trigger's to fill: a value written is overwritten
+UPDATE headlessly.hook_registry SET handler_owner = 'regress_hook_mallory' WHERE id = :h_lamp;
+SELECT handler_owner = current_user::regrole AS still_owner_bound FROM headlessly.hook_registry WHERE id = :h_lamp;
+SELECT data FROM headlessly.events_append('Lamp.Created', 'lamp_0');
+DROP FUNCTION hijack.audit(jsonb);
+SET ROLE regress_hook_mallory;
+CREATE FUNCTION hijack.audit(e jsonb) RETURNS jsonb LANGUAGE sql
+    AS $$ SELECT jsonb_build_object('pwned_as', current_user::text) $$;
+RESET ROLE;
+SELECT count(*) AS events FROM headlessly.events \gset before_
+SELECT state, message, detail, hint
+  FROM pg_temp.error_of('SELECT data FROM headlessly.events_append(''Lamp.Created'', ''lamp_1'', ''{}'')', :h_lamp);
+SELECT count(*) - :before_events AS stored FROM headlessly.events;
+SELECT handler IS NULL AS shown_missing FROM headlessly.hooks WHERE id = :h_lamp;
+-- an owner change of the handler unbinds it too
+DROP FUNCTION hijack.audit(jsonb);
+CREATE FUNCTION hijack.audit(e jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT jsonb_build_object('same_owner', true) $$;
+SELECT data FROM headlessly.events_append('Lamp.Created', 'lamp_2');
+ALTER FUNCTION hijack.audit(jsonb) OWNER TO regress_hook_mallory;
+SELECT count(*) AS events FROM headlessly.events \gset before_
+SELECT state, message FROM pg_temp.error_of('SELECT headlessly.events_append(''Lamp.Created'', ''lamp_3'')', :h_lamp);
+SELECT count(*) - :before_events AS stored FROM headlessly.events;
+ALTER FUNCTION hijack.audit(jsonb) OWNER TO CURRENT_USER;
+SELECT data FROM headlessly.events_append('Lamp.Created', 'lamp_3');
+-- re-registering binds it to the function's current owner
+ALTER FUNCTION hijack.audit(jsonb) OWNER TO regress_hook_mallory;
+UPDATE headlessly.hook_registry SET handler = handler WHERE id = :h_lamp;
+SELECT handler_owner::text AS rebound_to FROM headlessly.hook_registry WHERE id = :h_lamp;
+SELECT data FROM headlessly.events_append('Lamp.Created', 'lamp_4');
+SELECT headlessly.unhook(:h_lamp);
+-- after_commit hooks, run by delivery rounds, are bound the same way
+CREATE TABLE hijack_log (n serial, who text);
+GRANT INSERT ON hijack_log TO regress_hook_mallory;
+GRANT USAGE ON SEQUENCE hijack_log_n_seq TO regress_hook_mallory;
+CREATE FUNCTION hijack.later(e jsonb) RETURNS jsonb LANGUAGE sql
+    AS $$ INSERT INTO public.hijack_log (who) VALUES ('owner') RETURNING NULL::jsonb $$;
+SELECT headlessly.hook('Lamp.*', 'after_commit', 'hijack.later(jsonb)') AS h_later \gset
+SELECT type FROM headlessly.events_append('Lamp.Created', 'lamp_5');
+SELECT headlessly.deliver() AS attempted;
+DROP FUNCTION hijack.later(jsonb);
+SET ROLE regress_hook_mallory;
+CREATE FUNCTION hijack.later(e jsonb) RETURNS jsonb LANGUAGE sql
+    AS $$ INSERT INTO public.hijack_log (who) VALUES ('pwned as ' || current_user) RETURNING NULL::jsonb $$;
+RESET ROLE;
+SELECT type FROM headlessly.events_append('Lamp.Created', 'lamp_6');
+SELECT headlessly.deliver() AS attempted;
+SELECT who FROM hijack_log ORDER BY n;
+SELECT d.target, d.status, d.attempts, regexp_replace(d.error, '\m' || :h_later || '\M', '<id>') AS error
+  FROM headlessly.deliveries d JOIN headlessly.subscriptions s ON s.name = d.subscription
+ WHERE s.hook_id = :h_later ORDER BY d.seq;
+SELECT headlessly.unhook(:h_later);
+DROP TABLE hijack_log;
+DROP SCHEMA hijack CASCADE;
+DROP ROLE regress_hook_mallory;
+
 -- A malformed row that got in anyway (here: restored with the registry's
--- triggers disabled) fails the appends its hook matches with a clear error;
--- other appends go on.  The wrong handlers used to be called as if they
--- were f(jsonb) RETURNS jsonb: pg_catalog.now() crashed the server.
+-- triggers disabled, so with the owner a dump holds) fails the appends its
+-- hook matches with a clear error; other appends go on.  The wrong handlers
+-- used to be called as if they were f(jsonb) RETURNS jsonb:
+-- pg_catalog.now() crashed the server.
 ALTER TABLE headlessly.hook_registry DISABLE TRIGGER hook_registry_check;
-INSERT INTO headlessly.hook_registry (pattern, phase, handler)
-VALUES ('Bad.Created', 'before', 'pg_catalog.now()') RETURNING id AS bad_before \gset
-INSERT INTO headlessly.hook_registry (pattern, phase, handler)
-VALUES ('bad_thing', 'after', 'takes_json(json)') RETURNING id AS bad_after \gset
+INSERT INTO headlessly.hook_registry (pattern, phase, handler, handler_owner)
+SELECT 'Bad.Created', 'before', 'pg_catalog.now()', proowner::regrole
+  FROM pg_proc WHERE oid = 'pg_catalog.now()'::regprocedure
+RETURNING id AS bad_before \gset
+INSERT INTO headlessly.hook_registry (pattern, phase, handler, handler_owner)
+VALUES ('bad_thing', 'after', 'takes_json(json)', current_user::regrole) RETURNING id AS bad_after \gset
 ALTER TABLE headlessly.hook_registry ENABLE ALWAYS TRIGGER hook_registry_check;
 SELECT count(*) AS events FROM headlessly.events \gset before_
 SELECT state, message, detail, hint

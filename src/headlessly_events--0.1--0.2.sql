@@ -26,19 +26,26 @@ REVOKE ALL ON FUNCTION headlessly.hook_registry_check() FROM PUBLIC;
 -- The handler becomes a schema-qualified signature in text: pg_upgrade
 -- refuses a table with a regprocedure column (function OIDs are not kept).
 -- The view that shows it goes while the column changes; the UPDATE has the
--- row trigger above qualify every name.
+-- row trigger above qualify every name and bind it to its function's owner.
 DROP VIEW headlessly.hooks;
 ALTER TABLE headlessly.hook_registry ALTER COLUMN handler TYPE text;
+ALTER TABLE headlessly.hook_registry ADD COLUMN handler_owner regrole;
 UPDATE headlessly.hook_registry SET handler = handler;
 
 COMMENT ON COLUMN headlessly.hook_registry.handler IS
     'The handler function, schema-qualified with its argument types (text rather than regprocedure, which pg_upgrade refuses); a name written here is resolved under the writer''s search_path and stored qualified.';
 
+COMMENT ON COLUMN headlessly.hook_registry.handler_owner IS
+    'The owner of the handler function when the hook was registered, set by the registry''s row trigger; a function of that name owned by another role is no handler (it would run as every appending role).';
+
 CREATE VIEW headlessly.hooks AS
-    SELECT id, pattern, phase, pg_catalog.to_regprocedure(handler) AS handler,
-           row_number() OVER (PARTITION BY phase ORDER BY id) AS position,
-           created_at
-      FROM headlessly.hook_registry;
+    SELECT r.id, r.pattern, r.phase,
+           (SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
+             WHERE p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(r.handler)
+               AND p.proowner OPERATOR(pg_catalog.=) r.handler_owner) AS handler,
+           row_number() OVER (PARTITION BY r.phase ORDER BY r.id) AS position,
+           r.created_at
+      FROM headlessly.hook_registry r;
 
 COMMENT ON VIEW headlessly.hooks IS
     'Hooks in the order they run within their phase.';

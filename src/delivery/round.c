@@ -65,10 +65,16 @@
 PG_FUNCTION_INFO_V1(headlessly_deliver);
 PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 
-/* hooks in registration order, then webhooks */
+/*
+ * Hooks in registration order, then webhooks; a handler whose name now
+ * belongs to another owner's function is missing (OID 0), as in cache.c.
+ */
 #define HOOK_SUBSCRIPTIONS_QUERY \
-	"SELECT s.name, COALESCE(pg_catalog.to_regprocedure(r.handler)::pg_catalog.oid, 0) FROM " HL_SCHEMA ".subscriptions s" \
+	"SELECT s.name, COALESCE(p.oid, 0::pg_catalog.oid) FROM " HL_SCHEMA ".subscriptions s" \
 	"  LEFT JOIN " HL_SCHEMA ".hook_registry r ON r.id OPERATOR(pg_catalog.=) s.hook_id" \
+	"  LEFT JOIN pg_catalog.pg_proc p" \
+	"    ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(r.handler)::pg_catalog.oid" \
+	"   AND p.proowner OPERATOR(pg_catalog.=) r.handler_owner::pg_catalog.oid" \
 	" WHERE s.kind OPERATOR(pg_catalog.=) ANY ('{hook,webhook}') AND s.state OPERATOR(pg_catalog.=) 'active'" \
 	"   AND (s.kind OPERATOR(pg_catalog.=) 'webhook' OR r.id IS NOT NULL)" \
 	" ORDER BY s.hook_id NULLS LAST, s.name"

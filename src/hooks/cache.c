@@ -25,19 +25,31 @@
 
 #include "utils/builtins.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
 /*
- * The handler is a schema-qualified signature (text; regprocedure at 0.1):
- * one that no longer resolves reads as OID 0, a missing handler.
+ * The handler is a schema-qualified signature, bound to the owner of the
+ * function it named when registered: a name that no longer resolves, or
+ * that now belongs to another owner's function, reads as OID 0, a missing
+ * handler.  At 0.1 the column is a regprocedure, bound to the function
+ * itself; a dropped one reads as its OID, which names no function.
  */
 #define LOAD_QUERY \
-	"SELECT id, pattern, phase," \
-	"       pg_catalog.to_regprocedure(handler::pg_catalog.text)::pg_catalog.oid" \
+	"SELECT r.id, r.pattern, r.phase, COALESCE(p.oid, 0::pg_catalog.oid)" \
+	"  FROM " HL_SCHEMA ".hook_registry r" \
+	"  LEFT JOIN pg_catalog.pg_proc p" \
+	"    ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(r.handler)::pg_catalog.oid" \
+	"   AND p.proowner OPERATOR(pg_catalog.=) r.handler_owner::pg_catalog.oid" \
+	" ORDER BY r.id"
+
+#define LOAD_QUERY_0_1 \
+	"SELECT id, pattern, phase, handler::pg_catalog.oid" \
 	"  FROM " HL_SCHEMA ".hook_registry ORDER BY id"
 
 static SPIPlanPtr load_plan = NULL;
+static SPIPlanPtr load_plan_0_1 = NULL;
 
 static HlTableCache registry = HL_TABLE_CACHE("hook_registry");
 static HlHookSet *current_set = NULL;
@@ -129,7 +141,10 @@ read_registry(HlHookSet *set)
 		elog(ERROR, "table %s.hook_registry is missing", HL_SCHEMA);
 
 	hl_spi_connect();
-	hl_table_cache_read(&load_plan, LOAD_QUERY);
+	if (get_attnum(registry.relid, "handler_owner") != InvalidAttrNumber)
+		hl_table_cache_read(&load_plan, LOAD_QUERY);
+	else
+		hl_table_cache_read(&load_plan_0_1, LOAD_QUERY_0_1);
 
 	if (SPI_processed > 0)
 	{

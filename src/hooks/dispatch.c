@@ -93,8 +93,8 @@ call_handler(HlHook *hook, Jsonb *event)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("handler of hook " INT64_FORMAT " no longer exists", hook->id),
-				 errdetail("The function was dropped or renamed after the hook was registered."),
-				 errhint("Remove the hook with headlessly.unhook(" INT64_FORMAT ").", hook->id)));
+				 errdetail("The function was dropped, renamed, or replaced by another owner's function of the same name after the hook was registered."),
+				 errhint("Register the handler again with headlessly.hook(), or remove the hook with headlessly.unhook(" INT64_FORMAT ").", hook->id)));
 	if (hook->handler_problem)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),

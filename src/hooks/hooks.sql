@@ -6,7 +6,8 @@ CREATE TABLE headlessly.hook_registry (
     phase       text NOT NULL CHECK (phase IN ('before', 'after', 'after_commit')),
     handler     text NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
-    created_by  name NOT NULL DEFAULT current_user
+    created_by  name NOT NULL DEFAULT current_user,
+    handler_owner regrole
 );
 
 COMMENT ON TABLE headlessly.hook_registry IS
@@ -15,11 +16,17 @@ COMMENT ON TABLE headlessly.hook_registry IS
 COMMENT ON COLUMN headlessly.hook_registry.handler IS
     'The handler function, schema-qualified with its argument types (text rather than regprocedure, which pg_upgrade refuses); a name written here is resolved under the writer''s search_path and stored qualified.';
 
+COMMENT ON COLUMN headlessly.hook_registry.handler_owner IS
+    'The owner of the handler function when the hook was registered, set by the registry''s row trigger; a function of that name owned by another role is no handler (it would run as every appending role).';
+
 CREATE VIEW headlessly.hooks AS
-    SELECT id, pattern, phase, pg_catalog.to_regprocedure(handler) AS handler,
-           row_number() OVER (PARTITION BY phase ORDER BY id) AS position,
-           created_at
-      FROM headlessly.hook_registry;
+    SELECT r.id, r.pattern, r.phase,
+           (SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
+             WHERE p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(r.handler)
+               AND p.proowner OPERATOR(pg_catalog.=) r.handler_owner) AS handler,
+           row_number() OVER (PARTITION BY r.phase ORDER BY r.id) AS position,
+           r.created_at
+      FROM headlessly.hook_registry r;
 
 COMMENT ON VIEW headlessly.hooks IS
     'Hooks in the order they run within their phase.';

@@ -121,6 +121,25 @@ check_registration(const char *pattern, const char *phase, Oid handler)
 }
 
 /*
+ * The owner a registration is bound to.  A function that later takes the
+ * handler's name is the handler only if the same role owns it: anyone with
+ * CREATE on the handler's schema could otherwise become the handler, run as
+ * every appending role.
+ */
+static Oid
+function_owner(Oid function)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", function);
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
  * The registry's row trigger: rows written without hook() get its checks,
  * so that no malformed row reaches the hook cache.
  *
@@ -128,8 +147,10 @@ check_registration(const char *pattern, const char *phase, Oid handler)
  * table with a regprocedure column, since it keeps no function's OID.  The
  * name written is resolved here, under the writer's search_path as a
  * regprocedure column would have done, and stored schema-qualified with
- * its argument types, so that reading it back depends on no search_path.
- * (A database still at 0.1 has neither this trigger nor the text column.)
+ * its argument types, so that reading it back depends on no search_path,
+ * with the function's owner in handler_owner (whatever the writer put
+ * there): what reads the name back takes only a function of that owner.
+ * (A database still at 0.1 has neither this trigger nor these columns.)
  */
 Datum
 headlessly_hook_registry_check(PG_FUNCTION_ARGS)
@@ -171,12 +192,15 @@ headlessly_hook_registry_check(PG_FUNCTION_ARGS)
 
 	if (TupleDescAttr(desc, handler_attnum - 1)->atttypid == TEXTOID)
 	{
-		int			attnums[1] = {handler_attnum};
-		Datum		values[1];
-		bool		nulls[1] = {false};
+		int			attnums[2] = {handler_attnum, SPI_fnumber(desc, "handler_owner")};
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
 
 		values[0] = CStringGetTextDatum(format_procedure_qualified(handler_oid));
-		row = heap_modify_tuple_by_cols(row, desc, 1, attnums, values, nulls);
+		values[1] = ObjectIdGetDatum(function_owner(handler_oid));
+		/* the owner column comes later in the 0.1--0.2 script than the text one */
+		row = heap_modify_tuple_by_cols(row, desc, attnums[1] > 0 ? 2 : 1,
+										attnums, values, nulls);
 	}
 	return PointerGetDatum(row);
 }
