@@ -19,6 +19,16 @@ SELECT version FROM headlessly.events_append('page_view', source => 'web', exter
 CREATE FUNCTION up_tag(event jsonb) RETURNS jsonb LANGUAGE sql
     AS $$ SELECT jsonb_build_object('tagged', true) $$;
 SELECT headlessly.hook('Deal.*', 'before', 'up_tag(jsonb)') > 0 AS hooked;
+-- 0.1 let a handler be dropped, leaving its hook broken; and users may
+-- build on the hooks view and grant it
+CREATE FUNCTION up_gone(event jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT NULL::jsonb $$;
+SELECT headlessly.hook('Gone.*', 'before', 'up_gone(jsonb)') AS h_gone \gset
+DROP FUNCTION up_gone(jsonb);
+SELECT headlessly.events_append('Gone.Created', 'gone_0');
+\echo :LAST_ERROR_SQLSTATE
+CREATE ROLE regress_upgrade_reader;
+CREATE VIEW up_hook_list AS SELECT id, pattern, phase, handler FROM headlessly.hooks;
+GRANT SELECT ON up_hook_list, headlessly.hooks TO regress_upgrade_reader;
 -- 0.1 filled seq before it locked the stream, so two appends to one stream
 -- could take their seqs the wrong way round; the owner restores such a
 -- stream here (version 1 has the higher seq)
@@ -36,6 +46,19 @@ ALTER EXTENSION headlessly_events UPDATE;
 SELECT extversion = (SELECT default_version FROM pg_available_extensions WHERE name = 'headlessly_events')
     AS at_default_version
   FROM pg_extension WHERE extname = 'headlessly_events';
+
+-- the hook whose handler was dropped reads as a missing handler, as it did
+-- at 0.1: a matching append fails and stores nothing; the others work
+SELECT id = :h_gone AS gone, regexp_replace(handler, '[0-9]+', 'N') AS handler,
+       handler_owner IS NULL AS unbound
+  FROM headlessly.hook_registry WHERE phase = 'before' ORDER BY id;
+SELECT headlessly.events_append('Gone.Created', 'gone_1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS gone_events_stored FROM headlessly.events WHERE type LIKE 'Gone.%';
+-- the user's view over headlessly.hooks and the grants stay
+SELECT pattern, phase, handler FROM up_hook_list ORDER BY id;
+SELECT has_table_privilege('regress_upgrade_reader', 'up_hook_list', 'SELECT') AS reader_on_user_view,
+       has_table_privilege('regress_upgrade_reader', 'headlessly.hooks', 'SELECT') AS reader_on_hooks;
 
 -- heads of 0.1 have no ordering transaction: their events' xact_id is 0,
 -- which orders nothing
@@ -88,6 +111,8 @@ SELECT headlessly.checkpoint() AS checkpoints;
 SELECT tenant, ok, checked, problem FROM headlessly.verify();
 
 DROP TABLE up_contacts;
+DROP VIEW up_hook_list;
 DROP FUNCTION up_tag(jsonb);
 DROP EXTENSION headlessly_events CASCADE;
+DROP ROLE regress_upgrade_reader;
 CREATE EXTENSION headlessly_events;

@@ -25,12 +25,25 @@ REVOKE ALL ON FUNCTION headlessly.hook_registry_check() FROM PUBLIC;
 
 -- The handler becomes a schema-qualified signature in text: pg_upgrade
 -- refuses a table with a regprocedure column (function OIDs are not kept).
--- The view that shows it goes while the column changes; the UPDATE has the
--- row trigger above qualify every name and bind it to its function's owner.
-DROP VIEW headlessly.hooks;
-ALTER TABLE headlessly.hook_registry ALTER COLUMN handler TYPE text;
+-- The view that shows it stops depending on the column while it changes
+-- (replaced, not dropped: user views over it and its grants stay).  0.1 let
+-- a handler be dropped: such a regprocedure prints as its bare OID, which
+-- becomes a well-formed name that resolves to nothing, so the hook reads as
+-- a missing handler, as it did.  The UPDATE has the row trigger above
+-- qualify every name that resolves and bind it to its function's owner.
+CREATE OR REPLACE VIEW headlessly.hooks AS
+    SELECT id, pattern, phase, NULL::pg_catalog.regprocedure AS handler,
+           row_number() OVER (PARTITION BY phase ORDER BY id) AS position,
+           created_at
+      FROM headlessly.hook_registry;
+ALTER TABLE headlessly.hook_registry ALTER COLUMN handler TYPE text
+    USING (CASE WHEN handler::pg_catalog.text OPERATOR(pg_catalog.~) '^[0-9]+$'
+                THEN 'pg_catalog."dropped handler ' OPERATOR(pg_catalog.||) handler::pg_catalog.oid::pg_catalog.text
+                     OPERATOR(pg_catalog.||) '"(pg_catalog.jsonb)'
+                ELSE handler::pg_catalog.text END);
 ALTER TABLE headlessly.hook_registry ADD COLUMN handler_owner regrole;
-UPDATE headlessly.hook_registry SET handler = handler;
+UPDATE headlessly.hook_registry SET handler = handler
+ WHERE pg_catalog.to_regprocedure(handler) IS NOT NULL;
 
 COMMENT ON COLUMN headlessly.hook_registry.handler IS
     'The handler function, schema-qualified with its argument types (text rather than regprocedure, which pg_upgrade refuses); a name written here is resolved under the writer''s search_path and stored qualified.';
@@ -38,7 +51,7 @@ COMMENT ON COLUMN headlessly.hook_registry.handler IS
 COMMENT ON COLUMN headlessly.hook_registry.handler_owner IS
     'The owner of the handler function when the hook was registered, set by the registry''s row trigger; a function of that name owned by another role is no handler (it would run as every appending role).';
 
-CREATE VIEW headlessly.hooks AS
+CREATE OR REPLACE VIEW headlessly.hooks AS
     SELECT r.id, r.pattern, r.phase,
            (SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
              WHERE p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(r.handler)
