@@ -245,6 +245,15 @@ headlessly_delivery_horizon(PG_FUNCTION_ARGS)
 		if (TransactionIdPrecedes(snap->xip[i], horizon))
 			horizon = snap->xip[i];
 	}
+	/*
+	 * The caller's own events are not committed either: once a later
+	 * transaction has ended, xmax passes the caller's xid, and without this
+	 * a round run in the appending transaction handed out its own events
+	 * (and, ordered after them, later ones) before it committed.
+	 */
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
+		TransactionIdPrecedes(GetTopTransactionIdIfAny(), horizon))
+		horizon = GetTopTransactionIdIfAny();
 	/* widen to 64 bits, relative to the next xid as pg_current_snapshot() does */
 	if (horizon > XidFromFullTransactionId(next))
 		epoch--;
