@@ -17,6 +17,9 @@
  */
 #define HL_HORIZON HL_SCHEMA ".delivery_horizon()"
 
+/* whether the horizon also stops at the caller's own transaction (pull.c) */
+extern bool hl_horizon_stops_at_own_xact;
+
 typedef enum HlSubscriptionKind
 {
 	HL_SUB_PULL,

@@ -222,6 +222,9 @@ static SPIPlanPtr replay_plan = NULL;
 
 /* The horizon --------------------------------------------------------------------- */
 
+/* set by a delivery round around its query of new events (round.c) */
+bool		hl_horizon_stops_at_own_xact = false;
+
 /*
  * The oldest transaction still running as the active snapshot sees it,
  * other than our own: every transaction below it has ended, and every
@@ -246,12 +249,16 @@ headlessly_delivery_horizon(PG_FUNCTION_ARGS)
 			horizon = snap->xip[i];
 	}
 	/*
-	 * The caller's own events are not committed either: once a later
-	 * transaction has ended, xmax passes the caller's xid, and without this
-	 * a round run in the appending transaction handed out its own events
-	 * (and, ordered after them, later ones) before it committed.
+	 * For a delivery round, the caller's own events are not committed
+	 * either: once a later transaction has ended, xmax passes the caller's
+	 * xid, and a round run by deliver() in the appending transaction handed
+	 * out its own events (and later ones) before it committed, to hooks and
+	 * webhooks.  Not for read(): what it returns goes back with its
+	 * caller, and a waiting read() (whose claims give it an xid) must see
+	 * what later transactions commit.
 	 */
-	if (TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
+	if (hl_horizon_stops_at_own_xact &&
+		TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
 		TransactionIdPrecedes(GetTopTransactionIdIfAny(), horizon))
 		horizon = GetTopTransactionIdIfAny();
 	/* widen to 64 bits, relative to the next xid as pg_current_snapshot() does */

@@ -577,15 +577,21 @@ enqueue_new(HlSubscription *sub, int max_events)
 	nestlevel = hl_ordered_scan_begin();
 	hl_become_role(sub->owner, &saved);
 	if (restored)
-	{
 		hl_prepare_cached(&new_events_restored_plan, NEW_EVENTS_RESTORED_QUERY, 6, types);
-		rc = SPI_execute_plan(new_events_restored_plan, args, nulls, false, 0);
-	}
 	else
-	{
 		hl_prepare_cached(&new_events_plan, NEW_EVENTS_QUERY, 6, types);
-		rc = SPI_execute_plan(new_events_plan, args, nulls, false, 0);
+	/* a round hands out nothing of its caller's own, uncommitted (pull.c) */
+	hl_horizon_stops_at_own_xact = true;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(restored ? new_events_restored_plan : new_events_plan,
+							  args, nulls, false, 0);
 	}
+	PG_FINALLY();
+	{
+		hl_horizon_stops_at_own_xact = false;
+	}
+	PG_END_TRY();
 	hl_restore_user(&saved);
 	hl_ordered_scan_end(nestlevel);
 	MemoryContextSwitchTo(caller);
