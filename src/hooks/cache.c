@@ -9,9 +9,13 @@
  * their resolved handlers, in a cache that the invalidation empties.  An
  * append with no hooks registered therefore costs one flag test, and no
  * catalog query is made per append.  A change to a handler's pg_proc row
- * (dropped, replaced, altered) empties it too, and every load checks each
- * handler again: a row that is malformed however it came to be fails the
- * appends its hook matches with a clear error.
+ * (dropped, replaced, altered, renamed, moved) or to its schema's
+ * pg_namespace row (renamed) empties it too, as does any new or renamed
+ * function or schema while a handler's name resolves to nothing: that is
+ * what can change the function a handler's qualified name resolves to, and
+ * every session must resolve it as a session loading its hooks now would.
+ * Every load checks each handler again: a row that is malformed however it
+ * came to be fails the appends its hook matches with a clear error.
  *
  * Handlers may change the registry, and an append they make then loads a
  * new set of hooks while the old one is still running.  So each load makes
@@ -56,6 +60,10 @@ static HlHookSet *current_set = NULL;
 static bool loading = false;
 static bool callback_registered = false;
 
+/*
+ * A pg_proc or pg_namespace row changed (cacheid PROCOID or NAMESPACEOID).
+ * Only marks the cache for a reload: a running dispatch holds its own set.
+ */
 static void
 handler_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
@@ -65,11 +73,13 @@ handler_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 		registry.valid = false;
 		return;
 	}
-	/* a missing handler is a name that a new or renamed function may take */
+	/* a missing handler is a name that a new or renamed function or schema may take */
 	for (int i = 0; i < current_set->nhooks; i++)
 	{
-		if (current_set->hooks[i].handler_hash == hashvalue ||
-			current_set->hooks[i].handler_missing)
+		const HlHook *hook = &current_set->hooks[i];
+
+		if (hook->handler_missing ||
+			(cacheid == PROCOID ? hook->handler_hash : hook->namespace_hash) == hashvalue)
 		{
 			registry.valid = false;
 			return;
@@ -122,6 +132,9 @@ load_hook(HlHookSet *set, HlHook *hook, HeapTuple tup, TupleDesc desc)
 	hook->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
 	hook->handler_hash = GetSysCacheHashValue1(PROCOID, ObjectIdGetDatum(hook->handler));
 	hook->handler_problem = hl_hook_handler_problem(hook->handler, &hook->handler_missing);
+	if (!hook->handler_missing)
+		hook->namespace_hash = GetSysCacheHashValue1(NAMESPACEOID,
+													 ObjectIdGetDatum(get_func_namespace(hook->handler)));
 	if (hook->handler_problem == NULL)
 	{
 		hook->fn_cxt = AllocSetContextCreate(set->cxt, "headlessly hook handler",
@@ -173,6 +186,7 @@ load_hooks(void)
 	if (!callback_registered)
 	{
 		CacheRegisterSyscacheCallback(PROCOID, handler_syscache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, handler_syscache_callback, (Datum) 0);
 		callback_registered = true;
 	}
 

@@ -18,6 +18,7 @@ typedef struct HlHook
 	HlTypePattern pattern;
 	Oid			handler;
 	uint32		handler_hash;	/* of handler in the pg_proc syscache */
+	uint32		namespace_hash; /* of its schema in the pg_namespace one */
 	char	   *handler_problem;	/* why it cannot be called, or NULL */
 	bool		handler_missing;	/* dropped since registration */
 	bool		busy;			/* flinfo is in use by a running call */
