@@ -288,6 +288,30 @@ SELECT headlessly.unhook(:h_later);
 DROP TABLE hijack_log;
 DROP SCHEMA hijack CASCADE;
 DROP ROLE regress_hook_mallory;
+-- A round resolves a handler's name again once a function or schema has
+-- changed: here the handler renames its own schema on lamp_7, and the
+-- round's next event fails as it would in a round started now.
+CREATE SCHEMA moving;
+CREATE TABLE moving_log (n serial, target text);
+CREATE FUNCTION moving.h(e jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.moving_log (target) VALUES (e->>'target');
+    IF e->>'target' = 'lamp_7' THEN
+        ALTER SCHEMA moving RENAME TO moved;
+    END IF;
+    RETURN NULL;
+END $$;
+SELECT headlessly.hook('Lamp.*', 'after_commit', 'moving.h(jsonb)') AS h_moving \gset
+SELECT type FROM headlessly.events_append('Lamp.Created', 'lamp_7');
+SELECT type FROM headlessly.events_append('Lamp.Created', 'lamp_8');
+SELECT headlessly.deliver() AS attempted;
+SELECT target FROM moving_log ORDER BY n;
+SELECT d.target, d.status, d.attempts, regexp_replace(d.error, '\m' || :h_moving || '\M', '<id>') AS error
+  FROM headlessly.deliveries d JOIN headlessly.subscriptions s ON s.name = d.subscription
+ WHERE s.hook_id = :h_moving ORDER BY d.seq;
+SELECT headlessly.unhook(:h_moving);
+DROP TABLE moving_log;
+DROP SCHEMA moved CASCADE;
 
 -- A malformed row that got in anyway (here: restored with the registry's
 -- triggers disabled, so with the owner a dump holds) fails the appends its

@@ -79,6 +79,14 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 	"   AND (s.kind OPERATOR(pg_catalog.=) 'webhook' OR r.id IS NOT NULL)" \
 	" ORDER BY s.hook_id NULLS LAST, s.name"
 
+/* one hook's handler, resolved as above */
+#define HOOK_HANDLER_QUERY \
+	"SELECT COALESCE(p.oid, 0::pg_catalog.oid) FROM " HL_SCHEMA ".hook_registry r" \
+	"  LEFT JOIN pg_catalog.pg_proc p" \
+	"    ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(r.handler)::pg_catalog.oid" \
+	"   AND p.proowner OPERATOR(pg_catalog.=) r.handler_owner::pg_catalog.oid" \
+	" WHERE r.id OPERATOR(pg_catalog.=) $1"
+
 #define NEW_EVENTS_QUERY \
 	"SELECT e.id, e.seq, e.tenant, e.target, e.xact_id FROM " HL_SCHEMA ".events e" \
 	" WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($1::pg_catalog.xid8, $2::pg_catalog.int8)" \
@@ -284,6 +292,7 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 static TimestampTz last_housekeeping = 0;
 
 static SPIPlanPtr hook_subscriptions_plan = NULL;
+static SPIPlanPtr hook_handler_plan = NULL;
 static SPIPlanPtr new_events_plan = NULL;
 static SPIPlanPtr new_events_restored_plan = NULL;
 static SPIPlanPtr enqueue_plan = NULL;
@@ -543,6 +552,39 @@ hook_subscriptions(Oid **handlers)
 														SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	return names;
+}
+
+/*
+ * A hook's handler, resolved again if a function or schema has changed
+ * since *resolved_at (hl_hook_handler_names_changed()): a round takes many
+ * transactions in the worker, and a handler renamed or dropped in the
+ * meantime must fail as it would in a round started now, not run on by OID.
+ * A hook removed in the meantime keeps its handler: its subscription goes
+ * with it.  SPI is connected.
+ */
+static Oid
+current_handler(const HlSubscription *sub, Oid handler, uint64 *resolved_at)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1];
+	int			rc;
+
+	if (*resolved_at == hl_hook_handler_names_changed())
+		return handler;
+	/* a change seen while this runs makes the next call resolve again */
+	*resolved_at = hl_hook_handler_names_changed();
+	args[0] = Int64GetDatum(sub->hook_id);
+	hl_prepare_cached(&hook_handler_plan, HOOK_HANDLER_QUERY, 1, types);
+	rc = hl_run_as_log_owner(hook_handler_plan, args, NULL, false, 0);
+	hl_spi_check(rc, SPI_OK_SELECT, HOOK_HANDLER_QUERY);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		handler = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	return handler;
 }
 
 /*
@@ -1422,7 +1464,8 @@ send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
  * deliver(), a subtransaction.  A failure is recorded in a new one.
  */
 pg_noinline static void
-deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
+deliver_one(HlSubscription *sub, Oid *handler, uint64 *resolved_at, Claimed *c,
+			bool in_worker)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -1464,7 +1507,8 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 	outer_deadline = handler_timeout_begin();
 	PG_TRY();
 	{
-		run_handler(sub, handler, c);
+		*handler = current_handler(sub, *handler, resolved_at);
+		run_handler(sub, *handler, c);
 
 		/*
 		 * Time ran out as the handler returned: this attempt failed all
@@ -1548,8 +1592,9 @@ deliverable(const char *name, HlSubscription *sub)
  * live sender holds are left to it.
  */
 static int
-deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
-					 int max_events, TimestampTz round_start, bool in_worker)
+deliver_subscription(const char *name, Oid handler, uint64 resolved_at,
+					 MemoryContext round_cxt, int max_events, TimestampTz round_start,
+					 bool in_worker)
 {
 	int			attempted = 0;
 	List	   *claimed;
@@ -1596,7 +1641,7 @@ deliver_subscription(const char *name, Oid handler, MemoryContext round_cxt,
 		}
 		foreach(lc, claimed)
 		{
-			deliver_one(&sub, handler, lfirst(lc), in_worker);
+			deliver_one(&sub, &handler, &resolved_at, lfirst(lc), in_worker);
 			MemoryContextSwitchTo(round_cxt);
 			attempted++;
 		}
@@ -1614,9 +1659,11 @@ round_of_hooks(MemoryContext round_cxt, int max_events, bool in_worker)
 	int			attempted = 0;
 	int			i = 0;
 	TimestampTz round_start = GetCurrentTimestamp();
+	uint64		resolved_at;
 
 	step_begin(in_worker, false);
 	MemoryContextSwitchTo(round_cxt);
+	resolved_at = hl_hook_handler_names_changed();
 	names = hook_subscriptions(&handlers);
 
 	/*
@@ -1644,7 +1691,7 @@ round_of_hooks(MemoryContext round_cxt, int max_events, bool in_worker)
 	{
 		if (attempted >= max_events)
 			break;
-		attempted += deliver_subscription(lfirst(lc), handlers[i++], round_cxt,
+		attempted += deliver_subscription(lfirst(lc), handlers[i++], resolved_at, round_cxt,
 										  max_events - attempted, round_start, in_worker);
 	}
 	return attempted;

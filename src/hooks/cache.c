@@ -59,6 +59,7 @@ static HlTableCache registry = HL_TABLE_CACHE("hook_registry");
 static HlHookSet *current_set = NULL;
 static bool loading = false;
 static bool callback_registered = false;
+static uint64 handler_names_changed = 0;
 
 /*
  * A pg_proc or pg_namespace row changed (cacheid PROCOID or NAMESPACEOID).
@@ -67,6 +68,8 @@ static bool callback_registered = false;
 static void
 handler_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
+	handler_names_changed++;
+
 	/* while loading, the handlers being resolved are not in current_set yet */
 	if (!registry.valid || loading || hashvalue == 0 || current_set == NULL)
 	{
@@ -178,17 +181,23 @@ read_registry(HlHookSet *set)
 }
 
 static void
-load_hooks(void)
+register_callbacks(void)
 {
-	MemoryContext cxt;
-	HlHookSet  *set;
-
 	if (!callback_registered)
 	{
 		CacheRegisterSyscacheCallback(PROCOID, handler_syscache_callback, (Datum) 0);
 		CacheRegisterSyscacheCallback(NAMESPACEOID, handler_syscache_callback, (Datum) 0);
 		callback_registered = true;
 	}
+}
+
+static void
+load_hooks(void)
+{
+	MemoryContext cxt;
+	HlHookSet  *set;
+
+	register_callbacks();
 
 	cxt = AllocSetContextCreate(CacheMemoryContext, "headlessly hooks",
 								ALLOCSET_SMALL_SIZES);
@@ -244,4 +253,17 @@ hl_hook_set_release(HlHookSet *set)
 	Assert(set->refcount > 0);
 	if (--set->refcount == 0)
 		MemoryContextDelete(set->cxt);
+}
+
+/*
+ * How many changes to pg_proc and pg_namespace rows this backend has seen
+ * since it first asked (sinval resets included): compare two answers to
+ * learn whether a qualified name resolved in between may resolve otherwise
+ * now.
+ */
+uint64
+hl_hook_handler_names_changed(void)
+{
+	register_callbacks();
+	return handler_names_changed;
 }

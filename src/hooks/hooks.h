@@ -36,6 +36,13 @@ typedef enum HlHookPhase
 extern char *hl_hook_handler_problem(Oid handler, bool *missing);
 extern void hl_hook_registry_lock(LOCKMODE mode);
 
+/*
+ * Counts the changes to functions and schemas this backend has seen (cache.c):
+ * a handler's name resolved before the count last moved may now name another
+ * function, or none.  Delivery rounds resolve their handlers again then.
+ */
+extern uint64 hl_hook_handler_names_changed(void);
+
 /* errors no hook may swallow (dispatch.c) */
 extern bool hl_error_must_propagate(int sqlerrcode);
 
