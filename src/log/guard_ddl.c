@@ -808,7 +808,11 @@ check_event_trigger(const char *name, const char *what)
 				 errhint("DROP EXTENSION %s removes it with the log.", HL_EXTENSION)));
 }
 
-/* Is a guarded table in this schema? */
+/*
+ * A guarded table in this schema, or InvalidOid: the oldest (lowest OID),
+ * so that the message naming it does not depend on where pg_trigger keeps
+ * its rows.
+ */
 static Oid
 guarded_table_in(Oid nspid)
 {
@@ -820,11 +824,13 @@ guarded_table_in(Oid nspid)
 
 	tgrel = table_open(TriggerRelationId, AccessShareLock);
 	scan = systable_beginscan(tgrel, InvalidOid, false, NULL, 0, NULL);
-	while (!OidIsValid(found) && HeapTupleIsValid(tup = systable_getnext(scan)))
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		Form_pg_trigger trigger = (Form_pg_trigger) GETSTRUCT(tup);
 
-		if (trigger->tgfoid == cat->guard_fn && get_rel_namespace(trigger->tgrelid) == nspid)
+		if (trigger->tgfoid == cat->guard_fn &&
+			(!OidIsValid(found) || trigger->tgrelid < found) &&
+			get_rel_namespace(trigger->tgrelid) == nspid)
 			found = trigger->tgrelid;
 	}
 	systable_endscan(scan);
