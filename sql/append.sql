@@ -1,5 +1,10 @@
 -- The log: appending events and what gets stored.
 \pset null '(null)'
+-- a log of its own: what the default tenant holds is this test's alone
+SET client_min_messages = warning;
+DROP EXTENSION headlessly_events CASCADE;
+CREATE EXTENSION headlessly_events;
+RESET client_min_messages;
 
 -- the contract's columns, with their types
 SELECT attname, format_type(atttypid, atttypmod) AS type, attnotnull

@@ -189,7 +189,7 @@ TRUNCATE audit_app.cap;
 SELECT headlessly.as_of('c1'), headlessly.as_of_version('c1', 1),
        headlessly.as_of('c1', pg_catalog.now()) OPERATOR(pg_catalog.=) headlessly.as_of('c1');
 SELECT target FROM headlessly.entities_as_of('AuditContact', filter => '{"a":3}');
-SELECT target FROM headlessly.entities_as_of('AuditContact', pg_catalog.now());
+SELECT target FROM headlessly.entities_as_of('AuditContact', pg_catalog.now()) ORDER BY target COLLATE pg_catalog."C";
 SELECT type FROM headlessly.events_list(type => 'AuditContact.*', target => 'c1',
                                         after => '-infinity', before => 'infinity');
 SELECT (headlessly.events_rollback('c1', pg_catalog.now())).type;
@@ -200,16 +200,16 @@ SELECT name FROM headlessly.subscribe('audit_hook', url => 'http://127.0.0.1:9/'
 SELECT type FROM headlessly.read('audit_pull', 2);
 SELECT type FROM headlessly.read('audit_pull', 2, 1, 2);
 SELECT headlessly.ack('audit_pull', e.seq) FROM headlessly.events e
- WHERE e.target OPERATOR(pg_catalog.=) 'c1' AND e.version OPERATOR(pg_catalog.=) 1;
+ WHERE e.tenant OPERATOR(pg_catalog.=) 'audit' AND e.target OPERATOR(pg_catalog.=) 'c1' AND e.version OPERATOR(pg_catalog.=) 1;
 SELECT headlessly.nack('audit_pull', e.seq, 'later') FROM headlessly.events e
- WHERE e.target OPERATOR(pg_catalog.=) 'c1' AND e.version OPERATOR(pg_catalog.=) 2;
+ WHERE e.tenant OPERATOR(pg_catalog.=) 'audit' AND e.target OPERATOR(pg_catalog.=) 'c1' AND e.version OPERATOR(pg_catalog.=) 2;
 SELECT headlessly.redeliver('audit_pull');
 SELECT headlessly.replay('audit_pull', '-infinity');
 SELECT headlessly.pause('audit_target'), headlessly.resume('audit_target');
 SELECT name, kind, state FROM headlessly.subscription_status() WHERE name OPERATOR(pg_catalog.~~) 'audit%';
 SELECT headlessly.delivery_horizon() IS NOT NULL;
 -- sealed or not yet (the worker may have sealed it): only what the call runs matters here
-SELECT pg_catalog.count(headlessly.proof(e.id)) OPERATOR(pg_catalog.>=) 0 FROM headlessly.events e WHERE e.target OPERATOR(pg_catalog.=) 'c1' AND e.version OPERATOR(pg_catalog.=) 1;
+SELECT pg_catalog.count(headlessly.proof(e.id)) OPERATOR(pg_catalog.>=) 0 FROM headlessly.events e WHERE e.tenant OPERATOR(pg_catalog.=) 'audit' AND e.target OPERATOR(pg_catalog.=) 'c1' AND e.version OPERATOR(pg_catalog.=) 1;
 SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM headlessly.stats();
 SELECT target FROM headlessly.entities WHERE tenant OPERATOR(pg_catalog.=) 'audit' ORDER BY target COLLATE pg_catalog."C";
 SELECT target FROM headlessly.heads WHERE tenant OPERATOR(pg_catalog.=) 'audit' ORDER BY target COLLATE pg_catalog."C";
@@ -220,7 +220,7 @@ SELECT pg_catalog.max((headlessly.events_append('AuditContact.Updated', 'c2',
 SELECT pg_catalog.count(*) AS snapshots FROM headlessly.snapshots
  WHERE tenant OPERATOR(pg_catalog.=) 'audit' AND target OPERATOR(pg_catalog.=) 'c2';
 SELECT headlessly.as_of_version('c2', 110), headlessly.as_of('c2') OPERATOR(pg_catalog.=) headlessly.as_of_version('c2', 121);
-SELECT target, version FROM headlessly.entities_as_of('AuditContact', pg_catalog.now());
+SELECT target, version FROM headlessly.entities_as_of('AuditContact', pg_catalog.now()) ORDER BY target COLLATE pg_catalog."C";
 SELECT headlessly.unhook(id) FROM headlessly.hooks
  WHERE pattern OPERATOR(pg_catalog.=) 'AuditContact.*' AND phase OPERATOR(pg_catalog.<>) 'after_commit';
 SELECT headlessly.uncapture('audit_app.cap');
@@ -239,7 +239,7 @@ SELECT headlessly.unhook(id) FROM headlessly.hooks WHERE pattern OPERATOR(pg_cat
 SELECT headlessly.checkpoint() OPERATOR(pg_catalog.>=) 0;
 SELECT tenant, ok FROM headlessly.verify('audit');
 SELECT tenant, ok FROM headlessly.verify('audit', headlessly.digest('audit'));
-SELECT headlessly.proof(e.id) IS NOT NULL FROM headlessly.events e WHERE e.target OPERATOR(pg_catalog.=) 'c1' AND e.version OPERATOR(pg_catalog.=) 1;
+SELECT headlessly.proof(e.id) IS NOT NULL FROM headlessly.events e WHERE e.tenant OPERATOR(pg_catalog.=) 'audit' AND e.target OPERATOR(pg_catalog.=) 'c1' AND e.version OPERATOR(pg_catalog.=) 1;
 SELECT pg_catalog.count(*) FROM headlessly.check_state('audit');
 SELECT headlessly.rebuild_state('audit');
 CREATE ROLE regress_audit_tenant;

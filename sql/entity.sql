@@ -1,21 +1,22 @@
 -- Entity semantics: Created, merge-patch verbs, Deleted, and re-creation.
 \pset null '(null)'
+-- its own tenants: other tests have entities named c1 too
 SET headlessly.tenant = 'entity_test';
 
 SELECT version, data, before
   FROM headlessly.events_append('Contact.Created', 'c1', '{"name": "Alice", "email": "ALICE@x.test", "stage": "lead"}');
-SELECT noun, version, state FROM headlessly.entities WHERE target = 'c1';
+SELECT noun, version, state FROM headlessly.entities WHERE target = 'c1' AND tenant = 'entity_test';
 
 -- any other verb is a top-level merge patch: keys replace, null removes
 SELECT version, data, before
   FROM headlessly.events_append('Contact.Qualified', 'c1', '{"stage": "qualified", "score": 80}');
 SELECT version, data, before
   FROM headlessly.events_append('Contact.Updated', 'c1', '{"email": null, "tags": ["vip"], "address": {"city": "Oslo"}}');
-SELECT state FROM headlessly.entities WHERE target = 'c1';
+SELECT state FROM headlessly.entities WHERE target = 'c1' AND tenant = 'entity_test';
 
 -- nested objects are replaced whole, not merged
 SELECT before FROM headlessly.events_append('Contact.Updated', 'c1', '{"address": {"zip": "0150"}}');
-SELECT state -> 'address' AS address FROM headlessly.entities WHERE target = 'c1';
+SELECT state -> 'address' AS address FROM headlessly.entities WHERE target = 'c1' AND tenant = 'entity_test';
 
 -- removing a key that is not there stores a null before-value
 SELECT data, before FROM headlessly.events_append('Contact.Updated', 'c1', '{"nickname": null}');
@@ -26,7 +27,7 @@ SELECT version, before FROM headlessly.events_append('Contact.Escalated', 'c1', 
 -- Deleted: data as given, before is the last state; the entity is gone
 SELECT version, data, before
   FROM headlessly.events_append('Contact.Deleted', 'c1', '{"reason": "gdpr"}');
-SELECT count(*) AS live FROM headlessly.entities WHERE target = 'c1';
+SELECT count(*) AS live FROM headlessly.entities WHERE target = 'c1' AND tenant = 'entity_test';
 SELECT target, version, noun, state FROM headlessly.streams WHERE target = 'c1' AND tenant = 'entity_test';
 
 -- non-entity events may still arrive on the stream of a deleted entity
@@ -34,7 +35,7 @@ SELECT version FROM headlessly.events_append('email_bounced', 'c1');
 
 -- Created again: a new life from scratch
 SELECT version, data, before FROM headlessly.events_append('Contact.Created', 'c1', '{"name": "Alice II"}');
-SELECT noun, version, state, created_at = updated_at AS fresh FROM headlessly.entities WHERE target = 'c1';
+SELECT noun, version, state, created_at = updated_at AS fresh FROM headlessly.entities WHERE target = 'c1' AND tenant = 'entity_test';
 
 -- the whole stream
 SELECT version, type, data, before FROM headlessly.events
@@ -47,11 +48,12 @@ SELECT target, version, before FROM headlessly.events_append('Contact.Created', 
 SELECT type, version FROM headlessly.events_append('contact.Created', 'c9');
 SELECT type, version FROM headlessly.events_append('Contact.created', 'c9');
 SELECT type, version FROM headlessly.events_append('Contact.Created.Again', 'c9');
-SELECT count(*) AS entities_c9 FROM headlessly.entities WHERE target = 'c9';
+SELECT count(*) AS entities_c9 FROM headlessly.entities WHERE target = 'c9' AND tenant = 'entity_test';
 
 -- the same target in another tenant is another entity
 SELECT tenant, version FROM headlessly.events_append('Deal.Created', 'c1', '{"amount": 10}', tenant => 'other_tenant');
-SELECT tenant, noun, state FROM headlessly.entities WHERE target = 'c1' ORDER BY tenant;
+SELECT tenant, noun, state FROM headlessly.entities
+ WHERE target = 'c1' AND tenant IN ('entity_test', 'other_tenant') ORDER BY tenant;
 
 -- expected_version: conditional appends
 SELECT version FROM headlessly.events_append('Deal.Created', 'd1', '{"amount": 100}', expected_version => 0);

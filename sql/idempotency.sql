@@ -1,5 +1,10 @@
 -- Idempotency: (tenant, source, external_event_id) is stored once.
 \pset null '(null)'
+-- a log of its own: the default tenant's streams and keys are this test's alone
+SET client_min_messages = warning;
+DROP EXTENSION headlessly_events CASCADE;
+CREATE EXTENSION headlessly_events;
+RESET client_min_messages;
 
 SELECT version, data, source, external_event_id
   FROM headlessly.events_append('Order.Created', 'order_1', '{"total": 10}',

@@ -4,6 +4,11 @@
 \pset null '(null)'
 \set SHOW_CONTEXT never
 \set VERBOSITY terse
+-- a log of its own: the first grant_tenant() turns row security on, for good
+SET client_min_messages = warning;
+DROP EXTENSION headlessly_events CASCADE;
+CREATE EXTENSION headlessly_events;
+RESET client_min_messages;
 
 SELECT current_user AS admin \gset
 CREATE ROLE regress_hl_ta LOGIN;       -- tenant a, write
