@@ -102,7 +102,7 @@ ALTER TABLE headlessly.events ALTER COLUMN seq DROP IDENTITY;
 ALTER SEQUENCE headlessly.events_seq_next RENAME TO events_seq_seq;
 ALTER SEQUENCE headlessly.events_seq_seq OWNED BY headlessly.events.seq;
 COMMENT ON COLUMN headlessly.events.seq IS
-    'Position in the whole log, assigned by the log once the event''s stream is locked: along a stream, seq order is version order.';
+    'Position in the whole log, assigned by the log once the event''s stream is locked: along a stream, seq order is version order for events appended since 0.2 (not always for those appended by 0.1 or restored).';
 COMMENT ON SEQUENCE headlessly.events_seq_seq IS
     'Source of headlessly.events.seq; only the log''s trigger draws from it.';
 

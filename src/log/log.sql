@@ -31,7 +31,7 @@ CREATE TABLE headlessly.events (
 COMMENT ON TABLE headlessly.events IS
     'The immutable event log: append with headlessly.events_append(); rows are never updated or deleted.';
 COMMENT ON COLUMN headlessly.events.seq IS
-    'Position in the whole log, assigned by the log once the event''s stream is locked: along a stream, seq order is version order.';
+    'Position in the whole log, assigned by the log once the event''s stream is locked: along a stream, seq order is version order for events appended since 0.2 (not always for those appended by 0.1 or restored).';
 COMMENT ON COLUMN headlessly.events.session_id IS
     'metadata->>''sessionId'', kept as a column so that sessions can be indexed and queried; set by the log.';
 
