@@ -1,0 +1,93 @@
+-- Found by the third hostile pass, as a tenant role: each section
+-- reproduces a defect that was fixed, in which a tenant role learnt about
+-- another tenant's rows, and checks the role's own rows still show.
+\pset null '(null)'
+\set SHOW_CONTEXT never
+\set VERBOSITY terse
+CREATE ROLE regress_ht_acme LOGIN;     -- tenant role of ht_acme
+CREATE ROLE regress_ht_app LOGIN;      -- never bound: appends to any tenant
+GRANT USAGE ON SCHEMA headlessly TO regress_ht_acme, regress_ht_app;
+GRANT SELECT, INSERT ON headlessly.events TO regress_ht_acme, regress_ht_app;
+GRANT SELECT ON headlessly.streams, headlessly.heads, headlessly.entities
+   TO regress_ht_acme, regress_ht_app;
+
+SELECT version FROM headlessly.events_append('Ht.Created', 'ht_1', '{"secret": "globex v1"}',
+                                             tenant => 'ht_globex');
+SELECT version FROM headlessly.events_append('ht.free', data => '{"secret": "globex free"}',
+                                             tenant => 'ht_globex');
+-- row security as it was, to leave the database as other tests expect it
+CREATE TABLE public.ht_rls AS
+    SELECT c.oid::regclass AS rel, c.relrowsecurity, c.relforcerowsecurity
+      FROM pg_class c WHERE c.oid IN (SELECT polrelid FROM pg_policy WHERE polname = 'tenant_isolation');
+SELECT headlessly.grant_tenant('regress_ht_acme', 'ht_acme');
+
+-- pending_heads() returned every head this transaction had changed and not
+-- written yet, whatever its tenant: a tenant role calling a function that
+-- appends to another tenant for it (SECURITY DEFINER, owned by a role
+-- that may) read that tenant's whole entity state, which neither
+-- headlessly.streams nor headlessly.heads shows it.  Now it returns the
+-- heads of the tenants the role may read, as the heads view does.
+CREATE FUNCTION public.ht_touch_globex() RETURNS void LANGUAGE sql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT headlessly.events_append('Ht.Updated', 'ht_1', '{"touched": 1}', tenant => 'ht_globex');
+    SELECT headlessly.events_append('Ht.Updated', 'ht_1', '{"touched": 2}', tenant => 'ht_globex');
+$$;
+ALTER FUNCTION public.ht_touch_globex() OWNER TO regress_ht_app;
+GRANT EXECUTE ON FUNCTION public.ht_touch_globex() TO regress_ht_acme;
+BEGIN;
+SET LOCAL ROLE regress_ht_acme;
+SELECT public.ht_touch_globex();
+SELECT (headlessly.events_append('Ht.Created', 'ht_2', '{"mine": 1}')).version;
+SELECT (headlessly.events_append('Ht.Updated', 'ht_2', '{"mine": 2}')).version;
+SELECT tenant, target, version, state FROM headlessly.pending_heads() ORDER BY 1, 2;
+SELECT tenant, target, version, state FROM headlessly.heads WHERE target LIKE 'ht\_%' ORDER BY 1, 2;
+RESET ROLE;
+-- the owner of the function, and the superuser, still see both
+SET LOCAL ROLE regress_ht_app;
+SELECT tenant, target, version FROM headlessly.pending_heads() ORDER BY 1, 2;
+ROLLBACK;
+
+-- subscription_status() counted a subscription's lag over every tenant's
+-- events, reading as the log's owner: a tenant role's subscription to
+-- another tenant's target (or type) told it how many events that tenant
+-- had appended to it, one query per guess.  Now the lag counts the events
+-- the subscription's owner may read, which are the ones it would get.
+SET ROLE regress_ht_acme;
+SELECT name FROM headlessly.subscribe('ht_probe_target', target => 'ht_1', start_at => 'beginning');
+SELECT name FROM headlessly.subscribe('ht_probe_type', pattern => 'ht.free', start_at => 'beginning');
+SELECT name, lag_events FROM headlessly.subscription_status()
+ WHERE name LIKE 'ht\_probe%' ORDER BY name;
+SELECT version FROM headlessly.events_append('Ht.Created', 'ht_1', '{"mine": 1}');
+SELECT seq > 0 AS appended FROM headlessly.events_append('ht.free');
+SELECT name, lag_events FROM headlessly.subscription_status()
+ WHERE name LIKE 'ht\_probe%' ORDER BY name;
+-- the events it counts are those it reads
+SELECT tenant, type, target FROM headlessly.read('ht_probe_target');
+SELECT tenant, type, target FROM headlessly.read('ht_probe_type');
+RESET ROLE;
+-- a role bound to no tenant counts every tenant's, as before
+SET ROLE regress_ht_app;
+SELECT name FROM headlessly.subscribe('ht_plain_target', target => 'ht_1', start_at => 'beginning');
+SELECT name, lag_events FROM headlessly.subscription_status() WHERE name = 'ht_plain_target';
+RESET ROLE;
+-- and the superuser sees each subscription's lag as its owner would
+SELECT name, lag_events FROM headlessly.subscription_status()
+ WHERE name LIKE 'ht\_%' ORDER BY name;
+SELECT headlessly.unsubscribe(name) FROM (VALUES ('ht_probe_target'), ('ht_probe_type'),
+                                                 ('ht_plain_target')) v(name);
+
+-- leave the database as other tests expect it: no tenant roles, row security as it was
+DELETE FROM headlessly.tenant_grants WHERE role = 'regress_ht_acme'::regrole;
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT * FROM public.ht_rls LOOP
+        EXECUTE format('ALTER TABLE %s %s ROW LEVEL SECURITY, %s ROW LEVEL SECURITY', r.rel,
+                       CASE WHEN r.relforcerowsecurity THEN 'FORCE' ELSE 'NO FORCE' END,
+                       CASE WHEN r.relrowsecurity THEN 'ENABLE' ELSE 'DISABLE' END);
+    END LOOP;
+END $$;
+DROP TABLE public.ht_rls;
+DROP FUNCTION public.ht_touch_globex();
+DROP OWNED BY regress_ht_acme, regress_ht_app;
+DROP ROLE regress_ht_acme, regress_ht_app;
