@@ -76,6 +76,29 @@ SELECT name, lag_events FROM headlessly.subscription_status()
 SELECT headlessly.unsubscribe(name) FROM (VALUES ('ht_probe_target'), ('ht_probe_type'),
                                                  ('ht_plain_target')) v(name);
 
+-- ack() and nack() looked the event up by seq as the log's owner, in any
+-- tenant: a tenant role could nack another tenant's event into its own
+-- subscription, which then held a delivery row naming that tenant's event
+-- and target, pending for ever (read() never returns it), and learnt which
+-- seqs were another tenant's.  Now an event the subscription's owner may
+-- not read is no event to it.
+SELECT seq AS ht_globex_seq FROM headlessly.events
+ WHERE tenant = 'ht_globex' AND type = 'ht.free' \gset
+SET ROLE regress_ht_acme;
+SELECT name FROM headlessly.subscribe('ht_acks', start_at => 'beginning');
+\set VERBOSITY sqlstate
+SELECT headlessly.nack('ht_acks', :ht_globex_seq, 'planted');
+SELECT headlessly.ack('ht_acks', :ht_globex_seq);
+\set VERBOSITY terse
+SELECT name, pending, dead, last_error FROM headlessly.subscription_status() WHERE name = 'ht_acks';
+-- its own tenant's events it acks and nacks as before
+SELECT seq AS ht_acme_seq FROM headlessly.events_append('ht.free') \gset
+SELECT headlessly.nack('ht_acks', :ht_acme_seq, 'retry it');
+SELECT name, pending, last_error FROM headlessly.subscription_status() WHERE name = 'ht_acks';
+RESET ROLE;
+SELECT tenant, status, error FROM headlessly.deliveries WHERE subscription = 'ht_acks';
+SELECT headlessly.unsubscribe('ht_acks');
+
 -- leave the database as other tests expect it: no tenant roles, row security as it was
 DELETE FROM headlessly.tenant_grants WHERE role = 'regress_ht_acme'::regrole;
 DO $$

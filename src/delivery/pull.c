@@ -11,6 +11,7 @@
  *-------------------------------------------------------------------------
  */
 #include "delivery/delivery_internal.h"
+#include "tenancy/tenancy.h"
 
 #include "access/transam.h"
 #include "access/xact.h"
@@ -676,34 +677,54 @@ typedef struct AckedEvent
 	int64		version;		/* with a target */
 } AckedEvent;
 
+/*
+ * The event with that seq, as the subscription may know it: one of a tenant
+ * its owner may not read is none (it could not have been read, and acking
+ * or nacking it would tell the caller that it exists, and leave a delivery
+ * row naming it, in a tenant not the caller's).
+ */
 static void
-find_event(int64 seq, AckedEvent *ev)
+find_event(const HlSubscription *sub, int64 seq, AckedEvent *ev)
 {
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1];
 	bool		isnull;
+	bool		found;
 	int			rc;
 
 	args[0] = Int64GetDatum(seq);
 	hl_prepare_cached(&event_plan, EVENT_QUERY, 1, argtypes);
 	rc = hl_run_as_log_owner(event_plan, args, NULL, false, 1);
 	hl_spi_check(rc, SPI_OK_SELECT, EVENT_QUERY);
-	if (SPI_processed == 0)
+	found = SPI_processed > 0;
+	if (found)
+	{
+		ev->xact = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		ev->id = DatumGetTextPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		ev->tenant = DatumGetTextPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		ev->target = NULL;
+		{
+			Datum		t = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+
+			if (!isnull)
+				ev->target = DatumGetTextPCopy(t);
+		}
+		ev->version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+	}
+	if (found)
+	{
+		bool		tenant_role;
+		HlTenantRight rights = hl_tenant_rights_of(sub->owner, VARDATA_ANY(ev->tenant),
+												   VARSIZE_ANY_EXHDR(ev->tenant),
+												   &tenant_role);
+
+		found = !tenant_role || rights >= HL_TENANT_READ;
+	}
+	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("there is no event with seq " INT64_FORMAT, seq),
 				 errhint("Ack the seq of an event that read() returned.")));
-	ev->xact = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	ev->id = DatumGetTextPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	ev->tenant = DatumGetTextPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	ev->target = NULL;
-	{
-		Datum		t = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
-
-		if (!isnull)
-			ev->target = DatumGetTextPCopy(t);
-	}
-	ev->version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
 }
 
 /*
@@ -846,7 +867,7 @@ ack_begin(FunctionCallInfo fcinfo, const char *what, int member_arg,
 
 	hl_spi_connect();
 	sub = pull_subscription(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
-	find_event(*seq, ev);
+	find_event(sub, *seq, ev);
 	return sub;
 }
 
