@@ -13,6 +13,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -189,6 +190,19 @@ headlessly_hook_registry_check(PG_FUNCTION_ARGS)
 	else
 		handler_oid = DatumGetObjectId(handler);	/* regprocedure, while the 0.1--0.2 script runs */
 	check_registration(TextDatumGetCString(pattern), TextDatumGetCString(phase), handler_oid);
+	/*
+	 * As hook() and CREATE TRIGGER: the writer must be allowed to call the
+	 * handler, which appends then call without checking (a SECURITY DEFINER
+	 * function revoked from PUBLIC would otherwise run on any data the
+	 * writer appends).  Not while the 0.1--0.2 script rewrites the rows.
+	 */
+	if (!creating_extension)
+	{
+		AclResult	aclresult = hl_function_aclcheck(handler_oid, GetUserId(), ACL_EXECUTE);
+
+		if (aclresult != ACLCHECK_OK)
+			aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(handler_oid));
+	}
 
 	if (TupleDescAttr(desc, handler_attnum - 1)->atttypid == TEXTOID)
 	{
