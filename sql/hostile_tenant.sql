@@ -99,6 +99,34 @@ RESET ROLE;
 SELECT tenant, status, error FROM headlessly.deliveries WHERE subscription = 'ht_acks';
 SELECT headlessly.unsubscribe('ht_acks');
 
+-- subscribe(start_at => a time) and replay(name, a time) placed the
+-- position before the first event recorded from then on in any tenant, as
+-- the log's owner: subscribe() returned it (start_seq) and
+-- subscription_status() showed it (acked_seq), so a tenant role could
+-- bisect for when another tenant's events were recorded.  Now the first
+-- event the subscription's owner may read counts; with none, 'now'.
+SELECT clock_timestamp() AS ht_since \gset
+SELECT seq AS ht_globex_later FROM headlessly.events_append('ht.later', tenant => 'ht_globex') \gset
+SET ROLE regress_ht_acme;
+SELECT start_seq = :ht_globex_later - 1 AS at_globex_event, start_seq = 0 AS from_now
+  FROM headlessly.subscribe('ht_since', start_at => :'ht_since');
+SELECT seq AS ht_acme_later FROM headlessly.events_append('ht.later') \gset
+SELECT headlessly.replay('ht_since', :'ht_since');
+SELECT acked_seq = :ht_globex_later - 1 AS at_globex_event, acked_seq = :ht_acme_later - 1 AS at_own_event
+  FROM headlessly.subscription_status() WHERE name = 'ht_since';
+SELECT tenant, type FROM headlessly.read('ht_since');
+SELECT headlessly.unsubscribe('ht_since');
+RESET ROLE;
+-- a role bound to no tenant starts at any tenant's event, as before
+SET ROLE regress_ht_app;
+SELECT start_seq = :ht_globex_later - 1 AS at_globex_event
+  FROM headlessly.subscribe('ht_since_plain', start_at => :'ht_since');
+SELECT headlessly.replay('ht_since_plain', :'ht_since');
+SELECT acked_seq = :ht_globex_later - 1 AS at_globex_event
+  FROM headlessly.subscription_status() WHERE name = 'ht_since_plain';
+SELECT headlessly.unsubscribe('ht_since_plain');
+RESET ROLE;
+
 -- leave the database as other tests expect it: no tenant roles, row security as it was
 DELETE FROM headlessly.tenant_grants WHERE role = 'regress_ht_acme'::regrole;
 DO $$

@@ -365,11 +365,20 @@ start_position(const char *start_at, Datum *xact, int64 *seq)
 	{
 		Oid			argtypes[1] = {TIMESTAMPTZOID};
 		Datum		args[1];
+		MemoryContext caller = CurrentMemoryContext;
 
 		args[0] = DirectFunctionCall3(timestamptz_in, CStringGetDatum(start_at),
 									  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+
+		/*
+		 * As the caller, who will own the subscription: the first event of
+		 * a tenant it may not read is not its to start at (as the log's
+		 * owner, the position told a tenant role when other tenants'
+		 * events were recorded).
+		 */
 		hl_prepare_cached(&start_time_plan, START_TIME_QUERY, 1, argtypes);
-		rc = hl_run_as_log_owner(start_time_plan, args, NULL, true, 1);
+		rc = SPI_execute_plan(start_time_plan, args, NULL, true, 1);
+		MemoryContextSwitchTo(caller);
 		hl_spi_check(rc, SPI_OK_SELECT, START_TIME_QUERY);
 		if (SPI_processed > 0)
 		{
