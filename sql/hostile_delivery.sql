@@ -122,6 +122,36 @@ SELECT s.hook_id = :hd_ghost_hook AS of_ghost, d.status, d.attempts FROM headles
   JOIN headlessly.subscriptions s ON s.name = d.subscription
  WHERE s.hook_id IN (:hd_ghost_hook, :hd_live_hook) ORDER BY 1;
 SELECT headlessly.unhook(:hd_ghost_hook), headlessly.unhook(:hd_live_hook);
+
+-- The same for an owner that stays but loses SELECT on the log, the way
+-- to stop its subscriptions (see Threat model): its claim, run as the
+-- owner, failed with 42501 and ended the round before every later
+-- subscription.  Now it delivers nothing and the others go on.
+CREATE ROLE regress_hd_revoked;
+GRANT USAGE ON SCHEMA headlessly TO regress_hd_revoked;
+GRANT SELECT ON headlessly.events TO regress_hd_revoked;
+GRANT INSERT, SELECT ON headlessly.hook_registry TO regress_hd_revoked;
+SET ROLE regress_hd_revoked;
+SELECT headlessly.hook('HdRevoked.*', 'after_commit', 'public.hd_record(jsonb)') AS hd_revoked_hook \gset
+RESET ROLE;
+SELECT headlessly.hook('HdRevoked.*', 'after_commit', 'public.hd_record(jsonb)') AS hd_live_hook \gset
+REVOKE SELECT ON headlessly.events FROM regress_hd_revoked;
+SELECT (headlessly.events_append('HdRevoked.Created', 'hd_r1', tenant => 'hd')).version;
+\set VERBOSITY sqlstate
+SELECT headlessly.deliver() AS delivered;
+\set VERBOSITY default
+SELECT who = :'hd_admin' AS by_admin, type FROM public.hd_ghost_log WHERE type LIKE 'HdRevoked.%';
+SELECT s.hook_id = :hd_revoked_hook AS of_revoked, d.status, d.attempts FROM headlessly.deliveries d
+  JOIN headlessly.subscriptions s ON s.name = d.subscription
+ WHERE s.hook_id IN (:hd_revoked_hook, :hd_live_hook) ORDER BY 1;
+-- granted again, it delivers from where it stood
+GRANT SELECT ON headlessly.events TO regress_hd_revoked;
+SELECT headlessly.deliver() AS delivered;
+SELECT who = :'hd_admin' AS by_admin, type FROM public.hd_ghost_log WHERE type LIKE 'HdRevoked.%' ORDER BY 1;
+SELECT headlessly.unhook(:hd_revoked_hook), headlessly.unhook(:hd_live_hook);
+REVOKE ALL ON headlessly.events, headlessly.hook_registry FROM regress_hd_revoked;
+REVOKE USAGE ON SCHEMA headlessly FROM regress_hd_revoked;
+DROP ROLE regress_hd_revoked;
 DROP TABLE public.hd_ghost_log;
 DROP FUNCTION public.hd_record(jsonb);
 
