@@ -148,6 +148,23 @@ SELECT s.hook_id = :hd_revoked_hook AS of_revoked, d.status, d.attempts FROM hea
 GRANT SELECT ON headlessly.events TO regress_hd_revoked;
 SELECT headlessly.deliver() AS delivered;
 SELECT who = :'hd_admin' AS by_admin, type FROM public.hd_ghost_log WHERE type LIKE 'HdRevoked.%' ORDER BY 1;
+-- An owner without USAGE on the schema cannot have its claim planned (its
+-- plans are made as the owner): in a backend that had not planned it yet
+-- (a new worker, a new session's deliver()) the round ended at it the same
+-- way, every second.  Such a subscription is skipped too.
+REVOKE USAGE ON SCHEMA headlessly FROM regress_hd_revoked;
+SELECT (headlessly.events_append('HdRevoked.Updated', 'hd_r1', tenant => 'hd')).version;
+\c - :hd_admin
+\set SHOW_CONTEXT never
+\set VERBOSITY sqlstate
+SELECT headlessly.deliver() AS delivered;
+\set VERBOSITY default
+SELECT who = :'hd_admin' AS by_admin, type FROM public.hd_ghost_log
+ WHERE type LIKE 'HdRevoked.%' ORDER BY 2, 1;
+GRANT USAGE ON SCHEMA headlessly TO regress_hd_revoked;
+SELECT headlessly.deliver() AS delivered;
+SELECT who = :'hd_admin' AS by_admin, type FROM public.hd_ghost_log
+ WHERE type LIKE 'HdRevoked.%' ORDER BY 2, 1;
 SELECT headlessly.unhook(:hd_revoked_hook), headlessly.unhook(:hd_live_hook);
 REVOKE ALL ON headlessly.events, headlessly.hook_registry FROM regress_hd_revoked;
 REVOKE USAGE ON SCHEMA headlessly FROM regress_hd_revoked;

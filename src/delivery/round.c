@@ -1531,9 +1531,10 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 /*
  * Fetches the subscription under its row lock, which keeps two claims
  * apart; whether it is one to deliver.  An owner that was dropped (DROP ROLE
- * does not see subscriptions), or that no longer has SELECT on the log (how
- * its subscriptions are stopped), may read nothing: its claim would fail
- * and end the round for every subscription after it.
+ * does not see subscriptions), that no longer has SELECT on the log (how
+ * its subscriptions are stopped), or USAGE on its schema (its claim is
+ * planned as the owner), may read nothing: its claim would fail and end
+ * the round for every subscription after it.
  */
 static bool
 deliverable(const char *name, HlSubscription *sub)
@@ -1541,7 +1542,9 @@ deliverable(const char *name, HlSubscription *sub)
 	memset(sub, 0, sizeof(*sub));
 	return hl_subscription_fetch(name, true, sub) && strcmp(sub->state, "active") == 0 &&
 		SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(sub->owner)) &&
-		pg_class_aclcheck(hl_log_relid(), sub->owner, ACL_SELECT) == ACLCHECK_OK;
+		pg_class_aclcheck(hl_log_relid(), sub->owner, ACL_SELECT) == ACLCHECK_OK &&
+		hl_namespace_aclcheck(get_rel_namespace(hl_log_relid()), sub->owner,
+							  ACL_USAGE) == ACLCHECK_OK;
 }
 
 /*
