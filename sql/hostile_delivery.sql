@@ -172,6 +172,46 @@ DROP ROLE regress_hd_revoked;
 DROP TABLE public.hd_ghost_log;
 DROP FUNCTION public.hd_record(jsonb);
 
+-- A handler's error that must not be caught (a cancel, ASSERT) ended the
+-- round, unrecorded, and so did one a handler raised itself with such a
+-- SQLSTATE: every later handler and webhook of the database stopped, the
+-- worker tried the same event every second (here with max_attempts at its
+-- highest, for ever).  Now only a real interrupt (a cancel, a timeout of
+-- the caller, which PostgreSQL raises when it processes interrupts) ends
+-- the round; what a handler raises is its failure, recorded and retried.
+SET ROLE regress_hd_hooker;
+CREATE FUNCTION regress_hd_hooker.fake_cancel(e jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'not really cancelled' USING ERRCODE = 'query_canceled';
+END $$;
+CREATE FUNCTION regress_hd_hooker.assert_false(e jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    ASSERT false, 'handler asserts';
+    RETURN NULL;
+END $$;
+SELECT headlessly.hook('HdFake.*', 'after_commit', 'regress_hd_hooker.fake_cancel(jsonb)',
+                       max_attempts => 2147483647) AS hd_fake_hook \gset
+SELECT headlessly.hook('HdFake.*', 'after_commit', 'regress_hd_hooker.assert_false(jsonb)',
+                       max_attempts => 2147483647) AS hd_assert_hook \gset
+RESET ROLE;
+CREATE TABLE public.hd_fake_log (who text, type text);
+CREATE FUNCTION public.hd_fake_victim(e jsonb) RETURNS jsonb LANGUAGE sql AS
+  $$ INSERT INTO public.hd_fake_log VALUES (current_user, e->>'type') RETURNING NULL::jsonb $$;
+SELECT headlessly.hook('HdFake.*', 'after_commit', 'public.hd_fake_victim(jsonb)') AS hd_victim_hook \gset
+SELECT (headlessly.events_append('HdFake.Created', 'hd_f1', tenant => 'hd')).version;
+\set VERBOSITY sqlstate
+SELECT headlessly.deliver() AS delivered;
+\set VERBOSITY default
+SELECT who = :'hd_admin' AS by_admin, type FROM public.hd_fake_log;
+SELECT s.hook_id = :hd_fake_hook AS fake, s.hook_id = :hd_assert_hook AS asserts,
+       d.status, d.attempts, d.error
+  FROM headlessly.deliveries d JOIN headlessly.subscriptions s ON s.name = d.subscription
+ WHERE s.hook_id IN (:hd_fake_hook, :hd_assert_hook, :hd_victim_hook) ORDER BY s.hook_id;
+SELECT headlessly.unhook(:hd_fake_hook), headlessly.unhook(:hd_assert_hook),
+       headlessly.unhook(:hd_victim_hook);
+DROP TABLE public.hd_fake_log;
+DROP FUNCTION public.hd_fake_victim(jsonb);
+
 -- A handler that never returns held the round, and with it every delivery
 -- of the database (the worker's round runs one handler at a time).  Now a
 -- handler runs at most headlessly.hook_timeout: then its attempt fails, is

@@ -1302,6 +1302,22 @@ chained_requests(List *claimed, Claimed ***order)
 	return reqs;
 }
 
+/*
+ * Whether an error is a real interrupt of this backend (a cancel, the
+ * caller's statement_timeout, ...), raised where PostgreSQL processes
+ * interrupts, rather than one a handler raised with such a SQLSTATE.  A
+ * round stops only for the first: whatever a handler raises (a cancel's
+ * SQLSTATE, an ASSERT, running out of memory) is that handler's failure,
+ * recorded and retried, or one owner's handler would stop every other
+ * owner's handlers and webhooks of the database, at every round.
+ */
+static bool
+raised_by_interrupt(const ErrorData *edata)
+{
+	return ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION &&
+		edata->filename != NULL && strcmp(edata->filename, "postgres.c") == 0;
+}
+
 /* Gives the rows that were not sent back as they were before the claim. */
 static void
 release_unsent(HlSubscription *sub, List *claimed)
@@ -1506,7 +1522,7 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 		if (timed_out && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			edata->message = psprintf("after_commit handler ran longer than headlessly.hook_timeout (%d ms)",
 									  hl_hook_timeout);
-		else if (hl_error_must_propagate(edata->sqlerrcode))
+		else if (hl_error_must_propagate(edata->sqlerrcode) && raised_by_interrupt(edata))
 			ReThrowError(edata);
 	}
 	PG_END_TRY();
