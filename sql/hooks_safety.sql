@@ -325,7 +325,33 @@ VALUES ('Priv.*', 'before', 'public.privileged(jsonb)') RETURNING id AS h_priv \
 SELECT type FROM headlessly.events_append('Priv.Created', 'priv_2', '{"as": "eve, granted"}');
 RESET ROLE;
 SELECT who = session_user AS ran_as_its_owner, data FROM privileged_log;
-SELECT headlessly.unhook(:h_priv), headlessly.unhook(:h_harmless);
+-- An after_commit handler runs as the role that registered the hook: a
+-- role with UPDATE on the registry pointed the superuser's hook at a
+-- function of its own (which it may execute), which the next delivery
+-- round then ran as the superuser.  Changing such a row now needs the
+-- rights of the hook's registering role (42501).
+SELECT headlessly.unhook(:h_priv);
+SELECT headlessly.hook('Priv.*', 'after_commit', 'public.harmless(jsonb)') AS h_later \gset
+CREATE SCHEMA eve AUTHORIZATION regress_hook_eve;
+SET ROLE regress_hook_eve;
+CREATE FUNCTION eve.mine(e jsonb) RETURNS jsonb LANGUAGE sql
+    AS $$ INSERT INTO public.privileged_log VALUES (current_user, '"eve.mine"') RETURNING NULL::jsonb $$;
+\set VERBOSITY sqlstate
+UPDATE headlessly.hook_registry SET handler = 'eve.mine(jsonb)' WHERE id = :h_later;
+UPDATE headlessly.hook_registry SET pattern = '*' WHERE id = :h_later;
+\set VERBOSITY default
+RESET ROLE;
+GRANT INSERT ON privileged_log TO regress_hook_eve;
+TRUNCATE privileged_log;
+SELECT type FROM headlessly.events_append('Priv.Created', 'priv_3', '{"as": "superuser"}');
+SELECT headlessly.deliver() AS attempted;
+SELECT who = session_user AS ran_as_superuser, data FROM privileged_log;
+SELECT handler, pattern FROM headlessly.hook_registry WHERE id = :h_later;
+-- the registering role (or one with its rights) still may
+UPDATE headlessly.hook_registry SET pattern = 'Priv.Created' WHERE id = :h_later;
+SELECT headlessly.unhook(:h_later);
+DROP SCHEMA eve CASCADE;
+SELECT headlessly.unhook(:h_harmless);
 DROP TABLE privileged_log;
 DROP FUNCTION public.privileged(jsonb);
 DROP FUNCTION public.harmless(jsonb);
