@@ -313,6 +313,75 @@ SELECT headlessly.unhook(:h_moving);
 DROP TABLE moving_log;
 DROP SCHEMA moved CASCADE;
 
+-- hook() needs EXECUTE on the handler, as CREATE TRIGGER does on its
+-- function; a row written into the registry directly did not: a role with
+-- INSERT (or UPDATE) on it registered a function it may not call (here a
+-- SECURITY DEFINER one of the superuser's, EXECUTE revoked from PUBLIC),
+-- which then ran at every matching append, its own included, with its
+-- owner's rights on the attacker's data.  The registry's row trigger now
+-- checks EXECUTE too (42501), and nothing is registered.
+CREATE ROLE regress_hook_eve;
+GRANT USAGE ON SCHEMA headlessly TO regress_hook_eve;
+GRANT SELECT, INSERT ON headlessly.events TO regress_hook_eve;
+GRANT SELECT, INSERT, UPDATE ON headlessly.hook_registry TO regress_hook_eve;
+CREATE TABLE privileged_log (who text, data jsonb);
+CREATE FUNCTION public.privileged(e jsonb) RETURNS jsonb LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ INSERT INTO public.privileged_log VALUES (current_user, e->'data') RETURNING NULL::jsonb $$;
+REVOKE EXECUTE ON FUNCTION public.privileged(jsonb) FROM PUBLIC;
+CREATE FUNCTION public.harmless(e jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT NULL::jsonb $$;
+SELECT headlessly.hook('Priv.*', 'before', 'public.harmless(jsonb)') AS h_harmless \gset
+SET ROLE regress_hook_eve;
+SELECT headlessly.hook('Priv.*', 'before', 'public.privileged(jsonb)');
+INSERT INTO headlessly.hook_registry (pattern, phase, handler)
+VALUES ('Priv.*', 'before', 'public.privileged(jsonb)');
+UPDATE headlessly.hook_registry SET handler = 'public.privileged(jsonb)' WHERE id = :h_harmless;
+SELECT type FROM headlessly.events_append('Priv.Created', 'priv_1', '{"as": "eve"}');
+RESET ROLE;
+SELECT who = session_user AS ran_as_its_owner, data FROM privileged_log;
+SELECT count(*) AS privileged_hooks FROM headlessly.hook_registry
+ WHERE handler = 'public.privileged(pg_catalog.jsonb)';
+-- granted EXECUTE, the role registers it directly as with hook()
+GRANT EXECUTE ON FUNCTION public.privileged(jsonb) TO regress_hook_eve;
+SET ROLE regress_hook_eve;
+INSERT INTO headlessly.hook_registry (pattern, phase, handler)
+VALUES ('Priv.*', 'before', 'public.privileged(jsonb)') RETURNING id AS h_priv \gset
+SELECT type FROM headlessly.events_append('Priv.Created', 'priv_2', '{"as": "eve, granted"}');
+RESET ROLE;
+SELECT who = session_user AS ran_as_its_owner, data FROM privileged_log;
+-- An after_commit handler runs as the role that registered the hook: a
+-- role with UPDATE on the registry pointed the superuser's hook at a
+-- function of its own (which it may execute), which the next delivery
+-- round then ran as the superuser.  Changing such a row now needs the
+-- rights of the hook's registering role (42501).
+SELECT headlessly.unhook(:h_priv);
+SELECT headlessly.hook('Priv.*', 'after_commit', 'public.harmless(jsonb)') AS h_later \gset
+CREATE SCHEMA eve AUTHORIZATION regress_hook_eve;
+SET ROLE regress_hook_eve;
+CREATE FUNCTION eve.mine(e jsonb) RETURNS jsonb LANGUAGE sql
+    AS $$ INSERT INTO public.privileged_log VALUES (current_user, '"eve.mine"') RETURNING NULL::jsonb $$;
+\set VERBOSITY sqlstate
+UPDATE headlessly.hook_registry SET handler = 'eve.mine(jsonb)' WHERE id = :h_later;
+UPDATE headlessly.hook_registry SET pattern = '*' WHERE id = :h_later;
+\set VERBOSITY default
+RESET ROLE;
+GRANT INSERT ON privileged_log TO regress_hook_eve;
+TRUNCATE privileged_log;
+SELECT type FROM headlessly.events_append('Priv.Created', 'priv_3', '{"as": "superuser"}');
+SELECT headlessly.deliver() AS attempted;
+SELECT who = session_user AS ran_as_superuser, data FROM privileged_log;
+SELECT handler, pattern FROM headlessly.hook_registry WHERE id = :h_later;
+-- the registering role (or one with its rights) still may
+UPDATE headlessly.hook_registry SET pattern = 'Priv.Created' WHERE id = :h_later;
+SELECT headlessly.unhook(:h_later);
+DROP SCHEMA eve CASCADE;
+SELECT headlessly.unhook(:h_harmless);
+DROP TABLE privileged_log;
+DROP FUNCTION public.privileged(jsonb);
+DROP FUNCTION public.harmless(jsonb);
+DROP OWNED BY regress_hook_eve;
+DROP ROLE regress_hook_eve;
+
 -- A malformed row that got in anyway (here: restored with the registry's
 -- triggers disabled, so with the owner a dump holds) fails the appends its
 -- hook matches with a clear error; other appends go on.  The wrong handlers

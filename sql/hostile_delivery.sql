@@ -122,8 +122,95 @@ SELECT s.hook_id = :hd_ghost_hook AS of_ghost, d.status, d.attempts FROM headles
   JOIN headlessly.subscriptions s ON s.name = d.subscription
  WHERE s.hook_id IN (:hd_ghost_hook, :hd_live_hook) ORDER BY 1;
 SELECT headlessly.unhook(:hd_ghost_hook), headlessly.unhook(:hd_live_hook);
+
+-- The same for an owner that stays but loses SELECT on the log, the way
+-- to stop its subscriptions (see Threat model): its claim, run as the
+-- owner, failed with 42501 and ended the round before every later
+-- subscription.  Now it delivers nothing and the others go on.
+CREATE ROLE regress_hd_revoked;
+GRANT USAGE ON SCHEMA headlessly TO regress_hd_revoked;
+GRANT SELECT ON headlessly.events TO regress_hd_revoked;
+GRANT INSERT, SELECT ON headlessly.hook_registry TO regress_hd_revoked;
+SET ROLE regress_hd_revoked;
+SELECT headlessly.hook('HdRevoked.*', 'after_commit', 'public.hd_record(jsonb)') AS hd_revoked_hook \gset
+RESET ROLE;
+SELECT headlessly.hook('HdRevoked.*', 'after_commit', 'public.hd_record(jsonb)') AS hd_live_hook \gset
+REVOKE SELECT ON headlessly.events FROM regress_hd_revoked;
+SELECT (headlessly.events_append('HdRevoked.Created', 'hd_r1', tenant => 'hd')).version;
+\set VERBOSITY sqlstate
+SELECT headlessly.deliver() AS delivered;
+\set VERBOSITY default
+SELECT who = :'hd_admin' AS by_admin, type FROM public.hd_ghost_log WHERE type LIKE 'HdRevoked.%';
+SELECT s.hook_id = :hd_revoked_hook AS of_revoked, d.status, d.attempts FROM headlessly.deliveries d
+  JOIN headlessly.subscriptions s ON s.name = d.subscription
+ WHERE s.hook_id IN (:hd_revoked_hook, :hd_live_hook) ORDER BY 1;
+-- granted again, it delivers from where it stood
+GRANT SELECT ON headlessly.events TO regress_hd_revoked;
+SELECT headlessly.deliver() AS delivered;
+SELECT who = :'hd_admin' AS by_admin, type FROM public.hd_ghost_log WHERE type LIKE 'HdRevoked.%' ORDER BY 1;
+-- An owner without USAGE on the schema cannot have its claim planned (its
+-- plans are made as the owner): in a backend that had not planned it yet
+-- (a new worker, a new session's deliver()) the round ended at it the same
+-- way, every second.  Such a subscription is skipped too.
+REVOKE USAGE ON SCHEMA headlessly FROM regress_hd_revoked;
+SELECT (headlessly.events_append('HdRevoked.Updated', 'hd_r1', tenant => 'hd')).version;
+\c - :hd_admin
+\set SHOW_CONTEXT never
+\set VERBOSITY sqlstate
+SELECT headlessly.deliver() AS delivered;
+\set VERBOSITY default
+SELECT who = :'hd_admin' AS by_admin, type FROM public.hd_ghost_log
+ WHERE type LIKE 'HdRevoked.%' ORDER BY 2, 1;
+GRANT USAGE ON SCHEMA headlessly TO regress_hd_revoked;
+SELECT headlessly.deliver() AS delivered;
+SELECT who = :'hd_admin' AS by_admin, type FROM public.hd_ghost_log
+ WHERE type LIKE 'HdRevoked.%' ORDER BY 2, 1;
+SELECT headlessly.unhook(:hd_revoked_hook), headlessly.unhook(:hd_live_hook);
+REVOKE ALL ON headlessly.events, headlessly.hook_registry FROM regress_hd_revoked;
+REVOKE USAGE ON SCHEMA headlessly FROM regress_hd_revoked;
+DROP ROLE regress_hd_revoked;
 DROP TABLE public.hd_ghost_log;
 DROP FUNCTION public.hd_record(jsonb);
+
+-- A handler's error that must not be caught (a cancel, ASSERT) ended the
+-- round, unrecorded, and so did one a handler raised itself with such a
+-- SQLSTATE: every later handler and webhook of the database stopped, the
+-- worker tried the same event every second (here with max_attempts at its
+-- highest, for ever).  Now only a real interrupt (a cancel, a timeout of
+-- the caller, which PostgreSQL raises when it processes interrupts) ends
+-- the round; what a handler raises is its failure, recorded and retried.
+SET ROLE regress_hd_hooker;
+CREATE FUNCTION regress_hd_hooker.fake_cancel(e jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'not really cancelled' USING ERRCODE = 'query_canceled';
+END $$;
+CREATE FUNCTION regress_hd_hooker.assert_false(e jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    ASSERT false, 'handler asserts';
+    RETURN NULL;
+END $$;
+SELECT headlessly.hook('HdFake.*', 'after_commit', 'regress_hd_hooker.fake_cancel(jsonb)',
+                       max_attempts => 2147483647) AS hd_fake_hook \gset
+SELECT headlessly.hook('HdFake.*', 'after_commit', 'regress_hd_hooker.assert_false(jsonb)',
+                       max_attempts => 2147483647) AS hd_assert_hook \gset
+RESET ROLE;
+CREATE TABLE public.hd_fake_log (who text, type text);
+CREATE FUNCTION public.hd_fake_victim(e jsonb) RETURNS jsonb LANGUAGE sql AS
+  $$ INSERT INTO public.hd_fake_log VALUES (current_user, e->>'type') RETURNING NULL::jsonb $$;
+SELECT headlessly.hook('HdFake.*', 'after_commit', 'public.hd_fake_victim(jsonb)') AS hd_victim_hook \gset
+SELECT (headlessly.events_append('HdFake.Created', 'hd_f1', tenant => 'hd')).version;
+\set VERBOSITY sqlstate
+SELECT headlessly.deliver() AS delivered;
+\set VERBOSITY default
+SELECT who = :'hd_admin' AS by_admin, type FROM public.hd_fake_log;
+SELECT s.hook_id = :hd_fake_hook AS fake, s.hook_id = :hd_assert_hook AS asserts,
+       d.status, d.attempts, d.error
+  FROM headlessly.deliveries d JOIN headlessly.subscriptions s ON s.name = d.subscription
+ WHERE s.hook_id IN (:hd_fake_hook, :hd_assert_hook, :hd_victim_hook) ORDER BY s.hook_id;
+SELECT headlessly.unhook(:hd_fake_hook), headlessly.unhook(:hd_assert_hook),
+       headlessly.unhook(:hd_victim_hook);
+DROP TABLE public.hd_fake_log;
+DROP FUNCTION public.hd_fake_victim(jsonb);
 
 -- A handler that never returns held the round, and with it every delivery
 -- of the database (the worker's round runs one handler at a time).  Now a

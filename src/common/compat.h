@@ -20,6 +20,7 @@
 #include "access/tableam.h"
 #include "catalog/dependency.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "common/base64.h"
 #include "executor/executor.h"
@@ -59,6 +60,17 @@ hl_function_aclcheck(Oid funcid, Oid roleid, AclMode mode)
 	return object_aclcheck(ProcedureRelationId, funcid, roleid, mode);
 #else
 	return pg_proc_aclcheck(funcid, roleid, mode);
+#endif
+}
+
+/* roleid's rights on schema nspid.  (16: object_aclcheck) */
+static inline AclResult
+hl_namespace_aclcheck(Oid nspid, Oid roleid, AclMode mode)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_aclcheck(NamespaceRelationId, nspid, roleid, mode);
+#else
+	return pg_namespace_aclcheck(nspid, roleid, mode);
 #endif
 }
 

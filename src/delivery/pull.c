@@ -11,6 +11,7 @@
  *-------------------------------------------------------------------------
  */
 #include "delivery/delivery_internal.h"
+#include "tenancy/tenancy.h"
 
 #include "access/transam.h"
 #include "access/xact.h"
@@ -190,17 +191,26 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_horizon);
 	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'dead'" \
 	"   AND ($2::pg_catalog.text IS NULL OR event_id OPERATOR(pg_catalog.=) $2)"
 
-/* events from from_time on come again, after a restore too; the fence starts anew */
-#define REPLAY_QUERY \
-	"UPDATE " HL_SCHEMA ".subscription_positions SET xact_id = p.xact_id, seq = p.seq," \
-	"       safe_seq = LEAST(safe_seq, p.seq, (SELECT pg_catalog.min(e.seq) OPERATOR(pg_catalog.-) 1" \
-	"                                           FROM " HL_SCHEMA ".events e" \
-	"                                          WHERE e.recorded_at OPERATOR(pg_catalog.>=) $2))," \
-	"       fence_seq = NULL, fence_xact = NULL" \
+/*
+ * Where replay(name, from_time) moves the positions: before the first
+ * event recorded from from_time on (else to now), and safe_seq before the
+ * lowest seq recorded since.  Read as the subscription's owner: events of
+ * tenants it may not read are not its to replay, and the position (which
+ * subscription_status() shows) told a tenant role when they were recorded.
+ */
+#define REPLAY_FROM_QUERY \
+	"SELECT p.xact_id, p.seq, (SELECT pg_catalog.min(e.seq) OPERATOR(pg_catalog.-) 1" \
+	"                            FROM " HL_SCHEMA ".events e" \
+	"                           WHERE e.recorded_at OPERATOR(pg_catalog.>=) $1)" \
 	"  FROM (SELECT e.xact_id, e.seq OPERATOR(pg_catalog.-) 1 AS seq FROM " HL_SCHEMA ".events e" \
-	"         WHERE e.recorded_at OPERATOR(pg_catalog.>=) $2" \
-	"         UNION ALL SELECT LEAST(" HL_HORIZON ", $3), 0" \
-	"         ORDER BY 1, 2 LIMIT 1) p" \
+	"         WHERE e.recorded_at OPERATOR(pg_catalog.>=) $1" \
+	"         UNION ALL SELECT LEAST(" HL_HORIZON ", $2), 0" \
+	"         ORDER BY 1, 2 LIMIT 1) p"
+
+/* events from then on come again, after a restore too; the fence starts anew */
+#define REPLAY_QUERY \
+	"UPDATE " HL_SCHEMA ".subscription_positions SET xact_id = $2, seq = $3," \
+	"       safe_seq = LEAST(safe_seq, $3, $4), fence_seq = NULL, fence_xact = NULL" \
 	" WHERE subscription OPERATOR(pg_catalog.=) $1"
 
 static SPIPlanPtr new_events_plan = NULL;
@@ -218,6 +228,7 @@ static SPIPlanPtr last_held_plan = NULL;
 static SPIPlanPtr ack_retries_plan = NULL;
 static SPIPlanPtr nack_plan = NULL;
 static SPIPlanPtr redeliver_plan = NULL;
+static SPIPlanPtr replay_from_plan = NULL;
 static SPIPlanPtr replay_plan = NULL;
 
 /* The horizon --------------------------------------------------------------------- */
@@ -676,34 +687,54 @@ typedef struct AckedEvent
 	int64		version;		/* with a target */
 } AckedEvent;
 
+/*
+ * The event with that seq, as the subscription may know it: one of a tenant
+ * its owner may not read is none (it could not have been read, and acking
+ * or nacking it would tell the caller that it exists, and leave a delivery
+ * row naming it, in a tenant not the caller's).
+ */
 static void
-find_event(int64 seq, AckedEvent *ev)
+find_event(const HlSubscription *sub, int64 seq, AckedEvent *ev)
 {
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1];
 	bool		isnull;
+	bool		found;
 	int			rc;
 
 	args[0] = Int64GetDatum(seq);
 	hl_prepare_cached(&event_plan, EVENT_QUERY, 1, argtypes);
 	rc = hl_run_as_log_owner(event_plan, args, NULL, false, 1);
 	hl_spi_check(rc, SPI_OK_SELECT, EVENT_QUERY);
-	if (SPI_processed == 0)
+	found = SPI_processed > 0;
+	if (found)
+	{
+		ev->xact = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		ev->id = DatumGetTextPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		ev->tenant = DatumGetTextPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		ev->target = NULL;
+		{
+			Datum		t = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+
+			if (!isnull)
+				ev->target = DatumGetTextPCopy(t);
+		}
+		ev->version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+	}
+	if (found)
+	{
+		bool		tenant_role;
+		HlTenantRight rights = hl_tenant_rights_of(sub->owner, VARDATA_ANY(ev->tenant),
+												   VARSIZE_ANY_EXHDR(ev->tenant),
+												   &tenant_role);
+
+		found = !tenant_role || rights >= HL_TENANT_READ;
+	}
+	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("there is no event with seq " INT64_FORMAT, seq),
 				 errhint("Ack the seq of an event that read() returned.")));
-	ev->xact = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	ev->id = DatumGetTextPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	ev->tenant = DatumGetTextPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	ev->target = NULL;
-	{
-		Datum		t = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
-
-		if (!isnull)
-			ev->target = DatumGetTextPCopy(t);
-	}
-	ev->version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
 }
 
 /*
@@ -846,7 +877,7 @@ ack_begin(FunctionCallInfo fcinfo, const char *what, int member_arg,
 
 	hl_spi_connect();
 	sub = pull_subscription(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
-	find_event(*seq, ev);
+	find_event(sub, *seq, ev);
 	return sub;
 }
 
@@ -960,11 +991,17 @@ headlessly_redeliver(PG_FUNCTION_ARGS)
 Datum
 headlessly_replay(PG_FUNCTION_ARGS)
 {
-	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, XID8OID};
-	Datum		args[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Oid			from_types[2] = {TIMESTAMPTZOID, XID8OID};
+	Oid			argtypes[4] = {TEXTOID, XID8OID, INT8OID, INT8OID};
+	Datum		from_args[2];
+	char		from_nulls[2] = {' ', ' '};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	HlSubscription sub;
 	HlPosition	pos;
+	SPITupleTable *from;
+	uint64		n;
+	bool		isnull;
 	int			rc;
 
 	hl_spi_connect();
@@ -972,10 +1009,20 @@ headlessly_replay(PG_FUNCTION_ARGS)
 	hl_subscription_check_access(&sub);
 	/* a subscription never read from gets its member 0 moved too */
 	hl_position_of(&sub, 0, 0, &pos);
+	from_args[0] = PG_GETARG_DATUM(1);
+	hl_own_xact(&from_args[1], &from_nulls[1]);
+	hl_prepare_cached(&replay_from_plan, REPLAY_FROM_QUERY, 2, from_types);
+	from = events_batch(replay_from_plan, from_args, from_nulls, sub.owner, &n);
+	if (n != 1)
+		elog(ERROR, "replay found %d start positions, not 1", (int) n);
 	args[0] = PG_GETARG_DATUM(0);
-	args[1] = PG_GETARG_DATUM(1);
-	hl_own_xact(&args[2], &nulls[2]);
-	hl_prepare_cached(&replay_plan, REPLAY_QUERY, 3, argtypes);
+	args[1] = SPI_getbinval(from->vals[0], from->tupdesc, 1, &isnull);
+	nulls[1] = isnull ? 'n' : ' ';
+	args[2] = SPI_getbinval(from->vals[0], from->tupdesc, 2, &isnull);
+	nulls[2] = isnull ? 'n' : ' ';
+	args[3] = SPI_getbinval(from->vals[0], from->tupdesc, 3, &isnull);
+	nulls[3] = isnull ? 'n' : ' ';
+	hl_prepare_cached(&replay_plan, REPLAY_QUERY, 4, argtypes);
 	rc = hl_run_as_log_owner(replay_plan, args, nulls, false, 0);
 	hl_spi_check(rc, SPI_OK_UPDATE, REPLAY_QUERY);
 	SPI_finish();

@@ -1344,6 +1344,22 @@ chained_requests(List *claimed, Claimed ***order)
 	return reqs;
 }
 
+/*
+ * Whether an error is a real interrupt of this backend (a cancel, the
+ * caller's statement_timeout, ...), raised where PostgreSQL processes
+ * interrupts, rather than one a handler raised with such a SQLSTATE.  A
+ * round stops only for the first: whatever a handler raises (a cancel's
+ * SQLSTATE, an ASSERT, running out of memory) is that handler's failure,
+ * recorded and retried, or one owner's handler would stop every other
+ * owner's handlers and webhooks of the database, at every round.
+ */
+static bool
+raised_by_interrupt(const ErrorData *edata)
+{
+	return ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION &&
+		edata->filename != NULL && strcmp(edata->filename, "postgres.c") == 0;
+}
+
 /* Gives the rows that were not sent back as they were before the claim. */
 static void
 release_unsent(HlSubscription *sub, List *claimed)
@@ -1550,7 +1566,7 @@ deliver_one(HlSubscription *sub, Oid *handler, uint64 *resolved_at, Claimed *c,
 		if (timed_out && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			edata->message = psprintf("after_commit handler ran longer than headlessly.hook_timeout (%d ms)",
 									  hl_hook_timeout);
-		else if (hl_error_must_propagate(edata->sqlerrcode))
+		else if (hl_error_must_propagate(edata->sqlerrcode) && raised_by_interrupt(edata))
 			ReThrowError(edata);
 	}
 	PG_END_TRY();
@@ -1575,15 +1591,20 @@ deliver_one(HlSubscription *sub, Oid *handler, uint64 *resolved_at, Claimed *c,
 /*
  * Fetches the subscription under its row lock, which keeps two claims
  * apart; whether it is one to deliver.  An owner that was dropped (DROP ROLE
- * does not see subscriptions) may read nothing: its claim would fail and
- * end the round for every subscription after it.
+ * does not see subscriptions), that no longer has SELECT on the log (how
+ * its subscriptions are stopped), or USAGE on its schema (its claim is
+ * planned as the owner), may read nothing: its claim would fail and end
+ * the round for every subscription after it.
  */
 static bool
 deliverable(const char *name, HlSubscription *sub)
 {
 	memset(sub, 0, sizeof(*sub));
 	return hl_subscription_fetch(name, true, sub) && strcmp(sub->state, "active") == 0 &&
-		SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(sub->owner));
+		SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(sub->owner)) &&
+		pg_class_aclcheck(hl_log_relid(), sub->owner, ACL_SELECT) == ACLCHECK_OK &&
+		hl_namespace_aclcheck(get_rel_namespace(hl_log_relid()), sub->owner,
+							  ACL_USAGE) == ACLCHECK_OK;
 }
 
 /*

@@ -30,6 +30,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(headlessly_subscribe);
 PG_FUNCTION_INFO_V1(headlessly_unsubscribe);
@@ -81,7 +82,9 @@ PG_FUNCTION_INFO_V1(headlessly_group_member);
 #define STATUS_QUERY \
 	"SELECT s.name::pg_catalog.text, s.kind, s.state, p.seq, lag.n," \
 	"       pg_catalog.now() OPERATOR(pg_catalog.-) d.oldest, d.pending, d.dead, d.delivered," \
-	"       d.last_error, d.last_delivered_at, s.owner::pg_catalog.oid" \
+	"       d.last_error, d.last_delivered_at, s.owner::pg_catalog.oid," \
+	"       COALESCE(p.xact_id, s.start_xact), COALESCE(p.seq, s.start_seq)," \
+	"       s.pattern, s.tenant, s.target" \
 	"  FROM " HL_SCHEMA ".subscriptions s" \
 	"  LEFT JOIN LATERAL (SELECT x.xact_id, x.seq FROM " HL_SCHEMA ".subscription_positions x" \
 	"                      WHERE x.subscription OPERATOR(pg_catalog.=) s.name" \
@@ -105,6 +108,36 @@ PG_FUNCTION_INFO_V1(headlessly_group_member);
 	"      FROM " HL_SCHEMA ".deliveries y WHERE y.subscription OPERATOR(pg_catalog.=) s.name) d ON true" \
 	" ORDER BY s.name"
 
+/* the columns of STATUS_QUERY's rows: those returned, then what the lag is counted from */
+enum
+{
+	STATUS_LAG = 5,
+	STATUS_NRETURNED = 11,
+	STATUS_OWNER,
+	STATUS_FROM_XACT,
+	STATUS_FROM_SEQ,
+	STATUS_PATTERN,
+	STATUS_TENANT,
+	STATUS_TARGET,
+	STATUS_NCOLUMNS = STATUS_TARGET
+};
+
+/*
+ * The lag of a subscription whose owner is a tenant role, counted as that
+ * owner: row security leaves out the tenants it may not read, whose events
+ * the subscription never hands out (STATUS_QUERY, which reads as the log's
+ * owner, counted them: a tenant role learnt how many events another tenant
+ * had appended to a target or of a type).
+ */
+#define OWNER_LAG_QUERY \
+	"SELECT pg_catalog.count(*) FROM " HL_SCHEMA ".events e" \
+	" WHERE ROW(e.xact_id, e.seq) OPERATOR(pg_catalog.>) ROW($1::pg_catalog.xid8, $2::pg_catalog.int8)" \
+	"   AND (pg_catalog.pg_current_xact_id_if_assigned() IS NULL" \
+	"        OR e.xact_id OPERATOR(pg_catalog.<>) pg_catalog.pg_current_xact_id_if_assigned())" \
+	"   AND " HL_SCHEMA ".type_matches(e.type, $3)" \
+	"   AND ($4::pg_catalog.text IS NULL OR e.tenant OPERATOR(pg_catalog.=) $4)" \
+	"   AND ($5::pg_catalog.text IS NULL OR e.target OPERATOR(pg_catalog.=) $5)"
+
 static SPIPlanPtr fetch_plan = NULL;
 static SPIPlanPtr fetch_lock_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
@@ -113,6 +146,7 @@ static SPIPlanPtr start_time_plan = NULL;
 static SPIPlanPtr delete_plan = NULL;
 static SPIPlanPtr set_state_plan = NULL;
 static SPIPlanPtr status_plan = NULL;
+static SPIPlanPtr owner_lag_plan = NULL;
 
 /* Running as other roles ------------------------------------------------------ */
 
@@ -331,11 +365,20 @@ start_position(const char *start_at, Datum *xact, int64 *seq)
 	{
 		Oid			argtypes[1] = {TIMESTAMPTZOID};
 		Datum		args[1];
+		MemoryContext caller = CurrentMemoryContext;
 
 		args[0] = DirectFunctionCall3(timestamptz_in, CStringGetDatum(start_at),
 									  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+
+		/*
+		 * As the caller, who will own the subscription: the first event of
+		 * a tenant it may not read is not its to start at (as the log's
+		 * owner, the position told a tenant role when other tenants'
+		 * events were recorded).
+		 */
 		hl_prepare_cached(&start_time_plan, START_TIME_QUERY, 1, argtypes);
-		rc = hl_run_as_log_owner(start_time_plan, args, NULL, true, 1);
+		rc = SPI_execute_plan(start_time_plan, args, NULL, true, 1);
+		MemoryContextSwitchTo(caller);
 		hl_spi_check(rc, SPI_OK_SELECT, START_TIME_QUERY);
 		if (SPI_processed > 0)
 		{
@@ -577,10 +620,46 @@ headlessly_resume(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * The lag of a status row, counted as a subscription owner that is a tenant
+ * role would read the log; NULL if it may not (its rights were taken, or
+ * it was dropped), since such a subscription hands out nothing.
+ */
+static void
+owner_lag(Oid owner, Datum *values, bool *nulls)
+{
+	Oid			argtypes[5] = {XID8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[5];
+	char		argnulls[5];
+	HlSavedUser saved;
+	bool		isnull;
+	int			rc;
+
+	values[STATUS_LAG - 1] = (Datum) 0;
+	nulls[STATUS_LAG - 1] = true;
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)) ||
+		pg_class_aclcheck(hl_log_relid(), owner, ACL_SELECT) != ACLCHECK_OK)
+		return;
+	for (int i = 0; i < 5; i++)
+	{
+		args[i] = values[STATUS_FROM_XACT - 1 + i];
+		argnulls[i] = nulls[STATUS_FROM_XACT - 1 + i] ? 'n' : ' ';
+	}
+	hl_prepare_cached(&owner_lag_plan, OWNER_LAG_QUERY, 5, argtypes);
+	hl_become_role(owner, &saved);
+	rc = SPI_execute_plan(owner_lag_plan, args, argnulls, true, 0);
+	hl_restore_user(&saved);
+	hl_spi_check(rc, SPI_OK_SELECT, OWNER_LAG_QUERY);
+	values[STATUS_LAG - 1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	nulls[STATUS_LAG - 1] = isnull;
+}
+
 Datum
 headlessly_subscription_status(PG_FUNCTION_ARGS)
 {
 	HlResultSet rs;
+	SPITupleTable *status;
+	uint64		n;
 	int			rc;
 
 	hl_result_set_init(fcinfo, "headlessly.subscription_status()", &rs);
@@ -588,18 +667,27 @@ headlessly_subscription_status(PG_FUNCTION_ARGS)
 	hl_prepare_cached(&status_plan, STATUS_QUERY, 0, NULL);
 	rc = hl_run_as_log_owner(status_plan, NULL, NULL, true, 0);
 	hl_spi_check(rc, SPI_OK_SELECT, STATUS_QUERY);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	/* owner_lag() runs queries of its own */
+	status = SPI_tuptable;
+	n = SPI_processed;
+	if (status->tupdesc->natts != STATUS_NCOLUMNS)
+		elog(ERROR, "subscription status has %d columns, not %d",
+			 status->tupdesc->natts, STATUS_NCOLUMNS);
+	for (uint64 i = 0; i < n; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		Datum		values[12];
-		bool		nulls[12];
-		bool		isnull;
-		Oid			owner = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 12, &isnull));
+		Datum		values[STATUS_NCOLUMNS];
+		bool		nulls[STATUS_NCOLUMNS];
+		Oid			owner;
+		bool		tenant_role;
 
+		heap_deform_tuple(status->vals[i], status->tupdesc, values, nulls);
+		owner = DatumGetObjectId(values[STATUS_OWNER - 1]);
 		/* only the subscriptions the caller may act for */
 		if (!has_privs_of_role(GetUserId(), owner))
 			continue;
-		heap_deform_tuple(tup, SPI_tuptable->tupdesc, values, nulls);
+		(void) hl_tenant_rights_of(owner, "", 0, &tenant_role);
+		if (tenant_role)
+			owner_lag(owner, values, nulls);
 		tuplestore_putvalues(rs.store, rs.tupdesc, values, nulls);
 	}
 	SPI_finish();

@@ -13,6 +13,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -139,6 +140,70 @@ function_owner(Oid function)
 	return owner;
 }
 
+/* the role an after_commit hook's handler runs as: its subscription's owner */
+#define HOOK_RUNS_AS_QUERY \
+	"SELECT owner::pg_catalog.oid FROM " HL_SCHEMA ".subscriptions" \
+	" WHERE hook_id OPERATOR(pg_catalog.=) $1"
+
+static SPIPlanPtr hook_runs_as_plan = NULL;
+
+/*
+ * An after_commit hook's handler runs as the role that registered it (its
+ * subscription's owner).  Changing its row (the handler, above all) is
+ * acting for that role: a role with UPDATE on the registry pointed a
+ * superuser's hook at a function of its own, which the next round ran as
+ * the superuser.  Only roles with the rights of the registering role may.
+ */
+static void
+check_may_change_hook(HeapTuple oldrow, HeapTuple newrow, TupleDesc desc)
+{
+	int			phase_attnum = SPI_fnumber(desc, "phase");
+	Datum		args[1];
+	Oid			argtypes[1] = {INT8OID};
+	HlSavedUser saved;
+	bool		isnull;
+	bool		after_commit = false;
+	Oid			runs_as = InvalidOid;
+	int			rc;
+
+	for (int i = 0; i < 2; i++)
+	{
+		Datum		phase = heap_getattr(i == 0 ? oldrow : newrow, phase_attnum, desc, &isnull);
+
+		if (!isnull && strcmp(TextDatumGetCString(phase), "after_commit") == 0)
+			after_commit = true;
+	}
+	if (!after_commit)
+		return;
+
+	args[0] = heap_getattr(oldrow, SPI_fnumber(desc, "id"), desc, &isnull);
+	if (isnull)
+		return;
+	hl_spi_connect();
+	hl_prepare_cached(&hook_runs_as_plan, HOOK_RUNS_AS_QUERY, 1, argtypes);
+	hl_become_log_owner(&saved);
+	rc = SPI_execute_plan(hook_runs_as_plan, args, NULL, true, 1);
+	hl_restore_user(&saved);
+	hl_spi_check(rc, SPI_OK_SELECT, HOOK_RUNS_AS_QUERY);
+	if (SPI_processed > 0)
+		runs_as = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+												 1, &isnull));
+	SPI_finish();
+
+	if (OidIsValid(runs_as) && !has_privs_of_role(GetUserId(), runs_as))
+	{
+		char	   *name = GetUserNameFromId(runs_as, true);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to change after_commit hook " INT64_FORMAT,
+						DatumGetInt64(args[0])),
+				 errdetail("Its handler runs as role \"%s\", which registered it.",
+						   name ? name : "(dropped)"),
+				 errhint("Have that role change it, or register a hook of your own with headlessly.hook().")));
+	}
+}
+
 /*
  * The registry's row trigger: rows written without hook() get its checks,
  * so that no malformed row reaches the hook cache.
@@ -189,6 +254,22 @@ headlessly_hook_registry_check(PG_FUNCTION_ARGS)
 	else
 		handler_oid = DatumGetObjectId(handler);	/* regprocedure, while the 0.1--0.2 script runs */
 	check_registration(TextDatumGetCString(pattern), TextDatumGetCString(phase), handler_oid);
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) && !creating_extension)
+		check_may_change_hook(trigdata->tg_trigtuple, row, desc);
+
+	/*
+	 * As hook() and CREATE TRIGGER: the writer must be allowed to call the
+	 * handler, which appends then call without checking (a SECURITY DEFINER
+	 * function revoked from PUBLIC would otherwise run on any data the
+	 * writer appends).  Not while the 0.1--0.2 script rewrites the rows.
+	 */
+	if (!creating_extension)
+	{
+		AclResult	aclresult = hl_function_aclcheck(handler_oid, GetUserId(), ACL_EXECUTE);
+
+		if (aclresult != ACLCHECK_OK)
+			aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(handler_oid));
+	}
 
 	if (TupleDescAttr(desc, handler_attnum - 1)->atttypid == TEXTOID)
 	{

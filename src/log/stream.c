@@ -59,6 +59,7 @@
  *-------------------------------------------------------------------------
  */
 #include "log/log.h"
+#include "tenancy/tenancy.h"
 
 #include "access/genam.h"
 #include "access/heapam.h"
@@ -1394,6 +1395,9 @@ hl_stream_store(text *tenant, text *target, const HlStreamHead *head)
  * pending_heads() RETURNS SETOF headlessly.streams: the heads this
  * transaction changed after writing them, as they are now; they replace
  * the table's rows in headlessly.heads (and so headlessly.entities).
+ * Only those of tenants the current role may read, as row security on the
+ * table would show them: a tenant role's transaction can hold other
+ * tenants' heads, appended for it by a function running as another role.
  */
 Datum
 headlessly_pending_heads(PG_FUNCTION_ARGS)
@@ -1415,7 +1419,8 @@ headlessly_pending_heads(PG_FUNCTION_ARGS)
 	hash_seq_init(&status, head_cache.entries);
 	while ((e = hash_seq_search(&status)) != NULL)
 	{
-		if (!e->value.dirty)
+		if (!e->value.dirty ||
+			!hl_tenant_permits(e->key.tenant, e->key.tenant_len, HL_TENANT_READ))
 			continue;
 		head_values(rs.tupdesc,
 					cstring_to_text_with_len(e->key.tenant, e->key.tenant_len),
