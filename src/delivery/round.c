@@ -1127,6 +1127,13 @@ run_handler(HlSubscription *sub, Oid handler, Claimed *c)
 	bool		missing;
 	char	   *problem = hl_hook_handler_problem(handler, &missing);
 
+	/* worded as the before and after hooks word it (dispatch.c) */
+	if (missing)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("handler of after_commit hook " INT64_FORMAT " no longer exists", sub->hook_id),
+				 errdetail("The function was dropped, renamed, or replaced by another owner's function of the same name after the hook was registered."),
+				 errhint("Register the handler again with headlessly.hook(), or remove the hook with headlessly.unhook(" INT64_FORMAT ").", sub->hook_id)));
 	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
