@@ -115,7 +115,10 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
  * an attempt now, so that one whose sending ends the sender (a crash) still
  * counts; the rest of a chain, sent only after the row before it succeeded,
  * counts each attempt with its outcome, so that a crash before it was sent
- * costs it none.
+ * costs it none.  A row that already counts max_attempts ($9) is exhausted:
+ * every attempt ended with its sender (crashes while it was in flight), and
+ * none was recorded.  It is claimed without counting one more, never sent
+ * or run, and recorded as a dead letter.
  * It returns the rows' status and times from before the claim, so that a
  * row whose chain stopped before it is given back as it was
  * (RELEASE_QUERY).  A row is due when it is pending and not in flight
@@ -149,9 +152,10 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 #define HL_CHAIN(h) \
 	" CROSS JOIN LATERAL (" \
 	"  SELECT w.event_id, w.status, w.last_attempt_at, w.next_attempt_at," \
-	"         w.seq OPERATOR(pg_catalog.=) " h ".seq AS sent_at_once FROM (" \
+	"         w.seq OPERATOR(pg_catalog.=) " h ".seq AS sent_at_once," \
+	"         w.attempts OPERATOR(pg_catalog.>=) $9 AS exhausted FROM (" \
 	"   SELECT v.*, pg_catalog.bool_or(v.held) OVER (ORDER BY v.seq) AS stopped FROM (" \
-	"    SELECT x.seq, x.event_id, x.status, x.last_attempt_at, x.next_attempt_at," \
+	"    SELECT x.seq, x.event_id, x.status, x.last_attempt_at, x.next_attempt_at, x.attempts," \
 	"           CASE WHEN x.status OPERATOR(pg_catalog.=) 'pending' AND x.sender_pid IS NOT NULL" \
 	"                THEN " HL_SENDER_ALIVE("x") " ELSE false END AS held" \
 	"      FROM " HL_SCHEMA ".deliveries x" \
@@ -184,7 +188,8 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 	"     WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.>) t.tenant ORDER BY x.tenant LIMIT 1) n)," \
 	" picked AS (" \
 	"  (SELECT u.* FROM tenants t CROSS JOIN LATERAL (" \
-	"     SELECT x.event_id, x.status, x.last_attempt_at, x.next_attempt_at, true AS sent_at_once" \
+	"     SELECT x.event_id, x.status, x.last_attempt_at, x.next_attempt_at, true AS sent_at_once," \
+	"            x.attempts OPERATOR(pg_catalog.>=) $9 AS exhausted" \
 	"       FROM " HL_SCHEMA ".deliveries x" \
 	"      WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.=) t.tenant AND x.target IS NULL" \
 	"        AND " HL_DUE_ROW("x") \
@@ -198,14 +203,15 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 	"     AND " HL_DUE_ROW("h") \
 	"  LIMIT $2)" \
 	"UPDATE " HL_SCHEMA ".deliveries d" \
-	"   SET attempts = d.attempts OPERATOR(pg_catalog.+) CASE WHEN p.sent_at_once THEN 1 ELSE 0 END," \
+	"   SET attempts = d.attempts OPERATOR(pg_catalog.+)" \
+	"                  CASE WHEN p.sent_at_once AND NOT p.exhausted THEN 1 ELSE 0 END," \
 	"       status = 'pending', sender_pid = $7," \
 	"       last_attempt_at = pg_catalog.clock_timestamp()," \
 	"       next_attempt_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $3" \
 	"  FROM picked p" \
 	" WHERE d.subscription OPERATOR(pg_catalog.=) $1 AND d.event_id OPERATOR(pg_catalog.=) p.event_id" \
 	" RETURNING d.event_id, d.seq, d.tenant, d.attempts, d.target," \
-	"           p.status, p.last_attempt_at, p.next_attempt_at, p.sent_at_once"
+	"           p.status, p.last_attempt_at, p.next_attempt_at, p.sent_at_once, p.exhausted"
 
 #define EVENT_DOC_QUERY \
 	"SELECT pg_catalog.to_jsonb(e), e.target, e.version, e.tenant" \
@@ -307,6 +313,7 @@ typedef struct Claimed
 	char	   *target;			/* NULL: none */
 	int			attempts;		/* this one's included once it is counted */
 	bool		counted;		/* this attempt counted at the claim */
+	bool		exhausted;		/* max_attempts made already: not attempted again */
 	/* as the row was before the claim */
 	char	   *old_status;
 	Datum		old_last_attempt_at;
@@ -646,8 +653,9 @@ claim_due(HlSubscription *sub, int max_events, int chain, TimestampTz round_star
 	int			rc;
 
 	{
-		Oid			ctypes[8] = {TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT4OID, INT4OID};
-		Datum		cargs[8];
+		Oid			ctypes[9] = {TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT4OID, INT4OID,
+		INT4OID};
+		Datum		cargs[9];
 		SenderCursor *cursor = sender_cursor(sub->name);
 
 		cargs[0] = CStringGetTextDatum(sub->name);
@@ -661,7 +669,8 @@ claim_due(HlSubscription *sub, int max_events, int chain, TimestampTz round_star
 		cargs[5] = CStringGetTextDatum(cursor->target);
 		cargs[6] = Int32GetDatum(MyProcPid);
 		cargs[7] = Int32GetDatum(chain);
-		hl_prepare_cached(&claim_plan, CLAIM_QUERY, 8, ctypes);
+		cargs[8] = Int32GetDatum(sub->max_attempts);
+		hl_prepare_cached(&claim_plan, CLAIM_QUERY, 9, ctypes);
 		rc = hl_run_as_log_owner(claim_plan, cargs, NULL, false, 0);
 		hl_spi_check(rc, SPI_OK_UPDATE_RETURNING, CLAIM_QUERY);
 	}
@@ -680,6 +689,7 @@ claim_due(HlSubscription *sub, int max_events, int chain, TimestampTz round_star
 		c->old_last_attempt_at = SPI_getbinval(tup, SPI_tuptable->tupdesc, 7, &c->old_last_null);
 		c->old_next_attempt_at = SPI_getbinval(tup, SPI_tuptable->tupdesc, 8, &c->old_next_null);
 		c->counted = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 9, &isnull));
+		c->exhausted = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 10, &isnull));
 		claimed = lappend(claimed, c);
 	}
 	advance_cursor(sub->name, claimed);
@@ -1161,8 +1171,11 @@ record_failed(HlSubscription *sub, Claimed *c, const char *error, int duration_m
 	args[6] = Int32GetDatum(http_status);
 	nulls[6] = http_status > 0 ? ' ' : 'n';
 	args[7] = Int32GetDatum(duration_ms);
-	/* an attempt the claim did not count (a chain's later row) counts now */
-	args[8] = Int32GetDatum(c->counted ? 0 : 1);
+	/*
+	 * an attempt the claim did not count (a chain's later row) counts now;
+	 * an exhausted row was not attempted
+	 */
+	args[8] = Int32GetDatum(c->counted || c->exhausted ? 0 : 1);
 	record(&failed_plan, FAILED_QUERY, 9, types, args, nulls);
 }
 
@@ -1172,6 +1185,15 @@ record_failure(HlSubscription *sub, Claimed *c, ErrorData *edata, int duration_m
 	record_failed(sub, c, psprintf("%s: %s", unpack_sql_state(edata->sqlerrcode),
 								   edata->message ? edata->message : ""),
 				  duration_ms, 0, backoff(c->attempts));
+}
+
+/* An exhausted row (claimed after max_attempts attempts): a dead letter. */
+static void
+record_exhausted(HlSubscription *sub, Claimed *c)
+{
+	Assert(c->exhausted);
+	record_failed(sub, c, "every attempt ended with its sender (no outcome recorded)",
+				  0, 0, ms_interval(0));
 }
 
 /*
@@ -1202,8 +1224,12 @@ build_requests(HlSubscription *sub, List *claimed)
 		c->req.headers = sub->headers;
 		c->req.timeout_ms = hl_http_timeout;
 		c->req.retry_after_s = -1;
-		/* an event its owner may no longer read is not sent: a failure */
-		if (event != NULL)
+		/*
+		 * an event its owner may no longer read is not sent: a failure; nor
+		 * is an exhausted one, which holds back the rest of its chain as a
+		 * failure does (they go back unchanged, behind a dead letter now)
+		 */
+		if (event != NULL && !c->exhausted)
 			c->req.body = hl_webhook_body(sub->format, event, sub->headers, &c->req.body_len);
 	}
 }
@@ -1382,6 +1408,11 @@ send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
 
 		if (r->not_sent)
 			continue;
+		if (c->exhausted)
+		{
+			record_exhausted(sub, c);
+			continue;
+		}
 		attempted++;
 		/* made now, and counted with its outcome: the backoff's attempt */
 		if (!c->counted)
@@ -1432,19 +1463,18 @@ deliver_one(HlSubscription *sub, Oid handler, Claimed *c, bool in_worker)
 	volatile bool late = false;
 
 	/*
-	 * Claimed once more than max_attempts allows: each earlier attempt
-	 * ended with its sender (a crash, a kill, or a handler that outlived
-	 * hook_timeout by so much that it ended the worker), so none was
-	 * recorded.  It is a dead letter now, not one more run.
+	 * Claimed after max_attempts attempts: each ended with its sender (a
+	 * crash, a kill, or a handler that outlived hook_timeout by so much that
+	 * it ended the worker), so none was recorded.  It is a dead letter now,
+	 * not one more run.
 	 */
-	if (c->attempts > sub->max_attempts)
+	if (c->exhausted)
 	{
 		if (in_worker)
 			step_begin(true, true);
 		else
 			hl_spi_connect();
-		record_failed(sub, c, "every attempt ended with its sender (no outcome recorded)",
-					  0, 0, ms_interval(0));
+		record_exhausted(sub, c);
 		if (in_worker)
 			step_end(true);
 		else
