@@ -1310,6 +1310,7 @@ chain_progress(HlWebhookRequest *reqs, const int *starting, int n, void *arg)
 	ChainBatch *batch = arg;
 	Claimed   **done = palloc(sizeof(Claimed *) * n);
 	Datum	   *ids = palloc(sizeof(Datum) * n);
+	int			ncount = 0;
 	Oid			types[3] = {TEXTOID, TEXTARRAYOID, INT4OID};
 	Datum		args[3];
 
@@ -1322,15 +1323,20 @@ chain_progress(HlWebhookRequest *reqs, const int *starting, int n, void *arg)
 		c->req = reqs[before];
 		c->req.after = NULL;
 		done[i] = c;
-		ids[i] = CStringGetTextDatum(batch->order[starting[i]]->event_id);
+		/* an exhausted row is not sent (it has no body): no attempt */
+		if (!batch->order[starting[i]]->exhausted)
+			ids[ncount++] = CStringGetTextDatum(batch->order[starting[i]]->event_id);
 	}
 
 	step_begin(true, false);
 	record_webhooks_done(batch->sub, done, n);
-	args[0] = CStringGetTextDatum(batch->sub->name);
-	args[1] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
-	args[2] = Int32GetDatum(MyProcPid);
-	record(&count_plan, COUNT_QUERY, 3, types, args, NULL);
+	if (ncount > 0)
+	{
+		args[0] = CStringGetTextDatum(batch->sub->name);
+		args[1] = PointerGetDatum(construct_array(ids, ncount, TEXTOID, -1, false, TYPALIGN_INT));
+		args[2] = Int32GetDatum(MyProcPid);
+		record(&count_plan, COUNT_QUERY, 3, types, args, NULL);
+	}
 	step_end(true);
 
 	for (int i = 0; i < n; i++)
@@ -1338,8 +1344,11 @@ chain_progress(HlWebhookRequest *reqs, const int *starting, int n, void *arg)
 		Claimed    *c = batch->order[starting[i]];
 
 		done[i]->recorded = true;
-		c->counted = true;
-		c->attempts++;
+		if (!c->exhausted)
+		{
+			c->counted = true;
+			c->attempts++;
+		}
 	}
 	pfree(done);
 	pfree(ids);
