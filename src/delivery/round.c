@@ -122,8 +122,13 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
  * The rows sent at once (each target's first, rows without a target) count
  * an attempt now, so that one whose sending ends the sender (a crash) still
  * counts; the rest of a chain, sent only after the row before it succeeded,
- * counts each attempt with its outcome, so that a crash before it was sent
- * costs it none.
+ * counts each attempt as it is sent (in the worker, committed before it is
+ * sent: chain_progress(); in deliver(), with its outcome), so that a crash
+ * before it was sent costs it none.  A row that already counts
+ * max_attempts ($9) is exhausted: every attempt ended with its sender
+ * (crashes while it was in flight), and none was recorded.  It is claimed
+ * without counting one more, never sent or run, and recorded as a dead
+ * letter.
  * It returns the rows' status and times from before the claim, so that a
  * row whose chain stopped before it is given back as it was
  * (RELEASE_QUERY).  A row is due when it is pending and not in flight
@@ -157,9 +162,10 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 #define HL_CHAIN(h) \
 	" CROSS JOIN LATERAL (" \
 	"  SELECT w.event_id, w.status, w.last_attempt_at, w.next_attempt_at," \
-	"         w.seq OPERATOR(pg_catalog.=) " h ".seq AS sent_at_once FROM (" \
+	"         w.seq OPERATOR(pg_catalog.=) " h ".seq AS sent_at_once," \
+	"         w.attempts OPERATOR(pg_catalog.>=) $9 AS exhausted FROM (" \
 	"   SELECT v.*, pg_catalog.bool_or(v.held) OVER (ORDER BY v.seq) AS stopped FROM (" \
-	"    SELECT x.seq, x.event_id, x.status, x.last_attempt_at, x.next_attempt_at," \
+	"    SELECT x.seq, x.event_id, x.status, x.last_attempt_at, x.next_attempt_at, x.attempts," \
 	"           CASE WHEN x.status OPERATOR(pg_catalog.=) 'pending' AND x.sender_pid IS NOT NULL" \
 	"                THEN " HL_SENDER_ALIVE("x") " ELSE false END AS held" \
 	"      FROM " HL_SCHEMA ".deliveries x" \
@@ -192,7 +198,8 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 	"     WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.>) t.tenant ORDER BY x.tenant LIMIT 1) n)," \
 	" picked AS (" \
 	"  (SELECT u.* FROM tenants t CROSS JOIN LATERAL (" \
-	"     SELECT x.event_id, x.status, x.last_attempt_at, x.next_attempt_at, true AS sent_at_once" \
+	"     SELECT x.event_id, x.status, x.last_attempt_at, x.next_attempt_at, true AS sent_at_once," \
+	"            x.attempts OPERATOR(pg_catalog.>=) $9 AS exhausted" \
 	"       FROM " HL_SCHEMA ".deliveries x" \
 	"      WHERE " HL_OPEN_ROWS " AND x.tenant OPERATOR(pg_catalog.=) t.tenant AND x.target IS NULL" \
 	"        AND " HL_DUE_ROW("x") \
@@ -206,14 +213,15 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 	"     AND " HL_DUE_ROW("h") \
 	"  LIMIT $2)" \
 	"UPDATE " HL_SCHEMA ".deliveries d" \
-	"   SET attempts = d.attempts OPERATOR(pg_catalog.+) CASE WHEN p.sent_at_once THEN 1 ELSE 0 END," \
+	"   SET attempts = d.attempts OPERATOR(pg_catalog.+)" \
+	"                  CASE WHEN p.sent_at_once AND NOT p.exhausted THEN 1 ELSE 0 END," \
 	"       status = 'pending', sender_pid = $7," \
 	"       last_attempt_at = pg_catalog.clock_timestamp()," \
 	"       next_attempt_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $3" \
 	"  FROM picked p" \
 	" WHERE d.subscription OPERATOR(pg_catalog.=) $1 AND d.event_id OPERATOR(pg_catalog.=) p.event_id" \
 	" RETURNING d.event_id, d.seq, d.tenant, d.attempts, d.target," \
-	"           p.status, p.last_attempt_at, p.next_attempt_at, p.sent_at_once"
+	"           p.status, p.last_attempt_at, p.next_attempt_at, p.sent_at_once, p.exhausted"
 
 #define EVENT_DOC_QUERY \
 	"SELECT pg_catalog.to_jsonb(e), e.target, e.version, e.tenant" \
@@ -262,6 +270,17 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 	"   AND " HL_HELD_ROW("d.")
 
 /*
+ * The attempts of a chain's later rows, counted as they are made: before
+ * they are sent (the worker's chain_progress())
+ */
+#define COUNT_QUERY \
+	"UPDATE " HL_SCHEMA ".deliveries" \
+	"   SET attempts = attempts OPERATOR(pg_catalog.+) 1" \
+	" WHERE subscription OPERATOR(pg_catalog.=) $1" \
+	"   AND event_id OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[])" \
+	"   AND status OPERATOR(pg_catalog.=) 'pending' AND sender_pid OPERATOR(pg_catalog.=) $3"
+
+/*
  * Rows claimed but not sent (their chain stopped before them): as they
  * were, held by no sender (a pending row held by none is due, as one whose
  * sender is gone was).  Their attempts were not counted: only a chain's
@@ -306,6 +325,7 @@ static SPIPlanPtr failed_plan = NULL;
 static SPIPlanPtr retention_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
 static SPIPlanPtr release_plan = NULL;
+static SPIPlanPtr count_plan = NULL;
 
 /* One claimed delivery. */
 typedef struct Claimed
@@ -316,6 +336,8 @@ typedef struct Claimed
 	char	   *target;			/* NULL: none */
 	int			attempts;		/* this one's included once it is counted */
 	bool		counted;		/* this attempt counted at the claim */
+	bool		exhausted;		/* max_attempts made already: not attempted again */
+	bool		recorded;		/* webhooks: delivered, recorded while the batch was sent */
 	/* as the row was before the claim */
 	char	   *old_status;
 	Datum		old_last_attempt_at;
@@ -688,8 +710,9 @@ claim_due(HlSubscription *sub, int max_events, int chain, TimestampTz round_star
 	int			rc;
 
 	{
-		Oid			ctypes[8] = {TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT4OID, INT4OID};
-		Datum		cargs[8];
+		Oid			ctypes[9] = {TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT4OID, INT4OID,
+		INT4OID};
+		Datum		cargs[9];
 		SenderCursor *cursor = sender_cursor(sub->name);
 
 		cargs[0] = CStringGetTextDatum(sub->name);
@@ -703,7 +726,8 @@ claim_due(HlSubscription *sub, int max_events, int chain, TimestampTz round_star
 		cargs[5] = CStringGetTextDatum(cursor->target);
 		cargs[6] = Int32GetDatum(MyProcPid);
 		cargs[7] = Int32GetDatum(chain);
-		hl_prepare_cached(&claim_plan, CLAIM_QUERY, 8, ctypes);
+		cargs[8] = Int32GetDatum(sub->max_attempts);
+		hl_prepare_cached(&claim_plan, CLAIM_QUERY, 9, ctypes);
 		rc = hl_run_as_log_owner(claim_plan, cargs, NULL, false, 0);
 		hl_spi_check(rc, SPI_OK_UPDATE_RETURNING, CLAIM_QUERY);
 	}
@@ -722,6 +746,8 @@ claim_due(HlSubscription *sub, int max_events, int chain, TimestampTz round_star
 		c->old_last_attempt_at = SPI_getbinval(tup, SPI_tuptable->tupdesc, 7, &c->old_last_null);
 		c->old_next_attempt_at = SPI_getbinval(tup, SPI_tuptable->tupdesc, 8, &c->old_next_null);
 		c->counted = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 9, &isnull));
+		c->exhausted = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 10, &isnull));
+		c->recorded = false;
 		claimed = lappend(claimed, c);
 	}
 	advance_cursor(sub->name, claimed);
@@ -1210,8 +1236,11 @@ record_failed(HlSubscription *sub, Claimed *c, const char *error, int duration_m
 	args[6] = Int32GetDatum(http_status);
 	nulls[6] = http_status > 0 ? ' ' : 'n';
 	args[7] = Int32GetDatum(duration_ms);
-	/* an attempt the claim did not count (a chain's later row) counts now */
-	args[8] = Int32GetDatum(c->counted ? 0 : 1);
+	/*
+	 * an attempt the claim did not count (a chain's later row) counts now;
+	 * an exhausted row was not attempted
+	 */
+	args[8] = Int32GetDatum(c->counted || c->exhausted ? 0 : 1);
 	record(&failed_plan, FAILED_QUERY, 9, types, args, nulls);
 }
 
@@ -1221,6 +1250,15 @@ record_failure(HlSubscription *sub, Claimed *c, ErrorData *edata, int duration_m
 	record_failed(sub, c, psprintf("%s: %s", unpack_sql_state(edata->sqlerrcode),
 								   edata->message ? edata->message : ""),
 				  duration_ms, 0, backoff(c->attempts));
+}
+
+/* An exhausted row (claimed after max_attempts attempts): a dead letter. */
+static void
+record_exhausted(HlSubscription *sub, Claimed *c)
+{
+	Assert(c->exhausted);
+	record_failed(sub, c, "every attempt ended with its sender (no outcome recorded)",
+				  0, 0, ms_interval(0));
 }
 
 /*
@@ -1251,8 +1289,12 @@ build_requests(HlSubscription *sub, List *claimed)
 		c->req.headers = sub->headers;
 		c->req.timeout_ms = hl_http_timeout;
 		c->req.retry_after_s = -1;
-		/* an event its owner may no longer read is not sent: a failure */
-		if (event != NULL)
+		/*
+		 * an event its owner may no longer read is not sent: a failure; nor
+		 * is an exhausted one, which holds back the rest of its chain as a
+		 * failure does (they go back unchanged, behind a dead letter now)
+		 */
+		if (event != NULL && !c->exhausted)
 			c->req.body = hl_webhook_body(sub->format, event, sub->headers, &c->req.body_len);
 	}
 }
@@ -1273,7 +1315,7 @@ record_webhooks_done(HlSubscription *sub, Claimed **rows, int n)
 	{
 		HlWebhookRequest *r = &rows[i]->req;
 
-		if (!hl_webhook_succeeded(r))
+		if (!hl_webhook_succeeded(r) || rows[i]->recorded)
 			continue;
 		ids[ndone] = CStringGetTextDatum(r->event_id);
 		statuses[ndone] = Int32GetDatum(r->http_status);
@@ -1291,6 +1333,74 @@ record_webhooks_done(HlSubscription *sub, Claimed **rows, int n)
 	args[5] = PointerGetDatum(construct_array(uncounted, ndone, INT4OID, 4, true, TYPALIGN_INT));
 	/* a row no longer held (taken over, or removed) is not marked: no count */
 	record(&done_all_plan, DONE_ALL_QUERY, 6, types, args, NULL);
+}
+
+/*
+ * A batch as the worker sends it: its subscription and each request's
+ * claimed row (order[i] for reqs[i]).
+ */
+typedef struct ChainBatch
+{
+	HlSubscription *sub;
+	Claimed   **order;
+} ChainBatch;
+
+/*
+ * In the worker, before a chain's later rows are sent (each after the one
+ * before it succeeded): one transaction records the rows before them
+ * delivered and counts the later rows' attempts.  So an attempt that a
+ * crash ends while it is in flight still counts, as a chain's first row's
+ * does from its claim, and the rows that succeeded are not sent again.
+ * Rows never reached cost nothing.
+ */
+static void
+chain_progress(HlWebhookRequest *reqs, const int *starting, int n, void *arg)
+{
+	ChainBatch *batch = arg;
+	Claimed   **done = palloc(sizeof(Claimed *) * n);
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	int			ncount = 0;
+	Oid			types[3] = {TEXTOID, TEXTARRAYOID, INT4OID};
+	Datum		args[3];
+
+	for (int i = 0; i < n; i++)
+	{
+		int			before = (int) (reqs[starting[i]].after - reqs);
+		Claimed    *c = batch->order[before];
+
+		/* the outcome as the batch's end records it */
+		c->req = reqs[before];
+		c->req.after = NULL;
+		done[i] = c;
+		/* an exhausted row is not sent (it has no body): no attempt */
+		if (!batch->order[starting[i]]->exhausted)
+			ids[ncount++] = CStringGetTextDatum(batch->order[starting[i]]->event_id);
+	}
+
+	step_begin(true, false);
+	record_webhooks_done(batch->sub, done, n);
+	if (ncount > 0)
+	{
+		args[0] = CStringGetTextDatum(batch->sub->name);
+		args[1] = PointerGetDatum(construct_array(ids, ncount, TEXTOID, -1, false, TYPALIGN_INT));
+		args[2] = Int32GetDatum(MyProcPid);
+		record(&count_plan, COUNT_QUERY, 3, types, args, NULL);
+	}
+	step_end(true);
+
+	for (int i = 0; i < n; i++)
+	{
+		Claimed    *c = batch->order[starting[i]];
+
+		done[i]->recorded = true;
+		if (!c->exhausted)
+		{
+			c->counted = true;
+			c->attempts++;
+		}
+	}
+	pfree(done);
+	pfree(ids);
 }
 
 /*
@@ -1416,9 +1526,10 @@ release_unsent(HlSubscription *sub, List *claimed)
 }
 
 /*
- * Sends a batch with no transaction open (in the worker), then records the
- * outcomes in one: the successes in one statement, each failure, and the
- * rows not sent given back.  Returns the number of events attempted.
+ * Sends a batch with no transaction open (in the worker; but for the short
+ * ones of chain_progress()), then records the outcomes in one: the
+ * successes in one statement, each failure, and the rows not sent given
+ * back.  Returns the number of events attempted.
  */
 static int
 send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
@@ -1429,8 +1540,13 @@ send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
 	ListCell   *lc;
 	bool		gone = false;
 	int			attempted = 0;
+	ChainBatch	batch = {sub, order};
 
-	hl_webhook_send_all(reqs, n);
+	/*
+	 * deliver() cannot commit before a chain's later rows are sent: there
+	 * their attempts count with their outcome
+	 */
+	hl_webhook_send_all(reqs, n, in_worker ? chain_progress : NULL, &batch);
 	for (int i = 0; i < n; i++)
 	{
 		order[i]->req = reqs[i];
@@ -1447,6 +1563,11 @@ send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
 
 		if (r->not_sent)
 			continue;
+		if (c->exhausted)
+		{
+			record_exhausted(sub, c);
+			continue;
+		}
 		attempted++;
 		/* made now, and counted with its outcome: the backoff's attempt */
 		if (!c->counted)
@@ -1498,19 +1619,18 @@ deliver_one(HlSubscription *sub, Oid *handler, uint64 *resolved_at, Claimed *c,
 	volatile bool late = false;
 
 	/*
-	 * Claimed once more than max_attempts allows: each earlier attempt
-	 * ended with its sender (a crash, a kill, or a handler that outlived
-	 * hook_timeout by so much that it ended the worker), so none was
-	 * recorded.  It is a dead letter now, not one more run.
+	 * Claimed after max_attempts attempts: each ended with its sender (a
+	 * crash, a kill, or a handler that outlived hook_timeout by so much that
+	 * it ended the worker), so none was recorded.  It is a dead letter now,
+	 * not one more run.
 	 */
-	if (c->attempts > sub->max_attempts)
+	if (c->exhausted)
 	{
 		if (in_worker)
 			step_begin(true, true);
 		else
 			hl_spi_connect();
-		record_failed(sub, c, "every attempt ended with its sender (no outcome recorded)",
-					  0, 0, ms_interval(0));
+		record_exhausted(sub, c);
 		if (in_worker)
 			step_end(true);
 		else
