@@ -122,13 +122,11 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
  * The rows sent at once (each target's first, rows without a target) count
  * an attempt now, so that one whose sending ends the sender (a crash) still
  * counts; the rest of a chain, sent only after the row before it succeeded,
- * counts each attempt as it is sent (in the worker, committed before it is
- * sent: chain_progress(); in deliver(), with its outcome), so that a crash
- * before it was sent costs it none.  A row that already counts
- * max_attempts ($9) is exhausted: every attempt ended with its sender
- * (crashes while it was in flight), and none was recorded.  It is claimed
- * without counting one more, never sent or run, and recorded as a dead
- * letter.
+ * counts each attempt with its outcome, so that a crash before it was sent
+ * costs it none.  A row that already counts max_attempts ($9) is exhausted:
+ * every attempt ended with its sender (crashes while it was in flight), and
+ * none was recorded.  It is claimed without counting one more, never sent
+ * or run, and recorded as a dead letter.
  * It returns the rows' status and times from before the claim, so that a
  * row whose chain stopped before it is given back as it was
  * (RELEASE_QUERY).  A row is due when it is pending and not in flight
@@ -270,17 +268,6 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 	"   AND " HL_HELD_ROW("d.")
 
 /*
- * The attempts of a chain's later rows, counted as they are made: before
- * they are sent (the worker's chain_progress())
- */
-#define COUNT_QUERY \
-	"UPDATE " HL_SCHEMA ".deliveries" \
-	"   SET attempts = attempts OPERATOR(pg_catalog.+) 1" \
-	" WHERE subscription OPERATOR(pg_catalog.=) $1" \
-	"   AND event_id OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[])" \
-	"   AND status OPERATOR(pg_catalog.=) 'pending' AND sender_pid OPERATOR(pg_catalog.=) $3"
-
-/*
  * Rows claimed but not sent (their chain stopped before them): as they
  * were, held by no sender (a pending row held by none is due, as one whose
  * sender is gone was).  Their attempts were not counted: only a chain's
@@ -325,7 +312,6 @@ static SPIPlanPtr failed_plan = NULL;
 static SPIPlanPtr retention_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
 static SPIPlanPtr release_plan = NULL;
-static SPIPlanPtr count_plan = NULL;
 
 /* One claimed delivery. */
 typedef struct Claimed
@@ -337,7 +323,6 @@ typedef struct Claimed
 	int			attempts;		/* this one's included once it is counted */
 	bool		counted;		/* this attempt counted at the claim */
 	bool		exhausted;		/* max_attempts made already: not attempted again */
-	bool		recorded;		/* webhooks: delivered, recorded while the batch was sent */
 	/* as the row was before the claim */
 	char	   *old_status;
 	Datum		old_last_attempt_at;
@@ -747,7 +732,6 @@ claim_due(HlSubscription *sub, int max_events, int chain, TimestampTz round_star
 		c->old_next_attempt_at = SPI_getbinval(tup, SPI_tuptable->tupdesc, 8, &c->old_next_null);
 		c->counted = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 9, &isnull));
 		c->exhausted = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 10, &isnull));
-		c->recorded = false;
 		claimed = lappend(claimed, c);
 	}
 	advance_cursor(sub->name, claimed);
@@ -1315,7 +1299,7 @@ record_webhooks_done(HlSubscription *sub, Claimed **rows, int n)
 	{
 		HlWebhookRequest *r = &rows[i]->req;
 
-		if (!hl_webhook_succeeded(r) || rows[i]->recorded)
+		if (!hl_webhook_succeeded(r))
 			continue;
 		ids[ndone] = CStringGetTextDatum(r->event_id);
 		statuses[ndone] = Int32GetDatum(r->http_status);
@@ -1333,74 +1317,6 @@ record_webhooks_done(HlSubscription *sub, Claimed **rows, int n)
 	args[5] = PointerGetDatum(construct_array(uncounted, ndone, INT4OID, 4, true, TYPALIGN_INT));
 	/* a row no longer held (taken over, or removed) is not marked: no count */
 	record(&done_all_plan, DONE_ALL_QUERY, 6, types, args, NULL);
-}
-
-/*
- * A batch as the worker sends it: its subscription and each request's
- * claimed row (order[i] for reqs[i]).
- */
-typedef struct ChainBatch
-{
-	HlSubscription *sub;
-	Claimed   **order;
-} ChainBatch;
-
-/*
- * In the worker, before a chain's later rows are sent (each after the one
- * before it succeeded): one transaction records the rows before them
- * delivered and counts the later rows' attempts.  So an attempt that a
- * crash ends while it is in flight still counts, as a chain's first row's
- * does from its claim, and the rows that succeeded are not sent again.
- * Rows never reached cost nothing.
- */
-static void
-chain_progress(HlWebhookRequest *reqs, const int *starting, int n, void *arg)
-{
-	ChainBatch *batch = arg;
-	Claimed   **done = palloc(sizeof(Claimed *) * n);
-	Datum	   *ids = palloc(sizeof(Datum) * n);
-	int			ncount = 0;
-	Oid			types[3] = {TEXTOID, TEXTARRAYOID, INT4OID};
-	Datum		args[3];
-
-	for (int i = 0; i < n; i++)
-	{
-		int			before = (int) (reqs[starting[i]].after - reqs);
-		Claimed    *c = batch->order[before];
-
-		/* the outcome as the batch's end records it */
-		c->req = reqs[before];
-		c->req.after = NULL;
-		done[i] = c;
-		/* an exhausted row is not sent (it has no body): no attempt */
-		if (!batch->order[starting[i]]->exhausted)
-			ids[ncount++] = CStringGetTextDatum(batch->order[starting[i]]->event_id);
-	}
-
-	step_begin(true, false);
-	record_webhooks_done(batch->sub, done, n);
-	if (ncount > 0)
-	{
-		args[0] = CStringGetTextDatum(batch->sub->name);
-		args[1] = PointerGetDatum(construct_array(ids, ncount, TEXTOID, -1, false, TYPALIGN_INT));
-		args[2] = Int32GetDatum(MyProcPid);
-		record(&count_plan, COUNT_QUERY, 3, types, args, NULL);
-	}
-	step_end(true);
-
-	for (int i = 0; i < n; i++)
-	{
-		Claimed    *c = batch->order[starting[i]];
-
-		done[i]->recorded = true;
-		if (!c->exhausted)
-		{
-			c->counted = true;
-			c->attempts++;
-		}
-	}
-	pfree(done);
-	pfree(ids);
 }
 
 /*
@@ -1526,10 +1442,9 @@ release_unsent(HlSubscription *sub, List *claimed)
 }
 
 /*
- * Sends a batch with no transaction open (in the worker; but for the short
- * ones of chain_progress()), then records the outcomes in one: the
- * successes in one statement, each failure, and the rows not sent given
- * back.  Returns the number of events attempted.
+ * Sends a batch with no transaction open (in the worker), then records the
+ * outcomes in one: the successes in one statement, each failure, and the
+ * rows not sent given back.  Returns the number of events attempted.
  */
 static int
 send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
@@ -1540,13 +1455,8 @@ send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
 	ListCell   *lc;
 	bool		gone = false;
 	int			attempted = 0;
-	ChainBatch	batch = {sub, order};
 
-	/*
-	 * deliver() cannot commit before a chain's later rows are sent: there
-	 * their attempts count with their outcome
-	 */
-	hl_webhook_send_all(reqs, n, in_worker ? chain_progress : NULL, &batch);
+	hl_webhook_send_all(reqs, n);
 	for (int i = 0; i < n; i++)
 	{
 		order[i]->req = reqs[i];

@@ -881,35 +881,8 @@ release_waiter(HlWebhookRequest *reqs, int i, const int *waiter, int *ready, int
 	}
 }
 
-/*
- * Tells before_chained of the chained requests among the next ones to start
- * (ready[from .. to-1]), then goes back to the sender's memory context and
- * resource owner.
- */
-static void
-announce_chained(HlWebhookRequest *reqs, const int *ready, int from, int to,
-				 HlWebhookBeforeChained before_chained, void *arg)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	int		   *starting = palloc(sizeof(int) * Max(to - from, 1));
-	int			n = 0;
-
-	for (int k = from; k < to; k++)
-		if (reqs[ready[k]].after != NULL)
-			starting[n++] = ready[k];
-	if (n > 0)
-	{
-		before_chained(reqs, starting, n, arg);
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	pfree(starting);
-}
-
 void
-hl_webhook_send_all(HlWebhookRequest *reqs, int n, HlWebhookBeforeChained before_chained,
-					void *arg)
+hl_webhook_send_all(HlWebhookRequest *reqs, int n)
 {
 	ResourceOwner own_owner = NULL;
 	MemoryContext result_cxt = CurrentMemoryContext;
@@ -921,7 +894,6 @@ hl_webhook_send_all(HlWebhookRequest *reqs, int n, HlWebhookBeforeChained before
 	int			nready = 0;
 	/* read in PG_CATCH after a longjmp: kept in memory, not a register */
 	volatile int next = 0;
-	int			announced = 0;	/* ready[] before this were announced */
 	int			active = 0;
 	int			i;
 
@@ -974,15 +946,7 @@ hl_webhook_send_all(HlWebhookRequest *reqs, int n, HlWebhookBeforeChained before
 
 			while (next < nready && active < hl_webhook_max_in_flight)
 			{
-				int			r;
-
-				/* the requests about to start, announced together */
-				if (before_chained != NULL && next >= announced)
-				{
-					announced = Min(nready, next + hl_webhook_max_in_flight - active);
-					announce_chained(reqs, ready, next, announced, before_chained, arg);
-				}
-				r = ready[next++];
+				int			r = ready[next++];
 
 				if (transfer_start(&transfers[r], result_cxt))
 					active++;
@@ -1113,7 +1077,7 @@ hl_webhook_send_sql(PG_FUNCTION_ARGS)
 		reqs[i].timeout_ms = timeout_ms;
 	}
 
-	hl_webhook_send_all(reqs, n, NULL, NULL);
+	hl_webhook_send_all(reqs, n);
 
 	for (i = 0; i < n; i++)
 	{

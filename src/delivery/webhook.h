@@ -46,21 +46,10 @@ extern int	hl_webhook_max_in_flight;
 extern void hl_webhook_init(void);
 
 /*
- * Called before requests that waited for another (after, which succeeded)
- * are started: starting[0 .. n-1] are their indexes in reqs.  It may run a
- * transaction of its own (the sender restores its memory context and
- * resource owner); it raises to stop the sending.
- */
-typedef void (*HlWebhookBeforeChained) (HlWebhookRequest *reqs, const int *starting, int n,
-										void *arg);
-
-/*
  * Sends all requests, at most headlessly.webhook_max_in_flight at once, each
- * after the one it waits for (after) has succeeded; before_chained (if not
- * NULL) hears of those first.
+ * after the one it waits for (after) has succeeded.
  */
-extern void hl_webhook_send_all(HlWebhookRequest *reqs, int n,
-								HlWebhookBeforeChained before_chained, void *arg);
+extern void hl_webhook_send_all(HlWebhookRequest *reqs, int n);
 
 /* A request succeeded: 2xx. */
 static inline bool

@@ -14,9 +14,6 @@ answers as the request's path asks:
   /hold/NAME/...            no answer until GET /_release/NAME, then 200 (at once
                             once released): a sender in flight for as long as a
                             test needs
-  /hold-from/NAME/V/...     200 at once to events (format 'event') of versions
-                            below V; those of V and later are held as by
-                            /hold/NAME/ (the rest of a chain in flight)
 
 Anything after the mode is free (e.g. the subscription's name).  GET /_count
 answers the number of requests recorded; GET /_connections the number of
@@ -105,15 +102,6 @@ class Receiver:
             return 400, [], 0, attempt
         return 200, [], 0, attempt
 
-    @staticmethod
-    def version_of(body):
-        """The event's version in a body of format 'event'; -1 if none."""
-        try:
-            version = json.loads(body).get("version")
-        except (ValueError, AttributeError):
-            return -1
-        return version if isinstance(version, int) else -1
-
     def record(self, method, path, headers, body, peer, status, attempt):
         msg_id = headers.get("webhook-id")
         timestamp = headers.get("webhook-timestamp")
@@ -182,9 +170,6 @@ class Receiver:
                         await asyncio.sleep(wait)
                     parts = [p for p in path.split("?")[0].split("/") if p]
                     if len(parts) >= 2 and parts[0] == "hold":
-                        await self.gate(parts[1]).wait()
-                    if len(parts) >= 3 and parts[0] == "hold-from" and \
-                            self.version_of(body) >= int(parts[2]):
                         await self.gate(parts[1]).wait()
                     out = b"answered %d\n" % status
                 head = "HTTP/1.1 %d %s\r\nContent-Length: %d\r\n" % (
