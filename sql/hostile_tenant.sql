@@ -73,6 +73,19 @@ RESET ROLE;
 -- and the superuser sees each subscription's lag as its owner would
 SELECT name, lag_events FROM headlessly.subscription_status()
  WHERE name LIKE 'ht\_%' ORDER BY name;
+-- An owner who lost USAGE on the schema reads nothing; its lag is NULL.
+-- The lag query ran as it regardless, and subscription_status() failed
+-- with 42501 for every caller, the superuser included; read() and
+-- replay() on its subscription name the owner's missing rights.
+REVOKE USAGE ON SCHEMA headlessly FROM regress_ht_acme;
+SELECT name, lag_events FROM headlessly.subscription_status()
+ WHERE name LIKE 'ht\_%' ORDER BY name;
+SELECT count(*) FROM headlessly.read('ht_probe_target');
+\set VERBOSITY sqlstate
+SELECT headlessly.replay('ht_probe_target', now());
+\set VERBOSITY terse
+SELECT name, acked_seq > 0 AS moved FROM headlessly.subscription_status() WHERE name = 'ht_probe_target';
+GRANT USAGE ON SCHEMA headlessly TO regress_ht_acme;
 SELECT headlessly.unsubscribe(name) FROM (VALUES ('ht_probe_target'), ('ht_probe_type'),
                                                  ('ht_plain_target')) v(name);
 

@@ -299,6 +299,7 @@ pull_subscription(const char *name, bool for_update)
 
 	hl_subscription_get(name, for_update, sub);
 	hl_subscription_check_access(sub);
+	hl_subscription_check_owner_reads(sub);
 	if (sub->kind != HL_SUB_PULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_HL_SUBSCRIPTION),
@@ -1007,6 +1008,7 @@ headlessly_replay(PG_FUNCTION_ARGS)
 	hl_spi_connect();
 	hl_subscription_get(text_to_cstring(PG_GETARG_TEXT_PP(0)), true, &sub);
 	hl_subscription_check_access(&sub);
+	hl_subscription_check_owner_reads(&sub);
 	/* a subscription never read from gets its member 0 moved too */
 	hl_position_of(&sub, 0, 0, &pos);
 	from_args[0] = PG_GETARG_DATUM(1);

@@ -1241,7 +1241,7 @@ static void
 record_exhausted(HlSubscription *sub, Claimed *c)
 {
 	Assert(c->exhausted);
-	record_failed(sub, c, "every attempt ended with its sender (no outcome recorded)",
+	record_failed(sub, c, "max_attempts reached without a recorded outcome (the sender ended during the last attempt, or max_attempts was lowered)",
 				  0, 0, ms_interval(0));
 }
 
@@ -1603,8 +1603,23 @@ deliver_one(HlSubscription *sub, Oid *handler, uint64 *resolved_at, Claimed *c,
 		if (timed_out && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			edata->message = psprintf("after_commit handler ran longer than headlessly.hook_timeout (%d ms)",
 									  hl_hook_timeout);
-		else if (hl_error_must_propagate(edata->sqlerrcode) && raised_by_interrupt(edata))
-			ReThrowError(edata);
+		else if (hl_error_must_propagate(edata->sqlerrcode))
+		{
+			if (raised_by_interrupt(edata))
+				ReThrowError(edata);
+
+			/*
+			 * The server's trouble (disk full, corruption, out of memory)
+			 * met inside the handler, or the handler's raise of its code:
+			 * the round goes on, and the server log keeps it.
+			 */
+			ereport(LOG,
+					(errmsg("after_commit handler of hook " INT64_FORMAT " failed with SQLSTATE %s: %s",
+							sub->hook_id, unpack_sql_state(edata->sqlerrcode),
+							edata->message ? edata->message : ""),
+					 errdetail("It is recorded as the handler's failure of event %s and retried; the round goes on.",
+							   c->event_id)));
+		}
 	}
 	PG_END_TRY();
 
@@ -1638,10 +1653,7 @@ deliverable(const char *name, HlSubscription *sub)
 {
 	memset(sub, 0, sizeof(*sub));
 	return hl_subscription_fetch(name, true, sub) && strcmp(sub->state, "active") == 0 &&
-		SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(sub->owner)) &&
-		pg_class_aclcheck(hl_log_relid(), sub->owner, ACL_SELECT) == ACLCHECK_OK &&
-		hl_namespace_aclcheck(get_rel_namespace(hl_log_relid()), sub->owner,
-							  ACL_USAGE) == ACLCHECK_OK;
+		hl_subscription_owner_can_read(sub->owner);
 }
 
 /*

@@ -308,6 +308,38 @@ hl_subscription_check_access(const HlSubscription *sub)
 						   GetUserNameFromId(sub->owner, true) : "(dropped)")));
 }
 
+/*
+ * Whether a subscription's owner can read the log at all.  Revoking SELECT
+ * on the log or USAGE on its schema is how a subscription is stopped, and a
+ * dropped owner reads nothing: what runs as such an owner would fail.
+ */
+bool
+hl_subscription_owner_can_read(Oid owner)
+{
+	Oid			log = hl_log_relid();
+
+	return SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)) &&
+		pg_class_aclcheck(log, owner, ACL_SELECT) == ACLCHECK_OK &&
+		hl_namespace_aclcheck(get_rel_namespace(log), owner, ACL_USAGE) == ACLCHECK_OK;
+}
+
+/* The same, as an error naming the subscription, before reading as its owner. */
+void
+hl_subscription_check_owner_reads(const HlSubscription *sub)
+{
+	char	   *owner;
+
+	if (hl_subscription_owner_can_read(sub->owner))
+		return;
+	owner = GetUserNameFromId(sub->owner, true);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("owner of subscription \"%s\" may not read the log", sub->name),
+			 errdetail("A subscription reads the log as its owner %s, who needs SELECT on %s.events and USAGE on schema %s.",
+					   owner ? owner : "(dropped)", HL_SCHEMA, HL_SCHEMA),
+			 errhint("Grant them again, or remove the subscription with headlessly.unsubscribe().")));
+}
+
 /* Checks ---------------------------------------------------------------------- */
 
 static void
@@ -637,8 +669,7 @@ owner_lag(Oid owner, Datum *values, bool *nulls)
 
 	values[STATUS_LAG - 1] = (Datum) 0;
 	nulls[STATUS_LAG - 1] = true;
-	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)) ||
-		pg_class_aclcheck(hl_log_relid(), owner, ACL_SELECT) != ACLCHECK_OK)
+	if (!hl_subscription_owner_can_read(owner))
 		return;
 	for (int i = 0; i < 5; i++)
 	{

@@ -82,7 +82,7 @@ is(versions(), '1,1,2',
 is(rows(), 'dead:2,pending:1,pending:0', 'the first a dead letter after its 2 attempts');
 is($node->safe_psql('postgres', q{
 	SELECT attempts || ' ' || error FROM headlessly.dead_letters WHERE subscription = 'lamps'}),
-	'2 every attempt ended with its sender (no outcome recorded)',
+	'2 max_attempts reached without a recorded outcome (the sender ended during the last attempt, or max_attempts was lowered)',
 	'the dead letter says why');
 
 $recv->release('crash');
