@@ -72,9 +72,7 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 #define HOOK_SUBSCRIPTIONS_QUERY \
 	"SELECT s.name, COALESCE(p.oid, 0::pg_catalog.oid) FROM " HL_SCHEMA ".subscriptions s" \
 	"  LEFT JOIN " HL_SCHEMA ".hook_registry r ON r.id OPERATOR(pg_catalog.=) s.hook_id" \
-	"  LEFT JOIN pg_catalog.pg_proc p" \
-	"    ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(r.handler)::pg_catalog.oid" \
-	"   AND p.proowner OPERATOR(pg_catalog.=) r.handler_owner::pg_catalog.oid" \
+	HL_HOOK_HANDLER_JOIN \
 	" WHERE s.kind OPERATOR(pg_catalog.=) ANY ('{hook,webhook}') AND s.state OPERATOR(pg_catalog.=) 'active'" \
 	"   AND (s.kind OPERATOR(pg_catalog.=) 'webhook' OR r.id IS NOT NULL)" \
 	" ORDER BY s.hook_id NULLS LAST, s.name"
@@ -82,9 +80,7 @@ PG_FUNCTION_INFO_V1(headlessly_delivery_sender_alive);
 /* one hook's handler, resolved as above */
 #define HOOK_HANDLER_QUERY \
 	"SELECT COALESCE(p.oid, 0::pg_catalog.oid) FROM " HL_SCHEMA ".hook_registry r" \
-	"  LEFT JOIN pg_catalog.pg_proc p" \
-	"    ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(r.handler)::pg_catalog.oid" \
-	"   AND p.proowner OPERATOR(pg_catalog.=) r.handler_owner::pg_catalog.oid" \
+	HL_HOOK_HANDLER_JOIN \
 	" WHERE r.id OPERATOR(pg_catalog.=) $1"
 
 #define NEW_EVENTS_QUERY \

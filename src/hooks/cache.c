@@ -43,9 +43,7 @@
 #define LOAD_QUERY \
 	"SELECT r.id, r.pattern, r.phase, COALESCE(p.oid, 0::pg_catalog.oid)" \
 	"  FROM " HL_SCHEMA ".hook_registry r" \
-	"  LEFT JOIN pg_catalog.pg_proc p" \
-	"    ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(r.handler)::pg_catalog.oid" \
-	"   AND p.proowner OPERATOR(pg_catalog.=) r.handler_owner::pg_catalog.oid" \
+	HL_HOOK_HANDLER_JOIN \
 	" ORDER BY r.id"
 
 #define LOAD_QUERY_0_1 \

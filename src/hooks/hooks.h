@@ -32,6 +32,17 @@ typedef enum HlHookPhase
 
 #define HL_HOOK_PHASES 3
 
+/*
+ * The function a registry row r's handler names, as p: its schema-qualified
+ * signature resolved now, and only if the role it was registered with owns
+ * it (anyone with CREATE on the schema could otherwise take the name).  A
+ * LEFT JOIN: no row, a missing handler.  For the cache and delivery rounds.
+ */
+#define HL_HOOK_HANDLER_JOIN \
+	"  LEFT JOIN pg_catalog.pg_proc p" \
+	"    ON p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(r.handler)::pg_catalog.oid" \
+	"   AND p.proowner OPERATOR(pg_catalog.=) r.handler_owner::pg_catalog.oid"
+
 /* registering (registry.c); delivery rounds check handlers, and lock, too */
 extern char *hl_hook_handler_problem(Oid handler, bool *missing);
 extern void hl_hook_registry_lock(LOCKMODE mode);
