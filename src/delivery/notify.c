@@ -299,9 +299,7 @@ text_is(Datum value, bool isnull, const char *want, int want_len)
 static bool
 owner_may_read(NotifySub *s, Datum tenant, bool tenant_isnull)
 {
-	bool		tenant_role;
 	text	   *t;
-	HlTenantRight rights;
 
 	if (s->owner_reads == OWNER_READS_UNKNOWN)
 		s->owner_reads = pg_class_aclcheck(hl_log_relid(), s->owner, ACL_SELECT) == ACLCHECK_OK ?
@@ -312,8 +310,7 @@ owner_may_read(NotifySub *s, Datum tenant, bool tenant_isnull)
 	if (tenant_isnull)
 		return false;			/* the log's trigger allows none: fail closed */
 	t = DatumGetTextPP(tenant);
-	rights = hl_tenant_rights_of(s->owner, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &tenant_role);
-	return !tenant_role || rights >= HL_TENANT_READ;
+	return hl_tenant_role_permits(s->owner, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), HL_TENANT_READ);
 }
 
 /* a literal's bytes, without its NUL */

@@ -721,15 +721,8 @@ find_event(const HlSubscription *sub, int64 seq, AckedEvent *ev)
 				ev->target = DatumGetTextPCopy(t);
 		}
 		ev->version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
-	}
-	if (found)
-	{
-		bool		tenant_role;
-		HlTenantRight rights = hl_tenant_rights_of(sub->owner, VARDATA_ANY(ev->tenant),
-												   VARSIZE_ANY_EXHDR(ev->tenant),
-												   &tenant_role);
-
-		found = !tenant_role || rights >= HL_TENANT_READ;
+		found = hl_tenant_role_permits(sub->owner, VARDATA_ANY(ev->tenant),
+									   VARSIZE_ANY_EXHDR(ev->tenant), HL_TENANT_READ);
 	}
 	if (!found)
 		ereport(ERROR,

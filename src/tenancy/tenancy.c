@@ -324,13 +324,19 @@ hl_tenant_rights_of(Oid role, const char *tenant, int len, bool *tenant_role)
 }
 
 bool
-hl_tenant_permits(const char *tenant, int len, HlTenantRight needed)
+hl_tenant_role_permits(Oid role, const char *tenant, int len, HlTenantRight needed)
 {
-	RoleGrants *entry = role_grants(GetUserId());
+	RoleGrants *entry = role_grants(role);
 
 	if (entry == NULL || !entry->tenant_role)
 		return true;
 	return rights_on(entry, tenant, len) >= needed;
+}
+
+bool
+hl_tenant_permits(const char *tenant, int len, HlTenantRight needed)
+{
+	return hl_tenant_role_permits(GetUserId(), tenant, len, needed);
 }
 
 static char *

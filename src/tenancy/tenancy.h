@@ -35,6 +35,10 @@ extern void hl_tenancy_init(void);
 /* May the current role use the tenant with these rights?  True for non-tenant roles. */
 extern bool hl_tenant_permits(const char *tenant, int len, HlTenantRight needed);
 
+/* The same for a given role (a subscription's owner, say). */
+extern bool hl_tenant_role_permits(Oid role, const char *tenant, int len,
+								   HlTenantRight needed);
+
 /* The rights a given role holds; *tenant_role: is it a tenant role at all. */
 extern HlTenantRight hl_tenant_rights_of(Oid role, const char *tenant, int len,
 										 bool *tenant_role);
