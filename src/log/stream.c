@@ -76,6 +76,7 @@
 #include "nodes/makefuncs.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
+#include "storage/smgr.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -462,6 +463,24 @@ head_key_hash64(text *tenant, text *target)
 }
 
 /*
+ * Whether blkno is inside rel, without a system call when it can be known:
+ * the size smgr remembered from its last lseek or extension.  The relation
+ * only shrinks by a truncation, which sets this backend's remembered size,
+ * or in another backend sends, before it truncates, the invalidation that
+ * makes ours forget it, processed when we locked rel (the free space map
+ * relies on the same, fsm_readbuf); so a block below it exists.
+ */
+static bool
+block_in_relation(Relation rel, BlockNumber blkno)
+{
+	BlockNumber known = RelationGetSmgr(rel)->smgr_cached_nblocks[MAIN_FORKNUM];
+
+	if (known != InvalidBlockNumber && blkno < known)
+		return true;
+	return blkno < RelationGetNumberOfBlocks(rel);
+}
+
+/*
  * The head of (tenant, target) where it was found last, as an index scan
  * would find it from the index's TID (following its HOT chain, with the
  * snapshot); false if it is not there any more.  Comparing the key bytes
@@ -481,8 +500,11 @@ find_head_at_hint(Relation rel, Snapshot snapshot, text *tenant, text *target,
 	if (hint == NULL)
 		return false;
 	tid = hint->root;
-	/* a VACUUM may have truncated the table before its invalidation came */
-	if (ItemPointerGetBlockNumber(&tid) >= RelationGetNumberOfBlocks(rel))
+	/*
+	 * VACUUM truncates the table and lets go of it before the relcache
+	 * invalidation that makes us forget hints: the hint may be past its end
+	 */
+	if (!block_in_relation(rel, ItemPointerGetBlockNumber(&tid)))
 		return false;
 
 	if (!fetch_head_version(rel, &tid, snapshot, slot))
