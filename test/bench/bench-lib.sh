@@ -61,14 +61,27 @@ stream_fixtures() {
 }
 
 # append_scripts DIR: the pgbench scripts of the appends with a target on
-# 1,000 entities of one noun (append_target), mdb.write_message on 1,000
-# streams of one category (write_message), the PL/pgSQL store
-# (plpgsql_store), and an empty transaction (empty)
+# 1,000 entities of one noun (append_target, called in FROM as the README
+# does; append_target_call, called in the select list), mdb.write_message
+# on 1,000 streams of one category (write_message), the PL/pgSQL store
+# (plpgsql_store, called in the select list; plpgsql_store_from, in FROM),
+# and an empty transaction (empty).  A function called in FROM costs the
+# executor a function scan and a tuplestore more than one called in the
+# select list, whatever the function: a comparison of two functions calls
+# both the same way.
 append_scripts() {
     mkdir -p "$1"
     cat > "$1/append_target.sql" <<'SQL'
 \set a random(1, 1000)
 SELECT version FROM headlessly.events_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));
+SQL
+    cat > "$1/append_target_call.sql" <<'SQL'
+\set a random(1, 1000)
+SELECT (headlessly.events_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int))).version;
+SQL
+    cat > "$1/plpgsql_store_from.sql" <<'SQL'
+\set a random(1, 1000)
+SELECT version FROM bench.pl_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int)) AS version;
 SQL
     cat > "$1/write_message.sql" <<'SQL'
 \set a random(1, 1000)
