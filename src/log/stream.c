@@ -467,8 +467,9 @@ head_key_hash64(text *tenant, text *target)
  * the size smgr remembered from its last lseek or extension.  The relation
  * only shrinks by a truncation, which sets this backend's remembered size,
  * or in another backend sends, before it truncates, the invalidation that
- * makes ours forget it, processed when we locked rel (the free space map
- * relies on the same, fsm_readbuf); so a block below it exists.
+ * makes ours forget it; this transaction processed it when it first locked
+ * rel, a lock no truncation can share.  So a block below it exists.  The
+ * same test as freespace.c's fsm_does_block_exist(), which is static.
  */
 static bool
 block_in_relation(Relation rel, BlockNumber blkno)

@@ -67,8 +67,8 @@ stream_fixtures() {
 # (plpgsql_store, called in the select list; plpgsql_store_from, in FROM),
 # and an empty transaction (empty).  A function called in FROM costs the
 # executor a function scan and a tuplestore more than one called in the
-# select list, whatever the function: a comparison of two functions calls
-# both the same way.
+# select list: a comparison of two functions calls both the same way (the
+# append still builds and returns its whole row, the store a bigint).
 append_scripts() {
     mkdir -p "$1"
     cat > "$1/append_target.sql" <<'SQL'
