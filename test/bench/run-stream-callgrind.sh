@@ -41,6 +41,15 @@ write plpgsql_store <<'SQL'
 \set a random(1, 1000)
 SELECT bench.pl_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int));
 SQL
+# the same two called the same way: both in the select list, both in FROM
+write append_target_call <<'SQL'
+\set a random(1, 1000)
+SELECT (headlessly.events_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int))).version;
+SQL
+write plpgsql_store_from <<'SQL'
+\set a random(1, 1000)
+SELECT version FROM bench.pl_append('Account.Updated', 'acct_' || :a, jsonb_build_object('n', :a::int)) AS version;
+SQL
 # write_ten NAME LINE: LINE ten times in one transaction, its :a drawn anew each time
 write_ten() {
     {
@@ -76,6 +85,8 @@ echo "|---|---|"
 for c in "empty transaction (SELECT 1)|empty|$N1 $N2" \
          "events_append with a target (1,000 entities)|append_target|$A1 $A2" \
          "PL/pgSQL store with the same indexes|plpgsql_store|$A1 $A2" \
+         "events_append with a target, in the select list|append_target_call|$A1 $A2" \
+         "PL/pgSQL store, in FROM|plpgsql_store_from|$A1 $A2" \
          "ten events_append with a target in one transaction|append_target_x10|$A1 $A2" \
          "ten PL/pgSQL store appends in one transaction|plpgsql_store_x10|$A1 $A2" \
          "mdb.write_message|write_message|$A1 $A2" \
