@@ -32,6 +32,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_constraint.h"
@@ -591,6 +592,16 @@ check_alter_table(Node *parsetree)
 
 		check_hierarchy_change(relid, cmd);
 
+		/* the extension's tables keep the keys it looks its rows up by (the log's: below) */
+		if (cmd->subtype == AT_DropConstraint)
+		{
+			Oid			conid = get_relation_constraint_oid(relid, cmd->name, true);
+
+			if (OidIsValid(conid) && OidIsValid(get_constraint_index(conid)) && !is_guarded(relid))
+				check_member(RelationRelationId, relid,
+							 psprintf("drop constraint \"%s\" of", cmd->name), "");
+		}
+
 		/* ALTER TABLE parent ... may reach guarded children */
 		if (reached == NIL)
 			reached = reached_tables(relid, stmt->relation->inh);
@@ -728,15 +739,58 @@ is_function_type(ObjectType type)
 		type == OBJECT_ROUTINE || type == OBJECT_AGGREGATE;
 }
 
-/* Renaming or moving a guarded table or a member of the extension. */
+/*
+ * Renaming an index of a guarded table or of one of the extension's: the
+ * extension finds the indexes it relies on by name (events_xact_idx,
+ * streams_pkey, ...), and an index of the owner's could take the name.
+ */
+static void
+check_index_change(Oid indexid, const char *verb, const char *rest)
+{
+	Oid			tableid;
+	char	   *what;
+
+	if (!OidIsValid(indexid))
+		return;
+	tableid = IndexGetRelation(indexid, true);
+	if (!OidIsValid(tableid))
+		return;
+	what = psprintf("%s index \"%s\"%s", verb, get_rel_name(indexid), rest);
+	if (is_guarded(tableid))
+		refuse(tableid, what, NAMES_DETAIL);
+	check_member(RelationRelationId, tableid, psprintf("%s of", what), "");
+}
+
+/* Renaming or moving a guarded table, a member of the extension, or an index of either. */
 static void
 check_relation_change(RangeVar *relation, const char *verb, const char *rest)
 {
 	Oid			relid = RangeVarGetRelid(relation, NoLock, true);
+	char		relkind;
 
-	if (OidIsValid(relid) && is_guarded(relid))
+	if (!OidIsValid(relid))
+		return;
+	relkind = get_rel_relkind(relid);
+	if (relkind == RELKIND_INDEX || relkind == RELKIND_PARTITIONED_INDEX)
+		check_index_change(relid, verb, rest);
+	if (is_guarded(relid))
 		refuse_table(relid, verb, rest, NAMES_DETAIL);
 	check_member(RelationRelationId, relid, verb, rest);
+}
+
+/* A constraint with an index renames the index too. */
+static void
+check_rename_constraint(RenameStmt *stmt)
+{
+	Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	Oid			conid;
+
+	if (!OidIsValid(relid))
+		return;
+	conid = get_relation_constraint_oid(relid, stmt->subname, true);
+	if (OidIsValid(conid))
+		check_index_change(get_constraint_index(conid), "rename",
+						   psprintf(" (constraint \"%s\")", stmt->subname));
 }
 
 static void
@@ -876,6 +930,9 @@ check_rename(Node *parsetree)
 			break;
 		case OBJECT_TRIGGER:
 			check_rename_trigger(stmt);
+			break;
+		case OBJECT_TABCONSTRAINT:
+			check_rename_constraint(stmt);
 			break;
 		case OBJECT_SCHEMA:
 			{

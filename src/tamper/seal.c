@@ -32,6 +32,7 @@
 #include "log/log.h"
 
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/itup.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -39,6 +40,8 @@
 #include "access/xlog.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -300,13 +303,33 @@ span_since(Snapshot snapshot, FullTransactionId from, FullTransactionId below,
 
 	*min_seq = *max_seq = 0;
 	if (!OidIsValid(indexid))
-		elog(ERROR, "index \"%s.events_xact_idx\" is missing", HL_SCHEMA);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s.events_xact_idx\" is missing", HL_SCHEMA),
+				 errdetail("Checkpoints read the span of each transaction's events from it."),
+				 errhint("Create it as the extension does: CREATE INDEX events_xact_idx ON %s.events (xact_id, seq).",
+						 HL_SCHEMA)));
 	rel = table_open(hl_log_relid(), AccessShareLock);
 	idx = index_open(indexid, AccessShareLock);
+
+	/*
+	 * The owner may drop it and make another of that name: only a valid
+	 * btree on the columns themselves, of every row, gives every seq.
+	 */
 	if (idx->rd_index->indrelid != RelationGetRelid(rel) || idx->rd_index->indnatts != 2 ||
+		idx->rd_rel->relam != BTREE_AM_OID || !idx->rd_index->indisvalid ||
+		idx->rd_index->indkey.values[0] != get_attnum(RelationGetRelid(rel), "xact_id") ||
+		idx->rd_index->indkey.values[1] != get_attnum(RelationGetRelid(rel), "seq") ||
+		!heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL) ||
 		TupleDescAttr(RelationGetDescr(idx), 0)->atttypid != XID8OID ||
 		TupleDescAttr(RelationGetDescr(idx), 1)->atttypid != INT8OID)
-		elog(ERROR, "index \"%s.events_xact_idx\" is not on the log's (xact_id, seq)", HL_SCHEMA);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s.events_xact_idx\" is not a btree index on the log's (xact_id, seq)",
+						HL_SCHEMA),
+				 errdetail("Checkpoints read the span of each transaction's events from it; one with expressions, a predicate or other columns would leave events out."),
+				 errhint("Drop it and create it as the extension does: CREATE INDEX events_xact_idx ON %s.events (xact_id, seq).",
+						 HL_SCHEMA)));
 
 	ScanKeyInit(&keys[0], 1, BTGreaterEqualStrategyNumber, F_XID8GE,
 				FullTransactionIdGetDatum(from));
