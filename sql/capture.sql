@@ -191,6 +191,42 @@ SELECT count(*) - :events_before_refusals AS events_appended,
            AND tgrelid IN ('"9lives"'::regclass, 'contact_view'::regclass)) AS triggers_installed
   FROM headlessly.events WHERE tenant = 'capture_test';
 
+-- Row security: TRUNCATE removes every row whatever the policies, so a
+-- role they hide rows from may not truncate (its Deleted events would miss
+-- the hidden rows), nor capture (the catch-up would miss them); the owner,
+-- whom they do not bind, may
+CREATE ROLE regress_capture_partial;
+CREATE TABLE guarded_rows (id int PRIMARY KEY, seen_by text);
+INSERT INTO guarded_rows VALUES (1, 'regress_capture_partial'), (2, 'nobody');
+ALTER TABLE guarded_rows ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_rows ON guarded_rows USING (seen_by OPERATOR(pg_catalog.=) current_user);
+GRANT SELECT, TRUNCATE, TRIGGER ON guarded_rows TO regress_capture_partial;
+GRANT USAGE ON SCHEMA headlessly TO regress_capture_partial;
+GRANT SELECT, INSERT ON headlessly.events TO regress_capture_partial;
+GRANT SELECT ON headlessly.entities TO regress_capture_partial;
+SET ROLE regress_capture_partial;
+SELECT headlessly.capture('guarded_rows');
+\echo :SQLSTATE
+RESET ROLE;
+SELECT count(*) AS guarded_entities FROM headlessly.entities
+ WHERE tenant = 'capture_test' AND noun = 'GuardedRow';
+SELECT headlessly.capture('guarded_rows');
+SET ROLE regress_capture_partial;
+SELECT id FROM guarded_rows;
+TRUNCATE guarded_rows;
+\echo :SQLSTATE
+RESET ROLE;
+SELECT count(*) AS rows_kept FROM guarded_rows;
+TRUNCATE guarded_rows;
+SELECT type, target FROM headlessly.events
+ WHERE tenant = 'capture_test' AND type LIKE 'GuardedRow.%' ORDER BY seq;
+SELECT count(*) AS guarded_entities_left FROM headlessly.entities
+ WHERE tenant = 'capture_test' AND noun = 'GuardedRow';
+DROP TABLE guarded_rows;
+REVOKE ALL ON headlessly.events, headlessly.entities FROM regress_capture_partial;
+REVOKE ALL ON SCHEMA headlessly FROM regress_capture_partial;
+DROP ROLE regress_capture_partial;
+
 DROP VIEW contact_view;
 DROP TABLE contacts, deals, companies, lead_events, addresses, status, "9lives", nullable_ids,
            orders, order_lines, padded, "x"", ""sessionId"": ""injected";

@@ -41,6 +41,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
@@ -457,6 +458,23 @@ fetch_rows(Portal portal, uint64 *nrows)
 	return SPI_tuptable;
 }
 
+/*
+ * Capture and TRUNCATE read every row of the table to append their events;
+ * row-level security that binds the current role would hide some, and
+ * TRUNCATE removes them all the same (so would their events be missing).
+ */
+static void
+check_reads_every_row(Relation rel, const char *what)
+{
+	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot %s \"%s\" as role \"%s\": row-level security applies",
+						what, RelationGetRelationName(rel), GetUserNameFromId(GetUserId(), false)),
+				 errdetail("Every row of the table becomes an event, and the table's policies could hide rows from this role."),
+				 errhint("Do it as the table's owner or a role with BYPASSRLS (unless the table forces row security), or DELETE the rows this role may see.")));
+}
+
 /* The trigger ---------------------------------------------------------------- */
 
 Datum
@@ -497,11 +515,15 @@ headlessly_capture_trigger(PG_FUNCTION_ARGS)
 	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 	{
 		/* every row of the table itself goes: each entity is deleted */
-		Portal		portal = open_cursor(psprintf("SELECT * FROM ONLY %s", qualified_name(rel)),
-										 0, NULL, NULL, GetActiveSnapshot());
-		Jsonb	   *metadata = capture_metadata(rel, "TRUNCATE");
+		Portal		portal;
+		Jsonb	   *metadata;
 		SPITupleTable *rows;
 		uint64		n;
+
+		check_reads_every_row(rel, "truncate captured table");
+		portal = open_cursor(psprintf("SELECT * FROM ONLY %s", qualified_name(rel)),
+							 0, NULL, NULL, GetActiveSnapshot());
+		metadata = capture_metadata(rel, "TRUNCATE");
 
 		while ((rows = fetch_rows(portal, &n)) != NULL && n > 0)
 		{
@@ -751,6 +773,7 @@ headlessly_capture(PG_FUNCTION_ARGS)
 	}
 
 	rel = table_open(relid, NoLock);
+	check_reads_every_row(rel, "capture table");
 	hl_spi_connect();
 
 	/*
