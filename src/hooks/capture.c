@@ -516,13 +516,21 @@ headlessly_capture_trigger(PG_FUNCTION_ARGS)
 	{
 		/* every row of the table itself goes: each entity is deleted */
 		Portal		portal;
+		Snapshot	snapshot;
 		Jsonb	   *metadata;
 		SPITupleTable *rows;
 		uint64		n;
 
 		check_reads_every_row(rel, "truncate captured table");
+
+		/*
+		 * The statement's snapshot was taken before TRUNCATE waited for its
+		 * lock: rows committed meanwhile go too, so read with a snapshot
+		 * taken now, as capture() does.
+		 */
+		snapshot = RegisterSnapshot(GetLatestSnapshot());
 		portal = open_cursor(psprintf("SELECT * FROM ONLY %s", qualified_name(rel)),
-							 0, NULL, NULL, GetActiveSnapshot());
+							 0, NULL, NULL, snapshot);
 		metadata = capture_metadata(rel, "TRUNCATE");
 
 		while ((rows = fetch_rows(portal, &n)) != NULL && n > 0)
@@ -533,6 +541,7 @@ headlessly_capture_trigger(PG_FUNCTION_ARGS)
 			SPI_freetuptable(rows);
 		}
 		SPI_cursor_close(portal);
+		UnregisterSnapshot(snapshot);
 	}
 	else if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 	{
