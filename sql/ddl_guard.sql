@@ -195,6 +195,26 @@ CREATE INDEX events_xact_idx ON headlessly.events (xact_id, seq) WHERE seq OPERA
 SELECT headlessly.checkpoint() IS NOT NULL AS sealed;
 ROLLBACK;
 
+-- an index the owner adds to the stream heads is kept up by appends (one
+-- entity per noun in tenant ddl_deferred here); a deferrable one cannot be
+-- checked there (appends write heads without the executor's deferred
+-- checks), so appends refuse it rather than let it lie
+BEGIN;
+ALTER TABLE headlessly.streams ADD CONSTRAINT ddl_one_per_noun
+    EXCLUDE USING btree (noun WITH OPERATOR(pg_catalog.=))
+    WHERE (tenant OPERATOR(pg_catalog.=) 'ddl_deferred') DEFERRABLE INITIALLY DEFERRED;
+SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_1', '{}', tenant => 'ddl_deferred');
+SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_2', '{}', tenant => 'ddl_deferred');
+SELECT count(*) AS lead_heads FROM headlessly.streams WHERE tenant = 'ddl_deferred';
+ROLLBACK;
+BEGIN;
+ALTER TABLE headlessly.streams ADD CONSTRAINT ddl_one_per_noun
+    EXCLUDE USING btree (noun WITH OPERATOR(pg_catalog.=))
+    WHERE (tenant OPERATOR(pg_catalog.=) 'ddl_deferred');
+SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_1', '{}', tenant => 'ddl_deferred');
+SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_2', '{}', tenant => 'ddl_deferred');
+ROLLBACK;
+
 -- DROP EXTENSION is the way out -----------------------------------------------
 BEGIN;
 SET LOCAL client_min_messages = warning;

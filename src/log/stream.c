@@ -219,6 +219,35 @@ check_streams_columns(Relation rel)
 		elog(ERROR, "column %d of %s.streams is not \"%s\"", S_XACT_ID, HL_SCHEMA, "xact_id");
 }
 
+/*
+ * Heads are written with the table AM and ExecInsertIndexTuples, which
+ * checks unique and exclusion constraints at once but leaves deferred ones
+ * to triggers that only the executor queues: an index of the owner's that
+ * is checked at commit would never be checked at all.
+ */
+static void
+check_streams_indexes(Relation rel)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+		bool		immediate = idx->rd_index->indimmediate;
+
+		index_close(idx, AccessShareLock);
+		if (!immediate)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("index \"%s\" of %s.streams is checked only at commit",
+							get_rel_name(lfirst_oid(lc)), HL_SCHEMA),
+					 errdetail("Appends write the stream heads without deferred checks, so its constraint would not be enforced."),
+					 errhint("Drop the constraint, or add it without DEFERRABLE.")));
+	}
+	list_free(indexes);
+}
+
 /* whether the table has the trigger of schema versions that overlay heads */
 static bool
 has_direct_change_trigger(Relation rel)
@@ -256,6 +285,7 @@ resolve_streams(void)
 
 	rel = table_open(found.rel, AccessShareLock);
 	check_streams_columns(rel);
+	check_streams_indexes(rel);
 	found.cache_ok = has_direct_change_trigger(rel);
 	table_close(rel, AccessShareLock);
 
