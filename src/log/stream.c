@@ -248,6 +248,47 @@ check_streams_indexes(Relation rel)
 	list_free(indexes);
 }
 
+/*
+ * Nor do they go through CHECK and NOT NULL constraints or column defaults:
+ * a head must be all the extension's columns, constrained as it made them.
+ */
+static void
+check_streams_constraints(Relation rel)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	int			known = has_xact_id_column(tupdesc) ? S_XACT_ID :
+		has_hash_column(tupdesc) ? S_HASH : S_NCOLUMNS;
+
+	for (int i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (i >= known)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("column \"%s\" of %s.streams is not the extension's",
+							NameStr(att->attname), HL_SCHEMA),
+					 errdetail("Appends write the stream heads themselves: it would be left NULL, whatever its default or constraints."),
+					 errhint("Drop the column; keep what you derive from the heads in a table of your own.")));
+		if (att->attnotnull && i + 1 != S_TENANT && i + 1 != S_TARGET && i + 1 != S_VERSION)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("column \"%s\" of %s.streams is NOT NULL", NameStr(att->attname), HL_SCHEMA),
+					 errdetail("Appends write the stream heads without checking constraints, and a stream's head can leave it NULL."),
+					 errhint("ALTER TABLE %s.streams ALTER COLUMN %s DROP NOT NULL.",
+							 HL_SCHEMA, quote_identifier(NameStr(att->attname)))));
+	}
+	if (tupdesc->constr != NULL && tupdesc->constr->num_check > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s.streams has check constraint \"%s\"",
+						HL_SCHEMA, tupdesc->constr->check[0].ccname),
+				 errdetail("Appends write the stream heads without checking constraints, so it would not be enforced."),
+				 errhint("Drop the constraint.")));
+}
+
 /* whether the table has the trigger of schema versions that overlay heads */
 static bool
 has_direct_change_trigger(Relation rel)
@@ -286,6 +327,7 @@ resolve_streams(void)
 	rel = table_open(found.rel, AccessShareLock);
 	check_streams_columns(rel);
 	check_streams_indexes(rel);
+	check_streams_constraints(rel);
 	found.cache_ok = has_direct_change_trigger(rel);
 	table_close(rel, AccessShareLock);
 
