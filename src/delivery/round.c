@@ -1642,14 +1642,16 @@ deliver_one(HlSubscription *sub, Oid *handler, uint64 *resolved_at, Claimed *c,
  * does not see subscriptions), that no longer has SELECT on the log (how
  * its subscriptions are stopped), or USAGE on its schema (its claim is
  * planned as the owner), may read nothing: its claim would fail and end
- * the round for every subscription after it.
+ * the round for every subscription after it.  A webhook's owner must also
+ * still have EXECUTE on webhook_send(): revoking it stops its webhooks.
  */
 static bool
 deliverable(const char *name, HlSubscription *sub)
 {
 	memset(sub, 0, sizeof(*sub));
 	return hl_subscription_fetch(name, true, sub) && strcmp(sub->state, "active") == 0 &&
-		hl_subscription_owner_can_read(sub->owner);
+		hl_subscription_owner_can_read(sub->owner) &&
+		(sub->kind != HL_SUB_WEBHOOK || hl_subscription_owner_may_send(sub->owner));
 }
 
 /*
