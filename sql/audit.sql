@@ -147,7 +147,8 @@ SELECT audit_trap.type_trap('audit_trap');
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA audit_trap TO PUBLIC;
 
 -- a role that is not the log's owner, with what the README grants an
--- application, plus registering hooks, subscribing, and its own tables
+-- application, plus registering hooks, subscribing (webhooks too), and its
+-- own tables
 CREATE ROLE regress_audit_app;
 CREATE SCHEMA audit_app AUTHORIZATION regress_audit_app;
 GRANT USAGE ON SCHEMA headlessly TO regress_audit_app;
@@ -157,6 +158,7 @@ GRANT SELECT ON headlessly.entities, headlessly.heads, headlessly.streams, headl
 GRANT INSERT, SELECT, DELETE ON headlessly.hook_registry TO regress_audit_app;
 GRANT USAGE ON SEQUENCE headlessly.hook_registry_id_seq TO regress_audit_app;
 GRANT SELECT ON headlessly.hooks TO regress_audit_app;
+GRANT EXECUTE ON FUNCTION headlessly.webhook_send(text, jsonb, text, jsonb, text) TO regress_audit_app;
 
 SET ROLE regress_audit_app;
 SET search_path = audit_trap, pg_catalog;

@@ -368,5 +368,36 @@ SELECT count(*) >= 0 AS readable FROM (SELECT name, kind, tenant, owner FROM hea
 RESET ROLE;
 SELECT headlessly.unsubscribe('hd_crm');
 
+-- A webhook subscription has the server open connections, as
+-- webhook_send() does, which is revoked from PUBLIC; but subscribe(), which
+-- every role may call, took any url: a role with only SELECT on the log
+-- had the worker POST to the cloud's metadata address or any port of the
+-- server's loopback, and read each outcome in subscription_status() (a
+-- port scan).  Now a webhook subscription needs its owner's EXECUTE on
+-- webhook_send(), when it is made (42501, nothing stored) and at each
+-- round (revoking it stops the owner's webhooks).
+SET ROLE regress_hd_acme;
+\set VERBOSITY terse
+SELECT name FROM headlessly.subscribe('hd_ssrf', url => 'http://169.254.169.254/latest/meta-data/');
+\echo :SQLSTATE
+SELECT name FROM headlessly.subscribe('hd_ssrf', url => 'http://127.0.0.1:5432/');
+\echo :SQLSTATE
+\set VERBOSITY default
+-- a pull subscription needs no such right
+SELECT name FROM headlessly.subscribe('hd_pull_only');
+RESET ROLE;
+SELECT name FROM headlessly.subscriptions WHERE name IN ('hd_ssrf', 'hd_pull_only') ORDER BY name;
+SELECT headlessly.unsubscribe('hd_pull_only');
+GRANT EXECUTE ON FUNCTION headlessly.webhook_send(text, jsonb, text, jsonb, text) TO regress_hd_acme;
+SET ROLE regress_hd_acme;
+SELECT name FROM headlessly.subscribe('hd_net', 'HdNet.*', url => 'http://127.0.0.1:1/');
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION headlessly.webhook_send(text, jsonb, text, jsonb, text) FROM regress_hd_acme;
+SELECT (headlessly.events_append('HdNet.Created', 'hd_net_1', '{}')).version;
+SELECT headlessly.deliver() >= 0 AS delivered;
+-- nothing was sent: no delivery row (a refused connection's failure before)
+SELECT count(*) AS hd_net_rows FROM headlessly.deliveries WHERE subscription = 'hd_net';
+SELECT headlessly.unsubscribe('hd_net');
+
 DROP OWNED BY regress_hd_hooker, regress_hd_acme;
 DROP ROLE regress_hd_hooker, regress_hd_acme;

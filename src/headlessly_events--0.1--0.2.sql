@@ -603,7 +603,7 @@ AS 'MODULE_PATHNAME', 'headlessly_subscribe'
 LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION headlessly.subscribe(text, text, text, text, text, jsonb, text, text, boolean, text, integer) IS
-    'Subscribe to the events matching pattern (and target, tenant): a pull consumer, or a webhook with url; notify => true also sends each with NOTIFY on channel name at commit. Returns the row, with its secret.';
+    'Subscribe to the events matching pattern (and target, tenant): a pull consumer, or a webhook with url (which needs EXECUTE on headlessly.webhook_send); notify => true also sends each with NOTIFY on channel name at commit. Returns the row, with its secret.';
 
 CREATE FUNCTION headlessly.unsubscribe(name text)
 RETURNS boolean
@@ -739,7 +739,8 @@ ALTER TABLE headlessly.deliveries SET (fillfactor = 50);
 
 -- What the worker sends for a webhook subscription, sent at once and waited
 -- for: to check a receiver (its signature check, the body it expects) before
--- subscribing it.  Internal: it has the server open connections.
+-- subscribing it.  Internal: it has the server open connections, and so
+-- does a webhook subscription, which needs EXECUTE on it (subscription.c).
 CREATE FUNCTION headlessly.webhook_send(
     url     text,
     events  jsonb,
@@ -752,7 +753,7 @@ LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION headlessly.webhook_send(text, jsonb, text, jsonb, text) IS
-    'POST each event of a JSON array to url as a webhook subscription would (Standard Webhooks headers, signed with secret, the format''s body, the headers), all at once, and return each answer: HTTP status, error (NULL on 2xx), time taken, Retry-After. For testing a receiver.';
+    'POST each event of a JSON array to url as a webhook subscription would (Standard Webhooks headers, signed with secret, the format''s body, the headers), all at once, and return each answer: HTTP status, error (NULL on 2xx), time taken, Retry-After. For testing a receiver; EXECUTE on it is also the right to subscribe webhooks.';
 
 REVOKE ALL ON FUNCTION headlessly.webhook_send(text, jsonb, text, jsonb, text) FROM PUBLIC;
 

@@ -173,7 +173,7 @@ AS 'MODULE_PATHNAME', 'headlessly_subscribe'
 LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION headlessly.subscribe(text, text, text, text, text, jsonb, text, text, boolean, text, integer) IS
-    'Subscribe to the events matching pattern (and target, tenant): a pull consumer, or a webhook with url; notify => true also sends each with NOTIFY on channel name at commit. Returns the row, with its secret.';
+    'Subscribe to the events matching pattern (and target, tenant): a pull consumer, or a webhook with url (which needs EXECUTE on headlessly.webhook_send); notify => true also sends each with NOTIFY on channel name at commit. Returns the row, with its secret.';
 
 CREATE FUNCTION headlessly.unsubscribe(name text)
 RETURNS boolean

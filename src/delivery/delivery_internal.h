@@ -54,6 +54,7 @@ extern void hl_subscription_get(const char *name, bool for_update, HlSubscriptio
 extern void hl_subscription_check_access(const HlSubscription *sub);
 extern bool hl_subscription_owner_can_read(Oid owner);
 extern void hl_subscription_check_owner_reads(const HlSubscription *sub);
+extern bool hl_subscription_owner_may_send(Oid owner);
 
 /* running a saved plan as the log's owner, or as a subscription's owner */
 extern int	hl_run_as_log_owner(SPIPlanPtr plan, Datum *args, const char *nulls,

@@ -1486,10 +1486,16 @@ send_webhooks(HlSubscription *sub, List *claimed, bool in_worker)
 		}
 		if (!hl_webhook_succeeded(r))
 		{
-			/* Retry-After on 429 and 503 is the receiver's own backoff */
+			/*
+			 * Retry-After on 429 and 503 is the receiver's own backoff, up to
+			 * retry_max_delay: a receiver's "Retry-After: 2147483647" (or a
+			 * date decades ahead) would hold the event and its target's later
+			 * ones back for as long, never a dead letter.
+			 */
 			Datum		delay = (r->retry_after_s >= 0 &&
 								 (r->http_status == 429 || r->http_status == 503)) ?
-				ms_interval(r->retry_after_s * 1000.0) : backoff(c->attempts);
+				ms_interval(Min(r->retry_after_s * 1000.0, (double) hl_retry_max_delay)) :
+				backoff(c->attempts);
 
 			record_failed(sub, c, r->error ? r->error : psprintf("HTTP %d", r->http_status),
 						  r->duration_ms, r->http_status, delay);
@@ -1642,14 +1648,16 @@ deliver_one(HlSubscription *sub, Oid *handler, uint64 *resolved_at, Claimed *c,
  * does not see subscriptions), that no longer has SELECT on the log (how
  * its subscriptions are stopped), or USAGE on its schema (its claim is
  * planned as the owner), may read nothing: its claim would fail and end
- * the round for every subscription after it.
+ * the round for every subscription after it.  A webhook's owner must also
+ * still have EXECUTE on webhook_send(): revoking it stops its webhooks.
  */
 static bool
 deliverable(const char *name, HlSubscription *sub)
 {
 	memset(sub, 0, sizeof(*sub));
 	return hl_subscription_fetch(name, true, sub) && strcmp(sub->state, "active") == 0 &&
-		hl_subscription_owner_can_read(sub->owner);
+		hl_subscription_owner_can_read(sub->owner) &&
+		(sub->kind != HL_SUB_WEBHOOK || hl_subscription_owner_may_send(sub->owner));
 }
 
 /*

@@ -18,6 +18,8 @@
 #include "tenancy/tenancy.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
@@ -340,6 +342,33 @@ hl_subscription_check_owner_reads(const HlSubscription *sub)
 			 errhint("Grant them again, or remove the subscription with headlessly.unsubscribe().")));
 }
 
+/*
+ * Whether a role may have the server send webhooks.  A webhook
+ * subscription opens connections to its url as webhook_send() does by
+ * hand, so its owner needs EXECUTE on that function (revoked from PUBLIC):
+ * otherwise any role that may subscribe would have the server reach every
+ * address it can (the loopback, a cloud's metadata service) and read each
+ * outcome in subscription_status().  Checked when a webhook is subscribed
+ * and at each round, so that revoking it stops the owner's webhooks.
+ */
+bool
+hl_subscription_owner_may_send(Oid owner)
+{
+	Oid			argtypes[5] = {TEXTOID, JSONBOID, TEXTOID, JSONBOID, TEXTOID};
+	Oid			nsp = get_namespace_oid(HL_SCHEMA, true);
+	Oid			send;
+
+	if (!OidIsValid(nsp))
+		return false;
+	send = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
+						   CStringGetDatum("webhook_send"),
+						   PointerGetDatum(buildoidvector(argtypes, lengthof(argtypes))),
+						   ObjectIdGetDatum(nsp));
+	return OidIsValid(send) &&
+		SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)) &&
+		hl_function_aclcheck(send, owner, ACL_EXECUTE) == ACLCHECK_OK;
+}
+
 /* Checks ---------------------------------------------------------------------- */
 
 static void
@@ -546,6 +575,14 @@ headlessly_subscribe(PG_FUNCTION_ARGS)
 	/* NULL is every tenant the owner may read, checked as each is delivered */
 	if (tenant != NULL)
 		hl_tenant_check(VARDATA_ANY(tenant), VARSIZE_ANY_EXHDR(tenant), HL_TENANT_READ);
+	if (url != NULL && !hl_subscription_owner_may_send(GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to subscribe webhook \"%s\"", name),
+				 errdetail("A webhook has the server send requests to its url, as %s.webhook_send() does: role %s needs EXECUTE on that function.",
+						   HL_SCHEMA, GetUserNameFromId(GetUserId(), false)),
+				 errhint("GRANT EXECUTE ON FUNCTION %s.webhook_send(text, jsonb, text, jsonb, text) to the role, or subscribe without url (a pull consumer).",
+						 HL_SCHEMA)));
 
 	hl_spi_connect();
 	if (hl_subscription_fetch(name, false, &existing))
