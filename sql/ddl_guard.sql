@@ -204,6 +204,7 @@ ALTER TABLE headlessly.streams ADD CONSTRAINT ddl_one_per_noun
     EXCLUDE USING btree (noun WITH OPERATOR(pg_catalog.=))
     WHERE (tenant OPERATOR(pg_catalog.=) 'ddl_deferred') DEFERRABLE INITIALLY DEFERRED;
 SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_1', '{}', tenant => 'ddl_deferred');
+\echo :SQLSTATE
 SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_2', '{}', tenant => 'ddl_deferred');
 SELECT count(*) AS lead_heads FROM headlessly.streams WHERE tenant = 'ddl_deferred';
 ROLLBACK;
@@ -223,14 +224,53 @@ BEGIN;
 ALTER TABLE headlessly.streams ADD CONSTRAINT ddl_first_versions
     CHECK (tenant OPERATOR(pg_catalog.<>) 'ddl_deferred' OR version OPERATOR(pg_catalog.<) 2);
 SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_3', '{}', tenant => 'ddl_deferred');
+\echo :SQLSTATE
 SELECT version FROM headlessly.events_append('Lead.Updated', 'ddl_lead_3', '{}', tenant => 'ddl_deferred');
 SELECT target, version FROM headlessly.streams WHERE tenant = 'ddl_deferred';
 ROLLBACK;
 BEGIN;
 ALTER TABLE headlessly.streams ADD COLUMN ddl_extra int NOT NULL DEFAULT 5;
 SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_4', '{}', tenant => 'ddl_deferred');
+\echo :SQLSTATE
 SELECT target, ddl_extra FROM headlessly.streams WHERE tenant = 'ddl_deferred';
 ROLLBACK;
+-- a nullable column of the owner's without a default gets what an INSERT
+-- would give it, NULL: appends go on
+BEGIN;
+ALTER TABLE headlessly.streams ADD COLUMN ddl_note text;
+SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_5', '{}', tenant => 'ddl_deferred');
+SELECT target, ddl_note FROM headlessly.streams WHERE tenant = 'ddl_deferred';
+ROLLBACK;
+-- foreign keys and row triggers on the heads would not be applied either
+CREATE TABLE ddl_nouns (noun text COLLATE "C" PRIMARY KEY);
+BEGIN;
+ALTER TABLE headlessly.streams ADD CONSTRAINT ddl_known_noun
+    FOREIGN KEY (noun) REFERENCES ddl_nouns NOT VALID;
+SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_6', '{}', tenant => 'ddl_deferred');
+\echo :SQLSTATE
+ROLLBACK;
+CREATE FUNCTION ddl_head_trigger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+BEGIN;
+CREATE TRIGGER ddl_head_trigger BEFORE INSERT OR UPDATE ON headlessly.streams
+    FOR EACH ROW EXECUTE FUNCTION ddl_head_trigger();
+SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_6', '{}', tenant => 'ddl_deferred');
+\echo :SQLSTATE
+ROLLBACK;
+DROP FUNCTION ddl_head_trigger();
+DROP TABLE ddl_nouns;
+-- a CHECK added after this transaction's appends, which the heads it holds
+-- in memory break, is refused when they are written at commit: nothing of
+-- the transaction stays
+BEGIN;
+SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_7', '{}', tenant => 'ddl_deferred');
+SELECT version FROM headlessly.events_append('Lead.Updated', 'ddl_lead_7', '{}', tenant => 'ddl_deferred');
+ALTER TABLE headlessly.streams ADD CONSTRAINT ddl_first_versions
+    CHECK (tenant OPERATOR(pg_catalog.<>) 'ddl_deferred' OR version OPERATOR(pg_catalog.<) 2);
+COMMIT;
+\echo :SQLSTATE
+SELECT count(*) AS lead_7_events FROM headlessly.events WHERE target = 'ddl_lead_7';
+SELECT count(*) AS lead_7_heads FROM headlessly.streams WHERE target = 'ddl_lead_7';
+SELECT conname FROM pg_constraint WHERE conname = 'ddl_first_versions';
 
 -- DROP EXTENSION is the way out -----------------------------------------------
 BEGIN;

@@ -70,6 +70,7 @@
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
@@ -248,45 +249,88 @@ check_streams_indexes(Relation rel)
 	list_free(indexes);
 }
 
+/* whether name is one of the columns the extension gives headlessly.streams */
+static bool
+is_streams_column(const char *name)
+{
+	for (int i = 0; i < S_NCOLUMNS; i++)
+		if (strcmp(name, column_names[i]) == 0)
+			return true;
+	return strcmp(name, "hash") == 0 || strcmp(name, "xact_id") == 0;
+}
+
 /*
- * Nor do they go through CHECK and NOT NULL constraints or column defaults:
- * a head must be all the extension's columns, constrained as it made them.
+ * Nor do they go through CHECK, NOT NULL and foreign key constraints, column
+ * defaults or row triggers: what the owner adds of those would silently not
+ * hold, so appends refuse it.  A nullable column of the owner's without a
+ * default gets what an INSERT would give it, NULL.  Columns are known by
+ * name: a database upgraded from 0.1 may have its later columns elsewhere.
  */
 static void
 check_streams_constraints(Relation rel)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
-	int			known = has_xact_id_column(tupdesc) ? S_XACT_ID :
-		has_hash_column(tupdesc) ? S_HASH : S_NCOLUMNS;
+	TriggerDesc *trigdesc = rel->trigdesc;
+	List	   *fkeys;
 
 	for (int i = 0; i < tupdesc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		const char *name = NameStr(att->attname);
 
 		if (att->attisdropped)
 			continue;
-		if (i >= known)
+		if (!is_streams_column(name) &&
+			(att->atthasdef || att->attidentity || att->attgenerated || att->attnotnull))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("column \"%s\" of %s.streams is not the extension's",
-							NameStr(att->attname), HL_SCHEMA),
-					 errdetail("Appends write the stream heads themselves: it would be left NULL, whatever its default or constraints."),
+					 errmsg("column \"%s\" of %s.streams has a default, an identity, a generation expression or NOT NULL",
+							name, HL_SCHEMA),
+					 errdetail("Appends write the stream heads themselves and would leave the column NULL."),
 					 errhint("Drop the column; keep what you derive from the heads in a table of your own.")));
-		if (att->attnotnull && i + 1 != S_TENANT && i + 1 != S_TARGET && i + 1 != S_VERSION)
+		if (att->attnotnull && i + 1 != S_TENANT && i + 1 != S_TARGET && i + 1 != S_VERSION &&
+			is_streams_column(name))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("column \"%s\" of %s.streams is NOT NULL", NameStr(att->attname), HL_SCHEMA),
+					 errmsg("column \"%s\" of %s.streams is NOT NULL", name, HL_SCHEMA),
 					 errdetail("Appends write the stream heads without checking constraints, and a stream's head can leave it NULL."),
 					 errhint("ALTER TABLE %s.streams ALTER COLUMN %s DROP NOT NULL.",
-							 HL_SCHEMA, quote_identifier(NameStr(att->attname)))));
+							 HL_SCHEMA, quote_identifier(name))));
 	}
-	if (tupdesc->constr != NULL && tupdesc->constr->num_check > 0)
+	for (int i = 0; tupdesc->constr != NULL && i < tupdesc->constr->num_check; i++)
+	{
+#if PG_VERSION_NUM >= 180000
+		/* NOT ENFORCED: the executor does not check it either */
+		if (!tupdesc->constr->check[i].ccenforced)
+			continue;
+#endif
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s.streams has check constraint \"%s\"",
-						HL_SCHEMA, tupdesc->constr->check[0].ccname),
+						HL_SCHEMA, tupdesc->constr->check[i].ccname),
 				 errdetail("Appends write the stream heads without checking constraints, so it would not be enforced."),
 				 errhint("Drop the constraint.")));
+	}
+	fkeys = RelationGetFKeyList(rel);
+	if (fkeys != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s.streams has foreign key constraint \"%s\"", HL_SCHEMA,
+						get_constraint_name(((ForeignKeyCacheInfo *) linitial(fkeys))->conoid)),
+				 errdetail("Appends write the stream heads without checking constraints, so it would not be enforced."),
+				 errhint("Drop the constraint.")));
+	for (int i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *t = &trigdesc->triggers[i];
+
+		if (TRIGGER_FOR_ROW(t->tgtype) && t->tgenabled != TRIGGER_DISABLED &&
+			(TRIGGER_FOR_INSERT(t->tgtype) || TRIGGER_FOR_UPDATE(t->tgtype)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("%s.streams has row trigger \"%s\"", HL_SCHEMA, t->tgname),
+					 errdetail("Appends write the stream heads without firing row triggers, so it would not run."),
+					 errhint("Drop the trigger; an after_commit hook or a subscription sees every append.")));
+	}
 }
 
 /* whether the table has the trigger of schema versions that overlay heads */
@@ -1227,6 +1271,8 @@ hl_streams_flush(void)
 	rel = try_table_open(head_cache.relid, RowExclusiveLock);
 	if (rel == NULL)
 		return false;
+	/* the transaction may have altered the table since its appends */
+	(void) resolve_streams();
 
 	/*
 	 * At commit no statement's snapshot is active, and heap_update needs one
@@ -1465,6 +1511,8 @@ hl_stream_store(text *tenant, text *target, const HlStreamHead *head)
 	}
 
 	rel = table_open(relids.rel, RowExclusiveLock);
+	/* an ALTER we waited for, or ran, may have added what heads cannot keep */
+	(void) resolve_streams();
 	if (head->is_new)
 	{
 		HeapTuple	tuple = form_head_tuple(rel, tenant, target, head);
