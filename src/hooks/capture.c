@@ -464,15 +464,18 @@ fetch_rows(Portal portal, uint64 *nrows)
  * TRUNCATE removes them all the same (so would their events be missing).
  */
 static void
-check_reads_every_row(Relation rel, const char *what)
+check_reads_every_row(Relation rel, bool truncating)
 {
 	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot %s \"%s\" as role \"%s\": row-level security applies",
-						what, RelationGetRelationName(rel), GetUserNameFromId(GetUserId(), false)),
+				 errmsg("cannot %s %s as role \"%s\": row-level security applies",
+						truncating ? "truncate captured table" : "capture table",
+						qualified_name(rel), GetUserNameFromId(GetUserId(), false)),
 				 errdetail("Every row of the table becomes an event, and the table's policies could hide rows from this role."),
-				 errhint("Do it as the table's owner or a role with BYPASSRLS (unless the table forces row security), or DELETE the rows this role may see.")));
+				 truncating ?
+				 errhint("Truncate it as the table's owner or a role with BYPASSRLS (unless the table forces row security), or DELETE the rows this role may see.") :
+				 errhint("Capture it as the table's owner or a role with BYPASSRLS (unless the table forces row security).")));
 }
 
 /* The trigger ---------------------------------------------------------------- */
@@ -521,7 +524,7 @@ headlessly_capture_trigger(PG_FUNCTION_ARGS)
 		SPITupleTable *rows;
 		uint64		n;
 
-		check_reads_every_row(rel, "truncate captured table");
+		check_reads_every_row(rel, true);
 
 		/*
 		 * The statement's snapshot was taken before TRUNCATE waited for its
@@ -782,7 +785,7 @@ headlessly_capture(PG_FUNCTION_ARGS)
 	}
 
 	rel = table_open(relid, NoLock);
-	check_reads_every_row(rel, "capture table");
+	check_reads_every_row(rel, false);
 	hl_spi_connect();
 
 	/*
