@@ -115,4 +115,15 @@ DROP VIEW up_hook_list;
 DROP FUNCTION up_tag(jsonb);
 DROP EXTENSION headlessly_events CASCADE;
 DROP ROLE regress_upgrade_reader;
+
+-- a column the owner added to the heads at 0.1 puts the columns of 0.2
+-- after it: appends still know them, and leave the owner's NULL
+CREATE EXTENSION headlessly_events VERSION '0.1';
+ALTER TABLE headlessly.streams ADD COLUMN owner_note text;
+SELECT version FROM headlessly.events_append('Deal.Created', 'deal_note', '{"amount": 1}');
+ALTER EXTENSION headlessly_events UPDATE;
+SELECT version FROM headlessly.events_append('Deal.Updated', 'deal_note', '{"amount": 2}');
+SELECT target, version, owner_note FROM headlessly.streams WHERE target = 'deal_note';
+SELECT count(*) AS drift FROM headlessly.check_state();
+DROP EXTENSION headlessly_events CASCADE;
 CREATE EXTENSION headlessly_events;

@@ -181,22 +181,38 @@ streams_relcache_callback(Datum arg, Oid relid)
 		head_cache_check_file = true;
 }
 
-/* whether rows of tupdesc carry the last event's hash (a schema since 0.2) */
-static inline bool
-has_hash_column(TupleDesc tupdesc)
+/*
+ * Where a column that 0.2 added is in rows of tupdesc, or InvalidAttrNumber
+ * if there is none (a 0.1 schema).  Found by name: a database upgraded
+ * from 0.1 whose owner had added a column has it after that one.
+ */
+static AttrNumber
+streams_column(TupleDesc tupdesc, AttrNumber usual, const char *name, Oid type)
 {
-	return tupdesc->natts >= S_HASH &&
-		!TupleDescAttr(tupdesc, S_HASH - 1)->attisdropped &&
-		TupleDescAttr(tupdesc, S_HASH - 1)->atttypid == BYTEAOID;
+	/* from its usual place on, round to the first column */
+	for (int i = usual - 1; i < tupdesc->natts + usual - 1; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i % tupdesc->natts);
+
+		if (!att->attisdropped && att->atttypid == type &&
+			strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	return InvalidAttrNumber;
 }
 
-/* whether rows of tupdesc carry the last event's xact_id (a schema since 0.2) */
-static inline bool
-has_xact_id_column(TupleDesc tupdesc)
+/* the last event's hash */
+static inline AttrNumber
+hash_column(TupleDesc tupdesc)
 {
-	return tupdesc->natts >= S_XACT_ID &&
-		!TupleDescAttr(tupdesc, S_XACT_ID - 1)->attisdropped &&
-		TupleDescAttr(tupdesc, S_XACT_ID - 1)->atttypid == XID8OID;
+	return streams_column(tupdesc, S_HASH, "hash", BYTEAOID);
+}
+
+/* the last event's xact_id */
+static inline AttrNumber
+xact_id_column(TupleDesc tupdesc)
+{
+	return streams_column(tupdesc, S_XACT_ID, "xact_id", XID8OID);
 }
 
 static void
@@ -212,12 +228,6 @@ check_streams_columns(Relation rel)
 			elog(ERROR, "column %d of %s.streams is not \"%s\"",
 				 i + 1, HL_SCHEMA, column_names[i]);
 	}
-	if (has_hash_column(tupdesc) &&
-		strcmp(NameStr(TupleDescAttr(tupdesc, S_HASH - 1)->attname), "hash") != 0)
-		elog(ERROR, "column %d of %s.streams is not \"%s\"", S_HASH, HL_SCHEMA, "hash");
-	if (has_xact_id_column(tupdesc) &&
-		strcmp(NameStr(TupleDescAttr(tupdesc, S_XACT_ID - 1)->attname), "xact_id") != 0)
-		elog(ERROR, "column %d of %s.streams is not \"%s\"", S_XACT_ID, HL_SCHEMA, "xact_id");
 }
 
 /*
@@ -388,6 +398,7 @@ read_head(TupleTableSlot *slot, HlStreamHead *head)
 {
 	bool		isnull;
 	Datum		d;
+	AttrNumber	attno;
 
 	slot_getallattrs(slot);
 	head->tid = slot->tts_tid;
@@ -403,9 +414,10 @@ read_head(TupleTableSlot *slot, HlStreamHead *head)
 	head->updated_at = DatumGetTimestampTz(slot_getattr(slot, S_UPDATED_AT, &isnull));
 	head->has_updated_at = !isnull;
 	head->has_hash = false;
-	if (has_hash_column(slot->tts_tupleDescriptor))
+	attno = hash_column(slot->tts_tupleDescriptor);
+	if (attno != InvalidAttrNumber)
 	{
-		d = slot_getattr(slot, S_HASH, &isnull);
+		d = slot_getattr(slot, attno, &isnull);
 		if (!isnull && VARSIZE_ANY_EXHDR(DatumGetPointer(d)) == HL_HEAD_HASH_LEN)
 		{
 			memcpy(head->hash, VARDATA_ANY(DatumGetPointer(d)), HL_HEAD_HASH_LEN);
@@ -413,9 +425,10 @@ read_head(TupleTableSlot *slot, HlStreamHead *head)
 		}
 	}
 	head->xact_id = InvalidFullTransactionId;
-	if (has_xact_id_column(slot->tts_tupleDescriptor))
+	attno = xact_id_column(slot->tts_tupleDescriptor);
+	if (attno != InvalidAttrNumber)
 	{
-		d = slot_getattr(slot, S_XACT_ID, &isnull);
+		d = slot_getattr(slot, attno, &isnull);
 		if (!isnull)
 			head->xact_id = DatumGetFullTransactionId(d);
 	}
@@ -429,6 +442,8 @@ static void
 head_values(TupleDesc tupdesc, text *tenant, text *target, const HlStreamHead *head,
 			Datum *values, bool *nulls)
 {
+	AttrNumber	attno;
+
 	memset(values, 0, tupdesc->natts * sizeof(Datum));
 	memset(nulls, true, tupdesc->natts * sizeof(bool));
 
@@ -454,19 +469,21 @@ head_values(TupleDesc tupdesc, text *tenant, text *target, const HlStreamHead *h
 	nulls[S_CREATED_AT - 1] = !head->has_created_at;
 	values[S_UPDATED_AT - 1] = TimestampTzGetDatum(head->updated_at);
 	nulls[S_UPDATED_AT - 1] = !head->has_updated_at;
-	if (head->has_hash && has_hash_column(tupdesc))
+	attno = hash_column(tupdesc);
+	if (head->has_hash && attno != InvalidAttrNumber)
 	{
 		bytea	   *hash = palloc(VARHDRSZ + HL_HEAD_HASH_LEN);
 
 		SET_VARSIZE(hash, VARHDRSZ + HL_HEAD_HASH_LEN);
 		memcpy(VARDATA(hash), head->hash, HL_HEAD_HASH_LEN);
-		values[S_HASH - 1] = PointerGetDatum(hash);
-		nulls[S_HASH - 1] = false;
+		values[attno - 1] = PointerGetDatum(hash);
+		nulls[attno - 1] = false;
 	}
-	if (FullTransactionIdIsValid(head->xact_id) && has_xact_id_column(tupdesc))
+	attno = xact_id_column(tupdesc);
+	if (FullTransactionIdIsValid(head->xact_id) && attno != InvalidAttrNumber)
 	{
-		values[S_XACT_ID - 1] = FullTransactionIdGetDatum(head->xact_id);
-		nulls[S_XACT_ID - 1] = false;
+		values[attno - 1] = FullTransactionIdGetDatum(head->xact_id);
+		nulls[attno - 1] = false;
 	}
 }
 

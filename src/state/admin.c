@@ -50,16 +50,20 @@ PG_FUNCTION_INFO_V1(headlessly_rebuild_state);
 	"  FROM (SELECT) AS one" \
 	"  LEFT JOIN " HL_SCHEMA ".streams s" \
 	"    ON s.tenant OPERATOR(pg_catalog.=) $1 AND s.target OPERATOR(pg_catalog.=) $2"
+/* the extension's columns only: the owner may have added some of its own */
+#define STORED_HEAD_01 \
+	"'version', s.version, 'last_recorded_at', s.last_recorded_at, 'noun', s.noun," \
+	" 'state', s.state, 'created_at', s.created_at, 'updated_at', s.updated_at"
 #define HEAD_QUERY \
-	"SELECT pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.-) 'tenant'::pg_catalog.text" \
-	"                              OPERATOR(pg_catalog.-) 'target'::pg_catalog.text," \
+	"SELECT CASE WHEN s.target IS NOT NULL THEN pg_catalog.jsonb_build_object(" \
+	STORED_HEAD_01 ", 'hash', s.hash, 'xact_id', s.xact_id) END," \
 	"       pg_catalog.jsonb_build_object('version', $3, 'last_recorded_at', $4, 'noun', $5," \
 	"                                     'state', $6, 'created_at', $7, 'updated_at', $8," \
 	"                                     'hash', $9, 'xact_id', $10)" \
 	HEAD_QUERY_FROM
 #define HEAD_QUERY_01 \
-	"SELECT pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.-) 'tenant'::pg_catalog.text" \
-	"                              OPERATOR(pg_catalog.-) 'target'::pg_catalog.text," \
+	"SELECT CASE WHEN s.target IS NOT NULL THEN pg_catalog.jsonb_build_object(" \
+	STORED_HEAD_01 ") END," \
 	"       pg_catalog.jsonb_build_object('version', $3, 'last_recorded_at', $4, 'noun', $5," \
 	"                                     'state', $6, 'created_at', $7, 'updated_at', $8)" \
 	HEAD_QUERY_FROM
