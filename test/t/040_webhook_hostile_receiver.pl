@@ -42,13 +42,13 @@ $node->safe_psql('postgres', qq{
 	SELECT headlessly.deliver();
 });
 is($node->safe_psql('postgres', q{
-	SELECT http_status || ' ' || (next_attempt_at - last_attempt_at < interval '3 s')::text
+	SELECT http_status || ' ' || (next_attempt_at - last_attempt_at BETWEEN interval '1.5 s' AND interval '3 s')::text
 	  FROM headlessly.deliveries WHERE subscription = 'huge' AND status = 'failed'}),
-	'429 true', 'a Retry-After far past retry_max_delay waits at most retry_max_delay');
+	'429 true', 'a Retry-After far past retry_max_delay waits retry_max_delay');
 is($node->safe_psql('postgres', q{
-	SELECT http_status || ' ' || (next_attempt_at - last_attempt_at < interval '3 s')::text
+	SELECT http_status || ' ' || (next_attempt_at - last_attempt_at < interval '1 s')::text
 	  FROM headlessly.deliveries WHERE subscription = 'neg' AND status = 'failed'}),
-	'429 true', 'a negative Retry-After is the backoff');
+	'429 true', 'a negative Retry-After is the backoff (10 ms here), not a wait');
 
 # both events reach the receiver, in version order, once the capped delay passed
 my $done;
