@@ -235,12 +235,21 @@ SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_4', '{}',
 SELECT target, ddl_extra FROM headlessly.streams WHERE tenant = 'ddl_deferred';
 ROLLBACK;
 -- a nullable column of the owner's without a default gets what an INSERT
--- would give it, NULL: appends go on
-BEGIN;
+-- would give it, NULL, and keeps what the owner wrote into it, as an
+-- UPDATE would: appends go on
 ALTER TABLE headlessly.streams ADD COLUMN ddl_note text;
-SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_5', '{}', tenant => 'ddl_deferred');
-SELECT target, ddl_note FROM headlessly.streams WHERE tenant = 'ddl_deferred';
-ROLLBACK;
+SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_5', '{}', tenant => 'ddl_notes');
+SELECT target, ddl_note FROM headlessly.streams WHERE tenant = 'ddl_notes';
+UPDATE headlessly.streams SET ddl_note = 'kept' WHERE target = 'ddl_lead_5';
+SELECT version FROM headlessly.events_append('Lead.Updated', 'ddl_lead_5', '{"n": 1}', tenant => 'ddl_notes');
+-- twice in one transaction: the second is written at commit
+BEGIN;
+SELECT version FROM headlessly.events_append('Lead.Updated', 'ddl_lead_5', '{"n": 2}', tenant => 'ddl_notes');
+SELECT version FROM headlessly.events_append('Lead.Updated', 'ddl_lead_5', '{"n": 3}', tenant => 'ddl_notes');
+COMMIT;
+SELECT target, version, state, ddl_note FROM headlessly.streams WHERE tenant = 'ddl_notes';
+SELECT count(*) AS drift FROM headlessly.check_state();
+ALTER TABLE headlessly.streams DROP COLUMN ddl_note;
 -- foreign keys and row triggers on the heads would not be applied either
 CREATE TABLE ddl_nouns (noun text COLLATE "C" PRIMARY KEY);
 BEGIN;
@@ -258,6 +267,13 @@ SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_6', '{}',
 ROLLBACK;
 DROP FUNCTION ddl_head_trigger();
 DROP TABLE ddl_nouns;
+-- a table of the owner's that references the heads puts PostgreSQL's own
+-- foreign key triggers on them: appends go on
+BEGIN;
+CREATE TABLE ddl_head_notes (tenant text COLLATE "C", target text COLLATE "C", note text,
+    FOREIGN KEY (tenant, target) REFERENCES headlessly.streams);
+SELECT version FROM headlessly.events_append('Lead.Created', 'ddl_lead_8', '{}', tenant => 'ddl_deferred');
+ROLLBACK;
 -- a CHECK added after this transaction's appends, which the heads it holds
 -- in memory break, is refused when they are written at commit: nothing of
 -- the transaction stays

@@ -282,6 +282,7 @@ check_streams_constraints(Relation rel)
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	TriggerDesc *trigdesc = rel->trigdesc;
 	List	   *fkeys;
+	ListCell   *lc;
 
 	for (int i = 0; i < tupdesc->natts; i++)
 	{
@@ -322,18 +323,30 @@ check_streams_constraints(Relation rel)
 				 errhint("Drop the constraint.")));
 	}
 	fkeys = RelationGetFKeyList(rel);
-	if (fkeys != NIL)
+	foreach(lc, fkeys)
+	{
+		ForeignKeyCacheInfo *fk = lfirst(lc);
+
+#if PG_VERSION_NUM >= 180000
+		if (!fk->conenforced)
+			continue;
+#endif
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s.streams has foreign key constraint \"%s\"", HL_SCHEMA,
-						get_constraint_name(((ForeignKeyCacheInfo *) linitial(fkeys))->conoid)),
+						get_constraint_name(fk->conoid)),
 				 errdetail("Appends write the stream heads without checking constraints, so it would not be enforced."),
 				 errhint("Drop the constraint.")));
+	}
 	for (int i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
 	{
 		Trigger    *t = &trigdesc->triggers[i];
 
-		if (TRIGGER_FOR_ROW(t->tgtype) && t->tgenabled != TRIGGER_DISABLED &&
+		/*
+		 * Internal ones enforce foreign keys: those on streams are refused
+		 * above, those of tables referencing it need no write of ours.
+		 */
+		if (!t->tgisinternal && TRIGGER_FOR_ROW(t->tgtype) && t->tgenabled != TRIGGER_DISABLED &&
 			(TRIGGER_FOR_INSERT(t->tgtype) || TRIGGER_FOR_UPDATE(t->tgtype)))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -496,6 +509,60 @@ form_head_tuple(Relation rel, text *tenant, text *target, const HlStreamHead *he
 
 	head_values(tupdesc, tenant, target, head, values, nulls);
 	return heap_form_tuple(tupdesc, values, nulls);
+}
+
+/* whether the owner added columns of its own (nullable, without defaults) */
+static bool
+has_owner_columns(TupleDesc tupdesc)
+{
+	for (int i = S_NCOLUMNS; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (!att->attisdropped && !is_streams_column(NameStr(att->attname)))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The head's next version, with the owner's columns as the version at otid
+ * has them: an UPDATE would keep them too.
+ */
+static HeapTuple
+form_head_tuple_keeping(Relation rel, ItemPointer otid, text *tenant, text *target,
+						const HlStreamHead *head)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	Datum	   *values = palloc(tupdesc->natts * sizeof(Datum));
+	bool	   *nulls = palloc(tupdesc->natts * sizeof(bool));
+	Datum	   *old_values = palloc(tupdesc->natts * sizeof(Datum));
+	bool	   *old_nulls = palloc(tupdesc->natts * sizeof(bool));
+	HeapTupleData old;
+	Buffer		buf;
+	HeapTuple	tuple;
+
+	head_values(tupdesc, tenant, target, head, values, nulls);
+	old.t_self = *otid;
+	if (!heap_fetch(rel, SnapshotAny, &old, &buf, false))
+		elog(ERROR, "could not read the head of stream \"%s\" at (%u,%u)",
+			 text_to_cstring(target), ItemPointerGetBlockNumber(otid),
+			 ItemPointerGetOffsetNumber(otid));
+	heap_deform_tuple(&old, tupdesc, old_values, old_nulls);
+	for (int i = S_NCOLUMNS; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (!att->attisdropped && !is_streams_column(NameStr(att->attname)))
+		{
+			values[i] = old_values[i];
+			nulls[i] = old_nulls[i];
+		}
+	}
+	/* the values point into the buffer: form the tuple before letting go */
+	tuple = heap_form_tuple(tupdesc, values, nulls);
+	ReleaseBuffer(buf);
+	return tuple;
 }
 
 static void
@@ -852,7 +919,9 @@ static ItemPointerData
 update_head(Relation rel, ItemPointer otid, text *tenant, text *target,
 			const HlStreamHead *head)
 {
-	HeapTuple	tuple = form_head_tuple(rel, tenant, target, head);
+	HeapTuple	tuple = has_owner_columns(RelationGetDescr(rel)) ?
+		form_head_tuple_keeping(rel, otid, tenant, target, head) :
+		form_head_tuple(rel, tenant, target, head);
 	ItemPointerData tid;
 	HlIndexUpdate which;
 
