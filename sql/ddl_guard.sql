@@ -250,6 +250,23 @@ COMMIT;
 SELECT target, version, state, ddl_note FROM headlessly.streams WHERE tenant = 'ddl_notes';
 SELECT count(*) AS drift FROM headlessly.check_state();
 ALTER TABLE headlessly.streams DROP COLUMN ddl_note;
+-- heads are built as the extension's column types: PostgreSQL keeps them
+-- (the extension's views and policy use every column), and appends would
+-- refuse another type rather than misread it
+DO $$
+DECLARE c text; t text;
+BEGIN
+  FOR c, t IN VALUES ('tenant','varchar'),('target','varchar'),('version','numeric'),('last_recorded_at','timestamp'),
+                     ('noun','varchar'),('state','json'),('created_at','timestamp'),('updated_at','timestamp') LOOP
+    BEGIN
+      EXECUTE format('ALTER TABLE headlessly.streams ALTER COLUMN %I TYPE %s', c, t);
+      RAISE NOTICE '% altered', c;
+      RAISE EXCEPTION 'undo';
+    EXCEPTION WHEN OTHERS THEN
+      RAISE NOTICE '% %: %', c, SQLSTATE, SQLERRM;
+    END;
+  END LOOP;
+END $$;
 -- foreign keys and row triggers on the heads would not be applied either
 CREATE TABLE ddl_nouns (noun text COLLATE "C" PRIMARY KEY);
 BEGIN;

@@ -112,6 +112,10 @@ static const char *const column_names[S_NCOLUMNS] = {
 	"tenant", "target", "version", "last_recorded_at", "noun", "state",
 	"created_at", "updated_at"
 };
+static const Oid column_types[S_NCOLUMNS] = {
+	TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID, JSONBOID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID
+};
 
 /* field4 of the advisory lock tags we use; SQL's own advisory locks use 1 and 2 */
 #define HL_LOCKTAG_STREAM_CREATE 0x484c
@@ -227,6 +231,16 @@ check_streams_columns(Relation rel)
 			strcmp(NameStr(TupleDescAttr(tupdesc, i)->attname), column_names[i]) != 0)
 			elog(ERROR, "column %d of %s.streams is not \"%s\"",
 				 i + 1, HL_SCHEMA, column_names[i]);
+		/* heads are built as Datums of these types: another would be misread */
+		if (TupleDescAttr(tupdesc, i)->atttypid != column_types[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("column \"%s\" of %s.streams is of type %s, not %s",
+							column_names[i], HL_SCHEMA,
+							format_type_be(TupleDescAttr(tupdesc, i)->atttypid),
+							format_type_be(column_types[i])),
+					 errhint("ALTER TABLE %s.streams ALTER COLUMN %s TYPE %s.",
+							 HL_SCHEMA, column_names[i], format_type_be(column_types[i]))));
 	}
 }
 
