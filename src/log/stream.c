@@ -286,6 +286,13 @@ is_streams_column(const char *name)
 	return false;
 }
 
+/* a column the owner added to headlessly.streams */
+static inline bool
+is_owner_column(Form_pg_attribute att)
+{
+	return !att->attisdropped && !is_streams_column(NameStr(att->attname));
+}
+
 /*
  * Nor do they go through CHECK, NOT NULL and foreign key constraints, column
  * defaults or row triggers: what the owner adds of those would silently not
@@ -308,7 +315,7 @@ check_streams_constraints(Relation rel)
 
 		if (att->attisdropped)
 			continue;
-		if (!is_streams_column(name) &&
+		if (is_owner_column(att) &&
 			(att->atthasdef || att->attidentity || att->attgenerated || att->attnotnull))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -317,7 +324,7 @@ check_streams_constraints(Relation rel)
 					 errdetail("Appends write the stream heads themselves and would leave the column NULL."),
 					 errhint("Drop the column; keep what you derive from the heads in a table of your own.")));
 		if (att->attnotnull && i + 1 != S_TENANT && i + 1 != S_TARGET && i + 1 != S_VERSION &&
-			is_streams_column(name))
+			!is_owner_column(att))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("column \"%s\" of %s.streams is NOT NULL", name, HL_SCHEMA),
@@ -517,60 +524,49 @@ head_values(TupleDesc tupdesc, text *tenant, text *target, const HlStreamHead *h
 	}
 }
 
-static HeapTuple
-form_head_tuple(Relation rel, text *tenant, text *target, const HlStreamHead *head)
-{
-	TupleDesc	tupdesc = RelationGetDescr(rel);
-	Datum	   *values = palloc(tupdesc->natts * sizeof(Datum));
-	bool	   *nulls = palloc(tupdesc->natts * sizeof(bool));
-
-	head_values(tupdesc, tenant, target, head, values, nulls);
-	return heap_form_tuple(tupdesc, values, nulls);
-}
-
 /* whether the owner added columns of its own (nullable, without defaults) */
 static bool
 has_owner_columns(TupleDesc tupdesc)
 {
 	for (int i = S_NCOLUMNS; i < tupdesc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
-
-		if (!att->attisdropped && !is_streams_column(NameStr(att->attname)))
+		if (is_owner_column(TupleDescAttr(tupdesc, i)))
 			return true;
-	}
 	return false;
 }
 
 /*
- * The head's next version, with the owner's columns as the version at otid
- * has them: an UPDATE would keep them too.
+ * The head as a new row version.  The owner's columns are NULL in a new
+ * head, as an INSERT leaves them, and in the next version of the one at
+ * otid what they are there, as an UPDATE keeps them.
  */
 static HeapTuple
-form_head_tuple_keeping(Relation rel, ItemPointer otid, text *tenant, text *target,
-						const HlStreamHead *head)
+form_head_tuple(Relation rel, ItemPointer otid, text *tenant, text *target,
+				const HlStreamHead *head)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	Datum	   *values = palloc(tupdesc->natts * sizeof(Datum));
 	bool	   *nulls = palloc(tupdesc->natts * sizeof(bool));
-	Datum	   *old_values = palloc(tupdesc->natts * sizeof(Datum));
-	bool	   *old_nulls = palloc(tupdesc->natts * sizeof(bool));
+	Datum	   *old_values;
+	bool	   *old_nulls;
 	HeapTupleData old;
 	Buffer		buf;
 	HeapTuple	tuple;
 
 	head_values(tupdesc, tenant, target, head, values, nulls);
+	if (otid == NULL || !has_owner_columns(tupdesc))
+		return heap_form_tuple(tupdesc, values, nulls);
+
 	old.t_self = *otid;
 	if (!heap_fetch(rel, SnapshotAny, &old, &buf, false))
 		elog(ERROR, "could not read the head of stream \"%s\" at (%u,%u)",
 			 text_to_cstring(target), ItemPointerGetBlockNumber(otid),
 			 ItemPointerGetOffsetNumber(otid));
+	old_values = palloc(tupdesc->natts * sizeof(Datum));
+	old_nulls = palloc(tupdesc->natts * sizeof(bool));
 	heap_deform_tuple(&old, tupdesc, old_values, old_nulls);
 	for (int i = S_NCOLUMNS; i < tupdesc->natts; i++)
 	{
-		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
-
-		if (!att->attisdropped && !is_streams_column(NameStr(att->attname)))
+		if (is_owner_column(TupleDescAttr(tupdesc, i)))
 		{
 			values[i] = old_values[i];
 			nulls[i] = old_nulls[i];
@@ -936,9 +932,7 @@ static ItemPointerData
 update_head(Relation rel, ItemPointer otid, text *tenant, text *target,
 			const HlStreamHead *head)
 {
-	HeapTuple	tuple = has_owner_columns(RelationGetDescr(rel)) ?
-		form_head_tuple_keeping(rel, otid, tenant, target, head) :
-		form_head_tuple(rel, tenant, target, head);
+	HeapTuple	tuple = form_head_tuple(rel, otid, tenant, target, head);
 	ItemPointerData tid;
 	HlIndexUpdate which;
 
@@ -1618,7 +1612,7 @@ hl_stream_store(text *tenant, text *target, const HlStreamHead *head)
 	(void) resolve_streams();
 	if (head->is_new)
 	{
-		HeapTuple	tuple = form_head_tuple(rel, tenant, target, head);
+		HeapTuple	tuple = form_head_tuple(rel, NULL, tenant, target, head);
 		bool		created = create_head(rel, relids.pkey, tenant, target, tuple);
 
 		tid = tuple->t_self;
