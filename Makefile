@@ -23,7 +23,7 @@ DATA = src/$(EXTENSION)--0.1.sql $(wildcard src/$(EXTENSION)--*--*.sql)
 REGRESS = append entity errors bad_names batch idempotency immutability make_append_only ddl_guard settings hooks hooks_safety capture capture_nouns capture_search_path time_travel time_travel_heads entities_as_of rollback events_list time_travel_admin trust_boundary key_locks hostile_review delivery append_index_cache tamper_api tamper_scan tamper_parallel tenancy hostile_delivery hostile_tenant catalog trigger_protocol audit upgrade
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
-ISOLATION = stream_versions stream_heads idempotency_race expected_version_race hook_registration hook_cache_reload hook_cancel hook_after_trigger hook_internal_ddl time_travel_consistency guard_internal_ddl capture_race seq_order stream_head_tids delivery_late_commit delivery_groups delivery_ack_nack tenant_grant_changes delivery_version_order verify_parallel_cancel tenant_grant_locks hook_round_lock_order delivery_own_events hook_handler_rename
+ISOLATION = stream_versions stream_heads idempotency_race expected_version_race hook_registration hook_cache_reload hook_cancel hook_after_trigger hook_internal_ddl time_travel_consistency guard_internal_ddl capture_race seq_order stream_head_tids delivery_late_commit delivery_groups delivery_ack_nack tenant_grant_changes delivery_version_order verify_parallel_cancel tenant_grant_locks hook_round_lock_order delivery_own_events hook_handler_rename stream_heads_alter
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=$(EXTENSION)
 
 TAP_TESTS = 1
